@@ -1,0 +1,13 @@
+DROP TABLE audit_log;
+DROP TABLE interaction_bindings;
+DROP TABLE interactions;
+DROP TABLE contact_create_requests;
+DROP TABLE contact_messaging_channels;
+DROP TABLE contact_emails;
+DROP TABLE contact_phones;
+DROP TABLE contact_attributes;
+DROP TABLE contact_labels;
+DROP TABLE labels;
+DROP TABLE contacts;
+DROP TABLE users;
+DROP TABLE domains;

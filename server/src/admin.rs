@@ -1,0 +1,93 @@
+//! Operator commands (`client-info-server admin ...`): create domains and users, mint tokens.
+//! Each migrates the database first, so they work on a fresh machine.
+
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+
+use crate::auth::TokenKeys;
+use crate::db::{self, domains, users};
+use crate::domain::ids::{DomainId, UserId};
+use crate::domain::permission::Permission;
+use crate::domain::phone::Region;
+use crate::error::Error;
+
+/// Creates the database when missing, migrates it, and connects.
+pub async fn connect(database_url: &str) -> Result<AsyncPgConnection, Error> {
+    db::ensure_database(database_url).await?;
+    db::run_migrations(database_url).await?;
+    Ok(AsyncPgConnection::establish(database_url).await?)
+}
+
+/// Creates a domain and returns its id.
+pub async fn create_domain(
+    database_url: &str,
+    name: &str,
+    region: Region,
+    autolink: bool,
+    fallback_digits: i16,
+) -> Result<DomainId, Error> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("NAME", "must be 1 to 200 characters"));
+    }
+    if fallback_digits != 0 && !(6..=15).contains(&fallback_digits) {
+        return Err(Error::invalid(
+            "--fallback-digits",
+            "must be 0 (off) or 6 to 15",
+        ));
+    }
+    let mut conn = connect(database_url).await?;
+    if domains::find_by_name(&mut conn, name.trim())
+        .await?
+        .is_some()
+    {
+        return Err(Error::AlreadyExists(format!(
+            "a domain named {name:?} exists"
+        )));
+    }
+    domains::create(
+        &mut conn,
+        &domains::NewDomain {
+            name: name.trim(),
+            default_region: region,
+            autolink,
+            fallback_digits,
+        },
+    )
+    .await
+}
+
+/// Creates a user in a domain and returns its id.
+pub async fn create_user(
+    database_url: &str,
+    domain: DomainId,
+    name: &str,
+) -> Result<UserId, Error> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("NAME", "must be 1 to 200 characters"));
+    }
+    let mut conn = connect(database_url).await?;
+    match users::create(&mut conn, domain, name.trim()).await {
+        Err(Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ))) => Err(Error::not_found(format!("domain {domain}"))),
+        other => other,
+    }
+}
+
+/// Mints a token for an existing user of a domain.
+pub async fn mint_token(
+    database_url: &str,
+    secret: &[u8],
+    domain: DomainId,
+    user: UserId,
+    permissions: &[Permission],
+    ttl: Duration,
+) -> Result<String, Error> {
+    let mut conn = connect(database_url).await?;
+    if !users::exists(&mut conn, domain, user).await? {
+        return Err(Error::not_found(format!("user {user} in domain {domain}")));
+    }
+    TokenKeys::new(secret).mint(domain, user, permissions, ttl)
+}

@@ -1,0 +1,308 @@
+//! Authentication (HS256 JWT bearer tokens) and the caller identity handlers authorize against.
+//!
+//! The interceptor verifies the token and puts a [`Caller`] into the request's extensions;
+//! handlers then call [`Caller::require`] for the permission their RPC needs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Status};
+
+use crate::domain::ids::{DomainId, UserId};
+use crate::domain::permission::{Permission, PermissionSet};
+use crate::error::Error;
+
+/// The claims of a client-info token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id, as a decimal string.
+    pub sub: String,
+    /// The user's domain.
+    pub domain_id: i64,
+    /// Permission names; unknown names are ignored.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Issue time, seconds since the Unix epoch.
+    #[serde(default)]
+    pub iat: i64,
+}
+
+/// Who is calling: the verified content of the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The calling user.
+    pub user_id: UserId,
+    /// The user's domain: every query of the request is confined to it.
+    pub domain_id: DomainId,
+    /// What the caller may do.
+    pub permissions: PermissionSet,
+}
+
+impl Caller {
+    /// PERMISSION_DENIED unless the caller holds `p`.
+    pub fn require(&self, p: Permission) -> Result<(), Error> {
+        if self.permissions.contains(p) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "this call needs the {p} permission"
+            )))
+        }
+    }
+
+    /// True when the caller holds `p`.
+    pub fn has(&self, p: Permission) -> bool {
+        self.permissions.contains(p)
+    }
+
+    /// The caller put into the request by the interceptor.
+    pub fn of<T>(request: &Request<T>) -> Result<Caller, Error> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .copied()
+            .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))
+    }
+}
+
+/// Why a token was refused (all map to UNAUTHENTICATED).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No `authorization` header.
+    #[error("missing bearer token (send `authorization: Bearer <token>`)")]
+    Missing,
+    /// The header is not `Bearer <token>`.
+    #[error("malformed authorization header (expected `Bearer <token>`)")]
+    Malformed,
+    /// Expired.
+    #[error("the token has expired")]
+    Expired,
+    /// Bad signature, bad encoding or bad claims.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// Signs and verifies tokens with one HS256 secret.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(<secret>)")
+    }
+}
+
+impl TokenKeys {
+    /// Keys for `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Mints a token for `user` of `domain` with `permissions`, valid for `ttl` from now.
+    pub fn mint(
+        &self,
+        domain: DomainId,
+        user: UserId,
+        permissions: &[Permission],
+        ttl: Duration,
+    ) -> Result<String, Error> {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        self.mint_claims(&Claims {
+            sub: user.0.to_string(),
+            domain_id: domain.0,
+            permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+            exp: now.saturating_add(ttl),
+            iat: now,
+        })
+    }
+
+    /// Signs arbitrary claims (tests use it for expired tokens).
+    pub fn mint_claims(&self, claims: &Claims) -> Result<String, Error> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("cannot sign token: {e}")))
+    }
+
+    /// Verifies a token and returns the caller it names.
+    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            })?;
+        let claims = data.claims;
+        let user = claims
+            .sub
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| TokenError::Invalid("sub must be a positive user id".into()))?;
+        if claims.domain_id <= 0 {
+            return Err(TokenError::Invalid("domain_id must be positive".into()));
+        }
+        Ok(Caller {
+            user_id: UserId(user),
+            domain_id: DomainId(claims.domain_id),
+            permissions: claims
+                .permissions
+                .iter()
+                .filter_map(|p| Permission::parse(p))
+                .collect(),
+        })
+    }
+
+    /// Reads the `authorization` header of a request and verifies its bearer token.
+    pub fn authenticate(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Caller, TokenError> {
+        let header = metadata.get("authorization").ok_or(TokenError::Missing)?;
+        let header = header.to_str().map_err(|_| TokenError::Malformed)?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or(TokenError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(TokenError::Malformed);
+        }
+        self.verify(token.trim())
+    }
+}
+
+/// The tonic interceptor: verifies the bearer token and stores the [`Caller`].
+#[derive(Debug, Clone)]
+pub struct AuthInterceptor {
+    keys: Arc<TokenKeys>,
+}
+
+impl AuthInterceptor {
+    /// An interceptor using `keys`.
+    pub fn new(keys: Arc<TokenKeys>) -> Self {
+        Self { keys }
+    }
+}
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let caller = self
+            .keys
+            .authenticate(request.metadata())
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// Parses a comma-separated permission list (`contacts.read,contacts.write`).
+pub fn parse_permissions(list: &str) -> Result<Vec<Permission>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            Permission::parse(name).ok_or_else(|| {
+                let known: Vec<_> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown permission {name:?} (known: {})", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// Parses a duration such as `90s`, `15m`, `1h`, `7d` (a bare number is seconds).
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (for example 90s, 15m, 1h, 7d)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration (for example 90s, 15m, 1h, 7d)"
+            ));
+        }
+    };
+    if secs == 0 {
+        return Err("the duration must be positive".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens_verify() {
+        let keys = TokenKeys::new(b"secret");
+        let token = keys
+            .mint(
+                DomainId(3),
+                UserId(7),
+                &[Permission::ContactsRead],
+                Duration::from_secs(60),
+            )
+            .expect("mint");
+        let caller = keys.verify(&token).expect("verify");
+        assert_eq!(caller.user_id, UserId(7));
+        assert_eq!(caller.domain_id, DomainId(3));
+        assert!(caller.has(Permission::ContactsRead));
+        assert!(!caller.has(Permission::ContactsWrite));
+    }
+
+    #[test]
+    fn forged_and_expired_tokens_fail() {
+        let keys = TokenKeys::new(b"secret");
+        let other = TokenKeys::new(b"other");
+        let token = other
+            .mint(DomainId(1), UserId(1), &[], Duration::from_secs(60))
+            .expect("mint");
+        assert!(matches!(keys.verify(&token), Err(TokenError::Invalid(_))));
+        let expired = keys
+            .mint_claims(&Claims {
+                sub: "1".into(),
+                domain_id: 1,
+                permissions: vec![],
+                exp: chrono::Utc::now().timestamp() - 10,
+                iat: 0,
+            })
+            .expect("mint");
+        assert_eq!(keys.verify(&expired), Err(TokenError::Expired));
+        assert!(matches!(
+            keys.verify("not.a.token"),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn ttl_and_permission_lists_parse() {
+        assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_ttl("1y").is_err());
+        assert!(parse_ttl("0s").is_err());
+        assert_eq!(
+            parse_permissions("contacts.read, interactions.handle"),
+            Ok(vec![
+                Permission::ContactsRead,
+                Permission::InteractionsHandle
+            ])
+        );
+        assert!(parse_permissions("contacts.admin").is_err());
+    }
+}

@@ -1,0 +1,58 @@
+//! Server configuration and its defaults, each documented once here.
+
+use std::time::Duration;
+
+use crate::db::PoolSettings;
+
+/// Default database: created on start-up when missing.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://localhost/client_info";
+/// Default gRPC listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default number of pooled database connections.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+/// Default time a request waits for a pooled connection before UNAVAILABLE.
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(5);
+/// Default PostgreSQL statement timeout (DEADLINE_EXCEEDED past it).
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request or response message, in bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Everything the server needs to run.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// HS256 secret for tokens and read-only links.
+    pub jwt_secret: Vec<u8>,
+    /// Pool settings.
+    pub pool: PoolSettings,
+    /// Largest message accepted or sent.
+    pub max_message_bytes: usize,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("database_url", &"<redacted>")
+            .field("jwt_secret", &"<redacted>")
+            .field("pool", &self.pool)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults for `database_url` and `jwt_secret`.
+    pub fn new(database_url: impl Into<String>, jwt_secret: impl Into<Vec<u8>>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            jwt_secret: jwt_secret.into(),
+            pool: PoolSettings {
+                max_size: DEFAULT_POOL_SIZE,
+                wait_timeout: DEFAULT_POOL_WAIT,
+                statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            },
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}

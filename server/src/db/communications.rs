@@ -1,0 +1,312 @@
+//! Phones, e-mails and messaging identities linked to contacts.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::schema::{contact_emails, contact_messaging_channels, contact_phones};
+use crate::domain::contact::{ChannelIdentity, ChannelLink, Communication, EmailLink, PhoneLink};
+use crate::domain::ids::{ContactId, DomainId};
+use crate::error::Error;
+
+/// What linking did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// A new link was made.
+    Linked,
+    /// The contact already had it; nothing changed.
+    AlreadyLinked,
+    /// A messaging identity moved here from another contact.
+    Relinked {
+        /// The contact that held it.
+        from: ContactId,
+        /// The identity that moved.
+        link: ChannelLink,
+    },
+}
+
+/// Links one communication to `contact`. A messaging identity held by another contact moves
+/// when `relink` is set and is ALREADY_EXISTS otherwise. Call inside a transaction.
+pub async fn link(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contact: ContactId,
+    communication: &Communication,
+    relink: bool,
+) -> Result<LinkOutcome, Error> {
+    match communication {
+        Communication::Phone { raw, parsed } => {
+            let n = diesel::insert_into(contact_phones::table)
+                .values((
+                    contact_phones::domain_id.eq(domain.0),
+                    contact_phones::contact_id.eq(contact.0),
+                    contact_phones::number.eq(raw),
+                    contact_phones::e164.eq(&parsed.e164),
+                    contact_phones::region.eq(&parsed.region),
+                    contact_phones::national_number.eq(&parsed.national_number),
+                    contact_phones::digits_reversed.eq(&parsed.digits_reversed),
+                ))
+                .on_conflict((contact_phones::contact_id, contact_phones::e164))
+                .do_nothing()
+                .execute(conn)
+                .await?;
+            Ok(if n == 1 {
+                LinkOutcome::Linked
+            } else {
+                LinkOutcome::AlreadyLinked
+            })
+        }
+        Communication::Email(email) => {
+            let n = diesel::insert_into(contact_emails::table)
+                .values((
+                    contact_emails::domain_id.eq(domain.0),
+                    contact_emails::contact_id.eq(contact.0),
+                    contact_emails::address.eq(&email.address),
+                    contact_emails::normalized.eq(&email.normalized),
+                ))
+                .on_conflict((contact_emails::contact_id, contact_emails::normalized))
+                .do_nothing()
+                .execute(conn)
+                .await?;
+            Ok(if n == 1 {
+                LinkOutcome::Linked
+            } else {
+                LinkOutcome::AlreadyLinked
+            })
+        }
+        Communication::Channel(identity) => {
+            link_channel(conn, domain, contact, identity, relink).await
+        }
+    }
+}
+
+async fn link_channel(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contact: ContactId,
+    identity: &ChannelIdentity,
+    relink: bool,
+) -> Result<LinkOutcome, Error> {
+    // Two rounds: a concurrent insert of the same identity between our look-up and our insert
+    // makes the insert do nothing; the second look-up then sees (and locks) that row.
+    for _ in 0..2 {
+        let holder: Option<(i64, i64)> = contact_messaging_channels::table
+            .filter(contact_messaging_channels::domain_id.eq(domain.0))
+            .filter(contact_messaging_channels::protocol.eq(&identity.protocol))
+            .filter(contact_messaging_channels::external_user_id.eq(&identity.external_user_id))
+            .select((
+                contact_messaging_channels::id,
+                contact_messaging_channels::contact_id,
+            ))
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        match holder {
+            None => {
+                let inserted = diesel::insert_into(contact_messaging_channels::table)
+                    .values((
+                        contact_messaging_channels::domain_id.eq(domain.0),
+                        contact_messaging_channels::contact_id.eq(contact.0),
+                        contact_messaging_channels::protocol.eq(&identity.protocol),
+                        contact_messaging_channels::external_user_id.eq(&identity.external_user_id),
+                        contact_messaging_channels::display_name.eq(&identity.display_name),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                if inserted == 1 {
+                    return Ok(LinkOutcome::Linked);
+                }
+            }
+            Some((_, holder)) if holder == contact.0 => return Ok(LinkOutcome::AlreadyLinked),
+            Some((link_id, holder)) => {
+                if !relink {
+                    return Err(Error::AlreadyExists(format!(
+                        "the {} identity is linked to contact {holder}; set relink to move it",
+                        identity.protocol
+                    )));
+                }
+                diesel::update(contact_messaging_channels::table.find(link_id))
+                    .set((
+                        contact_messaging_channels::contact_id.eq(contact.0),
+                        contact_messaging_channels::display_name.eq(&identity.display_name),
+                    ))
+                    .execute(conn)
+                    .await?;
+                return Ok(LinkOutcome::Relinked {
+                    from: ContactId(holder),
+                    link: ChannelLink {
+                        id: link_id,
+                        identity: identity.clone(),
+                    },
+                });
+            }
+        }
+    }
+    Err(Error::Aborted(
+        "the messaging identity changed hands concurrently; retry".into(),
+    ))
+}
+
+/// Which link to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRef {
+    /// A phone link id.
+    Phone(i64),
+    /// An e-mail link id.
+    Email(i64),
+    /// A messaging identity link id.
+    Channel(i64),
+}
+
+/// Removes a link of `contact`. NOT_FOUND when the contact has no such link.
+pub async fn unlink(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contact: ContactId,
+    link: LinkRef,
+) -> Result<(), Error> {
+    let n = match link {
+        LinkRef::Phone(id) => {
+            diesel::delete(
+                contact_phones::table
+                    .filter(contact_phones::domain_id.eq(domain.0))
+                    .filter(contact_phones::contact_id.eq(contact.0))
+                    .filter(contact_phones::id.eq(id)),
+            )
+            .execute(conn)
+            .await?
+        }
+        LinkRef::Email(id) => {
+            diesel::delete(
+                contact_emails::table
+                    .filter(contact_emails::domain_id.eq(domain.0))
+                    .filter(contact_emails::contact_id.eq(contact.0))
+                    .filter(contact_emails::id.eq(id)),
+            )
+            .execute(conn)
+            .await?
+        }
+        LinkRef::Channel(id) => {
+            diesel::delete(
+                contact_messaging_channels::table
+                    .filter(contact_messaging_channels::domain_id.eq(domain.0))
+                    .filter(contact_messaging_channels::contact_id.eq(contact.0))
+                    .filter(contact_messaging_channels::id.eq(id)),
+            )
+            .execute(conn)
+            .await?
+        }
+    };
+    if n == 0 {
+        return Err(Error::not_found(format!(
+            "communication of contact {contact}"
+        )));
+    }
+    Ok(())
+}
+
+/// The phones of `contacts`, oldest link first.
+pub async fn phones_for(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contacts: &[i64],
+) -> Result<Vec<(i64, PhoneLink)>, Error> {
+    let rows: Vec<(i64, i64, String, String, String)> = contact_phones::table
+        .filter(contact_phones::domain_id.eq(domain.0))
+        .filter(contact_phones::contact_id.eq_any(contacts))
+        .order(contact_phones::id)
+        .select((
+            contact_phones::contact_id,
+            contact_phones::id,
+            contact_phones::number,
+            contact_phones::e164,
+            contact_phones::region,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, id, number, e164, region)| {
+            (
+                c,
+                PhoneLink {
+                    id,
+                    number,
+                    e164,
+                    region,
+                },
+            )
+        })
+        .collect())
+}
+
+/// The e-mails of `contacts`, oldest link first.
+pub async fn emails_for(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contacts: &[i64],
+) -> Result<Vec<(i64, EmailLink)>, Error> {
+    let rows: Vec<(i64, i64, String, String)> = contact_emails::table
+        .filter(contact_emails::domain_id.eq(domain.0))
+        .filter(contact_emails::contact_id.eq_any(contacts))
+        .order(contact_emails::id)
+        .select((
+            contact_emails::contact_id,
+            contact_emails::id,
+            contact_emails::address,
+            contact_emails::normalized,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, id, address, normalized)| {
+            (
+                c,
+                EmailLink {
+                    id,
+                    address,
+                    normalized,
+                },
+            )
+        })
+        .collect())
+}
+
+/// The messaging identities of `contacts`, oldest link first.
+pub async fn channels_for(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contacts: &[i64],
+) -> Result<Vec<(i64, ChannelLink)>, Error> {
+    let rows: Vec<(i64, i64, String, String, String)> = contact_messaging_channels::table
+        .filter(contact_messaging_channels::domain_id.eq(domain.0))
+        .filter(contact_messaging_channels::contact_id.eq_any(contacts))
+        .order(contact_messaging_channels::id)
+        .select((
+            contact_messaging_channels::contact_id,
+            contact_messaging_channels::id,
+            contact_messaging_channels::protocol,
+            contact_messaging_channels::external_user_id,
+            contact_messaging_channels::display_name,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, id, protocol, external_user_id, display_name)| {
+            (
+                c,
+                ChannelLink {
+                    id,
+                    identity: ChannelIdentity {
+                        protocol,
+                        external_user_id,
+                        display_name,
+                    },
+                },
+            )
+        })
+        .collect())
+}

@@ -1,0 +1,580 @@
+//! Contacts: the card read model and the transactional writes (create, update, delete, link,
+//! unlink). Every write locks the contact row, checks the caller's expected version, raises the
+//! version, and records the change in the audit log, all in one transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+
+use super::audit::{self, AuditAction, AuditRecord};
+use super::communications::{self, LinkOutcome, LinkRef};
+use super::domains::Session;
+use super::schema::{contact_attributes, contact_create_requests, contacts};
+use super::{labels, users};
+use crate::domain::contact::{Attribute, Communication, ContactCard, ContactPatch, UserRef};
+use crate::domain::ids::{ContactId, DomainId, UserId};
+use crate::error::Error;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = contacts, check_for_backend(diesel::pg::Pg))]
+struct ContactRow {
+    id: i64,
+    version: i64,
+    display_name: String,
+    description: String,
+    time_zone: String,
+    owner_id: i64,
+    created_at: DateTime<Utc>,
+    created_by: i64,
+    updated_at: DateTime<Utc>,
+    updated_by: i64,
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = contacts)]
+struct ContactChanges<'a> {
+    display_name: Option<&'a str>,
+    description: Option<&'a str>,
+    time_zone: Option<&'a str>,
+    owner_id: Option<i64>,
+}
+
+/// A contact ready to insert: validated fields, owner resolved, phones parsed.
+#[derive(Debug, Clone)]
+pub struct ContactDraft {
+    /// Display name.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// IANA time zone or empty.
+    pub time_zone: String,
+    /// Owner.
+    pub owner: UserId,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Attributes.
+    pub attributes: Vec<Attribute>,
+    /// Communications.
+    pub communications: Vec<Communication>,
+}
+
+/// Loads the full cards of `ids` in `domain`, in the order of `ids`; missing ids are skipped.
+pub async fn load_cards(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    ids: &[i64],
+) -> Result<Vec<ContactCard>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<ContactRow> = contacts::table
+        .filter(contacts::domain_id.eq(domain.0))
+        .filter(contacts::id.eq_any(ids))
+        .select(ContactRow::as_select())
+        .load(conn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut user_ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| [r.owner_id, r.created_by, r.updated_by])
+        .collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    let users = users::refs(conn, domain, &user_ids).await?;
+    let mut labels = group(labels::for_contacts(conn, domain, &found).await?);
+    let mut attributes = group(attributes_for(conn, domain, &found).await?);
+    let mut phones = group(communications::phones_for(conn, domain, &found).await?);
+    let mut emails = group(communications::emails_for(conn, domain, &found).await?);
+    let mut channels = group(communications::channels_for(conn, domain, &found).await?);
+
+    let user = |id: i64| {
+        users.get(&id).cloned().unwrap_or(UserRef {
+            id: UserId(id),
+            name: String::new(),
+        })
+    };
+    let mut by_id: HashMap<i64, ContactCard> = rows
+        .into_iter()
+        .map(|r| {
+            let card = ContactCard {
+                id: ContactId(r.id),
+                version: r.version,
+                display_name: r.display_name,
+                description: r.description,
+                time_zone: r.time_zone,
+                owner: user(r.owner_id),
+                labels: labels.remove(&r.id).unwrap_or_default(),
+                attributes: attributes.remove(&r.id).unwrap_or_default(),
+                phones: phones.remove(&r.id).unwrap_or_default(),
+                emails: emails.remove(&r.id).unwrap_or_default(),
+                channels: channels.remove(&r.id).unwrap_or_default(),
+                created_at: r.created_at,
+                created_by: user(r.created_by),
+                updated_at: r.updated_at,
+                updated_by: user(r.updated_by),
+            };
+            (r.id, card)
+        })
+        .collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+fn group<T>(pairs: Vec<(i64, T)>) -> HashMap<i64, Vec<T>> {
+    let mut map: HashMap<i64, Vec<T>> = HashMap::new();
+    for (k, v) in pairs {
+        map.entry(k).or_default().push(v);
+    }
+    map
+}
+
+/// True when the contact exists in `domain`.
+pub async fn exists(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: ContactId,
+) -> Result<bool, Error> {
+    Ok(diesel::select(diesel::dsl::exists(
+        contacts::table
+            .filter(contacts::domain_id.eq(domain.0))
+            .filter(contacts::id.eq(id.0)),
+    ))
+    .get_result(conn)
+    .await?)
+}
+
+/// Loads one card; NOT_FOUND when the contact is not in `domain`.
+pub async fn load_card(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: ContactId,
+) -> Result<ContactCard, Error> {
+    load_cards(conn, domain, &[id.0])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found(format!("contact {id}")))
+}
+
+async fn attributes_for(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    ids: &[i64],
+) -> Result<Vec<(i64, Attribute)>, Error> {
+    let rows: Vec<(i64, String, String)> = contact_attributes::table
+        .filter(contact_attributes::domain_id.eq(domain.0))
+        .filter(contact_attributes::contact_id.eq_any(ids))
+        .order((contact_attributes::contact_id, contact_attributes::key))
+        .select((
+            contact_attributes::contact_id,
+            contact_attributes::key,
+            contact_attributes::value,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, key, value)| (c, Attribute { key, value }))
+        .collect())
+}
+
+async fn set_attributes(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contact: ContactId,
+    attributes: &[Attribute],
+) -> Result<(), Error> {
+    diesel::delete(contact_attributes::table.filter(contact_attributes::contact_id.eq(contact.0)))
+        .execute(conn)
+        .await?;
+    if attributes.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = attributes
+        .iter()
+        .map(|a| {
+            (
+                contact_attributes::domain_id.eq(domain.0),
+                contact_attributes::contact_id.eq(contact.0),
+                contact_attributes::key.eq(&a.key),
+                contact_attributes::value.eq(&a.value),
+            )
+        })
+        .collect();
+    diesel::insert_into(contact_attributes::table)
+        .values(&rows)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// INVALID_ARGUMENT on `field` unless `owner` is a user of the domain.
+async fn check_owner(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    owner: UserId,
+    field: &str,
+) -> Result<(), Error> {
+    if users::exists(conn, domain, owner).await? {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("no user {owner} in this domain"),
+        ))
+    }
+}
+
+/// Locks the contact row and checks the expected version (`None`: no check). Returns the
+/// current version. NOT_FOUND when the contact is not in `domain`; ABORTED when stale.
+pub async fn lock(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: ContactId,
+    expected_version: Option<i64>,
+) -> Result<i64, Error> {
+    let version: i64 = contacts::table
+        .filter(contacts::domain_id.eq(domain.0))
+        .filter(contacts::id.eq(id.0))
+        .select(contacts::version)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("contact {id}")))?;
+    match expected_version {
+        Some(expected) if expected != version => Err(Error::Aborted(format!(
+            "contact {id} is at version {version}, not {expected}: reload it and retry"
+        ))),
+        _ => Ok(version),
+    }
+}
+
+/// Raises the version and stamps the change (call with the row locked).
+async fn touch(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: ContactId,
+    actor: UserId,
+    changes: ContactChanges<'_>,
+) -> Result<(), Error> {
+    diesel::update(
+        contacts::table
+            .filter(contacts::domain_id.eq(domain.0))
+            .filter(contacts::id.eq(id.0)),
+    )
+    .set((
+        changes,
+        contacts::version.eq(contacts::version + 1),
+        contacts::updated_at.eq(diesel::dsl::now),
+        contacts::updated_by.eq(actor.0),
+        contacts::last_active_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The idempotency key of a create: the client's request id and a fingerprint of the body.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateRequestKey<'a> {
+    /// The client-chosen request id.
+    pub request_id: &'a str,
+    /// The request body in a canonical form.
+    pub fingerprint: &'a str,
+}
+
+/// Creates a contact with its labels, attributes and communications, and audits it.
+/// `interaction` names the routing interaction it came from, for the audit log.
+///
+/// With a request key, a retry returns the contact the first request created (and `false`);
+/// concurrent duplicates wait on the key's row, so exactly one contact is created.
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    draft: &ContactDraft,
+    key: Option<CreateRequestKey<'_>>,
+    interaction: Option<&str>,
+) -> Result<(ContactCard, bool), Error> {
+    let domain = session.domain.id;
+    let actor = session.caller.user_id;
+    conn.transaction(async |conn| {
+        if let Some(key) = key {
+            let claimed = diesel::insert_into(contact_create_requests::table)
+                .values((
+                    contact_create_requests::domain_id.eq(domain.0),
+                    contact_create_requests::request_id.eq(key.request_id),
+                    contact_create_requests::fingerprint.eq(key.fingerprint),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if claimed == 0 {
+                return replay(conn, domain, key).await.map(|card| (card, false));
+            }
+        }
+        check_owner(conn, domain, draft.owner, "owner_id").await?;
+        let id: i64 = diesel::insert_into(contacts::table)
+            .values((
+                contacts::domain_id.eq(domain.0),
+                contacts::display_name.eq(&draft.display_name),
+                contacts::description.eq(&draft.description),
+                contacts::time_zone.eq(&draft.time_zone),
+                contacts::owner_id.eq(draft.owner.0),
+                contacts::created_by.eq(actor.0),
+                contacts::updated_by.eq(actor.0),
+            ))
+            .returning(contacts::id)
+            .get_result(conn)
+            .await?;
+        let id = ContactId(id);
+        labels::set_for_contact(conn, domain, id, &draft.labels).await?;
+        set_attributes(conn, domain, id, &draft.attributes).await?;
+        for communication in &draft.communications {
+            communications::link(conn, domain, id, communication, false).await?;
+        }
+        if let Some(key) = key {
+            diesel::update(
+                contact_create_requests::table
+                    .filter(contact_create_requests::domain_id.eq(domain.0))
+                    .filter(contact_create_requests::request_id.eq(key.request_id)),
+            )
+            .set(contact_create_requests::contact_id.eq(id.0))
+            .execute(conn)
+            .await?;
+        }
+        let card = load_card(conn, domain, id).await?;
+        audit::record(
+            conn,
+            AuditRecord {
+                domain,
+                actor,
+                action: AuditAction::ContactCreate,
+                contact: id,
+                interaction,
+                before: None,
+                after: Some(audit::snapshot(&card)?),
+            },
+        )
+        .await?;
+        Ok((card, true))
+    })
+    .await
+}
+
+/// The contact an earlier request with the same key created.
+async fn replay(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    key: CreateRequestKey<'_>,
+) -> Result<ContactCard, Error> {
+    let (fingerprint, contact): (String, Option<i64>) = contact_create_requests::table
+        .filter(contact_create_requests::domain_id.eq(domain.0))
+        .filter(contact_create_requests::request_id.eq(key.request_id))
+        .select((
+            contact_create_requests::fingerprint,
+            contact_create_requests::contact_id,
+        ))
+        .first(conn)
+        .await?;
+    if fingerprint != key.fingerprint {
+        return Err(Error::AlreadyExists(format!(
+            "request_id {:?} was already used with a different request body",
+            key.request_id
+        )));
+    }
+    let contact = contact.ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "the contact created by request_id {:?} has since been deleted",
+            key.request_id
+        ))
+    })?;
+    load_card(conn, domain, ContactId(contact)).await
+}
+
+/// Applies `patch` to a contact at `expected_version` and audits it.
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    id: ContactId,
+    expected_version: i64,
+    patch: &ContactPatch,
+) -> Result<ContactCard, Error> {
+    let domain = session.domain.id;
+    let actor = session.caller.user_id;
+    conn.transaction(async |conn| {
+        lock(conn, domain, id, Some(expected_version)).await?;
+        if let Some(owner) = patch.owner {
+            check_owner(conn, domain, owner, "owner_id").await?;
+        }
+        let before = load_card(conn, domain, id).await?;
+        let changes = ContactChanges {
+            display_name: patch.display_name.as_deref(),
+            description: patch.description.as_deref(),
+            time_zone: patch.time_zone.as_deref(),
+            owner_id: patch.owner.map(|o| o.0),
+        };
+        touch(conn, domain, id, actor, changes).await?;
+        if let Some(labels) = &patch.labels {
+            labels::set_for_contact(conn, domain, id, labels).await?;
+        }
+        if let Some(attributes) = &patch.attributes {
+            set_attributes(conn, domain, id, attributes).await?;
+        }
+        let after = load_card(conn, domain, id).await?;
+        audit::record(
+            conn,
+            AuditRecord {
+                domain,
+                actor,
+                action: AuditAction::ContactUpdate,
+                contact: id,
+                interaction: None,
+                before: Some(audit::snapshot(&before)?),
+                after: Some(audit::snapshot(&after)?),
+            },
+        )
+        .await?;
+        Ok(after)
+    })
+    .await
+}
+
+/// Deletes a contact (its communications, labels and attributes go with it; its interactions
+/// stay, unbound) and audits the card as it was.
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    id: ContactId,
+    expected_version: Option<i64>,
+) -> Result<(), Error> {
+    let domain = session.domain.id;
+    let actor = session.caller.user_id;
+    conn.transaction(async |conn| {
+        lock(conn, domain, id, expected_version).await?;
+        let before = load_card(conn, domain, id).await?;
+        diesel::delete(
+            contacts::table
+                .filter(contacts::domain_id.eq(domain.0))
+                .filter(contacts::id.eq(id.0)),
+        )
+        .execute(conn)
+        .await?;
+        audit::record(
+            conn,
+            AuditRecord {
+                domain,
+                actor,
+                action: AuditAction::ContactDelete,
+                contact: id,
+                interaction: None,
+                before: Some(audit::snapshot(&before)?),
+                after: None,
+            },
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Links a communication to a contact and audits it; a messaging identity held by another
+/// contact moves when `relink` is set (both contacts' versions rise and both trails record it).
+/// Linking what the contact already has changes nothing.
+pub async fn link_communication(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    id: ContactId,
+    expected_version: Option<i64>,
+    communication: &Communication,
+    relink: bool,
+) -> Result<ContactCard, Error> {
+    let domain = session.domain.id;
+    let actor = session.caller.user_id;
+    conn.transaction(async |conn| {
+        lock(conn, domain, id, expected_version).await?;
+        let before = load_card(conn, domain, id).await?;
+        let outcome = communications::link(conn, domain, id, communication, relink).await?;
+        if outcome == LinkOutcome::AlreadyLinked {
+            return Ok(before);
+        }
+        touch(conn, domain, id, actor, ContactChanges::default()).await?;
+        if let LinkOutcome::Relinked { from, link } = &outcome {
+            lock(conn, domain, *from, None).await?;
+            touch(conn, domain, *from, actor, ContactChanges::default()).await?;
+            let moved = serde_json::json!({
+                "messaging_channel": link,
+                "from_contact_id": from,
+                "to_contact_id": id,
+            });
+            for contact in [*from, id] {
+                audit::record(
+                    conn,
+                    AuditRecord {
+                        domain,
+                        actor,
+                        action: AuditAction::ChannelRelink,
+                        contact,
+                        interaction: None,
+                        before: Some(serde_json::json!({ "contact_id": from })),
+                        after: Some(moved.clone()),
+                    },
+                )
+                .await?;
+            }
+        }
+        let after = load_card(conn, domain, id).await?;
+        audit::record(
+            conn,
+            AuditRecord {
+                domain,
+                actor,
+                action: AuditAction::CommunicationLink,
+                contact: id,
+                interaction: None,
+                before: Some(audit::snapshot(&before)?),
+                after: Some(audit::snapshot(&after)?),
+            },
+        )
+        .await?;
+        Ok(after)
+    })
+    .await
+}
+
+/// Unlinks a communication from a contact and audits it.
+pub async fn unlink_communication(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    id: ContactId,
+    expected_version: Option<i64>,
+    link: LinkRef,
+) -> Result<ContactCard, Error> {
+    let domain = session.domain.id;
+    let actor = session.caller.user_id;
+    conn.transaction(async |conn| {
+        lock(conn, domain, id, expected_version).await?;
+        let before = load_card(conn, domain, id).await?;
+        communications::unlink(conn, domain, id, link).await?;
+        touch(conn, domain, id, actor, ContactChanges::default()).await?;
+        let after = load_card(conn, domain, id).await?;
+        audit::record(
+            conn,
+            AuditRecord {
+                domain,
+                actor,
+                action: AuditAction::CommunicationUnlink,
+                contact: id,
+                interaction: None,
+                before: Some(audit::snapshot(&before)?),
+                after: Some(audit::snapshot(&after)?),
+            },
+        )
+        .await?;
+        Ok(after)
+    })
+    .await
+}

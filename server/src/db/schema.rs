@@ -1,0 +1,191 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        occurred_at -> Timestamptz,
+        actor_id -> Int8,
+        action -> Text,
+        contact_id -> Int8,
+        interaction_id -> Nullable<Text>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
+    contact_attributes (contact_id, key) {
+        domain_id -> Int8,
+        contact_id -> Int8,
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    contact_create_requests (domain_id, request_id) {
+        domain_id -> Int8,
+        request_id -> Text,
+        fingerprint -> Text,
+        contact_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contact_emails (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        contact_id -> Int8,
+        address -> Text,
+        normalized -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contact_labels (contact_id, label_id) {
+        domain_id -> Int8,
+        contact_id -> Int8,
+        label_id -> Int8,
+    }
+}
+
+diesel::table! {
+    contact_messaging_channels (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        contact_id -> Int8,
+        protocol -> Text,
+        external_user_id -> Text,
+        display_name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contact_phones (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        contact_id -> Int8,
+        number -> Text,
+        e164 -> Text,
+        region -> Text,
+        national_number -> Text,
+        digits_reversed -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contacts (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        display_name -> Text,
+        description -> Text,
+        time_zone -> Text,
+        owner_id -> Int8,
+        version -> Int8,
+        created_at -> Timestamptz,
+        created_by -> Int8,
+        updated_at -> Timestamptz,
+        updated_by -> Int8,
+        last_active_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    domains (id) {
+        id -> Int8,
+        name -> Text,
+        default_region -> Text,
+        autolink -> Bool,
+        fallback_digits -> Int2,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    interaction_bindings (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        interaction_id -> Int8,
+        contact_id -> Int8,
+        bound_by -> Nullable<Int8>,
+        bound_at -> Timestamptz,
+        unbound_by -> Nullable<Int8>,
+        unbound_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    interactions (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        external_id -> Text,
+        kind -> Text,
+        direction -> Text,
+        state -> Text,
+        agent_id -> Int8,
+        queue_id -> Nullable<Text>,
+        queue_name -> Nullable<Text>,
+        member_id -> Nullable<Text>,
+        member_description -> Nullable<Text>,
+        variables -> Jsonb,
+        caller_number -> Nullable<Text>,
+        caller_hidden -> Bool,
+        caller_e164 -> Nullable<Text>,
+        chat_protocol -> Nullable<Text>,
+        chat_external_user_id -> Nullable<Text>,
+        chat_display_name -> Nullable<Text>,
+        outcome -> Text,
+        outcome_reason -> Text,
+        candidates -> Jsonb,
+        bound_contact_id -> Nullable<Int8>,
+        offered_at -> Timestamptz,
+        accepted_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    labels (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(audit_log -> domains (domain_id));
+diesel::joinable!(contact_create_requests -> domains (domain_id));
+diesel::joinable!(contacts -> domains (domain_id));
+diesel::joinable!(interactions -> domains (domain_id));
+diesel::joinable!(labels -> domains (domain_id));
+diesel::joinable!(users -> domains (domain_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_log,
+    contact_attributes,
+    contact_create_requests,
+    contact_emails,
+    contact_labels,
+    contact_messaging_channels,
+    contact_phones,
+    contacts,
+    domains,
+    interaction_bindings,
+    interactions,
+    labels,
+    users,
+);

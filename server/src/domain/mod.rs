@@ -1,0 +1,8 @@
+//! Rules that are not SQL: identifiers, permissions, phone and e-mail normalisation, contact
+//! field validation. Pure functions and plain types, unit-tested without a database.
+
+pub mod contact;
+pub mod email;
+pub mod ids;
+pub mod permission;
+pub mod phone;

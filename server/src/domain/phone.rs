@@ -1,0 +1,293 @@
+//! Phone number normalisation with libphonenumber's rules (the `phonenumber` crate).
+//!
+//! A number is parsed in the domain's default region, so a national number with a trunk `0`,
+//! an international number with `+`, `00` or `011`, and any mix of spaces, dashes, dots and
+//! brackets all reach the same E.164 form. Brazilian mobiles written in the old 8-digit form
+//! (before the ninth digit was added) are brought to the current 9-digit form.
+
+use std::fmt;
+use std::str::FromStr;
+
+use phonenumber::country;
+
+/// Longest raw input accepted.
+pub const MAX_PHONE_INPUT_LEN: usize = 64;
+
+/// A region (ISO 3166-1 alpha-2) that libphonenumber knows, used to parse national numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region(country::Id);
+
+impl Region {
+    /// The region's two-letter code.
+    pub fn code(self) -> String {
+        let id = self.0;
+        id.as_ref().to_owned()
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.code())
+    }
+}
+
+/// The region code is not one libphonenumber knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown region {0:?} (expected an ISO 3166-1 alpha-2 code such as GB)")]
+pub struct UnknownRegion(pub String);
+
+impl FromStr for Region {
+    type Err = UnknownRegion;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let upper = s.trim().to_ascii_uppercase();
+        if upper.len() != 2 {
+            return Err(UnknownRegion(s.to_owned()));
+        }
+        upper
+            .parse::<country::Id>()
+            .map(Region)
+            .map_err(|_| UnknownRegion(s.to_owned()))
+    }
+}
+
+/// A parsed, valid phone number with the keys identification and search match on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedPhone {
+    /// `+` and up to 15 digits.
+    pub e164: String,
+    /// The number's own region (ISO code), empty when libphonenumber cannot tell.
+    pub region: String,
+    /// The national significant number (digits, with Italian-style leading zeros).
+    pub national_number: String,
+    /// The E.164 digits reversed: a last-N-digits match is then an index prefix scan.
+    pub digits_reversed: String,
+    /// True when an old 8-digit Brazilian mobile was brought to the 9-digit form.
+    pub ninth_digit_added: bool,
+}
+
+/// Why a number was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    /// Nothing given.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than [`MAX_PHONE_INPUT_LEN`].
+    #[error("must be at most {MAX_PHONE_INPUT_LEN} characters")]
+    TooLong,
+    /// Letters or other characters that are not part of a phone number.
+    #[error("may only hold digits, a leading +, spaces, dashes, dots, slashes and brackets")]
+    BadCharacters,
+    /// libphonenumber could not read a number from it.
+    #[error("is not a phone number")]
+    Unparseable,
+    /// It parses, but no such number exists in its region's numbering plan.
+    #[error("is not a valid phone number (read in region {region} as {e164})")]
+    Invalid {
+        /// The default region it was read in.
+        region: Region,
+        /// What it was read as.
+        e164: String,
+    },
+}
+
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+fn build(number: &phonenumber::PhoneNumber, ninth_digit_added: bool) -> ParsedPhone {
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    let national = number.national();
+    let national_number = format!(
+        "{}{}",
+        "0".repeat(usize::from(national.zeros())),
+        national.value()
+    );
+    let digits_reversed: String = digits(&e164).chars().rev().collect();
+    ParsedPhone {
+        region: number
+            .country()
+            .id()
+            .map(|id| id.as_ref().to_owned())
+            .unwrap_or_default(),
+        e164,
+        national_number,
+        digits_reversed,
+        ninth_digit_added,
+    }
+}
+
+/// Brazil: a 10-digit national mobile number (2-digit area code, then 8 digits starting 6-9) is
+/// the old form of today's 11-digit number with a `9` after the area code.
+fn brazil_with_ninth_digit(number: &phonenumber::PhoneNumber) -> Option<phonenumber::PhoneNumber> {
+    if number.code().value() != 55 {
+        return None;
+    }
+    let national = number.national().value().to_string();
+    let subscriber_first = national.as_bytes().get(2).copied()?;
+    if national.len() != 10 || !(b'6'..=b'9').contains(&subscriber_first) {
+        return None;
+    }
+    let fixed = format!("+55{}9{}", &national[..2], &national[2..]);
+    phonenumber::parse(None, fixed)
+        .ok()
+        .filter(phonenumber::is_valid)
+}
+
+/// Parses `input` in `default_region` and normalises it.
+pub fn parse_phone(input: &str, default_region: Region) -> Result<ParsedPhone, PhoneError> {
+    let raw = input.trim();
+    if raw.is_empty() {
+        return Err(PhoneError::Empty);
+    }
+    if raw.chars().count() > MAX_PHONE_INPUT_LEN {
+        return Err(PhoneError::TooLong);
+    }
+    let allowed = |c: char| c.is_ascii_digit() || " -.()/+\u{a0}".contains(c);
+    if !raw.chars().all(allowed) || raw.chars().skip(1).any(|c| c == '+') {
+        return Err(PhoneError::BadCharacters);
+    }
+    let all_digits = digits(raw);
+    if all_digits.len() < 3 {
+        return Err(PhoneError::Unparseable);
+    }
+
+    let mut candidates: Vec<String> = vec![raw.to_owned()];
+    // International prefixes of other regions than the default one (libphonenumber only strips
+    // the default region's own): 00 (most of the world) and 011 (North America).
+    if !raw.starts_with('+') {
+        for prefix in ["011", "00"] {
+            if let Some(rest) = all_digits.strip_prefix(prefix) {
+                candidates.push(format!("+{rest}"));
+            }
+        }
+    }
+
+    let mut first_parsed: Option<phonenumber::PhoneNumber> = None;
+    for candidate in candidates {
+        let Ok(number) = phonenumber::parse(Some(default_region.0), &candidate) else {
+            continue;
+        };
+        if phonenumber::is_valid(&number) {
+            return Ok(build(&number, false));
+        }
+        if let Some(fixed) = brazil_with_ninth_digit(&number) {
+            return Ok(build(&fixed, true));
+        }
+        first_parsed.get_or_insert(number);
+    }
+    match first_parsed {
+        Some(number) => Err(PhoneError::Invalid {
+            region: default_region,
+            e164: number.format().mode(phonenumber::Mode::E164).to_string(),
+        }),
+        None => Err(PhoneError::Unparseable),
+    }
+}
+
+/// Other E.164 forms that are the same line as `phone` (national variants). Brazil: the form
+/// without the ninth digit of a 9-digit mobile, so contacts stored before the change still match.
+pub fn national_variants(phone: &ParsedPhone) -> Vec<String> {
+    let Some(national) = phone.e164.strip_prefix("+55") else {
+        return Vec::new();
+    };
+    if national.len() == 11 && national.as_bytes()[2] == b'9' {
+        let old = format!("+55{}{}", &national[..2], &national[3..]);
+        if national
+            .as_bytes()
+            .get(3)
+            .is_some_and(|b| (b'6'..=b'9').contains(b))
+        {
+            return vec![old];
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(code: &str) -> Region {
+        code.parse().expect("known region")
+    }
+
+    fn e164(input: &str, default_region: &str) -> String {
+        parse_phone(input, region(default_region))
+            .unwrap_or_else(|e| panic!("{input:?} in {default_region}: {e}"))
+            .e164
+    }
+
+    #[test]
+    fn every_format_reaches_the_same_e164() {
+        for input in [
+            "06 28 23 04 55",
+            "0628230455",
+            "+33628230455",
+            "+33 6 28 23 04 55",
+            "0033 6 28 23 04 55",
+            "011 33 6 28 23 04 55",
+            "+33 (0)6 28-23-04-55",
+            "06.28.23.04.55",
+        ] {
+            assert_eq!(e164(input, "FR"), "+33628230455", "{input}");
+        }
+        // The same French number dialled from a British or an American domain.
+        assert_eq!(e164("00 33 6 28 23 04 55", "GB"), "+33628230455");
+        assert_eq!(e164("011 33 6 28 23 04 55", "US"), "+33628230455");
+        assert_eq!(e164("00 33 6 28 23 04 55", "US"), "+33628230455");
+    }
+
+    #[test]
+    fn national_numbers_use_the_default_region() {
+        assert_eq!(e164("020 7946 0018", "GB"), "+442079460018");
+        assert_eq!(e164("(202) 555-0143", "US"), "+12025550143");
+        assert_eq!(e164("202-555-0143", "US"), "+12025550143");
+    }
+
+    #[test]
+    fn brazilian_mobiles_gain_the_ninth_digit() {
+        let new = parse_phone("+55 11 98765-4321", region("BR")).expect("valid");
+        assert_eq!(new.e164, "+5511987654321");
+        assert!(!new.ninth_digit_added);
+        let old = parse_phone("(11) 8765-4321", region("BR")).expect("valid");
+        assert_eq!(old.e164, "+5511987654321");
+        assert!(old.ninth_digit_added);
+        assert_eq!(national_variants(&new), vec!["+551187654321".to_owned()]);
+    }
+
+    #[test]
+    fn keys_for_fallback_matching() {
+        let p = parse_phone("07911 123456", region("GB")).expect("valid");
+        assert_eq!(p.e164, "+447911123456");
+        assert_eq!(p.region, "GB");
+        assert_eq!(p.national_number, "7911123456");
+        assert_eq!(p.digits_reversed, "654321119744");
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_number() {
+        let gb = region("GB");
+        assert_eq!(parse_phone("", gb), Err(PhoneError::Empty));
+        assert_eq!(parse_phone("   ", gb), Err(PhoneError::Empty));
+        assert_eq!(parse_phone("call me", gb), Err(PhoneError::BadCharacters));
+        assert_eq!(parse_phone("12+34", gb), Err(PhoneError::BadCharacters));
+        assert_eq!(parse_phone("12", gb), Err(PhoneError::Unparseable));
+        assert!(matches!(
+            parse_phone("+44 1", gb),
+            Err(PhoneError::Invalid { .. } | PhoneError::Unparseable)
+        ));
+        assert!(matches!(
+            parse_phone("0000000000", gb),
+            Err(PhoneError::Invalid { .. } | PhoneError::Unparseable)
+        ));
+        assert_eq!(parse_phone(&"1".repeat(65), gb), Err(PhoneError::TooLong));
+    }
+
+    #[test]
+    fn regions_parse_case_insensitively() {
+        assert_eq!(region("gb").code(), "GB");
+        assert!("XX".parse::<Region>().is_err());
+        assert!("GBR".parse::<Region>().is_err());
+    }
+}

@@ -1,0 +1,415 @@
+//! Conversions between the wire (generated protobuf types) and the domain, in one place.
+//! Request conversions validate every field and report all violations at once.
+
+use chrono::{DateTime, Utc};
+use client_info_proto::pb;
+
+use crate::db::communications::LinkRef;
+use crate::db::contacts::ContactDraft;
+use crate::domain::contact::{
+    self as rules, Attribute, ChannelIdentity, Communication, CommunicationDraft, ContactCard,
+    ContactPatch, NewContact, UserRef,
+};
+use crate::domain::email::parse_email;
+use crate::domain::ids::UserId;
+use crate::domain::phone::{Region, parse_phone};
+use crate::error::{Error, Violations};
+
+/// Most page size any listing accepts.
+pub const MAX_PAGE_SIZE: i32 = 100;
+/// Page size when none is given.
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+/// Longest request id (idempotency key) or interaction id.
+pub const MAX_ID_LEN: usize = 128;
+
+/// A timestamp for the wire.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A user reference for the wire.
+pub fn user_ref(u: &UserRef) -> pb::UserRef {
+    pb::UserRef {
+        id: u.id.0,
+        name: u.name.clone(),
+    }
+}
+
+/// A full card for the wire.
+pub fn contact(card: &ContactCard, read_only: bool) -> pb::Contact {
+    pb::Contact {
+        id: card.id.0,
+        version: card.version,
+        display_name: card.display_name.clone(),
+        description: card.description.clone(),
+        time_zone: card.time_zone.clone(),
+        owner: Some(user_ref(&card.owner)),
+        labels: card.labels.clone(),
+        attributes: card
+            .attributes
+            .iter()
+            .map(|a| pb::Attribute {
+                key: a.key.clone(),
+                value: a.value.clone(),
+            })
+            .collect(),
+        phones: card
+            .phones
+            .iter()
+            .map(|p| pb::Phone {
+                id: p.id,
+                number: p.number.clone(),
+                e164: p.e164.clone(),
+                region: p.region.clone(),
+            })
+            .collect(),
+        emails: card
+            .emails
+            .iter()
+            .map(|e| pb::Email {
+                id: e.id,
+                address: e.address.clone(),
+                normalized: e.normalized.clone(),
+            })
+            .collect(),
+        messaging_channels: card
+            .channels
+            .iter()
+            .map(|c| pb::MessagingChannel {
+                id: c.id,
+                protocol: c.identity.protocol.clone(),
+                external_user_id: c.identity.external_user_id.clone(),
+                display_name: c.identity.display_name.clone(),
+            })
+            .collect(),
+        created_at: Some(timestamp(card.created_at)),
+        created_by: Some(user_ref(&card.created_by)),
+        updated_at: Some(timestamp(card.updated_at)),
+        updated_by: Some(user_ref(&card.updated_by)),
+        read_only,
+    }
+}
+
+/// A positive id, or a violation on `field`.
+pub fn positive_id(v: &mut Violations, field: &str, id: i64) -> Option<i64> {
+    if id > 0 {
+        Some(id)
+    } else {
+        v.add(field, "must be a positive id");
+        None
+    }
+}
+
+/// An optional expected version: 0 means no check, negative is invalid.
+pub fn optional_version(v: &mut Violations, field: &str, version: i64) -> Option<i64> {
+    if version < 0 {
+        v.add(field, "must not be negative");
+    }
+    (version > 0).then_some(version)
+}
+
+/// Page size: 0 means the default, otherwise 1 to 100.
+pub fn page_size(v: &mut Violations, field: &str, size: i32) -> i64 {
+    match size {
+        0 => i64::from(DEFAULT_PAGE_SIZE),
+        1..=MAX_PAGE_SIZE => i64::from(size),
+        _ => {
+            v.add(field, format!("must be between 1 and {MAX_PAGE_SIZE}"));
+            i64::from(DEFAULT_PAGE_SIZE)
+        }
+    }
+}
+
+/// An opaque identifier from a client (request id, interaction id): 1 to 128 printable chars.
+pub fn client_id(v: &mut Violations, field: &str, id: &str) -> Option<String> {
+    if id.is_empty() {
+        v.add(field, "must not be empty");
+        None
+    } else if id.chars().count() > MAX_ID_LEN {
+        v.add(field, format!("must be at most {MAX_ID_LEN} characters"));
+        None
+    } else if id.chars().any(char::is_control) {
+        v.add(field, "must not hold control characters");
+        None
+    } else {
+        Some(id.to_owned())
+    }
+}
+
+/// Validated labels (deduplicated).
+pub fn labels(v: &mut Violations, field: &str, input: &[String]) -> Vec<String> {
+    if input.len() > rules::MAX_LABELS {
+        v.add(field, format!("at most {} labels", rules::MAX_LABELS));
+    }
+    let labels = input
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| v.check(format!("{field}[{i}]"), rules::label(l)))
+        .collect();
+    rules::dedup_keep_order(labels)
+}
+
+/// Validated attributes (keys unique).
+pub fn attributes(v: &mut Violations, field: &str, input: &[pb::Attribute]) -> Vec<Attribute> {
+    if input.len() > rules::MAX_ATTRIBUTES {
+        v.add(
+            field,
+            format!("at most {} attributes", rules::MAX_ATTRIBUTES),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(input.len());
+    for (i, a) in input.iter().enumerate() {
+        let key = v.check(format!("{field}[{i}].key"), rules::attribute_key(&a.key));
+        let value = v.check(
+            format!("{field}[{i}].value"),
+            rules::attribute_value(&a.value),
+        );
+        if let (Some(key), Some(value)) = (key, value) {
+            if seen.insert(key.clone()) {
+                out.push(Attribute { key, value });
+            } else {
+                v.add(
+                    format!("{field}[{i}].key"),
+                    format!("duplicate key {key:?}"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A validated communication (the phone is parsed later, with the domain's region).
+pub fn communication(
+    v: &mut Violations,
+    field: &str,
+    input: Option<&pb::CommunicationInput>,
+) -> Option<CommunicationDraft> {
+    use pb::communication_input::Communication as C;
+    match input.and_then(|c| c.communication.as_ref()) {
+        None => {
+            v.add(field, "set one of phone, email or messaging_channel");
+            None
+        }
+        Some(C::Phone(p)) => {
+            let raw = p.number.trim();
+            if raw.is_empty() {
+                v.add(format!("{field}.phone.number"), "must not be empty");
+                None
+            } else if raw.chars().count() > crate::domain::phone::MAX_PHONE_INPUT_LEN {
+                v.add(
+                    format!("{field}.phone.number"),
+                    "must be at most 64 characters",
+                );
+                None
+            } else {
+                Some(CommunicationDraft::Phone(raw.to_owned()))
+            }
+        }
+        Some(C::Email(e)) => v
+            .check(format!("{field}.email.address"), parse_email(&e.address))
+            .map(CommunicationDraft::Email),
+        Some(C::MessagingChannel(m)) => {
+            let f = format!("{field}.messaging_channel");
+            let protocol = v.check(format!("{f}.protocol"), rules::protocol(&m.protocol));
+            let external = v.check(
+                format!("{f}.external_user_id"),
+                rules::external_user_id(&m.external_user_id),
+            );
+            let display = v.check(
+                format!("{f}.display_name"),
+                rules::channel_display_name(&m.display_name),
+            );
+            match (protocol, external, display) {
+                (Some(protocol), Some(external_user_id), Some(display_name)) => {
+                    Some(CommunicationDraft::Channel(ChannelIdentity {
+                        protocol,
+                        external_user_id,
+                        display_name,
+                    }))
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Parses the phone drafts in the domain's region; every bad number is reported with its field.
+pub fn resolve_communications(
+    drafts: Vec<(String, CommunicationDraft)>,
+    region: Region,
+) -> Result<Vec<Communication>, Error> {
+    let mut v = Violations::new();
+    let mut out = Vec::with_capacity(drafts.len());
+    for (field, draft) in drafts {
+        match draft {
+            CommunicationDraft::Phone(raw) => {
+                if let Some(parsed) =
+                    v.check(format!("{field}.phone.number"), parse_phone(&raw, region))
+                {
+                    out.push(Communication::Phone { raw, parsed });
+                }
+            }
+            CommunicationDraft::Email(e) => out.push(Communication::Email(e)),
+            CommunicationDraft::Channel(c) => out.push(Communication::Channel(c)),
+        }
+    }
+    v.into_result()?;
+    Ok(out)
+}
+
+/// The validated fields of a contact to create, shared by CreateContact and ImportContacts.
+pub struct ContactFields<'a> {
+    /// Display name.
+    pub display_name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Time zone.
+    pub time_zone: &'a str,
+    /// Owner id (0: the caller).
+    pub owner_id: i64,
+    /// Labels.
+    pub labels: &'a [String],
+    /// Attributes.
+    pub attributes: &'a [pb::Attribute],
+    /// Communications.
+    pub communications: &'a [pb::CommunicationInput],
+}
+
+/// Validates the fields of a new contact; communications keep their field paths for later
+/// phone parsing.
+pub fn new_contact(
+    v: &mut Violations,
+    f: &ContactFields<'_>,
+) -> (Option<NewContact>, Vec<(String, CommunicationDraft)>) {
+    let display_name = v.check("display_name", rules::display_name(f.display_name));
+    let description = v.check("description", rules::description(f.description));
+    let time_zone = v.check("time_zone", rules::time_zone(f.time_zone));
+    if f.owner_id < 0 {
+        v.add("owner_id", "must be a user id, or 0 for the caller");
+    }
+    let labels = labels(v, "labels", f.labels);
+    let attributes = attributes(v, "attributes", f.attributes);
+    if f.communications.len() > rules::MAX_COMMUNICATIONS {
+        v.add(
+            "communications",
+            format!("at most {} communications", rules::MAX_COMMUNICATIONS),
+        );
+    }
+    let drafts: Vec<(String, CommunicationDraft)> = f
+        .communications
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let field = format!("communications[{i}]");
+            communication(v, &field, Some(c)).map(|d| (field, d))
+        })
+        .collect();
+    let new = match (display_name, description, time_zone) {
+        (Some(display_name), Some(description), Some(time_zone)) => Some(NewContact {
+            display_name,
+            description,
+            time_zone,
+            owner: (f.owner_id > 0).then_some(UserId(f.owner_id)),
+            labels,
+            attributes,
+            communications: Vec::new(),
+        }),
+        _ => None,
+    };
+    (new, drafts)
+}
+
+/// Turns a validated new contact into a draft ready to insert: owner defaulted to the caller,
+/// phones parsed in the domain's region.
+pub fn draft(
+    new: NewContact,
+    drafts: Vec<(String, CommunicationDraft)>,
+    caller: UserId,
+    region: Region,
+) -> Result<ContactDraft, Error> {
+    Ok(ContactDraft {
+        communications: resolve_communications(drafts, region)?,
+        display_name: new.display_name,
+        description: new.description,
+        time_zone: new.time_zone,
+        owner: new.owner.unwrap_or(caller),
+        labels: new.labels,
+        attributes: new.attributes,
+    })
+}
+
+/// The fields UpdateContact may change, as named in its update mask.
+pub const UPDATABLE_FIELDS: [&str; 6] = [
+    "display_name",
+    "description",
+    "time_zone",
+    "owner_id",
+    "labels",
+    "attributes",
+];
+
+/// Validates an update: the mask names known fields, and each named field is valid.
+pub fn patch(req: &pb::UpdateContactRequest, v: &mut Violations) -> ContactPatch {
+    let mut patch = ContactPatch::default();
+    let paths = req
+        .update_mask
+        .as_ref()
+        .map(|m| m.paths.as_slice())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        v.add(
+            "update_mask",
+            format!("name at least one field: {}", UPDATABLE_FIELDS.join(", ")),
+        );
+    }
+    for (i, path) in paths.iter().enumerate() {
+        match path.as_str() {
+            "display_name" => {
+                patch.display_name =
+                    v.check("display_name", rules::display_name(&req.display_name));
+            }
+            "description" => {
+                patch.description = v.check("description", rules::description(&req.description));
+            }
+            "time_zone" => patch.time_zone = v.check("time_zone", rules::time_zone(&req.time_zone)),
+            "owner_id" => {
+                patch.owner = positive_id(v, "owner_id", req.owner_id).map(UserId);
+            }
+            "labels" => patch.labels = Some(labels(v, "labels", &req.labels)),
+            "attributes" => patch.attributes = Some(attributes(v, "attributes", &req.attributes)),
+            other => v.add(
+                format!("update_mask.paths[{i}]"),
+                format!(
+                    "unknown field {other:?} (updatable: {})",
+                    UPDATABLE_FIELDS.join(", ")
+                ),
+            ),
+        }
+    }
+    patch
+}
+
+/// Which link an UnlinkCommunication request names.
+pub fn link_ref(
+    v: &mut Violations,
+    input: Option<&pb::unlink_communication_request::Communication>,
+) -> Option<LinkRef> {
+    use pb::unlink_communication_request::Communication as C;
+    let (field, id, make): (&str, i64, fn(i64) -> LinkRef) = match input {
+        None => {
+            v.add(
+                "communication",
+                "set one of phone_id, email_id or messaging_channel_id",
+            );
+            return None;
+        }
+        Some(C::PhoneId(id)) => ("phone_id", *id, LinkRef::Phone),
+        Some(C::EmailId(id)) => ("email_id", *id, LinkRef::Email),
+        Some(C::MessagingChannelId(id)) => ("messaging_channel_id", *id, LinkRef::Channel),
+    };
+    positive_id(v, field, id).map(make)
+}

@@ -1,0 +1,46 @@
+//! gRPC services: one file per service, each a struct holding the shared state and thin
+//! handlers that validate, convert to a domain command, authorize, call the store, and convert
+//! back.
+
+pub mod client_info;
+pub mod contact_binding;
+pub mod contact_search;
+pub mod contacts;
+pub mod convert;
+pub mod interactions;
+
+use std::sync::Arc;
+
+use crate::auth::{Caller, TokenKeys};
+use crate::db::domains::Session;
+use crate::db::{self, Conn, DbPool};
+use crate::error::Error;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub pool: DbPool,
+    /// Token keys (read-only links are signed with them too).
+    pub keys: Arc<TokenKeys>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// A pooled connection and the caller's session (domain settings, user checked).
+    pub async fn session(&self, caller: Caller) -> Result<(Conn, Session), Error> {
+        let mut conn = db::conn(&self.pool).await?;
+        let session = db::domains::session(&mut conn, caller).await?;
+        Ok((conn, session))
+    }
+}
+
+/// The answer of an RPC that a later release implements.
+pub fn unimplemented(rpc: &str) -> tonic::Status {
+    tonic::Status::unimplemented(format!("{rpc} is not implemented yet"))
+}

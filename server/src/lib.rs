@@ -1,0 +1,14 @@
+//! client-info: a gRPC service that tells a contact-center agent who is on the line.
+//!
+//! The library holds everything the `client-info-server` binary runs, so that the integration
+//! tests can start the real server in-process.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod server;

@@ -1,0 +1,248 @@
+//! `client-info-server`: serves the client-info gRPC API, or runs an admin command.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use client_info_server::config::{self, ServerConfig};
+use client_info_server::domain::ids::{DomainId, UserId};
+use client_info_server::domain::phone::Region;
+use client_info_server::{admin, auth, demo, server};
+
+/// Tells a contact-center agent who is on the line: a gRPC service over PostgreSQL.
+#[derive(Parser)]
+#[command(name = "client-info-server", version, about)]
+struct Cli {
+    /// PostgreSQL URL; the database is created when it does not exist.
+    #[arg(long, env = "DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    /// HS256 secret that signs tokens (required unless --demo).
+    #[arg(
+        long,
+        env = "CLIENT_INFO_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    jwt_secret: Option<String>,
+    /// Log filter (tracing EnvFilter syntax: info, debug, client_info_server=debug, ...).
+    #[arg(long, env = "CLIENT_INFO_LOG", default_value = "info", global = true)]
+    log_level: String,
+    /// Log as JSON lines.
+    #[arg(long, env = "CLIENT_INFO_LOG_JSON", global = true)]
+    log_json: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CLIENT_INFO_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Seed a demo domain with users and contacts, print tokens and grpcurl commands, serve.
+    #[arg(long)]
+    demo: bool,
+    /// Pooled database connections.
+    #[arg(long, env = "CLIENT_INFO_POOL_SIZE", default_value_t = config::DEFAULT_POOL_SIZE)]
+    pool_size: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Operator commands.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Creates a domain (tenant); prints its id.
+    CreateDomain {
+        /// Unique name.
+        name: String,
+        /// Default phone region (ISO 3166-1 alpha-2) for numbers without a country code.
+        #[arg(long, default_value = "US")]
+        region: String,
+        /// Bind an offered interaction at once when exactly one contact matches exactly.
+        #[arg(long)]
+        autolink: bool,
+        /// Identification fallback: match the last N digits (0 turns it off).
+        #[arg(long, default_value_t = 9)]
+        fallback_digits: i16,
+    },
+    /// Creates a user (agent, owner, service account) in a domain; prints its id.
+    CreateUser {
+        /// The domain id.
+        #[arg(long)]
+        domain: i64,
+        /// The user's name.
+        name: String,
+    },
+    /// Mints a token for a user; prints it.
+    MintToken {
+        /// The domain id.
+        #[arg(long)]
+        domain: i64,
+        /// The user id.
+        #[arg(long)]
+        user: i64,
+        /// Comma-separated permissions: contacts.read, contacts.write, interactions.handle,
+        /// interactions.route.
+        #[arg(long)]
+        permissions: String,
+        /// Lifetime: 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+fn init_logging(filter: &str, json: bool) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| format!("invalid --log-level {filter:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn serve(cli: Cli) -> Result<(), String> {
+    let secret = match (&cli.jwt_secret, cli.serve.demo) {
+        (Some(s), _) if !s.is_empty() => s.clone().into_bytes(),
+        (_, true) => {
+            use rand::Rng as _;
+            let bytes: [u8; 32] = rand::rng().random();
+            tracing::warn!(
+                "no --jwt-secret: demo tokens are signed with a random secret for this run only"
+            );
+            bytes.to_vec()
+        }
+        _ => {
+            return Err(
+                "refusing to start without a token secret: set --jwt-secret or CLIENT_INFO_JWT_SECRET (or use --demo)"
+                    .into(),
+            );
+        }
+    };
+    let mut config = ServerConfig::new(cli.database_url.clone(), secret.clone());
+    config.pool.max_size = cli.serve.pool_size.max(1);
+    let listener = tokio::net::TcpListener::bind(cli.serve.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.serve.listen))?;
+    let running = server::start(config, listener)
+        .await
+        .map_err(|e| format!("cannot start: {e}"))?;
+    if cli.serve.demo {
+        let keys = auth::TokenKeys::new(&secret);
+        let d = demo::setup(&cli.database_url, &keys, demo::DEMO_CONTACTS)
+            .await
+            .map_err(|e| format!("cannot seed the demo: {e}"))?;
+        println!(
+            "{}",
+            demo::instructions(&d, &running.local_addr.to_string())
+        );
+    }
+    tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            running.shutdown().await.map_err(|e| e.to_string())
+        }
+        result = async { Ok::<(), String>(()) }, if false => result,
+    }
+}
+
+async fn run_admin(cli: &Cli, command: &AdminCommand) -> Result<String, String> {
+    let url = &cli.database_url;
+    match command {
+        AdminCommand::CreateDomain {
+            name,
+            region,
+            autolink,
+            fallback_digits,
+        } => {
+            let region: Region = region.parse().map_err(|e| format!("--region: {e}"))?;
+            admin::create_domain(url, name, region, *autolink, *fallback_digits)
+                .await
+                .map(|id| id.to_string())
+                .map_err(|e| e.to_string())
+        }
+        AdminCommand::CreateUser { domain, name } => {
+            admin::create_user(url, DomainId(*domain), name)
+                .await
+                .map(|id| id.to_string())
+                .map_err(|e| e.to_string())
+        }
+        AdminCommand::MintToken {
+            domain,
+            user,
+            permissions,
+            ttl,
+        } => {
+            let secret = cli.jwt_secret.as_deref().filter(|s| !s.is_empty()).ok_or(
+                "mint-token needs --jwt-secret or CLIENT_INFO_JWT_SECRET (the server's secret)",
+            )?;
+            let permissions =
+                auth::parse_permissions(permissions).map_err(|e| format!("--permissions: {e}"))?;
+            let ttl: Duration = auth::parse_ttl(ttl).map_err(|e| format!("--ttl: {e}"))?;
+            admin::mint_token(
+                url,
+                secret.as_bytes(),
+                DomainId(*domain),
+                UserId(*user),
+                &permissions,
+                ttl,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli.log_level, cli.log_json) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let result = match &cli.command {
+        Some(Command::Admin(cmd)) => run_admin(&cli, cmd).await.map(|out| println!("{out}")),
+        None => serve(cli).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

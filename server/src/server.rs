@@ -1,0 +1,182 @@
+//! Assembles and runs the gRPC server: database creation and migrations, the five API services
+//! behind the authentication interceptor, `grpc.health.v1`, and server reflection v1 and
+//! v1alpha.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use client_info_proto::pb;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::auth::{AuthInterceptor, TokenKeys};
+use crate::config::ServerConfig;
+use crate::db;
+use crate::error::Error;
+use crate::grpc::AppState;
+use crate::grpc::client_info::ClientInfoApi;
+use crate::grpc::contact_binding::ContactBindingApi;
+use crate::grpc::contact_search::ContactSearchApi;
+use crate::grpc::contacts::ContactsApi;
+use crate::grpc::interactions::InteractionsApi;
+
+/// The fully-qualified names of the API services, as reflection and health list them.
+pub const SERVICE_NAMES: [&str; 5] = [
+    "clientinfo.v1.InteractionsService",
+    "clientinfo.v1.ClientInfoService",
+    "clientinfo.v1.ContactSearchService",
+    "clientinfo.v1.ContactBindingService",
+    "clientinfo.v1.ContactsService",
+];
+
+/// A server that is serving. Drop or [`RunningServer::shutdown`] to stop it.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The address it listens on.
+    pub local_addr: SocketAddr,
+    /// The shared state (pool, keys), for admin work alongside the server.
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        self.stop().await
+    }
+
+    async fn stop(&mut self) -> Result<(), Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .map_err(|e| Error::Internal(format!("server task failed: {e}")))?
+                .map_err(|e| Error::Internal(format!("server failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the server ends on its own (it only does on a transport error).
+    pub async fn wait(mut self) -> Result<(), Error> {
+        if let Some(task) = self.task.take() {
+            task.await
+                .map_err(|e| Error::Internal(format!("server task failed: {e}")))?
+                .map_err(|e| Error::Internal(format!("server failed: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Creates the database when missing, starts serving on `listener` (health NOT_SERVING),
+/// applies migrations, then reports SERVING and returns.
+pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<RunningServer, Error> {
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("listener address: {e}")))?;
+    if db::ensure_database(&config.database_url).await? {
+        tracing::info!("database created");
+    }
+    let pool = db::build_pool(&config.database_url, &config.pool)?;
+    let keys = Arc::new(TokenKeys::new(&config.jwt_secret));
+    let state = AppState { pool, keys };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    for name in SERVICE_NAMES {
+        health
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(client_info_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection v1: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(client_info_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::Internal(format!("reflection v1alpha: {e}")))?;
+
+    let auth = AuthInterceptor::new(state.keys.clone());
+    let max = config.max_message_bytes;
+    macro_rules! api {
+        ($server:ty, $api:expr) => {
+            InterceptedService::new(
+                <$server>::new($api)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+                auth.clone(),
+            )
+        };
+    }
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(api!(
+            pb::interactions_service_server::InteractionsServiceServer<InteractionsApi>,
+            InteractionsApi::new(state.clone())
+        ))
+        .add_service(api!(
+            pb::client_info_service_server::ClientInfoServiceServer<ClientInfoApi>,
+            ClientInfoApi::new(state.clone())
+        ))
+        .add_service(api!(
+            pb::contact_search_service_server::ContactSearchServiceServer<ContactSearchApi>,
+            ContactSearchApi::new(state.clone())
+        ))
+        .add_service(api!(
+            pb::contact_binding_service_server::ContactBindingServiceServer<ContactBindingApi>,
+            ContactBindingApi::new(state.clone())
+        ))
+        .add_service(api!(
+            pb::contacts_service_server::ContactsServiceServer<ContactsApi>,
+            ContactsApi::new(state.clone())
+        ));
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = rx.await;
+    }));
+    let mut running = RunningServer {
+        local_addr,
+        state,
+        shutdown: Some(tx),
+        task: Some(task),
+    };
+
+    match db::run_migrations(&config.database_url).await {
+        Ok(n) => tracing::info!(applied = n, "migrations up to date"),
+        Err(e) => {
+            let _ = running.stop().await;
+            return Err(e);
+        }
+    }
+    health.set_service_status("", ServingStatus::Serving).await;
+    for name in SERVICE_NAMES {
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
+    tracing::info!(%local_addr, "serving");
+    Ok(running)
+}
