@@ -1,1 +1,26 @@
-//! x
+//! Typed Rust client for the client-info gRPC API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), client_info_sdk::SdkError> {
+//! let client = client_info_sdk::Client::builder("http://127.0.0.1:50051")
+//!     .token("eyJ...")
+//!     .connect()
+//!     .await?;
+//! let card = client.get_contact(42).await?;
+//! println!("{} ({} phones)", card.display_name, card.phones.len());
+//! # Ok(()) }
+//! ```
+//!
+//! Every method returns [`SdkError`], whose variants are the status codes a caller acts on
+//! (stale version, not found, permission denied, invalid fields with their names, ...).
+
+mod auth;
+mod client;
+pub mod contacts;
+mod error;
+
+pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+pub use error::{FieldViolation, SdkError};
+
+/// The generated protobuf types and stubs (package `clientinfo.v1`).
+pub use client_info_proto::pb;

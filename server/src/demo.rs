@@ -155,6 +155,8 @@ fn ascii_slug(s: &str) -> String {
         .filter_map(|c| match c {
             'é' | 'è' => Some('e'),
             'ã' | 'á' => Some('a'),
+            'ó' => Some('o'),
+            'ñ' => Some('n'),
             'í' => Some('i'),
             'ú' => Some('u'),
             'ü' => Some('u'),
@@ -356,7 +358,7 @@ pub async fn seed_contacts(
                         contact_messaging_channels::external_user_id
                             .eq(format!("{protocol}-{}", 100_000 + i)),
                         contact_messaging_channels::display_name
-                            .eq(format!("{first} {}.", &last[..1])),
+                            .eq(format!("{first} {}.", last.chars().next().unwrap_or('X'))),
                     ));
                 }
                 let label_count = rng.random_range(0..3usize);
@@ -446,7 +448,7 @@ pub fn instructions(demo: &Demo, listen: &str) -> String {
         "\nTry (grpcurl: bash .ci/install-tools, then .ci/tools/venv/bin/grpcurl):\n\n\
          grpcurl -plaintext {listen} list\n\
          grpcurl -plaintext -H \"authorization: Bearer $ALICE_TOKEN\" -d '{{\"contact_id\": {c}}}' {listen} clientinfo.v1.ContactSearchService/GetContact\n\
-         grpcurl -plaintext -H \"authorization: Bearer $CRM_TOKEN\" -d '{{\"request_id\": \"demo-1\", \"display_name\": \"Ann Lee\", \"time_zone\": \"Europe/London\", \"labels\": [\"VIP\"], \"communications\": [{{\"phone\": {{\"number\": \"07911 123456\"}}}}]}}' {listen} clientinfo.v1.ContactBindingService/CreateContact\n\
+         grpcurl -plaintext -H \"authorization: Bearer $CRM_TOKEN\" -d '{{\"request_id\": \"demo-1\", \"display_name\": \"Ann Lee\", \"time_zone\": \"Europe/London\", \"labels\": [\"VIP\"], \"communications\": [{{\"phone\": {{\"number\": \"07400 123456\"}}}}]}}' {listen} clientinfo.v1.ContactBindingService/CreateContact\n\
          grpcurl -plaintext -H \"authorization: Bearer $BOB_TOKEN\" -d '{{\"contact_id\": {c}}}' {listen} clientinfo.v1.ContactSearchService/GetContact   # PERMISSION_DENIED\n\n"
     ));
     s

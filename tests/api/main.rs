@@ -1,1 +1,10 @@
-//! x
+//! Integration tests: the real server in-process on 127.0.0.1:0, each test with its own
+//! PostgreSQL database, driven through client-sdk. Modules mirror the services.
+
+mod admin;
+mod auth;
+mod contacts;
+mod phones;
+mod server;
+mod tenancy;
+mod validation;

@@ -86,7 +86,7 @@ pub async fn conn(pool: &DbPool) -> Result<Conn, Error> {
 /// Splits a `postgres://` URL into the URL of the `postgres` maintenance database and the
 /// database name the URL names.
 pub fn split_database_url(url: &str) -> Result<(String, String), Error> {
-    let bad = || Error::Internal(format!("cannot read a database name from the database URL"));
+    let bad = || Error::Internal("cannot read a database name from the database URL".into());
     let scheme_end = url.find("://").ok_or_else(bad)? + 3;
     let rest = &url[scheme_end..];
     let path_start = rest.find('/').ok_or_else(bad)? + scheme_end;

@@ -258,11 +258,11 @@ mod tests {
 
     #[test]
     fn keys_for_fallback_matching() {
-        let p = parse_phone("07911 123456", region("GB")).expect("valid");
-        assert_eq!(p.e164, "+447911123456");
+        let p = parse_phone("07400 123456", region("GB")).expect("valid");
+        assert_eq!(p.e164, "+447400123456");
         assert_eq!(p.region, "GB");
-        assert_eq!(p.national_number, "7911123456");
-        assert_eq!(p.digits_reversed, "654321119744");
+        assert_eq!(p.national_number, "7400123456");
+        assert_eq!(p.digits_reversed, "654321004744");
     }
 
     #[test]
