@@ -86,7 +86,7 @@ CREATE TABLE contact_phones (
     e164             text        NOT NULL CHECK (e164 ~ '^\+[1-9][0-9]{1,14}$'),
     region           text        NOT NULL DEFAULT '',
     national_number  text        NOT NULL CHECK (national_number ~ '^[0-9]{1,17}$'),
-    digits_reversed  text        NOT NULL CHECK (digits_reversed ~ '^[0-9]{2,15}$'),
+    digits_reversed  text        COLLATE "C" NOT NULL CHECK (digits_reversed ~ '^[0-9]{2,15}$'),
     created_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (contact_id, e164),
     FOREIGN KEY (domain_id, contact_id) REFERENCES contacts (domain_id, id) ON DELETE CASCADE
@@ -95,10 +95,10 @@ COMMENT ON TABLE contact_phones IS 'Phone numbers of contacts: as entered, and n
 COMMENT ON COLUMN contact_phones.number IS 'The number as entered.';
 COMMENT ON COLUMN contact_phones.e164 IS 'E.164 form parsed with the domain default region: the exact-match key.';
 COMMENT ON COLUMN contact_phones.national_number IS 'National significant number: the first identification fallback.';
-COMMENT ON COLUMN contact_phones.digits_reversed IS 'E.164 digits reversed, so a last-N-digits match is an index prefix scan.';
+COMMENT ON COLUMN contact_phones.digits_reversed IS 'E.164 digits reversed (byte collation), so a last-N-digits match is an index range scan.';
 CREATE INDEX contact_phones_e164_idx ON contact_phones (domain_id, e164);
 CREATE INDEX contact_phones_national_idx ON contact_phones (domain_id, national_number);
-CREATE INDEX contact_phones_suffix_idx ON contact_phones (domain_id, digits_reversed text_pattern_ops);
+CREATE INDEX contact_phones_suffix_idx ON contact_phones (domain_id, digits_reversed);
 CREATE INDEX contact_phones_contact_idx ON contact_phones (contact_id);
 
 CREATE TABLE contact_emails (
@@ -106,13 +106,13 @@ CREATE TABLE contact_emails (
     domain_id   bigint      NOT NULL,
     contact_id  bigint      NOT NULL,
     address     text        NOT NULL CHECK (length(address) BETWEEN 3 AND 254),
-    normalized  text        NOT NULL CHECK (normalized = lower(normalized)),
+    normalized  text        COLLATE "C" NOT NULL CHECK (normalized = lower(normalized)),
     created_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (contact_id, normalized),
     FOREIGN KEY (domain_id, contact_id) REFERENCES contacts (domain_id, id) ON DELETE CASCADE
 );
-COMMENT ON COLUMN contact_emails.normalized IS 'Trimmed, lower-cased address: the search and uniqueness key.';
-CREATE INDEX contact_emails_lookup_idx ON contact_emails (domain_id, normalized text_pattern_ops);
+COMMENT ON COLUMN contact_emails.normalized IS 'Trimmed, lower-cased address (byte collation): the search and uniqueness key; prefix search is an index range scan.';
+CREATE INDEX contact_emails_lookup_idx ON contact_emails (domain_id, normalized);
 CREATE INDEX contact_emails_contact_idx ON contact_emails (contact_id);
 
 CREATE TABLE contact_messaging_channels (
