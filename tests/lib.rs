@@ -171,6 +171,14 @@ impl TestApp {
         .expect("create domain")
     }
 
+    /// Changes a domain's identification settings.
+    pub async fn set_identification(&self, domain: DomainId, autolink: bool, fallback_digits: i16) {
+        let mut conn = self.db().await;
+        domains::update_settings(&mut conn, domain, autolink, fallback_digits)
+            .await
+            .expect("update domain settings");
+    }
+
     /// Creates a user.
     pub async fn user(&self, domain: DomainId, name: &str) -> UserId {
         let mut conn = self.db().await;

@@ -18,6 +18,7 @@ mod auth;
 mod client;
 pub mod contacts;
 mod error;
+pub mod interactions;
 
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{FieldViolation, SdkError};

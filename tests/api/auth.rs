@@ -186,7 +186,10 @@ async fn each_rpc_needs_its_permission() {
         let r = who
             .client
             .interactions()
-            .accept_interaction(pb::AcceptInteractionRequest::default())
+            .accept_interaction(pb::AcceptInteractionRequest {
+                interaction_id: "x".into(),
+                agent_user_id: 1,
+            })
             .await;
         expect_code(
             r.map_err(SdkError::from).map(|_| ()),
@@ -198,7 +201,10 @@ async fn each_rpc_needs_its_permission() {
         let r = who
             .client
             .client_info()
-            .get_client_info(pb::GetClientInfoRequest::default())
+            .get_client_info(pb::GetClientInfoRequest {
+                interaction_id: "x".into(),
+                ..Default::default()
+            })
             .await;
         expect_code(
             r.map_err(SdkError::from).map(|_| ()),

@@ -4,6 +4,8 @@
 mod admin;
 mod auth;
 mod contacts;
+mod explain;
+mod interactions;
 mod phones;
 mod server;
 mod tenancy;

@@ -131,18 +131,6 @@ async fn rpcs_of_later_releases_answer_unimplemented() {
     let code =
         |r: Result<(), tonic::Status>| expect_code(r.map_err(SdkError::from), Code::Unimplemented);
     code(
-        c.interactions()
-            .offer_interaction(pb::OfferInteractionRequest::default())
-            .await
-            .map(drop),
-    );
-    code(
-        c.client_info()
-            .get_client_info(pb::GetClientInfoRequest::default())
-            .await
-            .map(drop),
-    );
-    code(
         c.contact_search()
             .search_contacts(pb::SearchContactsRequest::default())
             .await

@@ -3,6 +3,8 @@
 
 pub mod contact;
 pub mod email;
+pub mod identify;
 pub mod ids;
+pub mod interaction;
 pub mod permission;
 pub mod phone;

@@ -185,6 +185,18 @@ pub fn parse_phone(input: &str, default_region: Region) -> Result<ParsedPhone, P
     }
 }
 
+/// Parses a number as delivered by a network, for identification: like [`parse_phone`], but a
+/// number that parses yet is not valid in the numbering plan (outdated metadata, a new range)
+/// is still returned, so that it can match stored numbers.
+pub fn parse_caller_number(input: &str, default_region: Region) -> Result<ParsedPhone, PhoneError> {
+    match parse_phone(input, default_region) {
+        Err(PhoneError::Invalid { e164, .. }) => phonenumber::parse(None, &e164)
+            .map(|n| build(&n, false))
+            .map_err(|_| PhoneError::Unparseable),
+        other => other,
+    }
+}
+
 /// Other E.164 forms that are the same line as `phone` (national variants). Brazil: the form
 /// without the ninth digit of a 9-digit mobile, so contacts stored before the change still match.
 pub fn national_variants(phone: &ParsedPhone) -> Vec<String> {
@@ -282,6 +294,18 @@ mod tests {
             Err(PhoneError::Invalid { .. } | PhoneError::Unparseable)
         ));
         assert_eq!(parse_phone(&"1".repeat(65), gb), Err(PhoneError::TooLong));
+    }
+
+    #[test]
+    fn caller_numbers_outside_the_plan_still_parse() {
+        let gb = region("GB");
+        assert!(parse_phone("+44 7700 900123", gb).is_err());
+        let p = parse_caller_number("+44 7700 900123", gb).expect("parses");
+        assert_eq!(p.e164, "+447700900123");
+        assert_eq!(
+            parse_caller_number("abc", gb),
+            Err(PhoneError::BadCharacters)
+        );
     }
 
     #[test]

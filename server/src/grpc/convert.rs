@@ -11,7 +11,13 @@ use crate::domain::contact::{
     ContactPatch, NewContact, UserRef,
 };
 use crate::domain::email::parse_email;
+use crate::domain::identify::{Identification, MatchRule, Outcome};
 use crate::domain::ids::UserId;
+use crate::domain::interaction::{
+    Destination, Direction, InteractionKind, InteractionState, MAX_MEMBER_DESCRIPTION_LEN,
+    MAX_QUEUE_FIELD_LEN, MAX_VARIABLE_KEY_LEN, MAX_VARIABLE_VALUE_LEN, MAX_VARIABLES, Member,
+    Offer, Queue, Variable,
+};
 use crate::domain::phone::{Region, parse_phone};
 use crate::error::{Error, Violations};
 
@@ -412,4 +418,258 @@ pub fn link_ref(
         Some(C::MessagingChannelId(id)) => ("messaging_channel_id", *id, LinkRef::Channel),
     };
     positive_id(v, field, id).map(make)
+}
+
+/// Longest caller number accepted on the wire (longer is a protocol error, not a bad caller id).
+pub const MAX_CALLER_NUMBER_LEN: usize = 256;
+
+/// What networks deliver instead of a withheld number.
+const HIDDEN_NUMBER_WORDS: [&str; 7] = [
+    "anonymous",
+    "private",
+    "restricted",
+    "unknown",
+    "unavailable",
+    "withheld",
+    "hidden",
+];
+
+fn bounded(v: &mut Violations, field: &str, s: &str, max: usize, required: bool) -> Option<String> {
+    let t = s.trim();
+    if required && t.is_empty() {
+        v.add(field, "must not be empty");
+        None
+    } else if t.chars().count() > max {
+        v.add(field, format!("must be at most {max} characters"));
+        None
+    } else {
+        Some(t.to_owned())
+    }
+}
+
+/// A wire timestamp as a date, or a violation.
+pub fn datetime(
+    v: &mut Violations,
+    field: &str,
+    t: &prost_types::Timestamp,
+) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(t.nanos).ok();
+    match nanos.and_then(|n| DateTime::from_timestamp(t.seconds, n)) {
+        Some(d) => Some(d),
+        None => {
+            v.add(field, "is not a valid timestamp");
+            None
+        }
+    }
+}
+
+/// Validates an offer.
+pub fn offer(req: &pb::OfferInteractionRequest, v: &mut Violations) -> Option<Offer> {
+    use pb::client_destination::Destination as D;
+    let external_id = client_id(v, "interaction_id", &req.interaction_id);
+    let kind = match pb::InteractionKind::try_from(req.kind) {
+        Ok(pb::InteractionKind::Call) => Some(InteractionKind::Call),
+        Ok(pb::InteractionKind::Chat) => Some(InteractionKind::Chat),
+        _ => {
+            v.add(
+                "kind",
+                "must be INTERACTION_KIND_CALL or INTERACTION_KIND_CHAT",
+            );
+            None
+        }
+    };
+    let direction = match pb::InteractionDirection::try_from(req.direction) {
+        Ok(pb::InteractionDirection::Inbound) => Some(Direction::Inbound),
+        Ok(pb::InteractionDirection::Outbound) => Some(Direction::Outbound),
+        _ => {
+            v.add(
+                "direction",
+                "must be INTERACTION_DIRECTION_INBOUND or INTERACTION_DIRECTION_OUTBOUND",
+            );
+            None
+        }
+    };
+    let destination = match (
+        kind,
+        req.destination
+            .as_ref()
+            .and_then(|d| d.destination.as_ref()),
+    ) {
+        (_, None) => {
+            v.add("destination", "set call (calls) or chat (chats)");
+            None
+        }
+        (Some(InteractionKind::Call), Some(D::Call(c))) => {
+            let raw = c.number.trim();
+            if raw.chars().count() > MAX_CALLER_NUMBER_LEN {
+                v.add(
+                    "destination.call.number",
+                    format!("must be at most {MAX_CALLER_NUMBER_LEN} characters"),
+                );
+                None
+            } else {
+                let hidden = c.hidden
+                    || raw.is_empty()
+                    || HIDDEN_NUMBER_WORDS
+                        .iter()
+                        .any(|w| raw.eq_ignore_ascii_case(w));
+                Some(Destination::Call {
+                    number: (!hidden).then(|| raw.to_owned()),
+                })
+            }
+        }
+        (Some(InteractionKind::Chat), Some(D::Chat(c))) => {
+            let protocol = v.check("destination.chat.protocol", rules::protocol(&c.protocol));
+            let external = v.check(
+                "destination.chat.external_user_id",
+                rules::external_user_id(&c.external_user_id),
+            );
+            let display = v.check(
+                "destination.chat.display_name",
+                rules::channel_display_name(&c.display_name),
+            );
+            match (protocol, external, display) {
+                (Some(protocol), Some(external_user_id), Some(display_name)) => {
+                    Some(Destination::Chat(ChannelIdentity {
+                        protocol,
+                        external_user_id,
+                        display_name,
+                    }))
+                }
+                _ => None,
+            }
+        }
+        (Some(_), Some(_)) => {
+            v.add(
+                "destination",
+                "calls take destination.call, chats destination.chat",
+            );
+            None
+        }
+        (None, Some(_)) => None,
+    };
+    let agent = positive_id(v, "agent_user_id", req.agent_user_id).map(UserId);
+    let queue = req.queue.as_ref().and_then(|q| {
+        let id = bounded(v, "queue.id", &q.id, MAX_QUEUE_FIELD_LEN, true)?;
+        let name = bounded(v, "queue.name", &q.name, MAX_QUEUE_FIELD_LEN, false)?;
+        Some(Queue { id, name })
+    });
+    let member = req.member.as_ref().and_then(|m| {
+        let id = bounded(v, "member.id", &m.id, MAX_QUEUE_FIELD_LEN, true)?;
+        let description = bounded(
+            v,
+            "member.description",
+            &m.description,
+            MAX_MEMBER_DESCRIPTION_LEN,
+            false,
+        )?;
+        Some(Member { id, description })
+    });
+    if req.variables.len() > MAX_VARIABLES {
+        v.add("variables", format!("at most {MAX_VARIABLES} variables"));
+    }
+    let mut variables = Vec::with_capacity(req.variables.len());
+    for (i, var) in req.variables.iter().enumerate() {
+        let key_len = var.key.chars().count();
+        if key_len == 0 || key_len > MAX_VARIABLE_KEY_LEN || var.key.chars().any(char::is_control) {
+            v.add(
+                format!("variables[{i}].key"),
+                format!(
+                    "must be 1 to {MAX_VARIABLE_KEY_LEN} characters without control characters"
+                ),
+            );
+        } else if var.value.chars().count() > MAX_VARIABLE_VALUE_LEN {
+            v.add(
+                format!("variables[{i}].value"),
+                format!("must be at most {MAX_VARIABLE_VALUE_LEN} characters"),
+            );
+        } else {
+            variables.push(Variable {
+                key: var.key.clone(),
+                value: var.value.clone(),
+            });
+        }
+    }
+    let occurred_at = match &req.occurred_at {
+        Some(t) => datetime(v, "occurred_at", t),
+        None => Some(Utc::now()),
+    };
+    Some(Offer {
+        external_id: external_id?,
+        direction: direction?,
+        destination: destination?,
+        agent: agent?,
+        queue,
+        member,
+        variables,
+        occurred_at: occurred_at?,
+    })
+}
+
+/// Wire enum of a state.
+pub fn state(s: InteractionState) -> pb::InteractionState {
+    match s {
+        InteractionState::Offered => pb::InteractionState::Offered,
+        InteractionState::Accepted => pb::InteractionState::Accepted,
+        InteractionState::Closed => pb::InteractionState::Closed,
+    }
+}
+
+/// Wire enum of a kind.
+pub fn kind(k: InteractionKind) -> pb::InteractionKind {
+    match k {
+        InteractionKind::Call => pb::InteractionKind::Call,
+        InteractionKind::Chat => pb::InteractionKind::Chat,
+    }
+}
+
+/// Wire enum of a direction.
+pub fn direction(d: Direction) -> pb::InteractionDirection {
+    match d {
+        Direction::Inbound => pb::InteractionDirection::Inbound,
+        Direction::Outbound => pb::InteractionDirection::Outbound,
+    }
+}
+
+/// Wire enum of a match rule.
+pub fn rule(r: MatchRule) -> pb::MatchRule {
+    match r {
+        MatchRule::E164 => pb::MatchRule::E164,
+        MatchRule::NationalVariant => pb::MatchRule::NationalVariant,
+        MatchRule::NationalNumber => pb::MatchRule::NationalNumber,
+        MatchRule::LastDigits => pb::MatchRule::LastDigits,
+        MatchRule::MessagingIdentity => pb::MatchRule::MessagingIdentity,
+    }
+}
+
+/// The identification block for the wire.
+pub fn identification(i: &Identification) -> pb::Identification {
+    pb::Identification {
+        outcome: match i.outcome {
+            Outcome::NotFound => pb::IdentificationOutcome::NotFound,
+            Outcome::Identified => pb::IdentificationOutcome::Identified,
+            Outcome::Ambiguous => pb::IdentificationOutcome::Ambiguous,
+        } as i32,
+        reason: i.reason.clone(),
+        normalized_number: i.normalized_number.clone().unwrap_or_default(),
+        candidate_count: i32::try_from(i.candidates.len()).unwrap_or(i32::MAX),
+    }
+}
+
+/// The destination as offered, for the wire.
+pub fn destination(d: &Destination) -> pb::ClientDestination {
+    use pb::client_destination::Destination as D;
+    pb::ClientDestination {
+        destination: Some(match d {
+            Destination::Call { number } => D::Call(pb::CallerNumber {
+                number: number.clone().unwrap_or_default(),
+                hidden: number.is_none(),
+            }),
+            Destination::Chat(c) => D::Chat(pb::ChatIdentity {
+                protocol: c.protocol.clone(),
+                external_user_id: c.external_user_id.clone(),
+                display_name: c.display_name.clone(),
+            }),
+        }),
+    }
 }

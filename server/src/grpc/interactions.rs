@@ -3,14 +3,16 @@
 use client_info_proto::pb;
 use tonic::{Request, Response, Status};
 
-use super::{AppState, unimplemented};
+use super::{AppState, convert};
 use crate::auth::Caller;
+use crate::db::{interactions, users};
+use crate::domain::ids::UserId;
 use crate::domain::permission::Permission;
+use crate::error::{Error, Violations};
 
 /// The service.
 #[derive(Debug, Clone)]
 pub struct InteractionsApi {
-    #[expect(dead_code, reason = "used once the Live interactions issue lands")]
     state: AppState,
 }
 
@@ -21,35 +23,87 @@ impl InteractionsApi {
     }
 }
 
-fn authorize<T>(request: &Request<T>) -> Result<Caller, Status> {
-    let caller = Caller::of(request)?;
-    caller.require(Permission::InteractionsRoute)?;
-    Ok(caller)
-}
-
 #[tonic::async_trait]
 impl pb::interactions_service_server::InteractionsService for InteractionsApi {
+    #[tracing::instrument(skip_all, fields(interaction_id = %request.get_ref().interaction_id))]
     async fn offer_interaction(
         &self,
         request: Request<pb::OfferInteractionRequest>,
     ) -> Result<Response<pb::OfferInteractionResponse>, Status> {
-        authorize(&request)?;
-        Err(unimplemented("OfferInteraction"))
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let offer = convert::offer(&req, &mut v);
+        v.into_result()?;
+        let offer = offer.ok_or_else(|| Error::Internal("validated offer missing".into()))?;
+        caller.require(Permission::InteractionsRoute)?;
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        if !users::exists(&mut conn, session.domain.id, offer.agent).await? {
+            return Err(Error::invalid(
+                "agent_user_id",
+                format!("no user {} in this domain", offer.agent),
+            )
+            .into());
+        }
+        let result = interactions::offer(&mut conn, &session, &offer).await?;
+        let i = &result.interaction;
+        tracing::info!(
+            outcome = i.identification.outcome.as_str(),
+            candidates = i.identification.candidates.len(),
+            transferred = result.transferred,
+            changed = result.changed,
+            "interaction offered"
+        );
+        Ok(Response::new(pb::OfferInteractionResponse {
+            state: convert::state(i.state) as i32,
+            identification: Some(convert::identification(&i.identification)),
+            bound_contact_id: i.bound_contact.map_or(0, |c| c.0),
+            transferred: result.transferred,
+            changed: result.changed,
+        }))
     }
 
+    #[tracing::instrument(skip_all, fields(interaction_id = %request.get_ref().interaction_id))]
     async fn accept_interaction(
         &self,
         request: Request<pb::AcceptInteractionRequest>,
     ) -> Result<Response<pb::AcceptInteractionResponse>, Status> {
-        authorize(&request)?;
-        Err(unimplemented("AcceptInteraction"))
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = convert::client_id(&mut v, "interaction_id", &req.interaction_id);
+        let agent = convert::positive_id(&mut v, "agent_user_id", req.agent_user_id);
+        v.into_result()?;
+        let (Some(id), Some(agent)) = (id, agent) else {
+            return Err(Error::Internal("validated accept incomplete".into()).into());
+        };
+        caller.require(Permission::InteractionsRoute)?;
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        let i = interactions::accept(&mut conn, &session, &id, UserId(agent)).await?;
+        Ok(Response::new(pb::AcceptInteractionResponse {
+            state: convert::state(i.state) as i32,
+        }))
     }
 
+    #[tracing::instrument(skip_all, fields(interaction_id = %request.get_ref().interaction_id))]
     async fn close_interaction(
         &self,
         request: Request<pb::CloseInteractionRequest>,
     ) -> Result<Response<pb::CloseInteractionResponse>, Status> {
-        authorize(&request)?;
-        Err(unimplemented("CloseInteraction"))
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = convert::client_id(&mut v, "interaction_id", &req.interaction_id);
+        v.into_result()?;
+        let id = id.unwrap_or_default();
+        caller.require(Permission::InteractionsRoute)?;
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        let i = interactions::close(&mut conn, &session, &id).await?;
+        Ok(Response::new(pb::CloseInteractionResponse {
+            state: convert::state(i.state) as i32,
+        }))
     }
 }

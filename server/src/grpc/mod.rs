@@ -8,6 +8,7 @@ pub mod contact_search;
 pub mod contacts;
 pub mod convert;
 pub mod interactions;
+pub mod panel;
 
 use std::sync::Arc;
 

@@ -1,0 +1,456 @@
+//! Interactions: offer (with identification, in one transaction), accept, close, and binding
+//! to contacts.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+
+use super::audit::{self, AuditAction, AuditRecord};
+use super::domains::Session;
+use super::identification;
+use super::schema::{contacts, interaction_bindings, interactions};
+use crate::domain::contact::ChannelIdentity;
+use crate::domain::identify::{Candidate, Identification, Outcome};
+use crate::domain::ids::{ContactId, DomainId, UserId};
+use crate::domain::interaction::{
+    Destination, Direction, Interaction, InteractionState, Member, Offer, Queue, Variable,
+};
+use crate::error::Error;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = interactions, check_for_backend(diesel::pg::Pg))]
+struct InteractionRow {
+    id: i64,
+    external_id: String,
+    kind: String,
+    direction: String,
+    state: String,
+    agent_id: i64,
+    queue_id: Option<String>,
+    queue_name: Option<String>,
+    member_id: Option<String>,
+    member_description: Option<String>,
+    variables: serde_json::Value,
+    caller_number: Option<String>,
+    caller_e164: Option<String>,
+    chat_protocol: Option<String>,
+    chat_external_user_id: Option<String>,
+    chat_display_name: Option<String>,
+    outcome: String,
+    outcome_reason: String,
+    candidates: serde_json::Value,
+    bound_contact_id: Option<i64>,
+    offered_at: DateTime<Utc>,
+    accepted_at: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+fn corrupt(id: i64, what: &str) -> Error {
+    Error::Internal(format!("interaction {id}: unreadable {what}"))
+}
+
+impl InteractionRow {
+    fn into_domain(self) -> Result<Interaction, Error> {
+        let id = self.id;
+        let destination = match self.kind.as_str() {
+            "call" => Destination::Call {
+                number: self.caller_number,
+            },
+            "chat" => Destination::Chat(ChannelIdentity {
+                protocol: self
+                    .chat_protocol
+                    .ok_or_else(|| corrupt(id, "chat protocol"))?,
+                external_user_id: self
+                    .chat_external_user_id
+                    .ok_or_else(|| corrupt(id, "chat user id"))?,
+                display_name: self.chat_display_name.unwrap_or_default(),
+            }),
+            _ => return Err(corrupt(id, "kind")),
+        };
+        Ok(Interaction {
+            id,
+            external_id: self.external_id,
+            direction: Direction::parse(&self.direction).ok_or_else(|| corrupt(id, "direction"))?,
+            state: InteractionState::parse(&self.state).ok_or_else(|| corrupt(id, "state"))?,
+            agent: UserId(self.agent_id),
+            queue: self.queue_id.map(|qid| Queue {
+                id: qid,
+                name: self.queue_name.unwrap_or_default(),
+            }),
+            member: self.member_id.map(|mid| Member {
+                id: mid,
+                description: self.member_description.unwrap_or_default(),
+            }),
+            variables: serde_json::from_value(self.variables)
+                .map_err(|_| corrupt(id, "variables"))?,
+            destination,
+            identification: Identification {
+                outcome: Outcome::parse(&self.outcome).ok_or_else(|| corrupt(id, "outcome"))?,
+                reason: self.outcome_reason,
+                normalized_number: self.caller_e164,
+                candidates: serde_json::from_value::<Vec<Candidate>>(self.candidates)
+                    .map_err(|_| corrupt(id, "candidates"))?,
+            },
+            bound_contact: self.bound_contact_id.map(ContactId),
+            offered_at: self.offered_at,
+            accepted_at: self.accepted_at,
+            closed_at: self.closed_at,
+        })
+    }
+}
+
+/// Finds an interaction of `domain` by routing id; `lock` takes a row lock (use in a
+/// transaction).
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    external_id: &str,
+    lock: bool,
+) -> Result<Option<Interaction>, Error> {
+    let query = interactions::table
+        .filter(interactions::domain_id.eq(domain.0))
+        .filter(interactions::external_id.eq(external_id))
+        .select(InteractionRow::as_select());
+    let row = if lock {
+        query.for_update().first(conn).await.optional()?
+    } else {
+        query.first(conn).await.optional()?
+    };
+    row.map(InteractionRow::into_domain).transpose()
+}
+
+/// The agent's open (offered or accepted) interactions, oldest first.
+pub async fn open_for_agent(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    agent: UserId,
+) -> Result<Vec<Interaction>, Error> {
+    let rows: Vec<InteractionRow> = interactions::table
+        .filter(interactions::domain_id.eq(domain.0))
+        .filter(interactions::agent_id.eq(agent.0))
+        .filter(interactions::state.ne(InteractionState::Closed.as_str()))
+        .order(interactions::offered_at)
+        .select(InteractionRow::as_select())
+        .load(conn)
+        .await?;
+    rows.into_iter().map(InteractionRow::into_domain).collect()
+}
+
+fn not_found(external_id: &str) -> Error {
+    Error::not_found(format!("interaction {external_id:?}"))
+}
+
+/// What an offer did.
+#[derive(Debug, Clone)]
+pub struct OfferResult {
+    /// The interaction after the offer.
+    pub interaction: Interaction,
+    /// The offer moved it from another agent.
+    pub transferred: bool,
+    /// False when the same offer had been made before.
+    pub changed: bool,
+}
+
+fn variables_json(variables: &[Variable]) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(variables).map_err(|e| Error::Internal(format!("variables: {e}")))
+}
+
+fn same_client(a: &Destination, b: &Destination) -> bool {
+    match (a, b) {
+        (Destination::Call { number: x }, Destination::Call { number: y }) => x == y,
+        (Destination::Chat(x), Destination::Chat(y)) => {
+            x.protocol == y.protocol && x.external_user_id == y.external_user_id
+        }
+        _ => false,
+    }
+}
+
+/// Offers an interaction and identifies the client, in one transaction. Re-offering the same
+/// content changes nothing; offering to another agent transfers it (the new agent must accept).
+pub async fn offer(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    offer: &Offer,
+) -> Result<OfferResult, Error> {
+    let domain = &session.domain;
+    let actor = session.caller.user_id;
+    conn.transaction(async |conn| {
+        // Two rounds: a concurrent first offer of the same id makes our insert do nothing; the
+        // second round then sees that row as a re-offer.
+        for _ in 0..2 {
+            if let Some(existing) = find(conn, domain.id, &offer.external_id, true).await? {
+                return reoffer(conn, domain.id, existing, offer).await;
+            }
+            let identification = match &offer.destination {
+                Destination::Call { number } => {
+                    identification::identify_call(conn, domain, number.as_deref()).await?
+                }
+                Destination::Chat(identity) => {
+                    identification::identify_chat(conn, domain, identity).await?
+                }
+            };
+            let (caller_number, caller_hidden, chat) = match &offer.destination {
+                Destination::Call { number } => (number.clone(), number.is_none(), None),
+                Destination::Chat(c) => (None, false, Some(c)),
+            };
+            let candidates = serde_json::to_value(&identification.candidates)
+                .map_err(|e| Error::Internal(format!("candidates: {e}")))?;
+            let inserted: Option<i64> = diesel::insert_into(interactions::table)
+                .values((
+                    interactions::domain_id.eq(domain.id.0),
+                    interactions::external_id.eq(&offer.external_id),
+                    interactions::kind.eq(offer.destination.kind().as_str()),
+                    interactions::direction.eq(offer.direction.as_str()),
+                    interactions::state.eq(InteractionState::Offered.as_str()),
+                    interactions::agent_id.eq(offer.agent.0),
+                    interactions::queue_id.eq(offer.queue.as_ref().map(|q| &q.id)),
+                    interactions::queue_name.eq(offer.queue.as_ref().map(|q| &q.name)),
+                    interactions::member_id.eq(offer.member.as_ref().map(|m| &m.id)),
+                    interactions::member_description
+                        .eq(offer.member.as_ref().map(|m| &m.description)),
+                    interactions::variables.eq(variables_json(&offer.variables)?),
+                    interactions::caller_number.eq(caller_number),
+                    interactions::caller_hidden.eq(caller_hidden),
+                    interactions::caller_e164.eq(&identification.normalized_number),
+                    interactions::chat_protocol.eq(chat.map(|c| &c.protocol)),
+                    interactions::chat_external_user_id.eq(chat.map(|c| &c.external_user_id)),
+                    interactions::chat_display_name.eq(chat.map(|c| &c.display_name)),
+                    interactions::outcome.eq(identification.outcome.as_str()),
+                    interactions::outcome_reason.eq(&identification.reason),
+                    interactions::candidates.eq(candidates),
+                    interactions::offered_at.eq(offer.occurred_at),
+                ))
+                .on_conflict_do_nothing()
+                .returning(interactions::id)
+                .get_result(conn)
+                .await
+                .optional()?;
+            let Some(id) = inserted else { continue };
+            if let Some(contact) = identification.autolink_target(domain.autolink) {
+                bind(
+                    conn,
+                    domain.id,
+                    id,
+                    &offer.external_id,
+                    ContactId(contact),
+                    actor,
+                    None,
+                )
+                .await?;
+            }
+            let interaction = find(conn, domain.id, &offer.external_id, false)
+                .await?
+                .ok_or_else(|| not_found(&offer.external_id))?;
+            return Ok(OfferResult {
+                interaction,
+                transferred: false,
+                changed: true,
+            });
+        }
+        Err(Error::Aborted(
+            "the interaction was offered concurrently; retry".into(),
+        ))
+    })
+    .await
+}
+
+async fn reoffer(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    existing: Interaction,
+    offer: &Offer,
+) -> Result<OfferResult, Error> {
+    if existing.state == InteractionState::Closed {
+        return Err(Error::FailedPrecondition(format!(
+            "interaction {:?} is closed; it cannot be offered again",
+            offer.external_id
+        )));
+    }
+    if existing.direction != offer.direction
+        || !same_client(&existing.destination, &offer.destination)
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "interaction {:?} was offered with another kind, direction or client",
+            offer.external_id
+        )));
+    }
+    let transferred = existing.agent != offer.agent;
+    let details_changed = existing.queue != offer.queue
+        || existing.member != offer.member
+        || existing.variables != offer.variables;
+    if !transferred && !details_changed {
+        return Ok(OfferResult {
+            interaction: existing,
+            transferred: false,
+            changed: false,
+        });
+    }
+    let target = interactions::table.find(existing.id);
+    diesel::update(target)
+        .set((
+            interactions::queue_id.eq(offer.queue.as_ref().map(|q| &q.id)),
+            interactions::queue_name.eq(offer.queue.as_ref().map(|q| &q.name)),
+            interactions::member_id.eq(offer.member.as_ref().map(|m| &m.id)),
+            interactions::member_description.eq(offer.member.as_ref().map(|m| &m.description)),
+            interactions::variables.eq(variables_json(&offer.variables)?),
+            interactions::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    if transferred {
+        diesel::update(target)
+            .set((
+                interactions::agent_id.eq(offer.agent.0),
+                interactions::state.eq(InteractionState::Offered.as_str()),
+                interactions::accepted_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    let interaction = find(conn, domain, &offer.external_id, false)
+        .await?
+        .ok_or_else(|| not_found(&offer.external_id))?;
+    Ok(OfferResult {
+        interaction,
+        transferred,
+        changed: true,
+    })
+}
+
+/// Records that `agent` answered. FAILED_PRECONDITION unless it is offered to that agent.
+pub async fn accept(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    external_id: &str,
+    agent: UserId,
+) -> Result<Interaction, Error> {
+    let domain = session.domain.id;
+    conn.transaction(async |conn| {
+        let i = find(conn, domain, external_id, true)
+            .await?
+            .ok_or_else(|| not_found(external_id))?;
+        if i.state != InteractionState::Offered {
+            return Err(Error::FailedPrecondition(format!(
+                "interaction {external_id:?} is {}; only an offered interaction can be accepted",
+                i.state.as_str()
+            )));
+        }
+        if i.agent != agent {
+            return Err(Error::FailedPrecondition(format!(
+                "interaction {external_id:?} is offered to agent {}, not {agent} (state {})",
+                i.agent,
+                i.state.as_str()
+            )));
+        }
+        diesel::update(interactions::table.find(i.id))
+            .set((
+                interactions::state.eq(InteractionState::Accepted.as_str()),
+                interactions::accepted_at.eq(diesel::dsl::now),
+                interactions::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+        find(conn, domain, external_id, false)
+            .await?
+            .ok_or_else(|| not_found(external_id))
+    })
+    .await
+}
+
+/// Records that the interaction ended. FAILED_PRECONDITION when already closed.
+pub async fn close(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    external_id: &str,
+) -> Result<Interaction, Error> {
+    let domain = session.domain.id;
+    conn.transaction(async |conn| {
+        let i = find(conn, domain, external_id, true)
+            .await?
+            .ok_or_else(|| not_found(external_id))?;
+        if i.state == InteractionState::Closed {
+            return Err(Error::FailedPrecondition(format!(
+                "interaction {external_id:?} is already closed"
+            )));
+        }
+        diesel::update(interactions::table.find(i.id))
+            .set((
+                interactions::state.eq(InteractionState::Closed.as_str()),
+                interactions::closed_at.eq(diesel::dsl::now),
+                interactions::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+        find(conn, domain, external_id, false)
+            .await?
+            .ok_or_else(|| not_found(external_id))
+    })
+    .await
+}
+
+/// Binds interaction `id` to `contact` (ending any current binding), marks the contact active,
+/// and audits it. `by` is the agent who selected, `None` for autolink (the audit actor is then
+/// `actor`, the routing service). Call inside a transaction.
+pub async fn bind(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: i64,
+    external_id: &str,
+    contact: ContactId,
+    actor: UserId,
+    by: Option<UserId>,
+) -> Result<(), Error> {
+    diesel::update(
+        interaction_bindings::table
+            .filter(interaction_bindings::interaction_id.eq(id))
+            .filter(interaction_bindings::unbound_at.is_null()),
+    )
+    .set((
+        interaction_bindings::unbound_at.eq(diesel::dsl::now),
+        interaction_bindings::unbound_by.eq(by.map(|u| u.0)),
+    ))
+    .execute(conn)
+    .await?;
+    diesel::insert_into(interaction_bindings::table)
+        .values((
+            interaction_bindings::domain_id.eq(domain.0),
+            interaction_bindings::interaction_id.eq(id),
+            interaction_bindings::contact_id.eq(contact.0),
+            interaction_bindings::bound_by.eq(by.map(|u| u.0)),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(interactions::table.find(id))
+        .set((
+            interactions::bound_contact_id.eq(contact.0),
+            interactions::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(
+        contacts::table
+            .filter(contacts::domain_id.eq(domain.0))
+            .filter(contacts::id.eq(contact.0)),
+    )
+    .set(contacts::last_active_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    audit::record(
+        conn,
+        AuditRecord {
+            domain,
+            actor,
+            action: AuditAction::InteractionBind,
+            contact,
+            interaction: Some(external_id),
+            before: None,
+            after: Some(serde_json::json!({
+                "interaction_id": external_id,
+                "contact_id": contact,
+                "bound_by": by,
+                "autolink": by.is_none(),
+            })),
+        },
+    )
+    .await
+}

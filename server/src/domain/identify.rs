@@ -1,0 +1,320 @@
+//! Identification: the keys an incoming number is matched on, the rules, and how matches become
+//! an outcome with ranked candidates. Pure; the queries live in `db::identification`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::phone::{ParsedPhone, national_variants};
+
+/// Most candidates kept for one interaction.
+pub const MAX_CANDIDATES: usize = 100;
+
+/// The rule by which a communication matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchRule {
+    /// Equal E.164.
+    E164,
+    /// A national variant of the same line (Brazil's ninth digit).
+    NationalVariant,
+    /// Fallback: equal national significant number.
+    NationalNumber,
+    /// Fallback: equal last N digits.
+    LastDigits,
+    /// Equal messaging identity.
+    MessagingIdentity,
+}
+
+impl MatchRule {
+    /// True for exact rules; false for fallbacks.
+    pub fn is_exact(self) -> bool {
+        matches!(
+            self,
+            MatchRule::E164 | MatchRule::NationalVariant | MatchRule::MessagingIdentity
+        )
+    }
+}
+
+/// Which kind of communication matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// A phone link.
+    Phone,
+    /// A messaging identity link.
+    Messaging,
+}
+
+/// One matching communication, as a query returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The contact.
+    pub contact_id: i64,
+    /// The link that matched.
+    pub link_id: i64,
+    /// Phone or messaging.
+    pub kind: LinkKind,
+    /// The rule.
+    pub rule: MatchRule,
+    /// The contact's last activity.
+    pub last_active_at: DateTime<Utc>,
+}
+
+/// One matched communication of a candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateMatch {
+    /// The rule.
+    pub rule: MatchRule,
+    /// Phone or messaging.
+    pub kind: LinkKind,
+    /// The link id.
+    pub link_id: i64,
+}
+
+/// A contact identification found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The contact.
+    pub contact_id: i64,
+    /// At least one exact match.
+    pub exact: bool,
+    /// Every matching communication.
+    pub matches: Vec<CandidateMatch>,
+    /// The contact's last activity when identified.
+    pub last_active_at: DateTime<Utc>,
+}
+
+/// The outcome of identification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nobody.
+    NotFound,
+    /// One contact.
+    Identified,
+    /// Several contacts.
+    Ambiguous,
+}
+
+impl Outcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NotFound => "not_found",
+            Outcome::Identified => "identified",
+            Outcome::Ambiguous => "ambiguous",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "not_found" => Some(Outcome::NotFound),
+            "identified" => Some(Outcome::Identified),
+            "ambiguous" => Some(Outcome::Ambiguous),
+            _ => None,
+        }
+    }
+}
+
+/// What identification concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identification {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why, in words.
+    pub reason: String,
+    /// The caller's E.164, when the number parsed.
+    pub normalized_number: Option<String>,
+    /// Ranked candidates.
+    pub candidates: Vec<Candidate>,
+}
+
+impl Identification {
+    /// Nobody, for `reason` (hidden number, unparseable number, ...).
+    pub fn not_found(reason: &str, normalized_number: Option<String>) -> Self {
+        Self {
+            outcome: Outcome::NotFound,
+            reason: reason.to_owned(),
+            normalized_number,
+            candidates: Vec::new(),
+        }
+    }
+
+    /// The contact to bind at once under the domain's autolink setting: exactly one candidate,
+    /// matched exactly. Never on ambiguity, never on fallback-only matches.
+    pub fn autolink_target(&self, autolink: bool) -> Option<i64> {
+        match self.candidates.as_slice() {
+            [only] if autolink && only.exact => Some(only.contact_id),
+            _ => None,
+        }
+    }
+}
+
+/// The phone keys a parsed caller number is looked up by, in rule order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneKeys {
+    /// E.164 forms with their rule: the number itself, then national variants.
+    pub exact: Vec<(String, MatchRule)>,
+    /// The national significant number (first fallback).
+    pub national_number: String,
+    /// The reversed last N digits (second fallback), when the domain enables it and the number
+    /// has that many digits.
+    pub reversed_suffix: Option<String>,
+}
+
+/// The keys of `phone` under a fallback length of `fallback_digits` (0: off).
+pub fn phone_keys(phone: &ParsedPhone, fallback_digits: i16) -> PhoneKeys {
+    let mut exact = vec![(
+        phone.e164.clone(),
+        if phone.ninth_digit_added {
+            MatchRule::NationalVariant
+        } else {
+            MatchRule::E164
+        },
+    )];
+    exact.extend(
+        national_variants(phone)
+            .into_iter()
+            .map(|v| (v, MatchRule::NationalVariant)),
+    );
+    let n = usize::try_from(fallback_digits).unwrap_or(0);
+    let reversed_suffix =
+        (n > 0 && phone.digits_reversed.len() >= n).then(|| phone.digits_reversed[..n].to_owned());
+    PhoneKeys {
+        exact,
+        national_number: phone.national_number.clone(),
+        reversed_suffix,
+    }
+}
+
+/// Groups hits by contact and ranks them: exact matches first, then most recently active, then
+/// lowest id; at most [`MAX_CANDIDATES`].
+pub fn rank(hits: Vec<Hit>) -> Vec<Candidate> {
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for hit in hits {
+        let m = CandidateMatch {
+            rule: hit.rule,
+            kind: hit.kind,
+            link_id: hit.link_id,
+        };
+        match candidates
+            .iter_mut()
+            .find(|c| c.contact_id == hit.contact_id)
+        {
+            Some(c) => {
+                c.exact |= hit.rule.is_exact();
+                if !c.matches.contains(&m) {
+                    c.matches.push(m);
+                }
+            }
+            None => candidates.push(Candidate {
+                contact_id: hit.contact_id,
+                exact: hit.rule.is_exact(),
+                matches: vec![m],
+                last_active_at: hit.last_active_at,
+            }),
+        }
+    }
+    candidates.sort_by(|a, b| {
+        b.exact
+            .cmp(&a.exact)
+            .then(b.last_active_at.cmp(&a.last_active_at))
+            .then(a.contact_id.cmp(&b.contact_id))
+    });
+    candidates.truncate(MAX_CANDIDATES);
+    candidates
+}
+
+/// The outcome for ranked candidates; `rule_note` says which rule found them.
+pub fn conclude(
+    candidates: Vec<Candidate>,
+    rule_note: &str,
+    normalized_number: Option<String>,
+) -> Identification {
+    let (outcome, reason) = match candidates.len() {
+        0 => (Outcome::NotFound, "no match".to_owned()),
+        1 => (Outcome::Identified, format!("one contact: {rule_note}")),
+        n => (Outcome::Ambiguous, format!("{n} contacts: {rule_note}")),
+    };
+    Identification {
+        outcome,
+        reason,
+        normalized_number,
+        candidates,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::parse_phone;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).expect("time")
+    }
+
+    fn hit(contact_id: i64, link_id: i64, rule: MatchRule, active: i64) -> Hit {
+        Hit {
+            contact_id,
+            link_id,
+            kind: LinkKind::Phone,
+            rule,
+            last_active_at: at(active),
+        }
+    }
+
+    #[test]
+    fn exact_first_then_most_recently_active() {
+        let ranked = rank(vec![
+            hit(1, 10, MatchRule::LastDigits, 300),
+            hit(2, 20, MatchRule::E164, 100),
+            hit(3, 30, MatchRule::E164, 200),
+            hit(2, 21, MatchRule::E164, 100),
+        ]);
+        let order: Vec<_> = ranked.iter().map(|c| c.contact_id).collect();
+        assert_eq!(order, vec![3, 2, 1]);
+        assert_eq!(ranked[1].matches.len(), 2);
+        assert!(!ranked[2].exact);
+    }
+
+    #[test]
+    fn autolink_only_on_one_exact_match() {
+        let one_exact = conclude(rank(vec![hit(1, 1, MatchRule::E164, 0)]), "x", None);
+        assert_eq!(one_exact.outcome, Outcome::Identified);
+        assert_eq!(one_exact.autolink_target(true), Some(1));
+        assert_eq!(one_exact.autolink_target(false), None);
+        let fallback = conclude(rank(vec![hit(1, 1, MatchRule::LastDigits, 0)]), "x", None);
+        assert_eq!(fallback.outcome, Outcome::Identified);
+        assert_eq!(fallback.autolink_target(true), None);
+        let two = conclude(
+            rank(vec![
+                hit(1, 1, MatchRule::E164, 0),
+                hit(2, 2, MatchRule::E164, 0),
+            ]),
+            "x",
+            None,
+        );
+        assert_eq!(two.outcome, Outcome::Ambiguous);
+        assert_eq!(two.autolink_target(true), None);
+    }
+
+    #[test]
+    fn keys_include_variants_and_suffix() {
+        let region = "BR".parse().expect("region");
+        let p = parse_phone("+55 11 98765-4321", region).expect("valid");
+        let keys = phone_keys(&p, 8);
+        assert_eq!(
+            keys.exact,
+            vec![
+                ("+5511987654321".to_owned(), MatchRule::E164),
+                ("+551187654321".to_owned(), MatchRule::NationalVariant)
+            ]
+        );
+        assert_eq!(keys.national_number, "11987654321");
+        assert_eq!(keys.reversed_suffix.as_deref(), Some("12345678"));
+        assert_eq!(phone_keys(&p, 0).reversed_suffix, None);
+        let old = parse_phone("(11) 8765-4321", region).expect("valid");
+        assert_eq!(phone_keys(&old, 0).exact[0].1, MatchRule::NationalVariant);
+    }
+}

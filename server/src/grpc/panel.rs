@@ -1,0 +1,155 @@
+//! The Client info panel of one interaction, as the calling agent may see it. Shared by
+//! GetClientInfo, the binding RPCs and the session stream.
+
+use std::collections::HashMap;
+
+use client_info_proto::pb;
+use diesel_async::AsyncPgConnection;
+
+use super::convert;
+use crate::db::domains::Session;
+use crate::db::{contacts, users};
+use crate::domain::contact::ContactCard;
+use crate::domain::identify::{Candidate, LinkKind};
+use crate::domain::interaction::{AllowedActions, Interaction};
+use crate::domain::permission::Permission;
+use crate::error::Error;
+
+/// How a contact is shown to the caller: the full card with `contacts.read`, else a summary.
+pub fn view(card: &ContactCard, full: bool) -> pb::ContactView {
+    pb::ContactView {
+        view: Some(if full {
+            pb::contact_view::View::Contact(convert::contact(card, false))
+        } else {
+            pb::contact_view::View::Summary(pb::ContactSummary {
+                id: card.id.0,
+                display_name: card.display_name.clone(),
+                labels: card.labels.clone(),
+                read_only_link: String::new(),
+            })
+        }),
+    }
+}
+
+fn candidate(c: &Candidate, card: &ContactCard, full: bool) -> pb::Candidate {
+    use pb::candidate_match::Communication as M;
+    let matches = c
+        .matches
+        .iter()
+        .map(|m| pb::CandidateMatch {
+            rule: convert::rule(m.rule) as i32,
+            exact: m.rule.is_exact(),
+            communication: match m.kind {
+                LinkKind::Phone => card.phones.iter().find(|p| p.id == m.link_id).map(|p| {
+                    M::Phone(pb::Phone {
+                        id: p.id,
+                        number: p.number.clone(),
+                        e164: p.e164.clone(),
+                        region: p.region.clone(),
+                    })
+                }),
+                LinkKind::Messaging => {
+                    card.channels
+                        .iter()
+                        .find(|ch| ch.id == m.link_id)
+                        .map(|ch| {
+                            M::MessagingChannel(pb::MessagingChannel {
+                                id: ch.id,
+                                protocol: ch.identity.protocol.clone(),
+                                external_user_id: ch.identity.external_user_id.clone(),
+                                display_name: ch.identity.display_name.clone(),
+                            })
+                        })
+                }
+            },
+        })
+        .collect();
+    pb::Candidate {
+        contact: Some(view(card, full)),
+        exact: c.exact,
+        matches,
+        last_active_at: Some(convert::timestamp(c.last_active_at)),
+    }
+}
+
+/// Builds the panel with the candidates `offset..offset+size`; also returns the next offset
+/// when more candidates follow.
+pub async fn build(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    interaction: &Interaction,
+    offset: usize,
+    size: usize,
+) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
+    let caller = session.caller;
+    let domain = session.domain.id;
+    let full = caller.has(Permission::ContactsRead);
+    let all = &interaction.identification.candidates;
+    let page: &[Candidate] = all.get(offset..).unwrap_or(&[]);
+    let page = &page[..page.len().min(size)];
+    let next = (offset + page.len() < all.len()).then_some(offset + page.len());
+
+    let mut ids: Vec<i64> = page.iter().map(|c| c.contact_id).collect();
+    ids.extend(interaction.bound_contact.map(|c| c.0));
+    let cards: HashMap<i64, ContactCard> = contacts::load_cards(conn, domain, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.0, c))
+        .collect();
+    let agent = users::refs(conn, domain, &[interaction.agent.0])
+        .await?
+        .remove(&interaction.agent.0);
+
+    let bound = interaction.bound_contact.and_then(|c| cards.get(&c.0));
+    let actions = AllowedActions::decide(
+        interaction.state,
+        caller.user_id == interaction.agent,
+        caller.has(Permission::InteractionsHandle),
+        bound.is_some(),
+    );
+    let panel = pb::ClientInfoPanel {
+        interaction_id: interaction.external_id.clone(),
+        kind: convert::kind(interaction.kind()) as i32,
+        direction: convert::direction(interaction.direction) as i32,
+        state: convert::state(interaction.state) as i32,
+        queue: interaction.queue.as_ref().map(|q| pb::Queue {
+            id: q.id.clone(),
+            name: q.name.clone(),
+        }),
+        member_description: interaction
+            .member
+            .as_ref()
+            .map(|m| m.description.clone())
+            .unwrap_or_default(),
+        variables: interaction
+            .variables
+            .iter()
+            .map(|v| pb::Variable {
+                key: v.key.clone(),
+                value: v.value.clone(),
+            })
+            .collect(),
+        destination: Some(convert::destination(&interaction.destination)),
+        bound_contact: bound.map(|card| view(card, full)),
+        identification: Some(convert::identification(&interaction.identification)),
+        candidates: page
+            .iter()
+            .filter_map(|c| {
+                cards
+                    .get(&c.contact_id)
+                    .map(|card| candidate(c, card, full))
+            })
+            .collect(),
+        allowed_actions: Some(pb::AllowedActions {
+            search: actions.search,
+            add: actions.add,
+            select: actions.select,
+            unbind: actions.unbind,
+        }),
+        offered_at: Some(convert::timestamp(interaction.offered_at)),
+        accepted_at: interaction.accepted_at.map(convert::timestamp),
+        closed_at: interaction.closed_at.map(convert::timestamp),
+        agent: agent.as_ref().map(convert::user_ref),
+    };
+    Ok((panel, next))
+}
