@@ -52,6 +52,8 @@ pub struct Demo {
     pub users: Vec<DemoUser>,
     /// A contact id to try GetContact with.
     pub sample_contact: i64,
+    /// One of that contact's numbers, as stored (to offer a call from).
+    pub sample_number: String,
     /// True when this run seeded (false: the demo domain existed).
     pub seeded: bool,
 }
@@ -244,10 +246,20 @@ pub async fn setup(
         .await
         .optional()?
         .unwrap_or(0);
+    let sample_number: String = contact_phones::table
+        .filter(contact_phones::domain_id.eq(domain.0))
+        .filter(contact_phones::contact_id.eq(sample_contact))
+        .order(contact_phones::id)
+        .select(contact_phones::number)
+        .first(&mut conn)
+        .await
+        .optional()?
+        .unwrap_or_default();
     Ok(Demo {
         domain,
         users: out,
         sample_contact,
+        sample_number,
         seeded,
     })
 }
@@ -444,12 +456,22 @@ pub fn instructions(demo: &Demo, listen: &str) -> String {
         s.push_str(&format!("export {}_TOKEN='{}'\n", u.handle, u.token));
     }
     let c = demo.sample_contact;
+    let number = &demo.sample_number;
+    let alice = demo
+        .users
+        .iter()
+        .find(|u| u.handle == "ALICE")
+        .map_or(0, |u| u.id.0);
     s.push_str(&format!(
         "\nTry (grpcurl: bash .ci/install-tools, then .ci/tools/venv/bin/grpcurl):\n\n\
          grpcurl -plaintext {listen} list\n\
          grpcurl -plaintext -H \"authorization: Bearer $ALICE_TOKEN\" -d '{{\"contact_id\": {c}}}' {listen} clientinfo.v1.ContactSearchService/GetContact\n\
          grpcurl -plaintext -H \"authorization: Bearer $CRM_TOKEN\" -d '{{\"request_id\": \"demo-1\", \"display_name\": \"Ann Lee\", \"time_zone\": \"Europe/London\", \"labels\": [\"VIP\"], \"communications\": [{{\"phone\": {{\"number\": \"07400 123456\"}}}}]}}' {listen} clientinfo.v1.ContactBindingService/CreateContact\n\
-         grpcurl -plaintext -H \"authorization: Bearer $BOB_TOKEN\" -d '{{\"contact_id\": {c}}}' {listen} clientinfo.v1.ContactSearchService/GetContact   # PERMISSION_DENIED\n\n"
+         grpcurl -plaintext -H \"authorization: Bearer $BOB_TOKEN\" -d '{{\"contact_id\": {c}}}' {listen} clientinfo.v1.ContactSearchService/GetContact   # PERMISSION_DENIED\n\n\
+         # A call from contact {c}'s number reaches Alice; she answers and reads her panel:\n\
+         grpcurl -plaintext -H \"authorization: Bearer $ROUTING_TOKEN\" -d '{{\"interaction_id\": \"call-1\", \"kind\": \"INTERACTION_KIND_CALL\", \"direction\": \"INTERACTION_DIRECTION_INBOUND\", \"destination\": {{\"call\": {{\"number\": \"{number}\"}}}}, \"agent_user_id\": {alice}, \"queue\": {{\"id\": \"q1\", \"name\": \"Support\"}}, \"variables\": [{{\"key\": \"lang\", \"value\": \"en\"}}]}}' {listen} clientinfo.v1.InteractionsService/OfferInteraction\n\
+         grpcurl -plaintext -H \"authorization: Bearer $ROUTING_TOKEN\" -d '{{\"interaction_id\": \"call-1\", \"agent_user_id\": {alice}}}' {listen} clientinfo.v1.InteractionsService/AcceptInteraction\n\
+         grpcurl -plaintext -H \"authorization: Bearer $ALICE_TOKEN\" -d '{{\"interaction_id\": \"call-1\"}}' {listen} clientinfo.v1.ClientInfoService/GetClientInfo\n\n"
     ));
     s
 }
