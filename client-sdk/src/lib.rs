@@ -19,6 +19,7 @@ mod client;
 pub mod contacts;
 mod error;
 pub mod interactions;
+pub mod search;
 
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{FieldViolation, SdkError};

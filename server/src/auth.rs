@@ -180,6 +180,68 @@ impl TokenKeys {
     }
 }
 
+/// The claims of a page token: where the previous page ended, and which query it belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PageClaims {
+    /// Always "page", so a page token is never mistaken for anything else.
+    typ: String,
+    /// Fingerprint of the query (and domain) the token belongs to.
+    q: String,
+    /// Sort key of the last row of the previous page.
+    s: i64,
+    /// Id of the last row of the previous page.
+    i: i64,
+}
+
+/// Why a page token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PageTokenError {
+    /// Not signed by this server, or altered.
+    #[error("is not a page token issued by this server")]
+    Forged,
+    /// Issued for another query.
+    #[error("belongs to a different query; start again without a page token")]
+    OtherQuery,
+}
+
+impl TokenKeys {
+    /// Signs a position (sort key, id) in the results of the query with `fingerprint`.
+    pub fn sign_page(&self, fingerprint: u64, sort_key: i64, id: i64) -> Result<String, Error> {
+        let claims = PageClaims {
+            typ: "page".into(),
+            q: format!("{fingerprint:016x}"),
+            s: sort_key,
+            i: id,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("cannot sign page token: {e}")))
+    }
+
+    /// Verifies a page token for the query with `fingerprint`; returns (sort key, id).
+    pub fn verify_page(&self, token: &str, fingerprint: u64) -> Result<(i64, i64), PageTokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        let claims = jsonwebtoken::decode::<PageClaims>(token, &self.decoding, &validation)
+            .map_err(|_| PageTokenError::Forged)?
+            .claims;
+        if claims.typ != "page" {
+            return Err(PageTokenError::Forged);
+        }
+        if claims.q != format!("{fingerprint:016x}") {
+            return Err(PageTokenError::OtherQuery);
+        }
+        Ok((claims.s, claims.i))
+    }
+}
+
+/// A stable 64-bit FNV-1a hash (the same on every replica and release), for fingerprints.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// The tonic interceptor: verifies the bearer token and stores the [`Caller`].
 #[derive(Debug, Clone)]
 pub struct AuthInterceptor {
@@ -288,6 +350,24 @@ mod tests {
             keys.verify("not.a.token"),
             Err(TokenError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn page_tokens_are_bound_to_their_query() {
+        let keys = TokenKeys::new(b"secret");
+        let t = keys.sign_page(42, 7, 99).expect("sign");
+        assert_eq!(keys.verify_page(&t, 42), Ok((7, 99)));
+        assert_eq!(keys.verify_page(&t, 43), Err(PageTokenError::OtherQuery));
+        assert_eq!(
+            TokenKeys::new(b"other").verify_page(&t, 42),
+            Err(PageTokenError::Forged)
+        );
+        assert_eq!(keys.verify_page("garbage", 42), Err(PageTokenError::Forged));
+        let bearer = keys
+            .mint(DomainId(1), UserId(1), &[], Duration::from_secs(60))
+            .expect("mint");
+        assert_eq!(keys.verify_page(&bearer, 42), Err(PageTokenError::Forged));
+        assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod contacts;
 mod explain;
 mod interactions;
 mod phones;
+mod search;
 mod server;
 mod tenancy;
 mod validation;

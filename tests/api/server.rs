@@ -131,14 +131,8 @@ async fn rpcs_of_later_releases_answer_unimplemented() {
     let code =
         |r: Result<(), tonic::Status>| expect_code(r.map_err(SdkError::from), Code::Unimplemented);
     code(
-        c.contact_search()
-            .search_contacts(pb::SearchContactsRequest::default())
-            .await
-            .map(drop),
-    );
-    code(
-        c.contact_search()
-            .list_labels(pb::ListLabelsRequest::default())
+        c.contacts()
+            .import_contacts(tokio_stream::iter(Vec::<pb::ImportContactsRequest>::new()))
             .await
             .map(drop),
     );

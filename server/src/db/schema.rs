@@ -92,6 +92,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         updated_by -> Int8,
         last_active_at -> Timestamptz,
+        name_search -> Nullable<Text>,
     }
 }
 

@@ -8,3 +8,4 @@ pub mod ids;
 pub mod interaction;
 pub mod permission;
 pub mod phone;
+pub mod search;
