@@ -15,6 +15,7 @@
 //! (stale version, not found, permission denied, invalid fields with their names, ...).
 
 mod auth;
+pub mod binding;
 mod client;
 pub mod contacts;
 mod error;

@@ -235,6 +235,74 @@ impl TokenKeys {
     }
 }
 
+/// How long a read-only card link stays valid.
+pub const READ_ONLY_LINK_TTL: Duration = Duration::from_secs(3600);
+
+/// The claims of a read-only card link.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CardLinkClaims {
+    /// Always "card".
+    typ: String,
+    /// The domain the link belongs to.
+    d: i64,
+    /// The contact it opens.
+    c: i64,
+    /// Expiry, seconds since the Unix epoch.
+    exp: i64,
+}
+
+/// Why a read-only link was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CardLinkError {
+    /// Past its expiry.
+    #[error("the read-only link has expired; ask for a new one")]
+    Expired,
+    /// Not signed by this server, altered, or not a card link.
+    #[error("the read-only link is not valid")]
+    Invalid,
+}
+
+impl TokenKeys {
+    /// A signed link to the read-only card of `contact` in `domain`, valid for `ttl`; returns
+    /// the link and its expiry (Unix seconds).
+    pub fn sign_card_link(
+        &self,
+        domain: DomainId,
+        contact: i64,
+        ttl: Duration,
+    ) -> Result<(String, i64), Error> {
+        let exp = chrono::Utc::now()
+            .timestamp()
+            .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+        let claims = CardLinkClaims {
+            typ: "card".into(),
+            d: domain.0,
+            c: contact,
+            exp,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("cannot sign link: {e}")))?;
+        Ok((token, exp))
+    }
+
+    /// Verifies a read-only link; returns its (domain, contact).
+    pub fn verify_card_link(&self, token: &str) -> Result<(DomainId, i64), CardLinkError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        let claims = jsonwebtoken::decode::<CardLinkClaims>(token, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => CardLinkError::Expired,
+                _ => CardLinkError::Invalid,
+            })?
+            .claims;
+        if claims.typ != "card" {
+            return Err(CardLinkError::Invalid);
+        }
+        Ok((DomainId(claims.d), claims.c))
+    }
+}
+
 /// A stable 64-bit FNV-1a hash (the same on every replica and release), for fingerprints.
 pub fn fingerprint(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -368,6 +436,22 @@ mod tests {
             .expect("mint");
         assert_eq!(keys.verify_page(&bearer, 42), Err(PageTokenError::Forged));
         assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
+    }
+
+    #[test]
+    fn card_links_verify_and_expire() {
+        let keys = TokenKeys::new(b"secret");
+        let (link, exp) = keys
+            .sign_card_link(DomainId(2), 9, Duration::from_secs(60))
+            .expect("sign");
+        assert!(exp > chrono::Utc::now().timestamp());
+        assert_eq!(keys.verify_card_link(&link), Ok((DomainId(2), 9)));
+        assert_eq!(
+            TokenKeys::new(b"x").verify_card_link(&link),
+            Err(CardLinkError::Invalid)
+        );
+        let page = keys.sign_page(1, 2, 3).expect("page");
+        assert_eq!(keys.verify_card_link(&page), Err(CardLinkError::Invalid));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod binding;
 mod contacts;
 mod explain;
 mod interactions;

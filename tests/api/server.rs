@@ -136,12 +136,6 @@ async fn rpcs_of_later_releases_answer_unimplemented() {
             .await
             .map(drop),
     );
-    code(
-        c.contact_binding()
-            .select_contact(pb::SelectContactRequest::default())
-            .await
-            .map(drop),
-    );
     let _ = Permission::ALL;
 }
 

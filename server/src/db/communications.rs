@@ -79,6 +79,25 @@ pub async fn link(
     }
 }
 
+/// Locks a messaging identity's row, if it exists (call in a transaction). Writers that may
+/// move an identity take this lock before any contact lock, so two of them never wait on each
+/// other in opposite orders.
+pub async fn lock_identity(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    identity: &ChannelIdentity,
+) -> Result<(), Error> {
+    contact_messaging_channels::table
+        .filter(contact_messaging_channels::domain_id.eq(domain.0))
+        .filter(contact_messaging_channels::protocol.eq(&identity.protocol))
+        .filter(contact_messaging_channels::external_user_id.eq(&identity.external_user_id))
+        .select(contact_messaging_channels::id)
+        .for_update()
+        .load::<i64>(conn)
+        .await?;
+    Ok(())
+}
+
 async fn link_channel(
     conn: &mut AsyncPgConnection,
     domain: DomainId,

@@ -287,6 +287,16 @@ pub struct CreateRequestKey<'a> {
     pub fingerprint: &'a str,
 }
 
+/// Raises a locked contact's version after a change made elsewhere (a relinked identity).
+pub async fn touch_version(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: ContactId,
+    actor: UserId,
+) -> Result<(), Error> {
+    touch(conn, domain, id, actor, ContactChanges::default()).await
+}
+
 /// Creates a contact with its labels, attributes and communications, and audits it.
 /// `interaction` names the routing interaction it came from, for the audit log.
 ///
@@ -299,9 +309,72 @@ pub async fn create(
     key: Option<CreateRequestKey<'_>>,
     interaction: Option<&str>,
 ) -> Result<(ContactCard, bool), Error> {
+    conn.transaction(async |conn| create_in(conn, session, draft, key, interaction).await)
+        .await
+}
+
+/// What [`create_in`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// A new contact.
+    New(ContactId),
+    /// A retry: the contact the first request with the key created.
+    Replayed(ContactId),
+}
+
+/// [`create`] inside the caller's transaction, so more steps can join it (binding, relinking);
+/// the card is audited by the caller once all steps are done ([`audit_created`]).
+pub async fn create_in(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    draft: &ContactDraft,
+    key: Option<CreateRequestKey<'_>>,
+    interaction: Option<&str>,
+) -> Result<(ContactCard, bool), Error> {
+    match insert_contact(conn, session, draft, key).await? {
+        Created::Replayed(id) => Ok((load_card(conn, session.domain.id, id).await?, false)),
+        Created::New(id) => {
+            let card = audit_created(conn, session, id, interaction).await?;
+            Ok((card, true))
+        }
+    }
+}
+
+/// Loads the new contact's card and records its creation.
+pub async fn audit_created(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    id: ContactId,
+    interaction: Option<&str>,
+) -> Result<ContactCard, Error> {
+    let card = load_card(conn, session.domain.id, id).await?;
+    audit::record(
+        conn,
+        AuditRecord {
+            domain: session.domain.id,
+            actor: session.caller.user_id,
+            action: AuditAction::ContactCreate,
+            contact: id,
+            interaction,
+            before: None,
+            after: Some(audit::snapshot(&card)?),
+        },
+    )
+    .await?;
+    Ok(card)
+}
+
+/// Inserts the contact with labels, attributes and communications (call in a transaction);
+/// with a request key already used, inserts nothing and names the earlier contact.
+pub async fn insert_contact(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    draft: &ContactDraft,
+    key: Option<CreateRequestKey<'_>>,
+) -> Result<Created, Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
-    conn.transaction(async |conn| {
+    {
         if let Some(key) = key {
             let claimed = diesel::insert_into(contact_create_requests::table)
                 .values((
@@ -313,7 +386,7 @@ pub async fn create(
                 .execute(conn)
                 .await?;
             if claimed == 0 {
-                return replay(conn, domain, key).await.map(|card| (card, false));
+                return replay(conn, domain, key).await.map(Created::Replayed);
             }
         }
         check_owner(conn, domain, draft.owner, "owner_id").await?;
@@ -346,23 +419,8 @@ pub async fn create(
             .execute(conn)
             .await?;
         }
-        let card = load_card(conn, domain, id).await?;
-        audit::record(
-            conn,
-            AuditRecord {
-                domain,
-                actor,
-                action: AuditAction::ContactCreate,
-                contact: id,
-                interaction,
-                before: None,
-                after: Some(audit::snapshot(&card)?),
-            },
-        )
-        .await?;
-        Ok((card, true))
-    })
-    .await
+        Ok(Created::New(id))
+    }
 }
 
 /// The contact an earlier request with the same key created.
@@ -370,8 +428,20 @@ async fn replay(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     key: CreateRequestKey<'_>,
-) -> Result<ContactCard, Error> {
-    let (fingerprint, contact): (String, Option<i64>) = contact_create_requests::table
+) -> Result<ContactId, Error> {
+    earlier(conn, domain, key)
+        .await?
+        .ok_or_else(|| Error::Aborted("the request id was released concurrently; retry".into()))
+}
+
+/// The contact an earlier request with this key created, if the key was used: ALREADY_EXISTS
+/// when it was used with another body, FAILED_PRECONDITION when that contact was deleted.
+pub async fn earlier(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    key: CreateRequestKey<'_>,
+) -> Result<Option<ContactId>, Error> {
+    let found: Option<(String, Option<i64>)> = contact_create_requests::table
         .filter(contact_create_requests::domain_id.eq(domain.0))
         .filter(contact_create_requests::request_id.eq(key.request_id))
         .select((
@@ -379,7 +449,11 @@ async fn replay(
             contact_create_requests::contact_id,
         ))
         .first(conn)
-        .await?;
+        .await
+        .optional()?;
+    let Some((fingerprint, contact)) = found else {
+        return Ok(None);
+    };
     if fingerprint != key.fingerprint {
         return Err(Error::AlreadyExists(format!(
             "request_id {:?} was already used with a different request body",
@@ -392,7 +466,7 @@ async fn replay(
             key.request_id
         ))
     })?;
-    load_card(conn, domain, ContactId(contact)).await
+    Ok(Some(ContactId(contact)))
 }
 
 /// Applies `patch` to a contact at `expected_version` and audits it.
@@ -495,37 +569,16 @@ pub async fn link_communication(
     let domain = session.domain.id;
     let actor = session.caller.user_id;
     conn.transaction(async |conn| {
+        if let Communication::Channel(identity) = communication {
+            communications::lock_identity(conn, domain, identity).await?;
+        }
         lock(conn, domain, id, expected_version).await?;
         let before = load_card(conn, domain, id).await?;
-        let outcome = communications::link(conn, domain, id, communication, relink).await?;
+        let outcome = link_and_relink(conn, domain, actor, id, communication, relink, None).await?;
         if outcome == LinkOutcome::AlreadyLinked {
             return Ok(before);
         }
         touch(conn, domain, id, actor, ContactChanges::default()).await?;
-        if let LinkOutcome::Relinked { from, link } = &outcome {
-            lock(conn, domain, *from, None).await?;
-            touch(conn, domain, *from, actor, ContactChanges::default()).await?;
-            let moved = serde_json::json!({
-                "messaging_channel": link,
-                "from_contact_id": from,
-                "to_contact_id": id,
-            });
-            for contact in [*from, id] {
-                audit::record(
-                    conn,
-                    AuditRecord {
-                        domain,
-                        actor,
-                        action: AuditAction::ChannelRelink,
-                        contact,
-                        interaction: None,
-                        before: Some(serde_json::json!({ "contact_id": from })),
-                        after: Some(moved.clone()),
-                    },
-                )
-                .await?;
-            }
-        }
         let after = load_card(conn, domain, id).await?;
         audit::record(
             conn,
@@ -543,6 +596,46 @@ pub async fn link_communication(
         Ok(after)
     })
     .await
+}
+
+/// Links a communication (in the caller's transaction). When a messaging identity moves from
+/// another contact, that contact's version rises too and both audit trails record the move:
+/// from, to, who, when, and the interaction it happened in.
+pub async fn link_and_relink(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    actor: UserId,
+    id: ContactId,
+    communication: &Communication,
+    relink: bool,
+    interaction: Option<&str>,
+) -> Result<LinkOutcome, Error> {
+    let outcome = communications::link(conn, domain, id, communication, relink).await?;
+    if let LinkOutcome::Relinked { from, link } = &outcome {
+        lock(conn, domain, *from, None).await?;
+        touch(conn, domain, *from, actor, ContactChanges::default()).await?;
+        let moved = serde_json::json!({
+            "messaging_channel": link,
+            "from_contact_id": from,
+            "to_contact_id": id,
+        });
+        for contact in [*from, id] {
+            audit::record(
+                conn,
+                AuditRecord {
+                    domain,
+                    actor,
+                    action: AuditAction::ChannelRelink,
+                    contact,
+                    interaction,
+                    before: Some(serde_json::json!({ "contact_id": from })),
+                    after: Some(moved.clone()),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(outcome)
 }
 
 /// Unlinks a communication from a contact and audits it.

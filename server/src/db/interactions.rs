@@ -388,8 +388,8 @@ pub async fn close(
     .await
 }
 
-/// Binds interaction `id` to `contact` (ending any current binding), marks the contact active,
-/// and audits it. `by` is the agent who selected, `None` for autolink (the audit actor is then
+/// Binds interaction `id` to `contact` (ending and auditing any binding to another contact;
+/// binding to the same contact again changes nothing), marks the contact active, and audits it. `by` is the agent who selected, `None` for autolink (the audit actor is then
 /// `actor`, the routing service). Call inside a transaction.
 pub async fn bind(
     conn: &mut AsyncPgConnection,
@@ -400,17 +400,19 @@ pub async fn bind(
     actor: UserId,
     by: Option<UserId>,
 ) -> Result<(), Error> {
-    diesel::update(
-        interaction_bindings::table
-            .filter(interaction_bindings::interaction_id.eq(id))
-            .filter(interaction_bindings::unbound_at.is_null()),
-    )
-    .set((
-        interaction_bindings::unbound_at.eq(diesel::dsl::now),
-        interaction_bindings::unbound_by.eq(by.map(|u| u.0)),
-    ))
-    .execute(conn)
-    .await?;
+    let current: Option<i64> = interaction_bindings::table
+        .filter(interaction_bindings::interaction_id.eq(id))
+        .filter(interaction_bindings::unbound_at.is_null())
+        .select(interaction_bindings::contact_id)
+        .first(conn)
+        .await
+        .optional()?;
+    if current == Some(contact.0) {
+        return Ok(());
+    }
+    if let Some(previous) = current {
+        end_binding(conn, domain, id, external_id, ContactId(previous), actor).await?;
+    }
     diesel::insert_into(interaction_bindings::table)
         .values((
             interaction_bindings::domain_id.eq(domain.0),
@@ -453,4 +455,159 @@ pub async fn bind(
         },
     )
     .await
+}
+
+/// Ends the current binding of interaction `id` (to `contact`) and audits it (call in a
+/// transaction).
+async fn end_binding(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: i64,
+    external_id: &str,
+    contact: ContactId,
+    actor: UserId,
+) -> Result<(), Error> {
+    diesel::update(
+        interaction_bindings::table
+            .filter(interaction_bindings::interaction_id.eq(id))
+            .filter(interaction_bindings::unbound_at.is_null()),
+    )
+    .set((
+        interaction_bindings::unbound_at.eq(diesel::dsl::now),
+        interaction_bindings::unbound_by.eq(actor.0),
+    ))
+    .execute(conn)
+    .await?;
+    audit::record(
+        conn,
+        AuditRecord {
+            domain,
+            actor,
+            action: AuditAction::InteractionUnbind,
+            contact,
+            interaction: Some(external_id),
+            before: Some(
+                serde_json::json!({ "interaction_id": external_id, "contact_id": contact }),
+            ),
+            after: None,
+        },
+    )
+    .await
+}
+
+/// Removes the binding of interaction `id`, if any (idempotent; call in a transaction).
+pub async fn unbind(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: i64,
+    external_id: &str,
+    actor: UserId,
+) -> Result<Option<ContactId>, Error> {
+    let current: Option<i64> = interaction_bindings::table
+        .filter(interaction_bindings::interaction_id.eq(id))
+        .filter(interaction_bindings::unbound_at.is_null())
+        .select(interaction_bindings::contact_id)
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(contact) = current.map(ContactId) else {
+        return Ok(None);
+    };
+    end_binding(conn, domain, id, external_id, contact, actor).await?;
+    diesel::update(interactions::table.find(id))
+        .set((
+            interactions::bound_contact_id.eq(None::<i64>),
+            interactions::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(Some(contact))
+}
+
+/// Interactions of `domain` by internal id.
+pub async fn by_ids(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Interaction>, Error> {
+    let rows: Vec<InteractionRow> = interactions::table
+        .filter(interactions::domain_id.eq(domain.0))
+        .filter(interactions::id.eq_any(ids))
+        .select(InteractionRow::as_select())
+        .load(conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| r.into_domain().map(|i| (i.id, i)))
+        .collect()
+}
+
+/// One binding of a contact's history.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// Binding id (the paging key).
+    pub id: i64,
+    /// The interaction.
+    pub interaction: Interaction,
+    /// Who bound it (`None`: autolink).
+    pub bound_by: Option<UserId>,
+    /// When.
+    pub bound_at: DateTime<Utc>,
+    /// Who ended it.
+    pub unbound_by: Option<UserId>,
+    /// When it ended.
+    pub unbound_at: Option<DateTime<Utc>>,
+}
+
+/// A contact's bindings, newest first, with binding ids below `before` (paging).
+pub async fn history(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contact: ContactId,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Binding>, Error> {
+    type Row = (
+        i64,
+        i64,
+        Option<i64>,
+        DateTime<Utc>,
+        Option<i64>,
+        Option<DateTime<Utc>>,
+    );
+    let mut query = interaction_bindings::table
+        .filter(interaction_bindings::domain_id.eq(domain.0))
+        .filter(interaction_bindings::contact_id.eq(contact.0))
+        .into_boxed();
+    if let Some(b) = before {
+        query = query.filter(interaction_bindings::id.lt(b));
+    }
+    let rows: Vec<Row> = query
+        .order(interaction_bindings::id.desc())
+        .limit(limit)
+        .select((
+            interaction_bindings::id,
+            interaction_bindings::interaction_id,
+            interaction_bindings::bound_by,
+            interaction_bindings::bound_at,
+            interaction_bindings::unbound_by,
+            interaction_bindings::unbound_at,
+        ))
+        .load(conn)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let interactions = by_ids(conn, domain, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, iid, bound_by, bound_at, unbound_by, unbound_at)| {
+            let interaction = interactions.get(&iid).cloned()?;
+            Some(Binding {
+                id,
+                interaction,
+                bound_by: bound_by.map(UserId),
+                bound_at,
+                unbound_by: unbound_by.map(UserId),
+                unbound_at,
+            })
+        })
+        .collect())
 }

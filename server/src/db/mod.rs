@@ -5,6 +5,7 @@
 //! nothing here crosses domains.
 
 pub mod audit;
+pub mod binding;
 pub mod communications;
 pub mod contacts;
 pub mod domains;

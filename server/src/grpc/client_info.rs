@@ -84,7 +84,15 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             );
         }
         let size = usize::try_from(size).unwrap_or(20);
-        let (panel, next) = panel::build(&mut conn, &session, &interaction, offset, size).await?;
+        let (panel, next) = panel::build(
+            &mut conn,
+            &session,
+            &self.state.keys,
+            &interaction,
+            offset,
+            size,
+        )
+        .await?;
         Ok(Response::new(pb::GetClientInfoResponse {
             panel: Some(panel),
             next_candidate_page_token: next.map(|n| format!("c{n}")).unwrap_or_default(),

@@ -7,10 +7,12 @@ use client_info_proto::pb;
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use super::{AppState, convert, unimplemented};
-use crate::auth::Caller;
+use super::{AppState, convert, panel};
+use crate::auth::{Caller, CardLinkError, READ_ONLY_LINK_TTL};
 use crate::db::contacts::{self, CreateRequestKey};
-use crate::domain::ids::ContactId;
+use crate::db::{binding, interactions, users};
+use crate::domain::ids::{ContactId, UserId};
+use crate::domain::interaction::Interaction;
 use crate::domain::permission::Permission;
 use crate::error::{Error, Violations};
 
@@ -24,6 +26,22 @@ impl ContactBindingApi {
     /// A service over `state`.
     pub fn new(state: AppState) -> Self {
         Self { state }
+    }
+}
+
+impl ContactBindingApi {
+    async fn panel(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        session: &crate::db::domains::Session,
+        interaction: &Interaction,
+    ) -> Result<pb::ClientInfoPanel, Error> {
+        let size = usize::try_from(convert::DEFAULT_PAGE_SIZE).unwrap_or(20);
+        Ok(
+            panel::build(conn, session, &self.state.keys, interaction, 0, size)
+                .await?
+                .0,
+        )
     }
 }
 
@@ -62,12 +80,25 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
                 communications: &req.communications,
             },
         );
+        let interaction = (!req.interaction_id.is_empty())
+            .then(|| convert::client_id(&mut v, "interaction_id", &req.interaction_id))
+            .flatten();
+        if interaction.is_some() && req.request_id.is_empty() {
+            v.add(
+                "request_id",
+                "is required when creating from an interaction (retries must not duplicate)",
+            );
+        }
+        if interaction.is_none() && req.link_caller_number {
+            v.add("link_caller_number", "needs an interaction_id");
+        }
         v.into_result()?;
         let new = new.ok_or_else(|| Error::Internal("validated contact missing".into()))?;
-        if !req.interaction_id.is_empty() || req.link_caller_number {
-            return Err(unimplemented("CreateContact from an interaction"));
-        }
-        caller.require(Permission::ContactsWrite)?;
+        caller.require(if interaction.is_some() {
+            Permission::InteractionsHandle
+        } else {
+            Permission::ContactsWrite
+        })?;
 
         let (mut conn, session) = self.state.session(caller).await?;
         let draft = convert::draft(new, drafts, caller.user_id, session.domain.default_region)?;
@@ -77,7 +108,20 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
             request_id,
             fingerprint: &fingerprint,
         });
-        let (card, created) = contacts::create(&mut conn, &session, &draft, key, None).await?;
+        let (card, created) = match (interaction.as_deref(), key) {
+            (Some(id), Some(key)) => {
+                binding::create_from_interaction(
+                    &mut conn,
+                    &session,
+                    &draft,
+                    key,
+                    id,
+                    req.link_caller_number,
+                )
+                .await?
+            }
+            (_, key) => contacts::create(&mut conn, &session, &draft, key, None).await?,
+        };
         tracing::info!(contact_id = %card.id, created, "contact created");
         Ok(Response::new(pb::CreateContactResponse {
             contact: Some(convert::contact(&card, false)),
@@ -85,20 +129,57 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(interaction_id = %request.get_ref().interaction_id))]
     async fn select_contact(
         &self,
         request: Request<pb::SelectContactRequest>,
     ) -> Result<Response<pb::SelectContactResponse>, Status> {
-        Caller::of(&request)?.require(Permission::InteractionsHandle)?;
-        Err(unimplemented("SelectContact"))
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = convert::client_id(&mut v, "interaction_id", &req.interaction_id);
+        let contact = convert::positive_id(&mut v, "contact_id", req.contact_id);
+        v.into_result()?;
+        let (Some(id), Some(contact)) = (id, contact) else {
+            return Err(Error::Internal("validated select incomplete".into()).into());
+        };
+        caller.require(Permission::InteractionsHandle)?;
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        let interaction = binding::select(
+            &mut conn,
+            &session,
+            &id,
+            ContactId(contact),
+            req.relink_channel,
+        )
+        .await?;
+        tracing::info!(contact_id = contact, "interaction bound");
+        let panel = self.panel(&mut conn, &session, &interaction).await?;
+        Ok(Response::new(pb::SelectContactResponse {
+            panel: Some(panel),
+        }))
     }
 
+    #[tracing::instrument(skip_all, fields(interaction_id = %request.get_ref().interaction_id))]
     async fn unbind_contact(
         &self,
         request: Request<pb::UnbindContactRequest>,
     ) -> Result<Response<pb::UnbindContactResponse>, Status> {
-        Caller::of(&request)?.require(Permission::InteractionsHandle)?;
-        Err(unimplemented("UnbindContact"))
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = convert::client_id(&mut v, "interaction_id", &req.interaction_id);
+        v.into_result()?;
+        let id = id.unwrap_or_default();
+        caller.require(Permission::InteractionsHandle)?;
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        let interaction = binding::unbind(&mut conn, &session, &id).await?;
+        let panel = self.panel(&mut conn, &session, &interaction).await?;
+        Ok(Response::new(pb::UnbindContactResponse {
+            panel: Some(panel),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]
@@ -165,27 +246,169 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]
     async fn list_contact_interactions(
         &self,
         request: Request<pb::ListContactInteractionsRequest>,
     ) -> Result<Response<pb::ListContactInteractionsResponse>, Status> {
-        Caller::of(&request)?.require(Permission::ContactsRead)?;
-        Err(unimplemented("ListContactInteractions"))
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = convert::positive_id(&mut v, "contact_id", req.contact_id);
+        let limit = convert::page_size(&mut v, "page_size", req.page_size);
+        let before = convert::id_page_token(&mut v, &req.page_token);
+        v.into_result()?;
+        let id = ContactId(id.unwrap_or_default());
+        caller.require(Permission::ContactsRead)?;
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        let domain = session.domain.id;
+        if !contacts::exists(&mut conn, domain, id).await? {
+            return Err(Error::not_found(format!("contact {id}")).into());
+        }
+        let mut rows = interactions::history(&mut conn, domain, id, before, limit + 1).await?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let mut user_ids: Vec<i64> = rows
+            .iter()
+            .flat_map(|b| [Some(b.interaction.agent), b.bound_by, b.unbound_by])
+            .flatten()
+            .map(|u| u.0)
+            .collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let names = users::refs(&mut conn, domain, &user_ids).await?;
+        let user = |u: Option<UserId>| {
+            u.map(|u| {
+                names
+                    .get(&u.0)
+                    .map(convert::user_ref)
+                    .unwrap_or(pb::UserRef {
+                        id: u.0,
+                        name: String::new(),
+                    })
+            })
+        };
+        let next_page_token = match rows.last() {
+            Some(last) if has_more => last.id.to_string(),
+            _ => String::new(),
+        };
+        let interactions = rows
+            .iter()
+            .map(|b| {
+                let i = &b.interaction;
+                pb::ContactInteraction {
+                    interaction_id: i.external_id.clone(),
+                    kind: convert::kind(i.kind()) as i32,
+                    direction: convert::direction(i.direction) as i32,
+                    state: convert::state(i.state) as i32,
+                    queue: i.queue.as_ref().map(|q| pb::Queue {
+                        id: q.id.clone(),
+                        name: q.name.clone(),
+                    }),
+                    agent: user(Some(i.agent)),
+                    offered_at: Some(convert::timestamp(i.offered_at)),
+                    closed_at: i.closed_at.map(convert::timestamp),
+                    bound_by: user(b.bound_by),
+                    bound_at: Some(convert::timestamp(b.bound_at)),
+                    unbound_at: b.unbound_at.map(convert::timestamp),
+                    unbound_by: user(b.unbound_by),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListContactInteractionsResponse {
+            interactions,
+            next_page_token,
+        }))
     }
 
+    #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]
     async fn create_read_only_link(
         &self,
         request: Request<pb::CreateReadOnlyLinkRequest>,
     ) -> Result<Response<pb::CreateReadOnlyLinkResponse>, Status> {
-        Caller::of(&request)?;
-        Err(unimplemented("CreateReadOnlyLink"))
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = convert::positive_id(&mut v, "contact_id", req.contact_id);
+        let interaction = (!req.interaction_id.is_empty())
+            .then(|| convert::client_id(&mut v, "interaction_id", &req.interaction_id))
+            .flatten();
+        v.into_result()?;
+        let id = ContactId(id.unwrap_or_default());
+        let full = caller.has(Permission::ContactsRead);
+        if !full {
+            caller.require(Permission::InteractionsHandle)?;
+            if interaction.is_none() {
+                return Err(Error::PermissionDenied(
+                    "a read-only link needs contacts.read, or interactions.handle with the interaction_id the contact was found for".into(),
+                )
+                .into());
+            }
+        }
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        let domain = session.domain.id;
+        if !contacts::exists(&mut conn, domain, id).await? {
+            return Err(Error::not_found(format!("contact {id}")).into());
+        }
+        if !full {
+            let iid = interaction.as_deref().unwrap_or_default();
+            let i = interactions::find(&mut conn, domain, iid, false)
+                .await?
+                .filter(|i| i.agent == caller.user_id)
+                .ok_or_else(|| Error::not_found(format!("interaction {iid:?}")))?;
+            let related = i.bound_contact == Some(id)
+                || i.identification
+                    .candidates
+                    .iter()
+                    .any(|c| c.contact_id == id.0);
+            if !related {
+                return Err(Error::PermissionDenied(format!(
+                    "contact {id} is neither bound to nor found for interaction {iid:?}"
+                ))
+                .into());
+            }
+        }
+        let (link, expires_at_unix) =
+            self.state
+                .keys
+                .sign_card_link(domain, id.0, READ_ONLY_LINK_TTL)?;
+        Ok(Response::new(pb::CreateReadOnlyLinkResponse {
+            link,
+            expires_at_unix,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_contact_by_link(
         &self,
         request: Request<pb::GetContactByLinkRequest>,
     ) -> Result<Response<pb::GetContactByLinkResponse>, Status> {
-        Caller::of(&request)?;
-        Err(unimplemented("GetContactByLink"))
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        if req.link.trim().is_empty() {
+            v.add("link", "must not be empty");
+        } else if req.link.len() > 4096 {
+            v.add("link", "must be at most 4096 characters");
+        }
+        v.into_result()?;
+        let (domain, contact) = self
+            .state
+            .keys
+            .verify_card_link(req.link.trim())
+            .map_err(|e: CardLinkError| Error::PermissionDenied(e.to_string()))?;
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        // A link of another domain opens nothing here.
+        if domain != session.domain.id {
+            return Err(Error::not_found(format!("contact {contact}")).into());
+        }
+        let card = contacts::load_card(&mut conn, domain, ContactId(contact)).await?;
+        Ok(Response::new(pb::GetContactByLinkResponse {
+            contact: Some(convert::contact(&card, true)),
+        }))
     }
 }

@@ -260,15 +260,18 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
             .into_iter()
             .map(|c| (c.id.0, c))
             .collect();
+        let viewer = panel::Viewer::of(&session, &self.state.keys);
         let hits = rows
             .iter()
             .filter_map(|r| {
-                cards.remove(&r.id).map(|card| pb::SearchHit {
-                    contact: Some(panel::view(&card, full)),
-                    found_by: found_by(&r.found_by),
+                cards.remove(&r.id).map(|card| {
+                    Ok::<_, Error>(pb::SearchHit {
+                        contact: Some(viewer.view(&card)?),
+                        found_by: found_by(&r.found_by),
+                    })
                 })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok(Response::new(pb::SearchContactsResponse {
             hits,
             next_page_token,

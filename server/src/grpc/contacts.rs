@@ -23,20 +23,6 @@ impl ContactsApi {
     }
 }
 
-/// Reads an opaque numeric page token ("" for the first page).
-fn id_page_token(v: &mut Violations, token: &str) -> Option<i64> {
-    if token.is_empty() {
-        return None;
-    }
-    match token.parse::<i64>() {
-        Ok(id) if id > 0 => Some(id),
-        _ => {
-            v.add("page_token", "is not a page token returned by this RPC");
-            None
-        }
-    }
-}
-
 #[tonic::async_trait]
 impl pb::contacts_service_server::ContactsService for ContactsApi {
     #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]
@@ -104,7 +90,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         let mut v = Violations::new();
         let id = convert::positive_id(&mut v, "contact_id", req.contact_id);
         let limit = convert::page_size(&mut v, "page_size", req.page_size);
-        let before = id_page_token(&mut v, &req.page_token);
+        let before = convert::id_page_token(&mut v, &req.page_token);
         v.into_result()?;
         let id = ContactId(id.unwrap_or_default());
         caller.require(Permission::ContactsRead)?;

@@ -129,6 +129,20 @@ pub fn page_size(v: &mut Violations, field: &str, size: i32) -> i64 {
     }
 }
 
+/// Reads a numeric keyset page token ("" for the first page).
+pub fn id_page_token(v: &mut Violations, token: &str) -> Option<i64> {
+    if token.is_empty() {
+        return None;
+    }
+    match token.parse::<i64>() {
+        Ok(id) if id > 0 => Some(id),
+        _ => {
+            v.add("page_token", "is not a page token returned by this RPC");
+            None
+        }
+    }
+}
+
 /// An opaque identifier from a client (request id, interaction id): 1 to 128 printable chars.
 pub fn client_id(v: &mut Violations, field: &str, id: &str) -> Option<String> {
     if id.is_empty() {

@@ -7,31 +7,63 @@ use client_info_proto::pb;
 use diesel_async::AsyncPgConnection;
 
 use super::convert;
+use crate::auth::{READ_ONLY_LINK_TTL, TokenKeys};
 use crate::db::domains::Session;
 use crate::db::{contacts, users};
 use crate::domain::contact::ContactCard;
 use crate::domain::identify::{Candidate, LinkKind};
+use crate::domain::ids::DomainId;
 use crate::domain::interaction::{AllowedActions, Interaction};
 use crate::domain::permission::Permission;
 use crate::error::Error;
 
-/// How a contact is shown to the caller: the full card with `contacts.read`, else a summary.
-pub fn view(card: &ContactCard, full: bool) -> pb::ContactView {
-    pb::ContactView {
-        view: Some(if full {
-            pb::contact_view::View::Contact(convert::contact(card, false))
-        } else {
-            pb::contact_view::View::Summary(pb::ContactSummary {
-                id: card.id.0,
-                display_name: card.display_name.clone(),
-                labels: card.labels.clone(),
-                read_only_link: String::new(),
-            })
-        }),
+/// How contacts are shown to a caller: full cards with `contacts.read`, else summaries that
+/// carry a signed read-only link to the card.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    /// The caller may read full cards.
+    pub full: bool,
+    /// Keys that sign read-only links.
+    pub keys: &'a TokenKeys,
+    /// The caller's domain (links are bound to it).
+    pub domain: DomainId,
+}
+
+impl<'a> Viewer<'a> {
+    /// The viewer for `session`'s caller.
+    pub fn of(session: &Session, keys: &'a TokenKeys) -> Self {
+        Self {
+            full: session.caller.has(Permission::ContactsRead),
+            keys,
+            domain: session.domain.id,
+        }
+    }
+
+    /// The contact as this caller may see it.
+    pub fn view(&self, card: &ContactCard) -> Result<pb::ContactView, Error> {
+        Ok(pb::ContactView {
+            view: Some(if self.full {
+                pb::contact_view::View::Contact(convert::contact(card, false))
+            } else {
+                let (link, _) =
+                    self.keys
+                        .sign_card_link(self.domain, card.id.0, READ_ONLY_LINK_TTL)?;
+                pb::contact_view::View::Summary(pb::ContactSummary {
+                    id: card.id.0,
+                    display_name: card.display_name.clone(),
+                    labels: card.labels.clone(),
+                    read_only_link: link,
+                })
+            }),
+        })
     }
 }
 
-fn candidate(c: &Candidate, card: &ContactCard, full: bool) -> pb::Candidate {
+fn candidate(
+    c: &Candidate,
+    card: &ContactCard,
+    viewer: &Viewer<'_>,
+) -> Result<pb::Candidate, Error> {
     use pb::candidate_match::Communication as M;
     let matches = c
         .matches
@@ -64,12 +96,12 @@ fn candidate(c: &Candidate, card: &ContactCard, full: bool) -> pb::Candidate {
             },
         })
         .collect();
-    pb::Candidate {
-        contact: Some(view(card, full)),
+    Ok(pb::Candidate {
+        contact: Some(viewer.view(card)?),
         exact: c.exact,
         matches,
         last_active_at: Some(convert::timestamp(c.last_active_at)),
-    }
+    })
 }
 
 /// Builds the panel with the candidates `offset..offset+size`; also returns the next offset
@@ -77,13 +109,14 @@ fn candidate(c: &Candidate, card: &ContactCard, full: bool) -> pb::Candidate {
 pub async fn build(
     conn: &mut AsyncPgConnection,
     session: &Session,
+    keys: &TokenKeys,
     interaction: &Interaction,
     offset: usize,
     size: usize,
 ) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
     let caller = session.caller;
     let domain = session.domain.id;
-    let full = caller.has(Permission::ContactsRead);
+    let viewer = Viewer::of(session, keys);
     let all = &interaction.identification.candidates;
     let page: &[Candidate] = all.get(offset..).unwrap_or(&[]);
     let page = &page[..page.len().min(size)];
@@ -130,16 +163,16 @@ pub async fn build(
             })
             .collect(),
         destination: Some(convert::destination(&interaction.destination)),
-        bound_contact: bound.map(|card| view(card, full)),
+        bound_contact: bound.map(|card| viewer.view(card)).transpose()?,
         identification: Some(convert::identification(&interaction.identification)),
         candidates: page
             .iter()
             .filter_map(|c| {
                 cards
                     .get(&c.contact_id)
-                    .map(|card| candidate(c, card, full))
+                    .map(|card| candidate(c, card, &viewer))
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
         allowed_actions: Some(pb::AllowedActions {
             search: actions.search,
             add: actions.add,
