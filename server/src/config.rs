@@ -17,6 +17,13 @@ pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request or response message, in bytes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Default interval of session-stream heartbeats.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Default time events are kept for resuming session streams.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Default number of events buffered per session stream before it is cut as too slow.
+pub const DEFAULT_STREAM_BUFFER: usize = 1024;
+
 /// Everything the server needs to run.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -28,6 +35,12 @@ pub struct ServerConfig {
     pub pool: PoolSettings,
     /// Largest message accepted or sent.
     pub max_message_bytes: usize,
+    /// Session-stream heartbeat interval.
+    pub heartbeat: Duration,
+    /// How long events are kept for resuming.
+    pub event_retention: Duration,
+    /// Events buffered per session stream.
+    pub stream_buffer: usize,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -37,6 +50,9 @@ impl std::fmt::Debug for ServerConfig {
             .field("jwt_secret", &"<redacted>")
             .field("pool", &self.pool)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("heartbeat", &self.heartbeat)
+            .field("event_retention", &self.event_retention)
+            .field("stream_buffer", &self.stream_buffer)
             .finish()
     }
 }
@@ -53,6 +69,9 @@ impl ServerConfig {
                 statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             },
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            heartbeat: DEFAULT_HEARTBEAT,
+            event_retention: DEFAULT_EVENT_RETENTION,
+            stream_buffer: DEFAULT_STREAM_BUFFER,
         }
     }
 }

@@ -11,4 +11,5 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod hub;
 pub mod server;

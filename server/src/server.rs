@@ -23,6 +23,7 @@ use crate::grpc::contact_binding::ContactBindingApi;
 use crate::grpc::contact_search::ContactSearchApi;
 use crate::grpc::contacts::ContactsApi;
 use crate::grpc::interactions::InteractionsApi;
+use crate::hub::EventHub;
 
 /// The fully-qualified names of the API services, as reflection and health list them.
 pub const SERVICE_NAMES: [&str; 5] = [
@@ -41,6 +42,7 @@ pub struct RunningServer {
     /// The shared state (pool, keys), for admin work alongside the server.
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
+    stop_streams: tokio::sync::watch::Sender<bool>,
     task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
 }
 
@@ -51,6 +53,8 @@ impl RunningServer {
     }
 
     async fn stop(&mut self) -> Result<(), Error> {
+        // End the session streams first: the server waits for open streams before it stops.
+        let _ = self.stop_streams.send(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -75,6 +79,7 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
+        let _ = self.stop_streams.send(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -92,7 +97,22 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
     }
     let pool = db::build_pool(&config.database_url, &config.pool)?;
     let keys = Arc::new(TokenKeys::new(&config.jwt_secret));
-    let state = AppState { pool, keys };
+    let (stop_streams, shutdown) = tokio::sync::watch::channel(false);
+    let hub = EventHub::start(
+        config.database_url.clone(),
+        pool.clone(),
+        config.stream_buffer,
+        config.event_retention,
+        shutdown.clone(),
+    );
+    let state = AppState {
+        pool,
+        keys,
+        hub,
+        shutdown,
+        heartbeat: config.heartbeat,
+        stream_buffer: config.stream_buffer,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -163,6 +183,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         local_addr,
         state,
         shutdown: Some(tx),
+        stop_streams,
         task: Some(task),
     };
 

@@ -4,10 +4,11 @@
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
+use super::communications::LinkOutcome;
 use super::contacts::{self, ContactDraft, CreateRequestKey, Created};
 use super::domains::Session;
 use super::interactions;
-use crate::domain::contact::{Communication, ContactCard};
+use crate::domain::contact::{ChannelLink, Communication, ContactCard};
 use crate::domain::ids::ContactId;
 use crate::domain::interaction::{Destination, Interaction, InteractionState};
 use crate::domain::phone::parse_phone;
@@ -33,6 +34,29 @@ pub async fn lock_live(
     Ok(interaction)
 }
 
+/// A messaging identity that moved: from which contact, and the link.
+pub type Relink = Option<(ContactId, ChannelLink)>;
+
+fn relink_of(outcome: LinkOutcome) -> Relink {
+    match outcome {
+        LinkOutcome::Relinked { from, link } => Some((from, link)),
+        LinkOutcome::Linked | LinkOutcome::AlreadyLinked => None,
+    }
+}
+
+/// What creating from an interaction did.
+#[derive(Debug, Clone)]
+pub struct CreatedFrom {
+    /// The contact.
+    pub card: ContactCard,
+    /// False on a retry.
+    pub created: bool,
+    /// The interaction, after the binding (`None` on a retry).
+    pub interaction: Option<Interaction>,
+    /// The chat identity that moved to the new contact.
+    pub relink: Relink,
+}
+
 /// Creates a contact from a live interaction: a chat's identity moves to it (relinked from any
 /// other contact), a call is bound to it and its number is linked only when asked. Idempotent
 /// on the request key: a retry returns the first contact and changes nothing.
@@ -43,13 +67,14 @@ pub async fn create_from_interaction(
     key: CreateRequestKey<'_>,
     external_id: &str,
     link_caller_number: bool,
-) -> Result<(ContactCard, bool), Error> {
+) -> Result<CreatedFrom, Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
     conn.transaction(async |conn| {
         // A retry returns what the first request made, even once the interaction has ended.
         if let Some(id) = contacts::earlier(conn, domain, key).await? {
-            return Ok((contacts::load_card(conn, domain, id).await?, false));
+            let card = contacts::load_card(conn, domain, id).await?;
+            return Ok(CreatedFrom { card, created: false, interaction: None, relink: None });
         }
         let interaction = lock_live(conn, session, external_id).await?;
         let extra = match (&interaction.destination, link_caller_number) {
@@ -77,21 +102,25 @@ pub async fn create_from_interaction(
         };
         let id = match contacts::insert_contact(conn, session, draft, Some(key)).await? {
             Created::Replayed(id) => {
-                return Ok((contacts::load_card(conn, domain, id).await?, false));
+                let card = contacts::load_card(conn, domain, id).await?;
+                return Ok(CreatedFrom { card, created: false, interaction: None, relink: None });
             }
             Created::New(id) => id,
         };
+        let mut relink = None;
         if let Some(communication) = &extra {
-            contacts::link_and_relink(
-                conn,
-                domain,
-                actor,
-                id,
-                communication,
-                true,
-                Some(external_id),
-            )
-            .await?;
+            relink = relink_of(
+                contacts::link_and_relink(
+                    conn,
+                    domain,
+                    actor,
+                    id,
+                    communication,
+                    true,
+                    Some(external_id),
+                )
+                .await?,
+            );
         }
         let card = contacts::audit_created(conn, session, id, Some(external_id)).await?;
         interactions::bind(
@@ -104,7 +133,8 @@ pub async fn create_from_interaction(
             Some(actor),
         )
         .await?;
-        Ok((card, true))
+        let interaction = interactions::find(conn, domain, external_id, false).await?;
+        Ok(CreatedFrom { card, created: true, interaction, relink })
     })
     .await
 }
@@ -117,7 +147,7 @@ pub async fn select(
     external_id: &str,
     contact: ContactId,
     relink_channel: bool,
-) -> Result<Interaction, Error> {
+) -> Result<(Interaction, Relink), Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
     conn.transaction(async |conn| {
@@ -131,6 +161,7 @@ pub async fn select(
         if !contacts::exists(conn, domain, contact).await? {
             return Err(Error::not_found(format!("contact {contact}")));
         }
+        let mut relink = None;
         if let (Destination::Chat(identity), true) = (&interaction.destination, relink_channel) {
             super::communications::lock_identity(conn, domain, identity).await?;
             contacts::lock(conn, domain, contact, None).await?;
@@ -144,9 +175,10 @@ pub async fn select(
                 Some(external_id),
             )
             .await?;
-            if outcome != super::communications::LinkOutcome::AlreadyLinked {
+            if outcome != LinkOutcome::AlreadyLinked {
                 contacts::touch_version(conn, domain, contact, actor).await?;
             }
+            relink = relink_of(outcome);
         }
         interactions::bind(
             conn,
@@ -158,23 +190,25 @@ pub async fn select(
             Some(actor),
         )
         .await?;
-        interactions::find(conn, domain, external_id, false)
+        let interaction = interactions::find(conn, domain, external_id, false)
             .await?
-            .ok_or_else(|| Error::not_found(format!("interaction {external_id:?}")))
+            .ok_or_else(|| Error::not_found(format!("interaction {external_id:?}")))?;
+        Ok((interaction, relink))
     })
     .await
 }
 
-/// Removes the binding of the caller's live interaction (idempotent).
+/// Removes the binding of the caller's live interaction (idempotent); returns the contact it
+/// was bound to, if any.
 pub async fn unbind(
     conn: &mut AsyncPgConnection,
     session: &Session,
     external_id: &str,
-) -> Result<Interaction, Error> {
+) -> Result<(Interaction, Option<ContactId>), Error> {
     let domain = session.domain.id;
     conn.transaction(async |conn| {
         let interaction = lock_live(conn, session, external_id).await?;
-        interactions::unbind(
+        let was = interactions::unbind(
             conn,
             domain,
             interaction.id,
@@ -182,9 +216,10 @@ pub async fn unbind(
             session.caller.user_id,
         )
         .await?;
-        interactions::find(conn, domain, external_id, false)
+        let interaction = interactions::find(conn, domain, external_id, false)
             .await?
-            .ok_or_else(|| Error::not_found(format!("interaction {external_id:?}")))
+            .ok_or_else(|| Error::not_found(format!("interaction {external_id:?}")))?;
+        Ok((interaction, was))
     })
     .await
 }

@@ -565,7 +565,7 @@ pub async fn link_communication(
     expected_version: Option<i64>,
     communication: &Communication,
     relink: bool,
-) -> Result<ContactCard, Error> {
+) -> Result<(ContactCard, LinkOutcome), Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
     conn.transaction(async |conn| {
@@ -576,7 +576,7 @@ pub async fn link_communication(
         let before = load_card(conn, domain, id).await?;
         let outcome = link_and_relink(conn, domain, actor, id, communication, relink, None).await?;
         if outcome == LinkOutcome::AlreadyLinked {
-            return Ok(before);
+            return Ok((before, outcome));
         }
         touch(conn, domain, id, actor, ContactChanges::default()).await?;
         let after = load_card(conn, domain, id).await?;
@@ -593,7 +593,7 @@ pub async fn link_communication(
             },
         )
         .await?;
-        Ok(after)
+        Ok((after, outcome))
     })
     .await
 }

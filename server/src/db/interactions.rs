@@ -147,6 +147,10 @@ pub struct OfferResult {
     pub interaction: Interaction,
     /// The offer moved it from another agent.
     pub transferred: bool,
+    /// The agent it was moved from.
+    pub previous_agent: Option<UserId>,
+    /// This offer created the interaction.
+    pub created: bool,
     /// False when the same offer had been made before.
     pub changed: bool,
 }
@@ -244,6 +248,8 @@ pub async fn offer(
             return Ok(OfferResult {
                 interaction,
                 transferred: false,
+                previous_agent: None,
+                created: true,
                 changed: true,
             });
         }
@@ -282,9 +288,12 @@ async fn reoffer(
         return Ok(OfferResult {
             interaction: existing,
             transferred: false,
+            previous_agent: None,
+            created: false,
             changed: false,
         });
     }
+    let previous_agent = transferred.then_some(existing.agent);
     let target = interactions::table.find(existing.id);
     diesel::update(target)
         .set((
@@ -313,6 +322,8 @@ async fn reoffer(
     Ok(OfferResult {
         interaction,
         transferred,
+        previous_agent,
+        created: false,
         changed: true,
     })
 }

@@ -97,6 +97,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    domain_event_counters (domain_id) {
+        domain_id -> Int8,
+        last_sequence -> Int8,
+        pruned_through -> Int8,
+    }
+}
+
+diesel::table! {
     domains (id) {
         id -> Int8,
         name -> Text,
@@ -104,6 +112,16 @@ diesel::table! {
         autolink -> Bool,
         fallback_digits -> Int2,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    events (domain_id, sequence) {
+        domain_id -> Int8,
+        sequence -> Int8,
+        occurred_at -> Timestamptz,
+        agent_ids -> Array<Nullable<Int8>>,
+        payload -> Bytea,
     }
 }
 
@@ -171,6 +189,8 @@ diesel::table! {
 diesel::joinable!(audit_log -> domains (domain_id));
 diesel::joinable!(contact_create_requests -> domains (domain_id));
 diesel::joinable!(contacts -> domains (domain_id));
+diesel::joinable!(domain_event_counters -> domains (domain_id));
+diesel::joinable!(events -> domains (domain_id));
 diesel::joinable!(interactions -> domains (domain_id));
 diesel::joinable!(labels -> domains (domain_id));
 diesel::joinable!(users -> domains (domain_id));
@@ -184,7 +204,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     contact_messaging_channels,
     contact_phones,
     contacts,
+    domain_event_counters,
     domains,
+    events,
     interaction_bindings,
     interactions,
     labels,

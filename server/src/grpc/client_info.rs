@@ -6,9 +6,11 @@ use client_info_proto::pb;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{AppState, convert, panel, unimplemented};
+use pb::agent_event::Event;
+
+use super::{AppState, convert, events, panel};
 use crate::auth::Caller;
-use crate::db::interactions;
+use crate::db::{interactions, outbox};
 use crate::domain::permission::Permission;
 use crate::error::{Error, Violations};
 
@@ -30,6 +32,11 @@ fn authorize<T>(request: &Request<T>) -> Result<Caller, Status> {
     caller.require(Permission::InteractionsHandle)?;
     Ok(caller)
 }
+
+/// Candidates per panel in a session snapshot.
+const SNAPSHOT_CANDIDATES: usize = 20;
+/// Events read per replay query.
+const REPLAY_BATCH: i64 = 500;
 
 /// Reads a candidate page token (`c<offset>`; empty for the first page).
 fn offset_token(v: &mut Violations, token: &str) -> usize {
@@ -86,8 +93,7 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
         let size = usize::try_from(size).unwrap_or(20);
         let (panel, next) = panel::build(
             &mut conn,
-            &session,
-            &self.state.keys,
+            panel::Viewer::of(&session, &self.state.keys),
             &interaction,
             offset,
             size,
@@ -101,11 +107,133 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
 
     type WatchAgentSessionStream = SessionStream;
 
+    #[tracing::instrument(skip_all, fields(resume_after = request.get_ref().resume_after))]
     async fn watch_agent_session(
         &self,
         request: Request<pb::WatchAgentSessionRequest>,
     ) -> Result<Response<Self::WatchAgentSessionStream>, Status> {
+        let caller = Caller::of(&request)?;
+        let resume_after = request.get_ref().resume_after;
+        if resume_after < 0 {
+            return Err(Error::invalid("resume_after", "must not be negative").into());
+        }
         authorize(&request)?;
-        Err(unimplemented("WatchAgentSession"))
+
+        let (mut conn, session) = self.state.session(caller).await?;
+        let domain = session.domain.id;
+        // Subscribe before reading, so nothing committed meanwhile falls between the two.
+        let subscription = self.state.hub.subscribe(domain, caller.user_id).await?;
+        let (last, pruned) = outbox::position(&mut conn, domain).await?;
+        if resume_after > last {
+            return Err(Error::invalid(
+                "resume_after",
+                format!("is ahead of the domain's last event ({last}); resume from a sequence you received"),
+            )
+            .into());
+        }
+        if resume_after > 0 && resume_after < pruned {
+            return Err(Error::OutOfRange(format!(
+                "events up to {pruned} were pruned; reconnect with resume_after 0 for a new snapshot"
+            ))
+            .into());
+        }
+        let viewer = panel::Viewer::of(&session, &self.state.keys);
+        let mut first: Vec<pb::AgentEvent> = Vec::new();
+        let mut position = resume_after;
+        if resume_after == 0 {
+            let open = interactions::open_for_agent(&mut conn, domain, caller.user_id).await?;
+            let mut panels = Vec::with_capacity(open.len());
+            for i in &open {
+                panels.push(panel::build(&mut conn, viewer, i, 0, SNAPSHOT_CANDIDATES).await?.0);
+            }
+            first.push(pb::AgentEvent {
+                sequence: last,
+                occurred_at: Some(convert::timestamp(chrono::Utc::now())),
+                event: Some(Event::Snapshot(pb::SessionSnapshot { panels })),
+            });
+            position = last;
+        } else {
+            loop {
+                let batch =
+                    outbox::since(&mut conn, domain, position, Some(caller.user_id), REPLAY_BATCH)
+                        .await?;
+                let n = batch.len();
+                for e in &batch {
+                    first.push(events::render(e, &viewer)?);
+                    position = e.sequence;
+                }
+                if i64::try_from(n).unwrap_or(0) < REPLAY_BATCH {
+                    break;
+                }
+            }
+            position = position.max(last);
+        }
+        // The stream must not hold a pooled connection for its life.
+        drop(conn);
+
+        let (tx, rx) = tokio::sync::mpsc::channel(self.state.stream_buffer.max(1));
+        let keys = self.state.keys.clone();
+        let full = viewer.full;
+        let heartbeat = self.state.heartbeat;
+        let mut shutdown = self.state.shutdown.clone();
+        tokio::spawn(async move {
+            let viewer = panel::Viewer { full, keys: &keys, domain };
+            let mut subscription = subscription;
+            let mut delivered = position;
+            for event in first {
+                if tx.send(Ok(pb::WatchAgentSessionResponse { event: Some(event) })).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                tokio::select! {
+                    stored = subscription.rx.recv() => match stored {
+                        Some(stored) => {
+                            if stored.sequence <= delivered {
+                                continue;
+                            }
+                            delivered = stored.sequence;
+                            let item = events::render(&stored, &viewer)
+                                .map(|e| pb::WatchAgentSessionResponse { event: Some(e) })
+                                .map_err(Status::from);
+                            if tx.send(item).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            let status = if subscription.overflowed() {
+                                Status::resource_exhausted(format!(
+                                    "the client fell behind; resume with resume_after {delivered}"
+                                ))
+                            } else {
+                                Status::unavailable("the event hub stopped; resume later")
+                            };
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    },
+                    () = tokio::time::sleep(heartbeat) => {
+                        let beat = pb::AgentEvent {
+                            sequence: 0,
+                            occurred_at: Some(convert::timestamp(chrono::Utc::now())),
+                            event: Some(Event::Heartbeat(pb::Heartbeat {})),
+                        };
+                        if tx.send(Ok(pb::WatchAgentSessionResponse { event: Some(beat) })).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = shutdown.changed() => {
+                        let _ = tx
+                            .send(Err(Status::unavailable(format!(
+                                "the server is shutting down; resume with resume_after {delivered}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }

@@ -7,7 +7,10 @@ use client_info_proto::pb;
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use super::{AppState, convert, panel};
+use diesel_async::AsyncConnection as _;
+
+use super::{AppState, convert, events, panel};
+use crate::db::communications::LinkOutcome;
 use crate::auth::{Caller, CardLinkError, READ_ONLY_LINK_TTL};
 use crate::db::contacts::{self, CreateRequestKey};
 use crate::db::{binding, interactions, users};
@@ -38,7 +41,7 @@ impl ContactBindingApi {
     ) -> Result<pb::ClientInfoPanel, Error> {
         let size = usize::try_from(convert::DEFAULT_PAGE_SIZE).unwrap_or(20);
         Ok(
-            panel::build(conn, session, &self.state.keys, interaction, 0, size)
+            panel::build(conn, panel::Viewer::of(session, &self.state.keys), interaction, 0, size)
                 .await?
                 .0,
         )
@@ -108,16 +111,20 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
             request_id,
             fingerprint: &fingerprint,
         });
+        let keys = &self.state.keys;
         let (card, created) = match (interaction.as_deref(), key) {
             (Some(id), Some(key)) => {
-                binding::create_from_interaction(
-                    &mut conn,
-                    &session,
-                    &draft,
-                    key,
-                    id,
-                    req.link_caller_number,
-                )
+                let link_caller = req.link_caller_number;
+                conn.transaction(async |conn| {
+                    let r = binding::create_from_interaction(conn, &session, &draft, key, id, link_caller)
+                        .await?;
+                    if let (true, Some(i)) = (r.created, &r.interaction) {
+                        let mut out = events::created(&session, keys, i, &r.card)?;
+                        out.extend(events::moved(conn, &session, keys, Some(i), &r.relink, r.card.id).await?);
+                        events::publish(conn, &session, &out).await?;
+                    }
+                    Ok::<_, Error>((r.card, r.created))
+                })
                 .await?
             }
             (_, key) => contacts::create(&mut conn, &session, &draft, key, None).await?,
@@ -146,14 +153,19 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         caller.require(Permission::InteractionsHandle)?;
 
         let (mut conn, session) = self.state.session(caller).await?;
-        let interaction = binding::select(
-            &mut conn,
-            &session,
-            &id,
-            ContactId(contact),
-            req.relink_channel,
-        )
-        .await?;
+        let keys = &self.state.keys;
+        let relink_channel = req.relink_channel;
+        let interaction = conn
+            .transaction(async |conn| {
+                let (i, relink) =
+                    binding::select(conn, &session, &id, ContactId(contact), relink_channel).await?;
+                let card = contacts::load_card(conn, session.domain.id, ContactId(contact)).await?;
+                let mut out = vec![events::bound(&session, keys, &i, &card, Some(caller.user_id))?];
+                out.extend(events::moved(conn, &session, keys, Some(&i), &relink, card.id).await?);
+                events::publish(conn, &session, &out).await?;
+                Ok::<_, Error>(i)
+            })
+            .await?;
         tracing::info!(contact_id = contact, "interaction bound");
         let panel = self.panel(&mut conn, &session, &interaction).await?;
         Ok(Response::new(pb::SelectContactResponse {
@@ -175,7 +187,23 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         caller.require(Permission::InteractionsHandle)?;
 
         let (mut conn, session) = self.state.session(caller).await?;
-        let interaction = binding::unbind(&mut conn, &session, &id).await?;
+        let interaction = conn
+            .transaction(async |conn| {
+                let (i, was) = binding::unbind(conn, &session, &id).await?;
+                if let Some(contact) = was {
+                    let out = [events::out(
+                        vec![i.agent],
+                        pb::agent_event::Event::ContactUnbound(pb::ContactUnbound {
+                            interaction_id: i.external_id.clone(),
+                            contact_id: contact.0,
+                            unbound_by: Some(pb::UserRef { id: caller.user_id.0, name: String::new() }),
+                        }),
+                    )];
+                    events::publish(conn, &session, &out).await?;
+                }
+                Ok::<_, Error>(i)
+            })
+            .await?;
         let panel = self.panel(&mut conn, &session, &interaction).await?;
         Ok(Response::new(pb::UnbindContactResponse {
             panel: Some(panel),
@@ -206,15 +234,32 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         )?
         .pop()
         .ok_or_else(|| Error::Internal("resolved communication missing".into()))?;
-        let card = contacts::link_communication(
-            &mut conn,
-            &session,
-            ContactId(id),
-            expected,
-            &communication,
-            req.relink,
-        )
-        .await?;
+        let keys = &self.state.keys;
+        let relink = req.relink;
+        let card = conn
+            .transaction(async |conn| {
+                let (card, outcome) = contacts::link_communication(
+                    conn,
+                    &session,
+                    ContactId(id),
+                    expected,
+                    &communication,
+                    relink,
+                )
+                .await?;
+                if outcome != LinkOutcome::AlreadyLinked {
+                    let mut out = events::updated(conn, &session, keys, &[&card]).await?;
+                    if let LinkOutcome::Relinked { from, link } = outcome {
+                        out.extend(
+                            events::moved(conn, &session, keys, None, &Some((from, link)), card.id)
+                                .await?,
+                        );
+                    }
+                    events::publish(conn, &session, &out).await?;
+                }
+                Ok::<_, Error>(card)
+            })
+            .await?;
         Ok(Response::new(pb::LinkCommunicationResponse {
             contact: Some(convert::contact(&card, false)),
         }))
@@ -238,9 +283,17 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         caller.require(Permission::ContactsWrite)?;
 
         let (mut conn, session) = self.state.session(caller).await?;
-        let card =
-            contacts::unlink_communication(&mut conn, &session, ContactId(id), expected, link)
-                .await?;
+        let keys = &self.state.keys;
+        let card = conn
+            .transaction(async |conn| {
+                let card =
+                    contacts::unlink_communication(conn, &session, ContactId(id), expected, link)
+                        .await?;
+                let out = events::updated(conn, &session, keys, &[&card]).await?;
+                events::publish(conn, &session, &out).await?;
+                Ok::<_, Error>(card)
+            })
+            .await?;
         Ok(Response::new(pb::UnlinkCommunicationResponse {
             contact: Some(convert::contact(&card, false)),
         }))

@@ -3,7 +3,10 @@
 use client_info_proto::pb;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{AppState, convert, unimplemented};
+use diesel_async::AsyncConnection as _;
+
+use super::{AppState, convert, events, unimplemented};
+use crate::db::outbox;
 use crate::auth::Caller;
 use crate::db::{audit, contacts};
 use crate::domain::ids::ContactId;
@@ -46,7 +49,16 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         caller.require(Permission::ContactsWrite)?;
 
         let (mut conn, session) = self.state.session(caller).await?;
-        let card = contacts::update(&mut conn, &session, id, req.expected_version, &patch).await?;
+        let keys = &self.state.keys;
+        let expected = req.expected_version;
+        let card = conn
+            .transaction(async |conn| {
+                let card = contacts::update(conn, &session, id, expected, &patch).await?;
+                let out = events::updated(conn, &session, keys, &[&card]).await?;
+                events::publish(conn, &session, &out).await?;
+                Ok::<_, Error>(card)
+            })
+            .await?;
         Ok(Response::new(pb::UpdateContactResponse {
             contact: Some(convert::contact(&card, false)),
         }))
@@ -67,7 +79,17 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         caller.require(Permission::ContactsWrite)?;
 
         let (mut conn, session) = self.state.session(caller).await?;
-        contacts::delete(&mut conn, &session, id, expected).await?;
+        conn.transaction(async |conn| {
+            let agents = outbox::concerned_agents(conn, session.domain.id, &[id]).await?;
+            contacts::delete(conn, &session, id, expected).await?;
+            let out = [events::out(
+                agents,
+                pb::agent_event::Event::ContactDeleted(pb::ContactDeleted { contact_id: id.0 }),
+            )];
+            events::publish(conn, &session, &out).await?;
+            Ok::<_, Error>(())
+        })
+        .await?;
         tracing::info!("contact deleted");
         Ok(Response::new(pb::DeleteContactResponse {}))
     }

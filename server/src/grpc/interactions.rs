@@ -3,9 +3,12 @@
 use client_info_proto::pb;
 use tonic::{Request, Response, Status};
 
-use super::{AppState, convert};
+use diesel_async::AsyncConnection as _;
+use pb::agent_event::Event;
+
+use super::{AppState, convert, events};
 use crate::auth::Caller;
-use crate::db::{interactions, users};
+use crate::db::{contacts, interactions, users};
 use crate::domain::ids::UserId;
 use crate::domain::permission::Permission;
 use crate::error::{Error, Violations};
@@ -46,7 +49,32 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
             )
             .into());
         }
-        let result = interactions::offer(&mut conn, &session, &offer).await?;
+        let keys = &self.state.keys;
+        let result = conn
+            .transaction(async |conn| {
+                let r = interactions::offer(conn, &session, &offer).await?;
+                if r.changed {
+                    let i = &r.interaction;
+                    let mut out = Vec::new();
+                    if let Some(previous) = r.previous_agent {
+                        out.push(events::out(
+                            vec![previous],
+                            Event::InteractionTransferredAway(pb::InteractionTransferredAway {
+                                interaction_id: i.external_id.clone(),
+                                to_agent: Some(pb::UserRef { id: i.agent.0, name: String::new() }),
+                            }),
+                        ));
+                    }
+                    out.extend(events::offered(conn, &session, keys, i).await?);
+                    if let (true, Some(contact)) = (r.created, i.bound_contact) {
+                        let card = contacts::load_card(conn, session.domain.id, contact).await?;
+                        out.push(events::bound(&session, keys, i, &card, None)?);
+                    }
+                    events::publish(conn, &session, &out).await?;
+                }
+                Ok::<_, Error>(r)
+            })
+            .await?;
         let i = &result.interaction;
         tracing::info!(
             outcome = i.identification.outcome.as_str(),
@@ -81,7 +109,19 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
         caller.require(Permission::InteractionsRoute)?;
 
         let (mut conn, session) = self.state.session(caller).await?;
-        let i = interactions::accept(&mut conn, &session, &id, UserId(agent)).await?;
+        let i = conn
+            .transaction(async |conn| {
+                let i = interactions::accept(conn, &session, &id, UserId(agent)).await?;
+                let out = [events::out(
+                    vec![i.agent],
+                    Event::InteractionAccepted(pb::InteractionAccepted {
+                        interaction_id: i.external_id.clone(),
+                    }),
+                )];
+                events::publish(conn, &session, &out).await?;
+                Ok::<_, Error>(i)
+            })
+            .await?;
         Ok(Response::new(pb::AcceptInteractionResponse {
             state: convert::state(i.state) as i32,
         }))
@@ -101,7 +141,19 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
         caller.require(Permission::InteractionsRoute)?;
 
         let (mut conn, session) = self.state.session(caller).await?;
-        let i = interactions::close(&mut conn, &session, &id).await?;
+        let i = conn
+            .transaction(async |conn| {
+                let i = interactions::close(conn, &session, &id).await?;
+                let out = [events::out(
+                    vec![i.agent],
+                    Event::InteractionClosed(pb::InteractionClosed {
+                        interaction_id: i.external_id.clone(),
+                    }),
+                )];
+                events::publish(conn, &session, &out).await?;
+                Ok::<_, Error>(i)
+            })
+            .await?;
         Ok(Response::new(pb::CloseInteractionResponse {
             state: convert::state(i.state) as i32,
         }))

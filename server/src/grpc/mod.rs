@@ -7,12 +7,14 @@ pub mod contact_binding;
 pub mod contact_search;
 pub mod contacts;
 pub mod convert;
+pub mod events;
 pub mod interactions;
 pub mod panel;
 
 use std::sync::Arc;
 
 use crate::auth::{Caller, TokenKeys};
+use crate::hub::EventHub;
 use crate::db::domains::Session;
 use crate::db::{self, Conn, DbPool};
 use crate::error::Error;
@@ -24,6 +26,14 @@ pub struct AppState {
     pub pool: DbPool,
     /// Token keys (read-only links are signed with them too).
     pub keys: Arc<TokenKeys>,
+    /// The event hub feeding session streams.
+    pub hub: EventHub,
+    /// Turns true when the server shuts down; session streams then end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Session-stream heartbeat interval.
+    pub heartbeat: std::time::Duration,
+    /// Events buffered per session stream.
+    pub stream_buffer: usize,
 }
 
 impl std::fmt::Debug for AppState {

@@ -1,0 +1,2 @@
+DROP TABLE events;
+DROP TABLE domain_event_counters;

@@ -1,0 +1,181 @@
+//! The event outbox: events are written in the transaction of the change they describe, with a
+//! per-domain sequence whose row lock makes commit order equal sequence order, and announced
+//! with `NOTIFY client_info_events` (delivered at commit).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::schema::{domain_event_counters, events};
+use crate::domain::ids::{ContactId, DomainId, UserId};
+use crate::error::Error;
+
+/// The NOTIFY channel.
+pub const CHANNEL: &str = "client_info_events";
+
+/// An event to write: who it concerns and its encoded payload.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The agents whose streams receive it.
+    pub recipients: Vec<UserId>,
+    /// The encoded event (without sequence).
+    pub payload: Vec<u8>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
+pub struct StoredEvent {
+    /// The domain.
+    pub domain_id: i64,
+    /// Sequence within the domain.
+    pub sequence: i64,
+    /// Commit time (approximately).
+    pub occurred_at: DateTime<Utc>,
+    /// Recipients.
+    pub agent_ids: Vec<Option<i64>>,
+    /// Encoded payload.
+    pub payload: Vec<u8>,
+}
+
+impl StoredEvent {
+    /// True when the event concerns `agent`.
+    pub fn concerns(&self, agent: UserId) -> bool {
+        self.agent_ids.contains(&Some(agent.0))
+    }
+}
+
+/// Writes `events` (call as the last step of a transaction, so the counter's row lock is held
+/// briefly). Returns the last sequence written.
+pub async fn publish(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    outgoing: &[Outgoing],
+) -> Result<Option<i64>, Error> {
+    let outgoing: Vec<&Outgoing> = outgoing.iter().filter(|o| !o.recipients.is_empty()).collect();
+    if outgoing.is_empty() {
+        return Ok(None);
+    }
+    let n = i64::try_from(outgoing.len()).unwrap_or(i64::MAX);
+    let last: i64 = diesel::insert_into(domain_event_counters::table)
+        .values((
+            domain_event_counters::domain_id.eq(domain.0),
+            domain_event_counters::last_sequence.eq(n),
+        ))
+        .on_conflict(domain_event_counters::domain_id)
+        .do_update()
+        .set(domain_event_counters::last_sequence.eq(domain_event_counters::last_sequence + n))
+        .returning(domain_event_counters::last_sequence)
+        .get_result(conn)
+        .await?;
+    let first = last - n + 1;
+    let rows: Vec<_> = outgoing
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let mut agents: Vec<i64> = o.recipients.iter().map(|u| u.0).collect();
+            agents.sort_unstable();
+            agents.dedup();
+            let agents: Vec<Option<i64>> = agents.into_iter().map(Some).collect();
+            (
+                events::domain_id.eq(domain.0),
+                events::sequence.eq(first + i64::try_from(i).unwrap_or(0)),
+                events::agent_ids.eq(agents),
+                events::payload.eq(&o.payload),
+            )
+        })
+        .collect();
+    diesel::insert_into(events::table)
+        .values(&rows)
+        .execute(conn)
+        .await?;
+    diesel::sql_query(format!("SELECT pg_notify('{CHANNEL}', $1)"))
+        .bind::<diesel::sql_types::Text, _>(format!("{}:{last}", domain.0))
+        .execute(conn)
+        .await?;
+    Ok(Some(last))
+}
+
+/// The domain's last sequence and the sequence pruned through.
+pub async fn position(conn: &mut AsyncPgConnection, domain: DomainId) -> Result<(i64, i64), Error> {
+    Ok(domain_event_counters::table
+        .find(domain.0)
+        .select((
+            domain_event_counters::last_sequence,
+            domain_event_counters::pruned_through,
+        ))
+        .first(conn)
+        .await
+        .optional()?
+        .unwrap_or((0, 0)))
+}
+
+/// Events of `domain` after `after`, oldest first, optionally only those for `agent`.
+pub async fn since(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    after: i64,
+    agent: Option<UserId>,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, Error> {
+    let mut query = events::table
+        .filter(events::domain_id.eq(domain.0))
+        .filter(events::sequence.gt(after))
+        .into_boxed();
+    if let Some(agent) = agent {
+        query = query.filter(events::agent_ids.contains(vec![Some(agent.0)]));
+    }
+    Ok(query
+        .order(events::sequence)
+        .limit(limit)
+        .select(StoredEvent::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Deletes events older than `before` and records, per domain, the sequence pruned through.
+pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> Result<usize, Error> {
+    #[derive(QueryableByName)]
+    struct Pruned {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let pruned: Pruned = diesel::sql_query(
+        "WITH gone AS (DELETE FROM events WHERE occurred_at < $1 RETURNING domain_id, sequence), \
+              upd AS (UPDATE domain_event_counters c SET pruned_through = g.max_seq \
+                      FROM (SELECT domain_id, max(sequence) AS max_seq FROM gone GROUP BY domain_id) g \
+                      WHERE c.domain_id = g.domain_id AND c.pruned_through < g.max_seq RETURNING 1) \
+         SELECT count(*) AS n FROM gone",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(before)
+    .get_result(conn)
+    .await?;
+    Ok(usize::try_from(pruned.n).unwrap_or(0))
+}
+
+/// The agents whose open interactions have any of `contacts` bound or as a candidate.
+pub async fn concerned_agents(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    contacts: &[ContactId],
+) -> Result<Vec<UserId>, Error> {
+    #[derive(QueryableByName)]
+    struct Agent {
+        #[diesel(sql_type = BigInt)]
+        agent_id: i64,
+    }
+    let ids: Vec<i64> = contacts.iter().map(|c| c.0).collect();
+    let rows: Vec<Agent> = diesel::sql_query(
+        "SELECT DISTINCT agent_id FROM interactions \
+         WHERE domain_id = $1 AND state <> 'closed' \
+           AND (bound_contact_id = ANY($2) \
+                OR EXISTS (SELECT 1 FROM jsonb_array_elements(candidates) c \
+                           WHERE (c->>'contact_id')::bigint = ANY($2)))",
+    )
+    .bind::<BigInt, _>(domain.0)
+    .bind::<Array<BigInt>, _>(&ids)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| UserId(r.agent_id)).collect())
+}

@@ -1,0 +1,251 @@
+//! Session events: what each change tells which agents, written to the outbox in the change's
+//! transaction, and how a stored event is shown to one watcher.
+//!
+//! Events are stored with full cards; a watcher without `contacts.read` gets summaries with
+//! read-only links instead, at delivery, so one stored event serves every watcher.
+
+use client_info_proto::pb;
+use diesel_async::AsyncPgConnection;
+use prost::Message as _;
+
+use super::{convert, panel};
+use crate::auth::TokenKeys;
+use crate::db::domains::Session;
+use crate::db::outbox::{self, Outgoing, StoredEvent};
+use crate::domain::contact::{ChannelLink, ContactCard};
+use crate::domain::ids::{ContactId, UserId};
+use crate::domain::interaction::Interaction;
+use crate::error::Error;
+
+use pb::agent_event::Event;
+
+/// Candidates carried by offer and identification events.
+const EVENT_CANDIDATES: usize = 20;
+
+fn encode(event: Event) -> Vec<u8> {
+    pb::AgentEvent {
+        sequence: 0,
+        occurred_at: None,
+        event: Some(event),
+    }
+    .encode_to_vec()
+}
+
+/// An outgoing event for `recipients`.
+pub fn out(recipients: Vec<UserId>, event: Event) -> Outgoing {
+    Outgoing {
+        recipients,
+        payload: encode(event),
+    }
+}
+
+fn full<'a>(session: &Session, keys: &'a TokenKeys) -> panel::Viewer<'a> {
+    panel::Viewer {
+        full: true,
+        keys,
+        domain: session.domain.id,
+    }
+}
+
+/// InteractionOffered (with the panel) and ContactIdentified, for the interaction's agent.
+pub async fn offered(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    keys: &TokenKeys,
+    interaction: &Interaction,
+) -> Result<Vec<Outgoing>, Error> {
+    let (panel, _) = panel::build(conn, full(session, keys), interaction, 0, EVENT_CANDIDATES).await?;
+    let to = vec![interaction.agent];
+    Ok(vec![
+        out(
+            to.clone(),
+            Event::ContactIdentified(pb::ContactIdentified {
+                interaction_id: interaction.external_id.clone(),
+                identification: panel.identification.clone(),
+                candidates: panel.candidates.clone(),
+            }),
+        ),
+        out(to, Event::InteractionOffered(pb::InteractionOffered { panel: Some(panel) })),
+    ])
+}
+
+/// ContactBound, for the interaction's agent.
+pub fn bound(session: &Session, keys: &TokenKeys, interaction: &Interaction, card: &ContactCard, by: Option<UserId>) -> Result<Outgoing, Error> {
+    Ok(out(
+        vec![interaction.agent],
+        Event::ContactBound(pb::ContactBound {
+            interaction_id: interaction.external_id.clone(),
+            contact: Some(full(session, keys).view(card)?),
+            bound_by: by.map(|u| pb::UserRef { id: u.0, name: String::new() }),
+        }),
+    ))
+}
+
+/// ContactCreated and ContactBound, for the agent of the interaction the contact was created
+/// from.
+pub fn created(
+    session: &Session,
+    keys: &TokenKeys,
+    interaction: &Interaction,
+    card: &ContactCard,
+) -> Result<Vec<Outgoing>, Error> {
+    Ok(vec![
+        out(
+            vec![interaction.agent],
+            Event::ContactCreated(pb::ContactCreated {
+                interaction_id: interaction.external_id.clone(),
+                contact: Some(full(session, keys).view(card)?),
+            }),
+        ),
+        bound(session, keys, interaction, card, Some(session.caller.user_id))?,
+    ])
+}
+
+/// ChannelRelinked plus ContactUpdated for the contact that lost the identity.
+pub async fn moved(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    keys: &TokenKeys,
+    interaction: Option<&Interaction>,
+    relink: &Option<(ContactId, ChannelLink)>,
+    to: ContactId,
+) -> Result<Vec<Outgoing>, Error> {
+    let Some((from, link)) = relink else {
+        return Ok(Vec::new());
+    };
+    let mut events = vec![relinked(conn, session, interaction, link, *from, to).await?];
+    let from_card = crate::db::contacts::load_card(conn, session.domain.id, *from).await?;
+    events.extend(updated(conn, session, keys, &[&from_card]).await?);
+    Ok(events)
+}
+
+/// ContactUpdated for each card, to the agents whose open interactions have it bound or as a
+/// candidate.
+pub async fn updated(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    keys: &TokenKeys,
+    cards: &[&ContactCard],
+) -> Result<Vec<Outgoing>, Error> {
+    let mut events = Vec::new();
+    for card in cards {
+        let agents = outbox::concerned_agents(conn, session.domain.id, &[card.id]).await?;
+        if !agents.is_empty() {
+            events.push(out(
+                agents,
+                Event::ContactUpdated(pb::ContactUpdated {
+                    contact: Some(full(session, keys).view(card)?),
+                }),
+            ));
+        }
+    }
+    Ok(events)
+}
+
+/// ChannelRelinked, to the interaction's agent (if any) and the agents concerned with either
+/// contact.
+pub async fn relinked(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    interaction: Option<&Interaction>,
+    link: &ChannelLink,
+    from: ContactId,
+    to: ContactId,
+) -> Result<Outgoing, Error> {
+    let mut agents = outbox::concerned_agents(conn, session.domain.id, &[from, to]).await?;
+    agents.extend(interaction.map(|i| i.agent));
+    Ok(out(
+        agents,
+        Event::ChannelRelinked(pb::ChannelRelinked {
+            interaction_id: interaction.map(|i| i.external_id.clone()).unwrap_or_default(),
+            messaging_channel: Some(pb::MessagingChannel {
+                id: link.id,
+                protocol: link.identity.protocol.clone(),
+                external_user_id: link.identity.external_user_id.clone(),
+                display_name: link.identity.display_name.clone(),
+            }),
+            from_contact_id: from.0,
+            to_contact_id: to.0,
+        }),
+    ))
+}
+
+/// Writes `events` to the outbox (call last in the transaction).
+pub async fn publish(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    events: &[Outgoing],
+) -> Result<(), Error> {
+    outbox::publish(conn, session.domain.id, events).await?;
+    Ok(())
+}
+
+fn reduce(view: &mut Option<pb::ContactView>, viewer: &panel::Viewer<'_>) -> Result<(), Error> {
+    if viewer.full {
+        return Ok(());
+    }
+    if let Some(pb::ContactView {
+        view: Some(pb::contact_view::View::Contact(c)),
+    }) = view
+    {
+        let (link, _) = viewer
+            .keys
+            .sign_card_link(viewer.domain, c.id, crate::auth::READ_ONLY_LINK_TTL)?;
+        *view = Some(pb::ContactView {
+            view: Some(pb::contact_view::View::Summary(pb::ContactSummary {
+                id: c.id,
+                display_name: std::mem::take(&mut c.display_name),
+                labels: std::mem::take(&mut c.labels),
+                read_only_link: link,
+            })),
+        });
+    }
+    Ok(())
+}
+
+fn reduce_panel(p: &mut pb::ClientInfoPanel, viewer: &panel::Viewer<'_>) -> Result<(), Error> {
+    reduce(&mut p.bound_contact, viewer)?;
+    for c in &mut p.candidates {
+        reduce(&mut c.contact, viewer)?;
+    }
+    Ok(())
+}
+
+/// A stored event as `viewer` may see it, with its sequence and time.
+pub fn render(stored: &StoredEvent, viewer: &panel::Viewer<'_>) -> Result<pb::AgentEvent, Error> {
+    let mut event = pb::AgentEvent::decode(stored.payload.as_slice())
+        .map_err(|e| Error::Internal(format!("event {} unreadable: {e}", stored.sequence)))?;
+    event.sequence = stored.sequence;
+    event.occurred_at = Some(convert::timestamp(stored.occurred_at));
+    match &mut event.event {
+        Some(Event::InteractionOffered(o)) => {
+            if let Some(p) = &mut o.panel {
+                reduce_panel(p, viewer)?;
+            }
+        }
+        Some(Event::ContactIdentified(i)) => {
+            for c in &mut i.candidates {
+                reduce(&mut c.contact, viewer)?;
+            }
+        }
+        Some(Event::ContactCreated(c)) => reduce(&mut c.contact, viewer)?,
+        Some(Event::ContactBound(b)) => reduce(&mut b.contact, viewer)?,
+        Some(Event::ContactUpdated(u)) => reduce(&mut u.contact, viewer)?,
+        Some(Event::Snapshot(s)) => {
+            for p in &mut s.panels {
+                reduce_panel(p, viewer)?;
+            }
+        }
+        Some(
+            Event::Heartbeat(_)
+            | Event::InteractionAccepted(_)
+            | Event::InteractionClosed(_)
+            | Event::InteractionTransferredAway(_)
+            | Event::ContactUnbound(_)
+            | Event::ChannelRelinked(_)
+            | Event::ContactDeleted(_),
+        )
+        | None => {}
+    }
+    Ok(event)
+}

@@ -1,0 +1,323 @@
+//! The event hub of one server: a single LISTEN connection learns that a domain has new
+//! events, one fetcher reads them from the outbox in sequence order, and each is fanned out in
+//! memory to the session streams of the agents it concerns. Streams of other servers on the
+//! same database get the same events through their own hubs.
+//!
+//! Faults: when the listener connection drops it is re-established with backoff, and every
+//! watched domain is re-read from its last fetched sequence, so nothing is missed; a periodic
+//! re-read covers notifications lost in between. A subscriber whose buffer is full is dropped
+//! and told so (its stream ends with RESOURCE_EXHAUSTED and the client resumes), so memory stays
+//! bounded whatever the clients do.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+
+use crate::db::outbox::{self, StoredEvent};
+use crate::db::{self, DbPool};
+use crate::domain::ids::{DomainId, UserId};
+use crate::error::Error;
+
+/// How often every watched domain is re-read even without a notification.
+const SAFETY_POLL: Duration = Duration::from_secs(2);
+/// Events read per outbox query.
+const FETCH_BATCH: i64 = 500;
+
+struct Subscriber {
+    agent: UserId,
+    tx: mpsc::Sender<Arc<StoredEvent>>,
+    overflowed: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct DomainSubs {
+    last_fetched: i64,
+    subscribers: HashMap<u64, Subscriber>,
+}
+
+struct Inner {
+    pool: DbPool,
+    buffer: usize,
+    subs: Mutex<HashMap<DomainId, DomainSubs>>,
+    next_id: AtomicU64,
+    wake: mpsc::UnboundedSender<DomainId>,
+    listening: AtomicBool,
+}
+
+/// The hub; cheap to clone.
+#[derive(Clone)]
+pub struct EventHub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EventHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventHub")
+            .field("subscribers", &self.subscriber_count())
+            .finish()
+    }
+}
+
+/// A live subscription; dropping it unsubscribes.
+pub struct Subscription {
+    /// Events for the subscribed agent, in sequence order.
+    pub rx: mpsc::Receiver<Arc<StoredEvent>>,
+    overflowed: Arc<AtomicBool>,
+    domain: DomainId,
+    id: u64,
+    hub: EventHub,
+}
+
+impl Subscription {
+    /// True when the hub dropped this subscription because its buffer was full.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.domain, self.id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl EventHub {
+    /// Starts the listener, fetcher and pruner tasks; they stop when `shutdown` turns true.
+    pub fn start(
+        database_url: String,
+        pool: DbPool,
+        buffer: usize,
+        retention: Duration,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> EventHub {
+        let (wake, woken) = mpsc::unbounded_channel();
+        let hub = EventHub {
+            inner: Arc::new(Inner {
+                pool,
+                buffer: buffer.max(1),
+                subs: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                wake,
+                listening: AtomicBool::new(false),
+            }),
+        };
+        tokio::spawn(hub.clone().listen(database_url, shutdown.clone()));
+        tokio::spawn(hub.clone().fetch_loop(woken, shutdown.clone()));
+        tokio::spawn(hub.clone().prune_loop(retention, shutdown));
+        hub
+    }
+
+    /// Number of live subscriptions (for tests and metrics).
+    pub fn subscriber_count(&self) -> usize {
+        lock(&self.inner.subs).values().map(|d| d.subscribers.len()).sum()
+    }
+
+    /// True while the LISTEN connection is up.
+    pub fn is_listening(&self) -> bool {
+        self.inner.listening.load(Ordering::SeqCst)
+    }
+
+    /// Subscribes `agent` of `domain`: every event committed after this call that concerns the
+    /// agent arrives on the subscription (events committed before are the caller's to read).
+    pub async fn subscribe(&self, domain: DomainId, agent: UserId) -> Result<Subscription, Error> {
+        let watched = lock(&self.inner.subs).contains_key(&domain);
+        let start = if watched {
+            None
+        } else {
+            let mut conn = db::conn(&self.inner.pool).await?;
+            Some(outbox::position(&mut conn, domain).await?.0)
+        };
+        let (tx, rx) = mpsc::channel(self.inner.buffer);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let id = self.inner.next_id.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut subs = lock(&self.inner.subs);
+            let entry = subs.entry(domain).or_insert_with(|| DomainSubs {
+                last_fetched: start.unwrap_or(0),
+                subscribers: HashMap::new(),
+            });
+            entry.subscribers.insert(
+                id,
+                Subscriber {
+                    agent,
+                    tx,
+                    overflowed: overflowed.clone(),
+                },
+            );
+        }
+        // Pick up anything committed while we were reading the position.
+        let _ = self.inner.wake.send(domain);
+        Ok(Subscription {
+            rx,
+            overflowed,
+            domain,
+            id,
+            hub: self.clone(),
+        })
+    }
+
+    fn unsubscribe(&self, domain: DomainId, id: u64) {
+        let mut subs = lock(&self.inner.subs);
+        if let Some(d) = subs.get_mut(&domain) {
+            d.subscribers.remove(&id);
+            if d.subscribers.is_empty() {
+                subs.remove(&domain);
+            }
+        }
+    }
+
+    fn watched_domains(&self) -> Vec<DomainId> {
+        lock(&self.inner.subs).keys().copied().collect()
+    }
+
+    async fn listen(self, url: String, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match AsyncPgConnection::establish(&url).await {
+                Ok(mut conn) => {
+                    let listened = diesel_async::RunQueryDsl::execute(
+                        diesel::sql_query(format!("LISTEN {}", outbox::CHANNEL)),
+                        &mut conn,
+                    )
+                    .await;
+                    if let Err(e) = listened {
+                        tracing::warn!(error = %e, "cannot LISTEN; retrying");
+                    } else {
+                        backoff = Duration::from_millis(50);
+                        self.inner.listening.store(true, Ordering::SeqCst);
+                        tracing::info!("event listener connected");
+                        // Catch up on whatever was committed while we were not listening.
+                        for d in self.watched_domains() {
+                            let _ = self.inner.wake.send(d);
+                        }
+                        let mut notes = std::pin::pin!(conn.notifications_stream());
+                        loop {
+                            tokio::select! {
+                                note = notes.next() => match note {
+                                    Some(Ok(n)) => {
+                                        if let Some(d) = n.payload.split(':').next().and_then(|d| d.parse().ok()) {
+                                            let _ = self.inner.wake.send(DomainId(d));
+                                        }
+                                    }
+                                    Some(Err(e)) => {
+                                        tracing::warn!(error = %e, "event listener error");
+                                        break;
+                                    }
+                                    None => break,
+                                },
+                                _ = shutdown.changed() => return,
+                            }
+                        }
+                        self.inner.listening.store(false, Ordering::SeqCst);
+                        tracing::warn!("event listener connection lost; reconnecting");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "event listener cannot connect; retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {},
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn fetch_loop(
+        self,
+        mut woken: mpsc::UnboundedReceiver<DomainId>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut poll = tokio::time::interval(SAFETY_POLL);
+        loop {
+            let mut due: Vec<DomainId> = tokio::select! {
+                d = woken.recv() => match d { Some(d) => vec![d], None => return },
+                _ = poll.tick() => self.watched_domains(),
+                _ = shutdown.changed() => return,
+            };
+            while let Ok(d) = woken.try_recv() {
+                due.push(d);
+            }
+            due.sort_unstable();
+            due.dedup();
+            for d in due {
+                if let Err(e) = self.fetch(d).await {
+                    tracing::warn!(domain = %d, error = %e, "cannot read events; will retry");
+                }
+            }
+        }
+    }
+
+    /// Reads the domain's new events and fans them out.
+    async fn fetch(&self, domain: DomainId) -> Result<(), Error> {
+        loop {
+            let Some(after) = lock(&self.inner.subs).get(&domain).map(|d| d.last_fetched) else {
+                return Ok(());
+            };
+            let mut conn = db::conn(&self.inner.pool).await?;
+            let batch = outbox::since(&mut conn, domain, after, None, FETCH_BATCH).await?;
+            drop(conn);
+            let n = batch.len();
+            let mut subs = lock(&self.inner.subs);
+            let Some(d) = subs.get_mut(&domain) else { return Ok(()) };
+            for event in batch {
+                if event.sequence <= d.last_fetched {
+                    continue;
+                }
+                d.last_fetched = event.sequence;
+                let event = Arc::new(event);
+                d.subscribers.retain(|_, s| {
+                    if !event.concerns(s.agent) {
+                        return true;
+                    }
+                    match s.tx.try_send(event.clone()) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            s.overflowed.store(true, Ordering::SeqCst);
+                            false
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    }
+                });
+            }
+            if i64::try_from(n).unwrap_or(0) < FETCH_BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn prune_loop(self, retention: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {},
+                _ = shutdown.changed() => return,
+            }
+            let cutoff = chrono::Utc::now()
+                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
+            let result = async {
+                let mut conn = db::conn(&self.inner.pool).await?;
+                outbox::prune(&mut conn, cutoff).await
+            }
+            .await;
+            match result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "pruned old events"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune events"),
+            }
+        }
+    }
+}
