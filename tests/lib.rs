@@ -131,21 +131,68 @@ impl TestApp {
         Self::start_on(&db_name).await
     }
 
-    /// A server on an existing database (for tests that run several servers on one database).
-    pub async fn start_on(db_name: &str) -> TestApp {
-        let config = ServerConfig::new(database_url(db_name), TEST_SECRET.to_vec());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+    /// A fresh database and a server whose configuration `tweak` adjusts.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        let mut app = Self::start().await;
+        app.stop_server().await;
+        let mut config = Self::config(&database_url(&app.db_name));
+        tweak(&mut config);
+        app.serve(config, "127.0.0.1:0").await;
+        app
+    }
+
+    fn config(url: &str) -> ServerConfig {
+        let mut config = ServerConfig::new(url, TEST_SECRET.to_vec());
+        config.heartbeat = Duration::from_millis(500);
+        config
+    }
+
+    async fn serve(&mut self, config: ServerConfig, addr: &str) {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let server = server::start(config, listener)
             .await
             .expect("server starts");
-        TestApp {
-            url: format!("http://{}", server.local_addr),
+        self.url = format!("http://{}", server.local_addr);
+        self.server = Some(server);
+    }
+
+    /// A server on an existing database (for tests that run several servers on one database).
+    pub async fn start_on(db_name: &str) -> TestApp {
+        Self::start_on_with(db_name, &database_url(db_name)).await
+    }
+
+    /// A server on an existing database reached through `url` (a proxy, for fault tests).
+    pub async fn start_on_with(db_name: &str, url: &str) -> TestApp {
+        let mut app = TestApp {
+            url: String::new(),
             db_name: db_name.to_owned(),
             keys: TokenKeys::new(TEST_SECRET),
-            server: Some(server),
-        }
+            server: None,
+        };
+        app.serve(Self::config(url), "127.0.0.1:0").await;
+        app
+    }
+
+    /// Stops the server and starts a new one on the same address and database.
+    pub async fn restart_server(&mut self) {
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        self.stop_server().await;
+        self.serve(Self::config(&database_url(&self.db_name)), &addr)
+            .await;
+    }
+
+    /// Live session-stream subscriptions in the server's event hub.
+    pub fn hub_subscribers(&self) -> usize {
+        self.server
+            .as_ref()
+            .map_or(0, |s| s.state.hub.subscriber_count())
+    }
+
+    /// True while the server's event listener is connected.
+    pub fn hub_listening(&self) -> bool {
+        self.server
+            .as_ref()
+            .is_some_and(|s| s.state.hub.is_listening())
     }
 
     /// A direct database connection, for setting up and checking state.
@@ -242,6 +289,63 @@ impl Drop for TestApp {
             });
         })
         .join();
+    }
+}
+
+/// A TCP proxy to PostgreSQL that a test can cut (closing every connection and refusing new
+/// ones) and restore, to simulate a lost database connection.
+pub struct PgProxy {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl PgProxy {
+    /// Starts a proxy to the PostgreSQL of [`admin_url`] (127.0.0.1:5432).
+    pub async fn start() -> PgProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if *watch.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {},
+                        _ = watch.wait_for(|cut| *cut) => {},
+                    }
+                });
+            }
+        });
+        PgProxy { port, cut }
+    }
+
+    /// The URL of database `name` through the proxy.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Closes every proxied connection and refuses new ones.
+    pub fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        let _ = self.cut.send(false);
     }
 }
 

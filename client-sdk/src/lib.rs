@@ -21,6 +21,7 @@ pub mod contacts;
 mod error;
 pub mod interactions;
 pub mod search;
+pub mod watch;
 
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{FieldViolation, SdkError};

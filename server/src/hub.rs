@@ -118,7 +118,10 @@ impl EventHub {
 
     /// Number of live subscriptions (for tests and metrics).
     pub fn subscriber_count(&self) -> usize {
-        lock(&self.inner.subs).values().map(|d| d.subscribers.len()).sum()
+        lock(&self.inner.subs)
+            .values()
+            .map(|d| d.subscribers.len())
+            .sum()
     }
 
     /// True while the LISTEN connection is up.
@@ -270,7 +273,9 @@ impl EventHub {
             drop(conn);
             let n = batch.len();
             let mut subs = lock(&self.inner.subs);
-            let Some(d) = subs.get_mut(&domain) else { return Ok(()) };
+            let Some(d) = subs.get_mut(&domain) else {
+                return Ok(());
+            };
             for event in batch {
                 if event.sequence <= d.last_fetched {
                     continue;
@@ -297,7 +302,11 @@ impl EventHub {
         }
     }
 
-    async fn prune_loop(self, retention: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    async fn prune_loop(
+        self,
+        retention: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut tick = tokio::time::interval(every);
         tick.tick().await;

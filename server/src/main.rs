@@ -48,6 +48,15 @@ struct ServeArgs {
     /// Pooled database connections.
     #[arg(long, env = "CLIENT_INFO_POOL_SIZE", default_value_t = config::DEFAULT_POOL_SIZE)]
     pool_size: usize,
+    /// Session-stream heartbeat interval when idle (90s, 15s, 1m ...).
+    #[arg(long, env = "CLIENT_INFO_HEARTBEAT", default_value = "15s")]
+    heartbeat: String,
+    /// How long events are kept for resuming session streams (1h, 24h, 7d ...).
+    #[arg(long, env = "CLIENT_INFO_EVENT_RETENTION", default_value = "24h")]
+    event_retention: String,
+    /// Events buffered per session stream before a slow client is cut (it then resumes).
+    #[arg(long, env = "CLIENT_INFO_STREAM_BUFFER", default_value_t = config::DEFAULT_STREAM_BUFFER)]
+    stream_buffer: usize,
 }
 
 #[derive(Subcommand)]
@@ -155,6 +164,11 @@ async fn serve(cli: Cli) -> Result<(), String> {
     };
     let mut config = ServerConfig::new(cli.database_url.clone(), secret.clone());
     config.pool.max_size = cli.serve.pool_size.max(1);
+    config.heartbeat =
+        auth::parse_ttl(&cli.serve.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
+    config.event_retention = auth::parse_ttl(&cli.serve.event_retention)
+        .map_err(|e| format!("--event-retention: {e}"))?;
+    config.stream_buffer = cli.serve.stream_buffer.max(1);
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cli.serve.listen))?;
@@ -171,13 +185,9 @@ async fn serve(cli: Cli) -> Result<(), String> {
             demo::instructions(&d, &running.local_addr.to_string())
         );
     }
-    tokio::select! {
-        () = shutdown_signal() => {
-            tracing::info!("shutting down");
-            running.shutdown().await.map_err(|e| e.to_string())
-        }
-        result = async { Ok::<(), String>(()) }, if false => result,
-    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await.map_err(|e| e.to_string())
 }
 
 async fn run_admin(cli: &Cli, command: &AdminCommand) -> Result<String, String> {

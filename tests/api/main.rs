@@ -12,3 +12,4 @@ mod search;
 mod server;
 mod tenancy;
 mod validation;
+mod watch;

@@ -74,7 +74,12 @@ pub async fn create_from_interaction(
         // A retry returns what the first request made, even once the interaction has ended.
         if let Some(id) = contacts::earlier(conn, domain, key).await? {
             let card = contacts::load_card(conn, domain, id).await?;
-            return Ok(CreatedFrom { card, created: false, interaction: None, relink: None });
+            return Ok(CreatedFrom {
+                card,
+                created: false,
+                interaction: None,
+                relink: None,
+            });
         }
         let interaction = lock_live(conn, session, external_id).await?;
         let extra = match (&interaction.destination, link_caller_number) {
@@ -103,7 +108,12 @@ pub async fn create_from_interaction(
         let id = match contacts::insert_contact(conn, session, draft, Some(key)).await? {
             Created::Replayed(id) => {
                 let card = contacts::load_card(conn, domain, id).await?;
-                return Ok(CreatedFrom { card, created: false, interaction: None, relink: None });
+                return Ok(CreatedFrom {
+                    card,
+                    created: false,
+                    interaction: None,
+                    relink: None,
+                });
             }
             Created::New(id) => id,
         };
@@ -134,7 +144,12 @@ pub async fn create_from_interaction(
         )
         .await?;
         let interaction = interactions::find(conn, domain, external_id, false).await?;
-        Ok(CreatedFrom { card, created: true, interaction, relink })
+        Ok(CreatedFrom {
+            card,
+            created: true,
+            interaction,
+            relink,
+        })
     })
     .await
 }

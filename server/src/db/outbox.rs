@@ -53,7 +53,10 @@ pub async fn publish(
     domain: DomainId,
     outgoing: &[Outgoing],
 ) -> Result<Option<i64>, Error> {
-    let outgoing: Vec<&Outgoing> = outgoing.iter().filter(|o| !o.recipients.is_empty()).collect();
+    let outgoing: Vec<&Outgoing> = outgoing
+        .iter()
+        .filter(|o| !o.recipients.is_empty())
+        .collect();
     if outgoing.is_empty() {
         return Ok(None);
     }

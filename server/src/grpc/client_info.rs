@@ -144,7 +144,11 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             let open = interactions::open_for_agent(&mut conn, domain, caller.user_id).await?;
             let mut panels = Vec::with_capacity(open.len());
             for i in &open {
-                panels.push(panel::build(&mut conn, viewer, i, 0, SNAPSHOT_CANDIDATES).await?.0);
+                panels.push(
+                    panel::build(&mut conn, viewer, i, 0, SNAPSHOT_CANDIDATES)
+                        .await?
+                        .0,
+                );
             }
             first.push(pb::AgentEvent {
                 sequence: last,
@@ -154,9 +158,14 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             position = last;
         } else {
             loop {
-                let batch =
-                    outbox::since(&mut conn, domain, position, Some(caller.user_id), REPLAY_BATCH)
-                        .await?;
+                let batch = outbox::since(
+                    &mut conn,
+                    domain,
+                    position,
+                    Some(caller.user_id),
+                    REPLAY_BATCH,
+                )
+                .await?;
                 let n = batch.len();
                 for e in &batch {
                     first.push(events::render(e, &viewer)?);
@@ -177,11 +186,19 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
         let heartbeat = self.state.heartbeat;
         let mut shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
-            let viewer = panel::Viewer { full, keys: &keys, domain };
+            let viewer = panel::Viewer {
+                full,
+                keys: &keys,
+                domain,
+            };
             let mut subscription = subscription;
             let mut delivered = position;
             for event in first {
-                if tx.send(Ok(pb::WatchAgentSessionResponse { event: Some(event) })).await.is_err() {
+                if tx
+                    .send(Ok(pb::WatchAgentSessionResponse { event: Some(event) }))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -234,6 +251,8 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }

@@ -10,8 +10,8 @@ use tonic::{Request, Response, Status};
 use diesel_async::AsyncConnection as _;
 
 use super::{AppState, convert, events, panel};
-use crate::db::communications::LinkOutcome;
 use crate::auth::{Caller, CardLinkError, READ_ONLY_LINK_TTL};
+use crate::db::communications::LinkOutcome;
 use crate::db::contacts::{self, CreateRequestKey};
 use crate::db::{binding, interactions, users};
 use crate::domain::ids::{ContactId, UserId};
@@ -40,11 +40,15 @@ impl ContactBindingApi {
         interaction: &Interaction,
     ) -> Result<pb::ClientInfoPanel, Error> {
         let size = usize::try_from(convert::DEFAULT_PAGE_SIZE).unwrap_or(20);
-        Ok(
-            panel::build(conn, panel::Viewer::of(session, &self.state.keys), interaction, 0, size)
-                .await?
-                .0,
+        Ok(panel::build(
+            conn,
+            panel::Viewer::of(session, &self.state.keys),
+            interaction,
+            0,
+            size,
         )
+        .await?
+        .0)
     }
 }
 
@@ -116,11 +120,21 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
             (Some(id), Some(key)) => {
                 let link_caller = req.link_caller_number;
                 conn.transaction(async |conn| {
-                    let r = binding::create_from_interaction(conn, &session, &draft, key, id, link_caller)
-                        .await?;
+                    let r = binding::create_from_interaction(
+                        conn,
+                        &session,
+                        &draft,
+                        key,
+                        id,
+                        link_caller,
+                    )
+                    .await?;
                     if let (true, Some(i)) = (r.created, &r.interaction) {
                         let mut out = events::created(&session, keys, i, &r.card)?;
-                        out.extend(events::moved(conn, &session, keys, Some(i), &r.relink, r.card.id).await?);
+                        out.extend(
+                            events::moved(conn, &session, keys, Some(i), &r.relink, r.card.id)
+                                .await?,
+                        );
                         events::publish(conn, &session, &out).await?;
                     }
                     Ok::<_, Error>((r.card, r.created))
@@ -158,9 +172,16 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let interaction = conn
             .transaction(async |conn| {
                 let (i, relink) =
-                    binding::select(conn, &session, &id, ContactId(contact), relink_channel).await?;
+                    binding::select(conn, &session, &id, ContactId(contact), relink_channel)
+                        .await?;
                 let card = contacts::load_card(conn, session.domain.id, ContactId(contact)).await?;
-                let mut out = vec![events::bound(&session, keys, &i, &card, Some(caller.user_id))?];
+                let mut out = vec![events::bound(
+                    &session,
+                    keys,
+                    &i,
+                    &card,
+                    Some(caller.user_id),
+                )?];
                 out.extend(events::moved(conn, &session, keys, Some(&i), &relink, card.id).await?);
                 events::publish(conn, &session, &out).await?;
                 Ok::<_, Error>(i)
@@ -196,7 +217,10 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
                         pb::agent_event::Event::ContactUnbound(pb::ContactUnbound {
                             interaction_id: i.external_id.clone(),
                             contact_id: contact.0,
-                            unbound_by: Some(pb::UserRef { id: caller.user_id.0, name: String::new() }),
+                            unbound_by: Some(pb::UserRef {
+                                id: caller.user_id.0,
+                                name: String::new(),
+                            }),
                         }),
                     )];
                     events::publish(conn, &session, &out).await?;

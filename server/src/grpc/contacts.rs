@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status, Streaming};
 use diesel_async::AsyncConnection as _;
 
 use super::{AppState, convert, events, unimplemented};
-use crate::db::outbox;
 use crate::auth::Caller;
+use crate::db::outbox;
 use crate::db::{audit, contacts};
 use crate::domain::ids::ContactId;
 use crate::domain::permission::Permission;

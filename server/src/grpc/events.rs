@@ -54,7 +54,8 @@ pub async fn offered(
     keys: &TokenKeys,
     interaction: &Interaction,
 ) -> Result<Vec<Outgoing>, Error> {
-    let (panel, _) = panel::build(conn, full(session, keys), interaction, 0, EVENT_CANDIDATES).await?;
+    let (panel, _) =
+        panel::build(conn, full(session, keys), interaction, 0, EVENT_CANDIDATES).await?;
     let to = vec![interaction.agent];
     Ok(vec![
         out(
@@ -65,18 +66,30 @@ pub async fn offered(
                 candidates: panel.candidates.clone(),
             }),
         ),
-        out(to, Event::InteractionOffered(pb::InteractionOffered { panel: Some(panel) })),
+        out(
+            to,
+            Event::InteractionOffered(pb::InteractionOffered { panel: Some(panel) }),
+        ),
     ])
 }
 
 /// ContactBound, for the interaction's agent.
-pub fn bound(session: &Session, keys: &TokenKeys, interaction: &Interaction, card: &ContactCard, by: Option<UserId>) -> Result<Outgoing, Error> {
+pub fn bound(
+    session: &Session,
+    keys: &TokenKeys,
+    interaction: &Interaction,
+    card: &ContactCard,
+    by: Option<UserId>,
+) -> Result<Outgoing, Error> {
     Ok(out(
         vec![interaction.agent],
         Event::ContactBound(pb::ContactBound {
             interaction_id: interaction.external_id.clone(),
             contact: Some(full(session, keys).view(card)?),
-            bound_by: by.map(|u| pb::UserRef { id: u.0, name: String::new() }),
+            bound_by: by.map(|u| pb::UserRef {
+                id: u.0,
+                name: String::new(),
+            }),
         }),
     ))
 }
@@ -97,7 +110,13 @@ pub fn created(
                 contact: Some(full(session, keys).view(card)?),
             }),
         ),
-        bound(session, keys, interaction, card, Some(session.caller.user_id))?,
+        bound(
+            session,
+            keys,
+            interaction,
+            card,
+            Some(session.caller.user_id),
+        )?,
     ])
 }
 
@@ -157,7 +176,9 @@ pub async fn relinked(
     Ok(out(
         agents,
         Event::ChannelRelinked(pb::ChannelRelinked {
-            interaction_id: interaction.map(|i| i.external_id.clone()).unwrap_or_default(),
+            interaction_id: interaction
+                .map(|i| i.external_id.clone())
+                .unwrap_or_default(),
             messaging_channel: Some(pb::MessagingChannel {
                 id: link.id,
                 protocol: link.identity.protocol.clone(),
@@ -188,9 +209,10 @@ fn reduce(view: &mut Option<pb::ContactView>, viewer: &panel::Viewer<'_>) -> Res
         view: Some(pb::contact_view::View::Contact(c)),
     }) = view
     {
-        let (link, _) = viewer
-            .keys
-            .sign_card_link(viewer.domain, c.id, crate::auth::READ_ONLY_LINK_TTL)?;
+        let (link, _) =
+            viewer
+                .keys
+                .sign_card_link(viewer.domain, c.id, crate::auth::READ_ONLY_LINK_TTL)?;
         *view = Some(pb::ContactView {
             view: Some(pb::contact_view::View::Summary(pb::ContactSummary {
                 id: c.id,

@@ -61,7 +61,10 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
                             vec![previous],
                             Event::InteractionTransferredAway(pb::InteractionTransferredAway {
                                 interaction_id: i.external_id.clone(),
-                                to_agent: Some(pb::UserRef { id: i.agent.0, name: String::new() }),
+                                to_agent: Some(pb::UserRef {
+                                    id: i.agent.0,
+                                    name: String::new(),
+                                }),
                             }),
                         ));
                     }

@@ -14,10 +14,10 @@ pub mod panel;
 use std::sync::Arc;
 
 use crate::auth::{Caller, TokenKeys};
-use crate::hub::EventHub;
 use crate::db::domains::Session;
 use crate::db::{self, Conn, DbPool};
 use crate::error::Error;
+use crate::hub::EventHub;
 
 /// What every handler shares.
 #[derive(Clone)]
