@@ -152,3 +152,17 @@ impl Client {
             .into_inner())
     }
 }
+
+impl Client {
+    /// Bulk import: streams `records`; valid ones are kept, rejected ones come back with their
+    /// index and field.
+    pub async fn import_contacts<S>(
+        &self,
+        records: S,
+    ) -> Result<pb::ImportContactsResponse, SdkError>
+    where
+        S: tokio_stream::Stream<Item = pb::ImportContactsRequest> + Send + 'static,
+    {
+        Ok(self.contacts().import_contacts(records).await?.into_inner())
+    }
+}

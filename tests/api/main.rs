@@ -6,6 +6,7 @@ mod auth;
 mod binding;
 mod contacts;
 mod explain;
+mod import;
 mod interactions;
 mod phones;
 mod search;

@@ -123,23 +123,6 @@ async fn the_server_creates_its_database_when_missing() {
 }
 
 #[tokio::test]
-async fn rpcs_of_later_releases_answer_unimplemented() {
-    let app = TestApp::start().await;
-    let d = app.domain("acme", "GB").await;
-    let all = app.actor(d, "All", ALL).await;
-    let c = &all.client;
-    let code =
-        |r: Result<(), tonic::Status>| expect_code(r.map_err(SdkError::from), Code::Unimplemented);
-    code(
-        c.contacts()
-            .import_contacts(tokio_stream::iter(Vec::<pb::ImportContactsRequest>::new()))
-            .await
-            .map(drop),
-    );
-    let _ = Permission::ALL;
-}
-
-#[tokio::test]
 async fn graceful_shutdown_stops_serving() {
     let mut app = TestApp::start().await;
     let client = app.client(None).await;

@@ -10,6 +10,7 @@ pub mod communications;
 pub mod contacts;
 pub mod domains;
 pub mod identification;
+pub mod import;
 pub mod interactions;
 pub mod labels;
 pub mod outbox;

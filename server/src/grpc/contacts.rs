@@ -5,13 +5,18 @@ use tonic::{Request, Response, Status, Streaming};
 
 use diesel_async::AsyncConnection as _;
 
-use super::{AppState, convert, events, unimplemented};
+use super::{AppState, convert, events};
 use crate::auth::Caller;
-use crate::db::outbox;
-use crate::db::{audit, contacts};
+use crate::db::contacts::ContactDraft;
+use crate::db::{audit, contacts, import, outbox};
 use crate::domain::ids::ContactId;
 use crate::domain::permission::Permission;
 use crate::error::{Error, Violations};
+
+/// Records inserted per transaction by ImportContacts.
+const IMPORT_BATCH: usize = 2000;
+/// Most rejected records listed in an import's response.
+const MAX_IMPORT_ERRORS: usize = 1000;
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -94,12 +99,97 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         Ok(Response::new(pb::DeleteContactResponse {}))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn import_contacts(
         &self,
         request: Request<Streaming<pb::ImportContactsRequest>>,
     ) -> Result<Response<pb::ImportContactsResponse>, Status> {
-        Caller::of(&request)?.require(Permission::ContactsWrite)?;
-        Err(unimplemented("ImportContacts"))
+        let caller = Caller::of(&request)?;
+        caller.require(Permission::ContactsWrite)?;
+        let (mut conn, session) = self.state.session(caller).await?;
+        let region = session.domain.default_region;
+        let mut stream = request.into_inner();
+        let mut batch: Vec<(i64, ContactDraft)> = Vec::with_capacity(IMPORT_BATCH);
+        let mut received: i64 = 0;
+        let mut imported: i64 = 0;
+        let mut errors: Vec<pb::ImportError> = Vec::new();
+        let reject =
+            |errors: &mut Vec<pb::ImportError>, index: i64, field: String, description: String| {
+                if errors.len() < MAX_IMPORT_ERRORS {
+                    errors.push(pb::ImportError {
+                        index,
+                        field,
+                        description,
+                    });
+                }
+            };
+        loop {
+            let record = match stream.message().await {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(status) => {
+                    // What was flushed is kept; report how far the import got.
+                    tracing::warn!(received, imported, error = %status, "import stream broke off");
+                    return Err(status);
+                }
+            };
+            let index = received;
+            received += 1;
+            let mut v = Violations::new();
+            let (new, drafts) = convert::new_contact(
+                &mut v,
+                &convert::ContactFields {
+                    display_name: &record.display_name,
+                    description: &record.description,
+                    time_zone: &record.time_zone,
+                    owner_id: record.owner_id,
+                    labels: &record.labels,
+                    attributes: &record.attributes,
+                    communications: &record.communications,
+                },
+            );
+            let draft = match (v.into_result(), new) {
+                (Ok(()), Some(new)) => convert::draft(new, drafts, caller.user_id, region),
+                (Err(e), _) => Err(e),
+                (Ok(()), None) => Err(Error::invalid("display_name", "is invalid")),
+            };
+            match draft {
+                Ok(d) => batch.push((index, d)),
+                Err(Error::InvalidArgument(violations)) => {
+                    for fv in violations {
+                        reject(&mut errors, index, fv.field, fv.description);
+                    }
+                }
+                Err(other) => return Err(other.into()),
+            }
+            if batch.len() >= IMPORT_BATCH {
+                let (n, rejected) = import::insert_batch(&mut conn, &session, &batch).await?;
+                imported += i64::try_from(n).unwrap_or(0);
+                for r in rejected {
+                    reject(&mut errors, r.index, r.field, r.description);
+                }
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            let (n, rejected) = import::insert_batch(&mut conn, &session, &batch).await?;
+            imported += i64::try_from(n).unwrap_or(0);
+            for r in rejected {
+                reject(&mut errors, r.index, r.field, r.description);
+            }
+        }
+        errors.sort_by_key(|e| e.index);
+        tracing::info!(
+            received,
+            imported,
+            rejected = errors.len(),
+            "import finished"
+        );
+        Ok(Response::new(pb::ImportContactsResponse {
+            received,
+            imported,
+            errors,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]

@@ -50,8 +50,3 @@ impl AppState {
         Ok((conn, session))
     }
 }
-
-/// The answer of an RPC that a later release implements.
-pub fn unimplemented(rpc: &str) -> tonic::Status {
-    tonic::Status::unimplemented(format!("{rpc} is not implemented yet"))
-}

@@ -1,0 +1,297 @@
+//! Bulk import: validated contacts inserted in large multi-row statements, one transaction per
+//! batch. Records whose owner is unknown, or whose messaging identity another contact holds (or
+//! an earlier record of the batch claims), are rejected one by one; the rest are kept.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+
+use super::contacts::ContactDraft;
+use super::domains::Session;
+use super::schema::{
+    audit_log, contact_attributes, contact_emails, contact_labels, contact_messaging_channels,
+    contact_phones, contacts, labels, users,
+};
+use crate::domain::contact::Communication;
+use crate::error::Error;
+
+/// Rows per child-table statement (keeps binds far below PostgreSQL's 65,535).
+const CHUNK: usize = 5000;
+
+/// A record rejected while importing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The record's index in the stream.
+    pub index: i64,
+    /// The field at fault.
+    pub field: String,
+    /// Why.
+    pub description: String,
+}
+
+/// Inserts a batch of `(index, draft)`; returns how many were imported and the rejections.
+pub async fn insert_batch(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    batch: &[(i64, ContactDraft)],
+) -> Result<(usize, Vec<Rejected>), Error> {
+    let domain = session.domain.id;
+    let actor = session.caller.user_id;
+    conn.transaction(async |conn| {
+        let mut rejected = Vec::new();
+        // Owners must be users of the domain.
+        let owners: Vec<i64> = batch
+            .iter()
+            .map(|(_, d)| d.owner.0)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let known: HashSet<i64> = users::table
+            .filter(users::domain_id.eq(domain.0))
+            .filter(users::id.eq_any(&owners))
+            .select(users::id)
+            .load::<i64>(conn)
+            .await?
+            .into_iter()
+            .collect();
+        // Messaging identities must be free, and claimed once.
+        let mut claimed: HashSet<(String, String)> = HashSet::new();
+        let wanted: Vec<String> = batch
+            .iter()
+            .flat_map(|(_, d)| d.communications.iter())
+            .filter_map(|c| match c {
+                Communication::Channel(i) => {
+                    Some(format!("{}\u{1f}{}", i.protocol, i.external_user_id))
+                }
+                _ => None,
+            })
+            .collect();
+        let held: HashMap<String, i64> = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            contact_messaging_channels::table
+                .filter(contact_messaging_channels::domain_id.eq(domain.0))
+                .filter(
+                    contact_messaging_channels::protocol
+                        .concat("\u{1f}")
+                        .concat(contact_messaging_channels::external_user_id)
+                        .eq_any(&wanted),
+                )
+                .select((
+                    contact_messaging_channels::protocol,
+                    contact_messaging_channels::external_user_id,
+                    contact_messaging_channels::contact_id,
+                ))
+                .load::<(String, String, i64)>(conn)
+                .await?
+                .into_iter()
+                .map(|(p, x, c)| (format!("{p}\u{1f}{x}"), c))
+                .collect()
+        };
+        let mut accepted: Vec<&(i64, ContactDraft)> = Vec::with_capacity(batch.len());
+        'records: for record in batch {
+            let (index, draft) = record;
+            if !known.contains(&draft.owner.0) {
+                rejected.push(Rejected {
+                    index: *index,
+                    field: "owner_id".into(),
+                    description: format!("no user {} in this domain", draft.owner),
+                });
+                continue;
+            }
+            for (i, c) in draft.communications.iter().enumerate() {
+                if let Communication::Channel(identity) = c {
+                    let key = format!("{}\u{1f}{}", identity.protocol, identity.external_user_id);
+                    let problem = match held.get(&key) {
+                        Some(holder) => Some(format!("is linked to contact {holder}")),
+                        None if claimed.contains(&(
+                            identity.protocol.clone(),
+                            identity.external_user_id.clone(),
+                        )) =>
+                        {
+                            Some("is claimed by an earlier record of this import".to_owned())
+                        }
+                        None => None,
+                    };
+                    if let Some(description) = problem {
+                        rejected.push(Rejected {
+                            index: *index,
+                            field: format!("communications[{i}].messaging_channel"),
+                            description,
+                        });
+                        continue 'records;
+                    }
+                }
+            }
+            for c in &draft.communications {
+                if let Communication::Channel(identity) = c {
+                    claimed.insert((identity.protocol.clone(), identity.external_user_id.clone()));
+                }
+            }
+            accepted.push(record);
+        }
+        if accepted.is_empty() {
+            return Ok((0, rejected));
+        }
+
+        let rows: Vec<_> = accepted
+            .iter()
+            .map(|(_, d)| {
+                (
+                    contacts::domain_id.eq(domain.0),
+                    contacts::display_name.eq(&d.display_name),
+                    contacts::description.eq(&d.description),
+                    contacts::time_zone.eq(&d.time_zone),
+                    contacts::owner_id.eq(d.owner.0),
+                    contacts::created_by.eq(actor.0),
+                    contacts::updated_by.eq(actor.0),
+                )
+            })
+            .collect();
+        let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(CHUNK) {
+            ids.extend(
+                diesel::insert_into(contacts::table)
+                    .values(chunk)
+                    .returning(contacts::id)
+                    .get_results::<i64>(conn)
+                    .await?,
+            );
+        }
+
+        let mut phones = Vec::new();
+        let mut emails = Vec::new();
+        let mut channels = Vec::new();
+        let mut attributes = Vec::new();
+        let mut label_names: HashSet<&str> = HashSet::new();
+        for (&id, (_, d)) in ids.iter().zip(&accepted) {
+            for c in &d.communications {
+                match c {
+                    Communication::Phone { raw, parsed } => phones.push((
+                        contact_phones::domain_id.eq(domain.0),
+                        contact_phones::contact_id.eq(id),
+                        contact_phones::number.eq(raw),
+                        contact_phones::e164.eq(&parsed.e164),
+                        contact_phones::region.eq(&parsed.region),
+                        contact_phones::national_number.eq(&parsed.national_number),
+                        contact_phones::digits_reversed.eq(&parsed.digits_reversed),
+                    )),
+                    Communication::Email(e) => emails.push((
+                        contact_emails::domain_id.eq(domain.0),
+                        contact_emails::contact_id.eq(id),
+                        contact_emails::address.eq(&e.address),
+                        contact_emails::normalized.eq(&e.normalized),
+                    )),
+                    Communication::Channel(i) => channels.push((
+                        contact_messaging_channels::domain_id.eq(domain.0),
+                        contact_messaging_channels::contact_id.eq(id),
+                        contact_messaging_channels::protocol.eq(&i.protocol),
+                        contact_messaging_channels::external_user_id.eq(&i.external_user_id),
+                        contact_messaging_channels::display_name.eq(&i.display_name),
+                    )),
+                }
+            }
+            for a in &d.attributes {
+                attributes.push((
+                    contact_attributes::domain_id.eq(domain.0),
+                    contact_attributes::contact_id.eq(id),
+                    contact_attributes::key.eq(&a.key),
+                    contact_attributes::value.eq(&a.value),
+                ));
+            }
+            label_names.extend(d.labels.iter().map(String::as_str));
+        }
+        for chunk in phones.chunks(CHUNK) {
+            diesel::insert_into(contact_phones::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        for chunk in emails.chunks(CHUNK) {
+            diesel::insert_into(contact_emails::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        for chunk in channels.chunks(CHUNK) {
+            diesel::insert_into(contact_messaging_channels::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        for chunk in attributes.chunks(CHUNK) {
+            diesel::insert_into(contact_attributes::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
+        }
+        if !label_names.is_empty() {
+            let names: Vec<&str> = label_names.into_iter().collect();
+            let new_labels: Vec<_> = names
+                .iter()
+                .map(|n| (labels::domain_id.eq(domain.0), labels::name.eq(*n)))
+                .collect();
+            diesel::insert_into(labels::table)
+                .values(&new_labels)
+                .on_conflict((labels::domain_id, labels::name))
+                .do_nothing()
+                .execute(conn)
+                .await?;
+            let label_ids: HashMap<String, i64> = labels::table
+                .filter(labels::domain_id.eq(domain.0))
+                .filter(labels::name.eq_any(&names))
+                .select((labels::name, labels::id))
+                .load::<(String, i64)>(conn)
+                .await?
+                .into_iter()
+                .collect();
+            let mut links = Vec::new();
+            for (&id, (_, d)) in ids.iter().zip(&accepted) {
+                for l in &d.labels {
+                    if let Some(&label_id) = label_ids.get(l) {
+                        links.push((
+                            contact_labels::domain_id.eq(domain.0),
+                            contact_labels::contact_id.eq(id),
+                            contact_labels::label_id.eq(label_id),
+                        ));
+                    }
+                }
+            }
+            for chunk in links.chunks(CHUNK) {
+                diesel::insert_into(contact_labels::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        let audits: Vec<_> = ids
+            .iter()
+            .zip(&accepted)
+            .map(|(&id, (index, d))| {
+                (
+                    audit_log::domain_id.eq(domain.0),
+                    audit_log::actor_id.eq(actor.0),
+                    audit_log::action.eq("contact.import"),
+                    audit_log::contact_id.eq(id),
+                    audit_log::after.eq(Some(serde_json::json!({
+                        "display_name": d.display_name,
+                        "import_index": index,
+                    }))),
+                )
+            })
+            .collect();
+        for chunk in audits.chunks(CHUNK) {
+            diesel::insert_into(audit_log::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
+        }
+        Ok((ids.len(), rejected))
+    })
+    .await
+}
