@@ -1,7 +1,6 @@
 //! The server itself: health, reflection v1 and v1alpha, database creation, unimplemented RPCs.
 
-use client_info_sdk::{SdkError, pb};
-use client_info_server::domain::permission::Permission;
+use client_info_sdk::pb;
 use client_info_server::server::SERVICE_NAMES;
 use client_info_tests::{ALL, TestApp, expect_code};
 use tokio_stream::StreamExt as _;
