@@ -13,11 +13,12 @@ COMMENT ON COLUMN domain_event_counters.pruned_through IS 'Events up to this seq
 CREATE TABLE events (
     domain_id    bigint      NOT NULL REFERENCES domains (id) ON DELETE CASCADE,
     sequence     bigint      NOT NULL,
-    occurred_at  timestamptz NOT NULL DEFAULT now(),
+    occurred_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     agent_ids    bigint[]    NOT NULL,
     payload      bytea       NOT NULL,
     PRIMARY KEY (domain_id, sequence)
 );
 COMMENT ON TABLE events IS 'Outbox of agent session events (clientinfo.v1.AgentEvent, protobuf-encoded, rendered with full cards; servers reduce them per watcher).';
+COMMENT ON COLUMN events.occurred_at IS 'Wall-clock time of the insert, the last statement before commit (not the transaction start), so delivery latency can be measured against it.';
 COMMENT ON COLUMN events.agent_ids IS 'The agents the event concerns: only their streams receive it.';
 CREATE INDEX events_occurred_at_idx ON events (occurred_at);

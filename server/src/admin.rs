@@ -76,6 +76,34 @@ pub async fn create_user(
     }
 }
 
+/// Creates `count` users named `PREFIX-1` ... in one transaction; returns their ids.
+pub async fn create_users(
+    database_url: &str,
+    domain: DomainId,
+    prefix: &str,
+    count: u32,
+) -> Result<Vec<UserId>, Error> {
+    if prefix.trim().is_empty() || prefix.chars().count() > 100 {
+        return Err(Error::invalid(
+            "--name-prefix",
+            "must be 1 to 100 characters",
+        ));
+    }
+    let mut conn = connect(database_url).await?;
+    let mut ids = Vec::with_capacity(count as usize);
+    for i in 1..=count {
+        match users::create(&mut conn, domain, &format!("{}-{i}", prefix.trim())).await {
+            Ok(id) => ids.push(id),
+            Err(Error::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            ))) => return Err(Error::not_found(format!("domain {domain}"))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ids)
+}
+
 /// Mints a token for an existing user of a domain.
 pub async fn mint_token(
     database_url: &str,

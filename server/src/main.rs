@@ -90,6 +90,25 @@ enum AdminCommand {
         /// The user's name.
         name: String,
     },
+    /// Creates many users at once (load tests); prints one line per user: its id, and with
+    /// --permissions a tab and a token.
+    CreateUsers {
+        /// The domain id.
+        #[arg(long)]
+        domain: i64,
+        /// How many users.
+        #[arg(long)]
+        count: u32,
+        /// Name prefix; users are named PREFIX-1, PREFIX-2, ...
+        #[arg(long, default_value = "agent")]
+        name_prefix: String,
+        /// Mint a token per user with these comma-separated permissions.
+        #[arg(long)]
+        permissions: Option<String>,
+        /// Token lifetime.
+        #[arg(long, default_value = "7d")]
+        ttl: String,
+    },
     /// Mints a token for a user; prints it.
     MintToken {
         /// The domain id.
@@ -210,6 +229,44 @@ async fn run_admin(cli: &Cli, command: &AdminCommand) -> Result<String, String> 
                 .await
                 .map(|id| id.to_string())
                 .map_err(|e| e.to_string())
+        }
+        AdminCommand::CreateUsers {
+            domain,
+            count,
+            name_prefix,
+            permissions,
+            ttl,
+        } => {
+            let minting = match permissions {
+                Some(list) => {
+                    let secret = cli
+                        .jwt_secret
+                        .as_deref()
+                        .filter(|s| !s.is_empty())
+                        .ok_or("minting tokens needs --jwt-secret or CLIENT_INFO_JWT_SECRET")?;
+                    let permissions =
+                        auth::parse_permissions(list).map_err(|e| format!("--permissions: {e}"))?;
+                    let ttl = auth::parse_ttl(ttl).map_err(|e| format!("--ttl: {e}"))?;
+                    Some((auth::TokenKeys::new(secret.as_bytes()), permissions, ttl))
+                }
+                None => None,
+            };
+            let ids = admin::create_users(url, DomainId(*domain), name_prefix, *count)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = String::new();
+            for id in ids {
+                match &minting {
+                    Some((keys, permissions, ttl)) => {
+                        let token = keys
+                            .mint(DomainId(*domain), id, permissions, *ttl)
+                            .map_err(|e| e.to_string())?;
+                        out.push_str(&format!("{id}\t{token}\n"));
+                    }
+                    None => out.push_str(&format!("{id}\n")),
+                }
+            }
+            Ok(out.trim_end().to_owned())
         }
         AdminCommand::MintToken {
             domain,

@@ -1,0 +1,131 @@
+//! Deterministic test data: contact `i` always has the same name, numbers, e-mail, identity,
+//! labels and attributes, so scenarios (and the pgbench floor) can pick existing values by
+//! index without reading them back.
+
+use client_info_sdk::contacts::{email, messaging, phone};
+use client_info_sdk::pb;
+
+/// First names (several languages, some accented).
+pub const FIRST: [&str; 24] = [
+    "Oliver", "Amelia", "Jack", "Isla", "Lucas", "Chloé", "Hugo", "Léa", "Lukas", "Mia", "Jonas",
+    "Emma", "João", "Ana", "Gabriel", "Júlia", "Liam", "Olivia", "Noah", "Ava", "Mateo", "Lucía",
+    "Zoë", "Søren",
+];
+/// Last names.
+pub const LAST: [&str; 24] = [
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Silva",
+    "Santos",
+    "Oliveira",
+    "Johnson",
+    "Williams",
+    "García",
+    "Fernández",
+    "López",
+    "O'Brien",
+    "Nowak",
+    "Kowalski",
+    "Rossi",
+    "Jensen",
+    "Ødegaard",
+];
+const LABELS: [&str; 6] = [
+    "VIP",
+    "Wholesale",
+    "Retail",
+    "Newsletter",
+    "Partner",
+    "Prospect",
+];
+const TIERS: [&str; 3] = ["gold", "silver", "bronze"];
+
+/// Every 50th contact shares the previous contact's number (families, switchboards).
+fn number_owner(i: u64) -> u64 {
+    if i % 50 == 49 { i - 1 } else { i }
+}
+
+/// The E.164 number of contact `i` (mobiles of GB, FR, DE and BR in turn).
+pub fn e164(i: u64) -> String {
+    let i = number_owner(i);
+    let k = i / 4;
+    match i % 4 {
+        0 => format!("+447400{:06}", k % 1_000_000),
+        1 => format!("+3361{:07}", k % 10_000_000),
+        2 => format!("+49151{:08}", k),
+        _ => format!("+55119{:08}", k),
+    }
+}
+
+/// The number of contact `i` as an agent or a network might write it (`variant` picks one).
+pub fn written(i: u64, variant: u64) -> String {
+    let e = e164(i);
+    let digits = &e[1..];
+    match (variant % 4, e.starts_with("+44")) {
+        (0, _) => e.clone(),
+        (1, _) => format!("00{digits}"),
+        (2, true) => format!("0{} {}", &digits[2..6], &digits[6..]),
+        (2, false) => format!("+{} {} {}", &digits[..2], &digits[2..5], &digits[5..]),
+        _ => format!("+{}-{}-{}", &digits[..2], &digits[2..6], &digits[6..]),
+    }
+}
+
+/// The display name of contact `i`.
+pub fn name(i: u64) -> String {
+    format!(
+        "{} {}",
+        FIRST[(i % 24) as usize],
+        LAST[((i / 24) % 24) as usize]
+    )
+}
+
+/// The messaging identity of contact `i`, which every third contact has.
+pub fn identity(i: u64) -> Option<String> {
+    i.is_multiple_of(3).then(|| format!("tg-{i}"))
+}
+
+/// The CRM id attribute of contact `i`.
+pub fn crm_id(i: u64) -> String {
+    format!("CRM-{i:07}")
+}
+
+/// The import record of contact `i`.
+pub fn record(i: u64) -> pb::ImportContactsRequest {
+    let mut communications = vec![phone(written(i, i)), email(format!("user{i}@example.com"))];
+    if let Some(id) = identity(i) {
+        communications.push(messaging("telegram", id, name(i)));
+    }
+    let labels = (0..(i % 3))
+        .map(|k| LABELS[((i + k * 2) % 6) as usize].to_owned())
+        .collect();
+    pb::ImportContactsRequest {
+        display_name: name(i),
+        description: if i.is_multiple_of(7) {
+            "Prefers calls after 18:00.".into()
+        } else {
+            String::new()
+        },
+        time_zone: "Europe/London".into(),
+        owner_id: 0,
+        labels,
+        attributes: vec![
+            pb::Attribute {
+                key: "crm_id".into(),
+                value: crm_id(i),
+            },
+            pb::Attribute {
+                key: "tier".into(),
+                value: TIERS[(i % 3) as usize].into(),
+            },
+        ],
+        communications,
+    }
+}

@@ -1,0 +1,134 @@
+//! The floor: the SQL a scenario's RPC runs, replayed by pgbench with prepared statements at the
+//! same concurrency and duration. The scripts mirror the server's statements (session check,
+//! the lookup itself, and the card loads); values are derived from the contact index exactly as
+//! `data` derives them.
+
+use std::time::Duration;
+
+use crate::data::{FIRST, LAST};
+use crate::run::Scenario;
+use crate::seed::State;
+
+/// Picks a contact index and derives its E.164 number into `:e` (via SQL).
+const PICK: &str = r"\set i random(0, :n - 1)
+\set j :i - case when :i % 50 = 49 then 1 else 0 end
+\set k :j / 4
+\set c :j % 4
+";
+
+const E164: &str = "(CASE :c WHEN 0 THEN '+447400' || lpad((:k % 1000000)::text, 6, '0') \
+WHEN 1 THEN '+3361' || lpad((:k % 10000000)::text, 7, '0') \
+WHEN 2 THEN '+49151' || lpad(:k::text, 8, '0') \
+ELSE '+55119' || lpad(:k::text, 8, '0') END)";
+
+const SESSION: &str = "SELECT d.id, d.name, d.default_region, d.autolink, d.fallback_digits \
+FROM domains d JOIN users u ON u.domain_id = d.id WHERE d.id = :d AND u.id = :u;\n";
+
+/// The card loads of `load_cards` for contact `:cid`.
+const CARD: &str = "SELECT id, version, display_name, description, time_zone, owner_id, created_at, created_by, updated_at, updated_by FROM contacts WHERE domain_id = :d AND id IN (:cid);
+SELECT id, name FROM users WHERE domain_id = :d AND id IN (:u);
+SELECT cl.contact_id, l.name FROM contact_labels cl JOIN labels l ON l.id = cl.label_id WHERE cl.domain_id = :d AND cl.contact_id IN (:cid) ORDER BY cl.contact_id, l.name;
+SELECT contact_id, key, value FROM contact_attributes WHERE domain_id = :d AND contact_id IN (:cid) ORDER BY contact_id, key;
+SELECT contact_id, id, number, e164, region FROM contact_phones WHERE domain_id = :d AND contact_id IN (:cid) ORDER BY id;
+SELECT contact_id, id, address, normalized FROM contact_emails WHERE domain_id = :d AND contact_id IN (:cid) ORDER BY id;
+SELECT contact_id, id, protocol, external_user_id, display_name FROM contact_messaging_channels WHERE domain_id = :d AND contact_id IN (:cid) ORDER BY id;
+";
+
+fn search(branch: &str) -> String {
+    format!(
+        "{PICK}{SESSION}WITH hits (id, cond, sort_key, field, exact, value) AS ({branch}), \
+agg AS (SELECT id, min(sort_key) AS sort_key, count(DISTINCT cond) AS n, \
+jsonb_agg(jsonb_build_object('f', field, 'e', exact, 'v', value) ORDER BY cond, sort_key) AS found_by \
+FROM hits GROUP BY id) \
+SELECT agg.id AS cid FROM agg WHERE agg.n >= 1 ORDER BY agg.sort_key, agg.id LIMIT 1 \\gset\n{CARD}"
+    )
+}
+
+/// The pgbench script of a scenario, if it has one.
+pub fn script(scenario: Scenario) -> Option<String> {
+    let names = |list: &[&str]| {
+        list.iter()
+            .map(|n| format!("'{}'", n.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let body = match scenario {
+        Scenario::SearchDestination => search(&format!(
+            "SELECT contact_id, 0, 0::bigint, 'phone', true, e164 FROM contact_phones \
+             WHERE domain_id = :d AND e164 = {E164}"
+        )),
+        Scenario::SearchAttribute => search(
+            "SELECT contact_id, 0, 0::bigint, 'attribute', true, key || '=' || value \
+             FROM contact_attributes WHERE domain_id = :d AND key = 'crm_id' \
+             AND value = 'CRM-' || lpad(:i::text, 7, '0')",
+        ),
+        Scenario::SearchName => {
+            let q = format!(
+                "lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1] || ' ' || (ARRAY[{}])[(:i / 24) % 24 + 1]))",
+                names(&FIRST),
+                names(&LAST)
+            );
+            search(&format!(
+                "SELECT id, 0, (CASE WHEN name_search = {q} THEN 0 WHEN name_search LIKE {q} || '%' THEN 1000 \
+                 WHEN name_search LIKE '%' || {q} || '%' THEN 2000 ELSE 3000 END \
+                 + 999 - floor(word_similarity({q}, name_search) * 999))::bigint, 'name', name_search = {q}, display_name \
+                 FROM contacts WHERE domain_id = :d AND (name_search LIKE '%' || {q} || '%' OR {q} <% name_search)"
+            ))
+        }
+        Scenario::Offer => format!(
+            "{PICK}\\set r random(1, 1000000000)
+{SESSION}SELECT EXISTS (SELECT 1 FROM users WHERE domain_id = :d AND id = :u);
+BEGIN;
+SELECT id FROM interactions WHERE domain_id = :d AND external_id = 'pgb-' || :client_id || '-' || :r FOR UPDATE;
+SELECT p.contact_id AS cid FROM (SELECT contact_id, id, e164 FROM contact_phones WHERE domain_id = :d AND e164 = ANY(ARRAY[{E164}]) LIMIT 1000) p LIMIT 1 \\gset
+INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, variables, caller_number, caller_e164, outcome, outcome_reason, candidates, offered_at) VALUES (:d, 'pgb-' || :client_id || '-' || :r, 'call', 'inbound', 'offered', :u, '[]', {E164}, {E164}, 'identified', 'one contact: exact number', '[]', now()) ON CONFLICT DO NOTHING RETURNING id;
+SELECT id FROM interactions WHERE domain_id = :d AND external_id = 'pgb-' || :client_id || '-' || :r;
+{CARD}INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (:d, 2) ON CONFLICT (domain_id) DO UPDATE SET last_sequence = domain_event_counters.last_sequence + 2 RETURNING last_sequence;
+SELECT pg_notify('client_info_events_floor', :d || ':0');
+END;
+"
+        ),
+        Scenario::ClientInfo | Scenario::CreateRelink | Scenario::Watch => return None,
+    };
+    Some(body)
+}
+
+/// Runs pgbench with `script` and returns its transactions per second.
+pub fn pgbench(
+    state: &State,
+    script: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<f64, String> {
+    let path = std::env::temp_dir().join(format!("client-info-floor-{}.sql", std::process::id()));
+    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    eprintln!("running pgbench for {} s ...", duration.as_secs());
+    let jobs = concurrency.clamp(1, 2);
+    let out = std::process::Command::new("pgbench")
+        .args(["-n", "-M", "prepared"])
+        .args(["-c", &concurrency.to_string(), "-j", &jobs.to_string()])
+        .args(["-T", &duration.as_secs().max(1).to_string()])
+        .args(["-D", &format!("d={}", state.domain)])
+        .args(["-D", &format!("u={}", state.crm.id)])
+        .args(["-D", &format!("n={}", state.contacts.max(1))])
+        .arg("-f")
+        .arg(&path)
+        .arg(&state.database_url)
+        .output()
+        .map_err(|e| format!("cannot run pgbench: {e}"))?;
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok());
+    match tps {
+        Some(t) => Ok(t),
+        None => Err(format!(
+            "pgbench gave no tps: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}

@@ -1,0 +1,57 @@
+//! `client-info-loadgen`: seeds a domain with many contacts through ImportContacts and runs
+//! load scenarios against a client-info server through the SDK, side by side with the floor
+//! PostgreSQL itself sets for the same SQL (pgbench). See BENCHMARKS.md.
+
+mod data;
+mod floor;
+mod run;
+mod seed;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Load-test harness for client-info.
+#[derive(Parser)]
+#[command(name = "client-info-loadgen", version, about)]
+struct Cli {
+    /// The server.
+    #[arg(
+        long,
+        env = "CLIENT_INFO_URL",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    url: String,
+    /// Where `seed` writes, and `run` reads, the domain, users and tokens.
+    #[arg(long, default_value = "loadgen-state.json", global = true)]
+    state: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a domain, agents and service users (through `client-info-server admin`) and
+    /// imports N contacts through ImportContacts, with a progress bar.
+    Seed(seed::SeedArgs),
+    /// Runs one scenario for a while and reports throughput and latency percentiles.
+    Run(run::RunArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Seed(args) => seed::seed(&cli.url, &cli.state, args).await,
+        Command::Run(args) => run::run(&cli.url, &cli.state, args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
