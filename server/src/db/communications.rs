@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::{contact_emails, contact_messaging_channels, contact_phones};
-use crate::domain::contact::{ChannelIdentity, ChannelLink, Communication, EmailLink, PhoneLink};
+use crate::domain::contact::{ChannelIdentity, ChannelLink, Communication};
 use crate::domain::ids::{ContactId, DomainId};
 use crate::error::Error;
 
@@ -223,109 +223,4 @@ pub async fn unlink(
         )));
     }
     Ok(())
-}
-
-/// The phones of `contacts`, oldest link first.
-pub async fn phones_for(
-    conn: &mut AsyncPgConnection,
-    domain: DomainId,
-    contacts: &[i64],
-) -> Result<Vec<(i64, PhoneLink)>, Error> {
-    let rows: Vec<(i64, i64, String, String, String)> = contact_phones::table
-        .filter(contact_phones::domain_id.eq(domain.0))
-        .filter(contact_phones::contact_id.eq_any(contacts))
-        .order(contact_phones::id)
-        .select((
-            contact_phones::contact_id,
-            contact_phones::id,
-            contact_phones::number,
-            contact_phones::e164,
-            contact_phones::region,
-        ))
-        .load(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(c, id, number, e164, region)| {
-            (
-                c,
-                PhoneLink {
-                    id,
-                    number,
-                    e164,
-                    region,
-                },
-            )
-        })
-        .collect())
-}
-
-/// The e-mails of `contacts`, oldest link first.
-pub async fn emails_for(
-    conn: &mut AsyncPgConnection,
-    domain: DomainId,
-    contacts: &[i64],
-) -> Result<Vec<(i64, EmailLink)>, Error> {
-    let rows: Vec<(i64, i64, String, String)> = contact_emails::table
-        .filter(contact_emails::domain_id.eq(domain.0))
-        .filter(contact_emails::contact_id.eq_any(contacts))
-        .order(contact_emails::id)
-        .select((
-            contact_emails::contact_id,
-            contact_emails::id,
-            contact_emails::address,
-            contact_emails::normalized,
-        ))
-        .load(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(c, id, address, normalized)| {
-            (
-                c,
-                EmailLink {
-                    id,
-                    address,
-                    normalized,
-                },
-            )
-        })
-        .collect())
-}
-
-/// The messaging identities of `contacts`, oldest link first.
-pub async fn channels_for(
-    conn: &mut AsyncPgConnection,
-    domain: DomainId,
-    contacts: &[i64],
-) -> Result<Vec<(i64, ChannelLink)>, Error> {
-    let rows: Vec<(i64, i64, String, String, String)> = contact_messaging_channels::table
-        .filter(contact_messaging_channels::domain_id.eq(domain.0))
-        .filter(contact_messaging_channels::contact_id.eq_any(contacts))
-        .order(contact_messaging_channels::id)
-        .select((
-            contact_messaging_channels::contact_id,
-            contact_messaging_channels::id,
-            contact_messaging_channels::protocol,
-            contact_messaging_channels::external_user_id,
-            contact_messaging_channels::display_name,
-        ))
-        .load(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(c, id, protocol, external_user_id, display_name)| {
-            (
-                c,
-                ChannelLink {
-                    id,
-                    identity: ChannelIdentity {
-                        protocol,
-                        external_user_id,
-                        display_name,
-                    },
-                },
-            )
-        })
-        .collect())
 }

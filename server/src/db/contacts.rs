@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, AuditAction, AuditRecord};
@@ -13,24 +14,12 @@ use super::communications::{self, LinkOutcome, LinkRef};
 use super::domains::Session;
 use super::schema::{contact_attributes, contact_create_requests, contacts};
 use super::{labels, users};
-use crate::domain::contact::{Attribute, Communication, ContactCard, ContactPatch, UserRef};
+use crate::domain::contact::{
+    Attribute, ChannelIdentity, ChannelLink, Communication, ContactCard, ContactPatch, EmailLink,
+    PhoneLink, UserRef,
+};
 use crate::domain::ids::{ContactId, DomainId, UserId};
 use crate::error::Error;
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = contacts, check_for_backend(diesel::pg::Pg))]
-struct ContactRow {
-    id: i64,
-    version: i64,
-    display_name: String,
-    description: String,
-    time_zone: String,
-    owner_id: i64,
-    created_at: DateTime<Utc>,
-    created_by: i64,
-    updated_at: DateTime<Utc>,
-    updated_by: i64,
-}
 
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = contacts)]
@@ -60,7 +49,145 @@ pub struct ContactDraft {
     pub communications: Vec<Communication>,
 }
 
+/// The whole card of each contact in one statement: the row, the three user names, and each
+/// child table aggregated to JSON through its `contact_id` index.
+pub const CARDS_SQL: &str = "\
+SELECT c.id, c.version, c.display_name, c.description, c.time_zone, c.owner_id, \
+       c.created_at, c.created_by, c.updated_at, c.updated_by, \
+       (SELECT name FROM users WHERE id = c.owner_id) AS owner_name, \
+       (SELECT name FROM users WHERE id = c.created_by) AS created_by_name, \
+       (SELECT name FROM users WHERE id = c.updated_by) AS updated_by_name, \
+       COALESCE((SELECT jsonb_agg(l.name ORDER BY l.name) FROM contact_labels cl \
+                 JOIN labels l ON l.id = cl.label_id WHERE cl.contact_id = c.id), '[]') AS labels, \
+       COALESCE((SELECT jsonb_agg(jsonb_build_array(a.key, a.value) ORDER BY a.key) \
+                 FROM contact_attributes a WHERE a.contact_id = c.id), '[]') AS attributes, \
+       COALESCE((SELECT jsonb_agg(jsonb_build_array(p.id, p.number, p.e164, p.region) ORDER BY p.id) \
+                 FROM contact_phones p WHERE p.contact_id = c.id), '[]') AS phones, \
+       COALESCE((SELECT jsonb_agg(jsonb_build_array(e.id, e.address, e.normalized) ORDER BY e.id) \
+                 FROM contact_emails e WHERE e.contact_id = c.id), '[]') AS emails, \
+       COALESCE((SELECT jsonb_agg(jsonb_build_array(m.id, m.protocol, m.external_user_id, m.display_name) ORDER BY m.id) \
+                 FROM contact_messaging_channels m WHERE m.contact_id = c.id), '[]') AS channels \
+FROM contacts c WHERE c.domain_id = $1 AND c.id = ANY($2)";
+
+#[derive(diesel::QueryableByName)]
+struct CardRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+    #[diesel(sql_type = Text)]
+    display_name: String,
+    #[diesel(sql_type = Text)]
+    description: String,
+    #[diesel(sql_type = Text)]
+    time_zone: String,
+    #[diesel(sql_type = BigInt)]
+    owner_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    created_by: i64,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    updated_by: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    owner_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    created_by_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    updated_by_name: Option<String>,
+    #[diesel(sql_type = Jsonb)]
+    labels: serde_json::Value,
+    #[diesel(sql_type = Jsonb)]
+    attributes: serde_json::Value,
+    #[diesel(sql_type = Jsonb)]
+    phones: serde_json::Value,
+    #[diesel(sql_type = Jsonb)]
+    emails: serde_json::Value,
+    #[diesel(sql_type = Jsonb)]
+    channels: serde_json::Value,
+}
+
+fn items(v: &serde_json::Value) -> &[serde_json::Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
+fn text(v: &serde_json::Value, i: usize) -> String {
+    v.get(i)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn int(v: &serde_json::Value, i: usize) -> i64 {
+    v.get(i)
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or_default()
+}
+
+impl CardRow {
+    fn into_card(self) -> ContactCard {
+        let user = |id: i64, name: Option<String>| UserRef {
+            id: UserId(id),
+            name: name.unwrap_or_default(),
+        };
+        ContactCard {
+            id: ContactId(self.id),
+            version: self.version,
+            labels: items(&self.labels)
+                .iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect(),
+            attributes: items(&self.attributes)
+                .iter()
+                .map(|a| Attribute {
+                    key: text(a, 0),
+                    value: text(a, 1),
+                })
+                .collect(),
+            phones: items(&self.phones)
+                .iter()
+                .map(|p| PhoneLink {
+                    id: int(p, 0),
+                    number: text(p, 1),
+                    e164: text(p, 2),
+                    region: text(p, 3),
+                })
+                .collect(),
+            emails: items(&self.emails)
+                .iter()
+                .map(|e| EmailLink {
+                    id: int(e, 0),
+                    address: text(e, 1),
+                    normalized: text(e, 2),
+                })
+                .collect(),
+            channels: items(&self.channels)
+                .iter()
+                .map(|m| ChannelLink {
+                    id: int(m, 0),
+                    identity: ChannelIdentity {
+                        protocol: text(m, 1),
+                        external_user_id: text(m, 2),
+                        display_name: text(m, 3),
+                    },
+                })
+                .collect(),
+            owner: user(self.owner_id, self.owner_name),
+            created_by: user(self.created_by, self.created_by_name),
+            updated_by: user(self.updated_by, self.updated_by_name),
+            display_name: self.display_name,
+            description: self.description,
+            time_zone: self.time_zone,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
 /// Loads the full cards of `ids` in `domain`, in the order of `ids`; missing ids are skipped.
+/// One statement, whatever the number of contacts ([`CARDS_SQL`]).
 pub async fn load_cards(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
@@ -69,67 +196,26 @@ pub async fn load_cards(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<ContactRow> = contacts::table
-        .filter(contacts::domain_id.eq(domain.0))
-        .filter(contacts::id.eq_any(ids))
-        .select(ContactRow::as_select())
+    let rows: Vec<CardRow> = diesel::sql_query(CARDS_SQL)
+        .bind::<BigInt, _>(domain.0)
+        .bind::<Array<BigInt>, _>(ids)
         .load(conn)
         .await?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let found: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut user_ids: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| [r.owner_id, r.created_by, r.updated_by])
-        .collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
-    let users = users::refs(conn, domain, &user_ids).await?;
-    let mut labels = group(labels::for_contacts(conn, domain, &found).await?);
-    let mut attributes = group(attributes_for(conn, domain, &found).await?);
-    let mut phones = group(communications::phones_for(conn, domain, &found).await?);
-    let mut emails = group(communications::emails_for(conn, domain, &found).await?);
-    let mut channels = group(communications::channels_for(conn, domain, &found).await?);
-
-    let user = |id: i64| {
-        users.get(&id).cloned().unwrap_or(UserRef {
-            id: UserId(id),
-            name: String::new(),
-        })
-    };
-    let mut by_id: HashMap<i64, ContactCard> = rows
-        .into_iter()
-        .map(|r| {
-            let card = ContactCard {
-                id: ContactId(r.id),
-                version: r.version,
-                display_name: r.display_name,
-                description: r.description,
-                time_zone: r.time_zone,
-                owner: user(r.owner_id),
-                labels: labels.remove(&r.id).unwrap_or_default(),
-                attributes: attributes.remove(&r.id).unwrap_or_default(),
-                phones: phones.remove(&r.id).unwrap_or_default(),
-                emails: emails.remove(&r.id).unwrap_or_default(),
-                channels: channels.remove(&r.id).unwrap_or_default(),
-                created_at: r.created_at,
-                created_by: user(r.created_by),
-                updated_at: r.updated_at,
-                updated_by: user(r.updated_by),
-            };
-            (r.id, card)
-        })
-        .collect();
+    let mut by_id: HashMap<i64, ContactCard> =
+        rows.into_iter().map(|r| (r.id, r.into_card())).collect();
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-fn group<T>(pairs: Vec<(i64, T)>) -> HashMap<i64, Vec<T>> {
-    let mut map: HashMap<i64, Vec<T>> = HashMap::new();
-    for (k, v) in pairs {
-        map.entry(k).or_default().push(v);
-    }
-    map
+/// Loads one card; NOT_FOUND when the contact is not in `domain`.
+pub async fn load_card(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: ContactId,
+) -> Result<ContactCard, Error> {
+    load_cards(conn, domain, &[id.0])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found(format!("contact {id}")))
 }
 
 /// True when the contact exists in `domain`.
@@ -145,40 +231,6 @@ pub async fn exists(
     ))
     .get_result(conn)
     .await?)
-}
-
-/// Loads one card; NOT_FOUND when the contact is not in `domain`.
-pub async fn load_card(
-    conn: &mut AsyncPgConnection,
-    domain: DomainId,
-    id: ContactId,
-) -> Result<ContactCard, Error> {
-    load_cards(conn, domain, &[id.0])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::not_found(format!("contact {id}")))
-}
-
-async fn attributes_for(
-    conn: &mut AsyncPgConnection,
-    domain: DomainId,
-    ids: &[i64],
-) -> Result<Vec<(i64, Attribute)>, Error> {
-    let rows: Vec<(i64, String, String)> = contact_attributes::table
-        .filter(contact_attributes::domain_id.eq(domain.0))
-        .filter(contact_attributes::contact_id.eq_any(ids))
-        .order((contact_attributes::contact_id, contact_attributes::key))
-        .select((
-            contact_attributes::contact_id,
-            contact_attributes::key,
-            contact_attributes::value,
-        ))
-        .load(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(c, key, value)| (c, Attribute { key, value }))
-        .collect())
 }
 
 async fn set_attributes(

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 
 use super::contacts::ContactDraft;
@@ -70,24 +71,40 @@ pub async fn insert_batch(
         let held: HashMap<String, i64> = if wanted.is_empty() {
             HashMap::new()
         } else {
-            contact_messaging_channels::table
-                .filter(contact_messaging_channels::domain_id.eq(domain.0))
-                .filter(
-                    contact_messaging_channels::protocol
-                        .concat("\u{1f}")
-                        .concat(contact_messaging_channels::external_user_id)
-                        .eq_any(&wanted),
+            #[derive(QueryableByName)]
+            struct Holder {
+                #[diesel(sql_type = Text)]
+                protocol: String,
+                #[diesel(sql_type = Text)]
+                external_user_id: String,
+                #[diesel(sql_type = BigInt)]
+                contact_id: i64,
+            }
+            let (protocols, externals): (Vec<String>, Vec<String>) = wanted
+                .iter()
+                .filter_map(|k| k.split_once('\u{1f}'))
+                .map(|(p, x)| (p.to_owned(), x.to_owned()))
+                .unzip();
+            // One probe of the (domain, protocol, external id) unique index per identity.
+            diesel::sql_query(
+                "SELECT m.protocol, m.external_user_id, m.contact_id \
+                 FROM unnest($2::text[], $3::text[]) AS w(protocol, external_user_id) \
+                 JOIN contact_messaging_channels m ON m.domain_id = $1 \
+                  AND m.protocol = w.protocol AND m.external_user_id = w.external_user_id",
+            )
+            .bind::<BigInt, _>(domain.0)
+            .bind::<Array<Text>, _>(&protocols)
+            .bind::<Array<Text>, _>(&externals)
+            .load::<Holder>(conn)
+            .await?
+            .into_iter()
+            .map(|h| {
+                (
+                    format!("{}\u{1f}{}", h.protocol, h.external_user_id),
+                    h.contact_id,
                 )
-                .select((
-                    contact_messaging_channels::protocol,
-                    contact_messaging_channels::external_user_id,
-                    contact_messaging_channels::contact_id,
-                ))
-                .load::<(String, String, i64)>(conn)
-                .await?
-                .into_iter()
-                .map(|(p, x, c)| (format!("{p}\u{1f}{x}"), c))
-                .collect()
+            })
+            .collect()
         };
         let mut accepted: Vec<&(i64, ContactDraft)> = Vec::with_capacity(batch.len());
         'records: for record in batch {

@@ -52,19 +52,3 @@ pub async fn set_for_contact(
         .await?;
     Ok(())
 }
-
-/// The labels of each of `contacts`, sorted by name.
-pub async fn for_contacts(
-    conn: &mut AsyncPgConnection,
-    domain: DomainId,
-    contacts: &[i64],
-) -> Result<Vec<(i64, String)>, Error> {
-    Ok(contact_labels::table
-        .inner_join(labels::table)
-        .filter(contact_labels::domain_id.eq(domain.0))
-        .filter(contact_labels::contact_id.eq_any(contacts))
-        .order((contact_labels::contact_id, labels::name))
-        .select((contact_labels::contact_id, labels::name))
-        .load(conn)
-        .await?)
-}

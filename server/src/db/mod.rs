@@ -32,10 +32,6 @@ use futures_util::FutureExt as _;
 
 use crate::error::Error;
 
-// Joins diesel cannot infer from composite (domain_id, id) foreign keys.
-use schema::{contact_labels, labels as labels_table};
-diesel::joinable!(contact_labels -> labels_table (label_id));
-
 /// The migrations under `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 

@@ -24,14 +24,18 @@ ELSE '+55119' || lpad(:k::text, 8, '0') END)";
 const SESSION: &str = "SELECT d.id, d.name, d.default_region, d.autolink, d.fallback_digits \
 FROM domains d JOIN users u ON u.domain_id = d.id WHERE d.id = :d AND u.id = :u;\n";
 
-/// The card loads of `load_cards` for contact `:cid`.
-const CARD: &str = "SELECT id, version, display_name, description, time_zone, owner_id, created_at, created_by, updated_at, updated_by FROM contacts WHERE domain_id = :d AND id IN (:cid);
-SELECT id, name FROM users WHERE domain_id = :d AND id IN (:u);
-SELECT cl.contact_id, l.name FROM contact_labels cl JOIN labels l ON l.id = cl.label_id WHERE cl.domain_id = :d AND cl.contact_id IN (:cid) ORDER BY cl.contact_id, l.name;
-SELECT contact_id, key, value FROM contact_attributes WHERE domain_id = :d AND contact_id IN (:cid) ORDER BY contact_id, key;
-SELECT contact_id, id, number, e164, region FROM contact_phones WHERE domain_id = :d AND contact_id IN (:cid) ORDER BY id;
-SELECT contact_id, id, address, normalized FROM contact_emails WHERE domain_id = :d AND contact_id IN (:cid) ORDER BY id;
-SELECT contact_id, id, protocol, external_user_id, display_name FROM contact_messaging_channels WHERE domain_id = :d AND contact_id IN (:cid) ORDER BY id;
+/// The card load of `load_cards` (the server's `CARDS_SQL`) for contact `:cid`.
+const CARD: &str = "SELECT c.id, c.version, c.display_name, c.description, c.time_zone, c.owner_id, \
+c.created_at, c.created_by, c.updated_at, c.updated_by, \
+(SELECT name FROM users WHERE id = c.owner_id) AS owner_name, \
+(SELECT name FROM users WHERE id = c.created_by) AS created_by_name, \
+(SELECT name FROM users WHERE id = c.updated_by) AS updated_by_name, \
+COALESCE((SELECT jsonb_agg(l.name ORDER BY l.name) FROM contact_labels cl JOIN labels l ON l.id = cl.label_id WHERE cl.contact_id = c.id), '[]') AS labels, \
+COALESCE((SELECT jsonb_agg(jsonb_build_array(a.key, a.value) ORDER BY a.key) FROM contact_attributes a WHERE a.contact_id = c.id), '[]') AS attributes, \
+COALESCE((SELECT jsonb_agg(jsonb_build_array(p.id, p.number, p.e164, p.region) ORDER BY p.id) FROM contact_phones p WHERE p.contact_id = c.id), '[]') AS phones, \
+COALESCE((SELECT jsonb_agg(jsonb_build_array(e.id, e.address, e.normalized) ORDER BY e.id) FROM contact_emails e WHERE e.contact_id = c.id), '[]') AS emails, \
+COALESCE((SELECT jsonb_agg(jsonb_build_array(m.id, m.protocol, m.external_user_id, m.display_name) ORDER BY m.id) FROM contact_messaging_channels m WHERE m.contact_id = c.id), '[]') AS channels \
+FROM contacts c WHERE c.domain_id = :d AND c.id = ANY(ARRAY[:cid]);
 ";
 
 fn search(branch: &str) -> String {
@@ -83,7 +87,8 @@ SELECT id FROM interactions WHERE domain_id = :d AND external_id = 'pgb-' || :cl
 SELECT p.contact_id AS cid FROM (SELECT contact_id, id, e164 FROM contact_phones WHERE domain_id = :d AND e164 = ANY(ARRAY[{E164}]) LIMIT 1000) p LIMIT 1 \\gset
 INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, variables, caller_number, caller_e164, outcome, outcome_reason, candidates, offered_at) VALUES (:d, 'pgb-' || :client_id || '-' || :r, 'call', 'inbound', 'offered', :u, '[]', {E164}, {E164}, 'identified', 'one contact: exact number', '[]', now()) ON CONFLICT DO NOTHING RETURNING id;
 SELECT id FROM interactions WHERE domain_id = :d AND external_id = 'pgb-' || :client_id || '-' || :r;
-{CARD}INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (:d, 2) ON CONFLICT (domain_id) DO UPDATE SET last_sequence = domain_event_counters.last_sequence + 2 RETURNING last_sequence;
+{CARD}SELECT id, name FROM users WHERE domain_id = :d AND id = ANY(ARRAY[:u]);
+INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (:d, 2) ON CONFLICT (domain_id) DO UPDATE SET last_sequence = domain_event_counters.last_sequence + 2 RETURNING last_sequence;
 SELECT pg_notify('client_info_events_floor', :d || ':0');
 END;
 "
@@ -91,6 +96,44 @@ END;
         Scenario::ClientInfo | Scenario::CreateRelink | Scenario::Watch => return None,
     };
     Some(body)
+}
+
+/// pgbench sends variables as untyped text: give every numeric one in SQL a type.
+fn typed(script: &str) -> String {
+    const VARS: [&str; 9] = ["client_id", "cid", "d", "u", "i", "j", "k", "c", "r"];
+    script
+        .lines()
+        .map(|line| {
+            if line.starts_with('\\') {
+                return line.to_owned();
+            }
+            let mut out = String::with_capacity(line.len() + 32);
+            let mut rest = line;
+            while let Some(pos) = rest.find(':') {
+                out.push_str(&rest[..pos]);
+                let after = &rest[pos + 1..];
+                let prev_colon = out.ends_with(':');
+                let var = VARS.iter().find(|v| {
+                    after.starts_with(*v)
+                        && !after[v.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                match var {
+                    Some(v) if !prev_colon => {
+                        out.push_str(&format!("(:{v})::bigint"));
+                        rest = &after[v.len()..];
+                    }
+                    _ => {
+                        out.push(':');
+                        rest = after;
+                    }
+                }
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// Runs pgbench with `script` and returns its transactions per second.
@@ -101,7 +144,7 @@ pub fn pgbench(
     duration: Duration,
 ) -> Result<f64, String> {
     let path = std::env::temp_dir().join(format!("client-info-floor-{}.sql", std::process::id()));
-    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    std::fs::write(&path, typed(script)).map_err(|e| e.to_string())?;
     eprintln!("running pgbench for {} s ...", duration.as_secs());
     let jobs = concurrency.clamp(1, 2);
     let out = std::process::Command::new("pgbench")
