@@ -69,6 +69,13 @@ SELECT c.id, c.version, c.display_name, c.description, c.time_zone, c.owner_id, 
                  FROM contact_messaging_channels m WHERE m.contact_id = c.id), '[]') AS channels \
 FROM contacts c WHERE c.domain_id = $1 AND c.id = ANY($2)";
 
+crate::db::cached::cached_statement!(
+    /// [`CARDS_SQL`], prepared once per connection.
+    CardsStatement = CARDS_SQL;
+    domain: BigInt => i64,
+    ids: Array<BigInt> => Vec<i64>,
+);
+
 #[derive(diesel::QueryableByName)]
 struct CardRow {
     #[diesel(sql_type = BigInt)]
@@ -196,11 +203,12 @@ pub async fn load_cards(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<CardRow> = diesel::sql_query(CARDS_SQL)
-        .bind::<BigInt, _>(domain.0)
-        .bind::<Array<BigInt>, _>(ids)
-        .load(conn)
-        .await?;
+    let rows: Vec<CardRow> = CardsStatement {
+        domain: domain.0,
+        ids: ids.to_vec(),
+    }
+    .load(conn)
+    .await?;
     let mut by_id: HashMap<i64, ContactCard> =
         rows.into_iter().map(|r| (r.id, r.into_card())).collect();
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())

@@ -47,6 +47,33 @@ SELECT m.contact_id, m.id AS link_id, m.protocol AS matched, \
 FROM (SELECT contact_id, id, protocol FROM contact_messaging_channels \
       WHERE domain_id = $1 AND protocol = $2 AND external_user_id = $3) m";
 
+crate::db::cached::cached_statement!(
+    /// [`PHONE_EXACT_SQL`], prepared once per connection.
+    PhoneExact = PHONE_EXACT_SQL;
+    domain: BigInt => i64,
+    keys: Array<Text> => Vec<String>,
+);
+crate::db::cached::cached_statement!(
+    /// [`PHONE_NATIONAL_SQL`], prepared once per connection.
+    PhoneNational = PHONE_NATIONAL_SQL;
+    domain: BigInt => i64,
+    national: Text => String,
+);
+crate::db::cached::cached_statement!(
+    /// [`PHONE_SUFFIX_SQL`], prepared once per connection.
+    PhoneSuffix = PHONE_SUFFIX_SQL;
+    domain: BigInt => i64,
+    from: Text => String,
+    to: Text => String,
+);
+crate::db::cached::cached_statement!(
+    /// [`CHANNEL_SQL`], prepared once per connection.
+    Channel = CHANNEL_SQL;
+    domain: BigInt => i64,
+    protocol: Text => String,
+    external_user_id: Text => String,
+);
+
 #[derive(diesel::QueryableByName)]
 struct HitRow {
     #[diesel(sql_type = BigInt)]
@@ -88,11 +115,12 @@ pub async fn identify_call(
     let keys = identify::phone_keys(&phone, domain.fallback_digits);
     let normalized = Some(phone.e164.clone());
     let exact_keys: Vec<String> = keys.exact.iter().map(|(k, _)| k.clone()).collect();
-    let rows: Vec<HitRow> = diesel::sql_query(PHONE_EXACT_SQL)
-        .bind::<BigInt, _>(domain.id.0)
-        .bind::<Array<Text>, _>(&exact_keys)
-        .load(conn)
-        .await?;
+    let rows: Vec<HitRow> = PhoneExact {
+        domain: domain.id.0,
+        keys: exact_keys,
+    }
+    .load(conn)
+    .await?;
     if !rows.is_empty() {
         let rule_of = |m: &str| {
             keys.exact
@@ -107,11 +135,12 @@ pub async fn identify_call(
             normalized,
         ));
     }
-    let rows: Vec<HitRow> = diesel::sql_query(PHONE_NATIONAL_SQL)
-        .bind::<BigInt, _>(domain.id.0)
-        .bind::<Text, _>(&keys.national_number)
-        .load(conn)
-        .await?;
+    let rows: Vec<HitRow> = PhoneNational {
+        domain: domain.id.0,
+        national: keys.national_number.clone(),
+    }
+    .load(conn)
+    .await?;
     if !rows.is_empty() {
         let hits = hits(rows, LinkKind::Phone, |_| MatchRule::NationalNumber);
         return Ok(identify::conclude(
@@ -121,12 +150,13 @@ pub async fn identify_call(
         ));
     }
     if let Some(suffix) = &keys.reversed_suffix {
-        let rows: Vec<HitRow> = diesel::sql_query(PHONE_SUFFIX_SQL)
-            .bind::<BigInt, _>(domain.id.0)
-            .bind::<Text, _>(suffix)
-            .bind::<Text, _>(format!("{suffix}:"))
-            .load(conn)
-            .await?;
+        let rows: Vec<HitRow> = PhoneSuffix {
+            domain: domain.id.0,
+            from: suffix.clone(),
+            to: format!("{suffix}:"),
+        }
+        .load(conn)
+        .await?;
         if !rows.is_empty() {
             let hits = hits(rows, LinkKind::Phone, |_| MatchRule::LastDigits);
             let note = format!("fallback, same last {} digits", suffix.len());
@@ -142,12 +172,13 @@ pub async fn identify_chat(
     domain: &DomainSettings,
     identity: &ChannelIdentity,
 ) -> Result<Identification, Error> {
-    let rows: Vec<HitRow> = diesel::sql_query(CHANNEL_SQL)
-        .bind::<BigInt, _>(domain.id.0)
-        .bind::<Text, _>(&identity.protocol)
-        .bind::<Text, _>(&identity.external_user_id)
-        .load(conn)
-        .await?;
+    let rows: Vec<HitRow> = Channel {
+        domain: domain.id.0,
+        protocol: identity.protocol.clone(),
+        external_user_id: identity.external_user_id.clone(),
+    }
+    .load(conn)
+    .await?;
     let hits = hits(rows, LinkKind::Messaging, |_| MatchRule::MessagingIdentity);
     Ok(identify::conclude(
         identify::rank(hits),

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod binding;
+pub mod cached;
 pub mod communications;
 pub mod contacts;
 pub mod domains;

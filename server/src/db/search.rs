@@ -197,6 +197,37 @@ pub fn explainable(
     (sql.text, args)
 }
 
+/// A built search: its SQL varies only with the query's shape (which conditions, how many), the
+/// values being binds, so diesel's statement cache (keyed by SQL text for queries without a
+/// static id) prepares each shape once per connection.
+struct SearchStatement(Sql);
+
+impl diesel::query_builder::QueryId for SearchStatement {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for SearchStatement {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl diesel::query_builder::QueryFragment<Pg> for SearchStatement {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Pg>,
+    ) -> diesel::QueryResult<()> {
+        super::cached::push_sql_with_binds_owned(&mut out, &self.0.text, |n, out| {
+            match self.0.binds.get(n.wrapping_sub(1)) {
+                Some(Bind::Int(v)) => out.push_bind_param::<BigInt, _>(v),
+                Some(Bind::Text(t)) => out.push_bind_param::<Text, _>(t),
+                None => Err(diesel::result::Error::QueryBuilderError(
+                    format!("search has no bind ${n}").into(),
+                )),
+            }
+        })
+    }
+}
+
 /// One page of hits: up to `limit` rows after the keyset position `after`.
 pub async fn search(
     conn: &mut AsyncPgConnection,
@@ -205,15 +236,8 @@ pub async fn search(
     after: Option<(i64, i64)>,
     limit: i64,
 ) -> Result<Vec<SearchRow>, Error> {
-    let sql = build(domain, query, after, limit);
-    let mut q = diesel::sql_query(sql.text).into_boxed::<Pg>();
-    for b in sql.binds {
-        q = match b {
-            Bind::Int(v) => q.bind::<BigInt, _>(v),
-            Bind::Text(t) => q.bind::<Text, _>(t),
-        };
-    }
-    Ok(q.load(conn).await?)
+    let statement = SearchStatement(build(domain, query, after, limit));
+    Ok(statement.load(conn).await?)
 }
 
 /// Labels starting with `prefix` (case-insensitive), most used first.

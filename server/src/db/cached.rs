@@ -1,0 +1,104 @@
+//! Fixed SQL statements that diesel-async prepares once per connection and reuses.
+//!
+//! `diesel::sql_query` is never cached: each run costs a parse, a plan and an extra round trip.
+//! The hot fixed statements (identification, card loading) are declared here instead as types
+//! with a static query id, which diesel's statement cache keys on.
+
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::AstPass;
+
+/// Writes `sql`, calling `bind(n, out)` for each `$n` placeholder in order.
+pub fn push_sql_with_binds<'b>(
+    out: &mut AstPass<'_, 'b, Pg>,
+    sql: &'static str,
+    bind: impl FnMut(usize, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,
+) -> QueryResult<()> {
+    push_sql_with_binds_owned(out, sql, bind)
+}
+
+/// [`push_sql_with_binds`] for SQL built at run time.
+pub fn push_sql_with_binds_owned<'b>(
+    out: &mut AstPass<'_, 'b, Pg>,
+    sql: &str,
+    mut bind: impl FnMut(usize, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,
+) -> QueryResult<()> {
+    let mut rest = sql;
+    while let Some(pos) = rest.find('$') {
+        out.push_sql(&rest[..pos]);
+        let digits: usize = rest[pos + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - pos - 1);
+        let n: usize = rest[pos + 1..pos + 1 + digits].parse().unwrap_or(0);
+        bind(n, out)?;
+        rest = &rest[pos + 1 + digits..];
+    }
+    out.push_sql(rest);
+    Ok(())
+}
+
+/// Declares a cached statement: a struct holding its binds, in `$1, $2, ...` order.
+#[macro_export]
+macro_rules! cached_statement {
+    ($(#[$doc:meta])* $name:ident = $sql:expr; $($field:ident: $sql_ty:ty => $rust_ty:ty),+ $(,)?) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, diesel::query_builder::QueryId)]
+        pub struct $name {
+            $(
+                #[allow(missing_docs)]
+                pub $field: $rust_ty,
+            )+
+        }
+
+        impl diesel::query_builder::Query for $name {
+            type SqlType = diesel::sql_types::Untyped;
+        }
+
+        impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for $name {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+            ) -> diesel::QueryResult<()> {
+                let binds: &[&dyn Fn(&mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()>] = &[
+                    $(&|out| out.push_bind_param::<$sql_ty, _>(&self.$field)),+
+                ];
+                $crate::db::cached::push_sql_with_binds(&mut out, $sql, |n, out| match binds.get(n.wrapping_sub(1)) {
+                    Some(bind) => bind(out),
+                    None => Err(diesel::result::Error::QueryBuilderError(
+                        format!("no bind ${n} in {}", stringify!($name)).into(),
+                    )),
+                })
+            }
+        }
+    };
+}
+
+#[allow(unused_imports)]
+pub(crate) use cached_statement;
+
+#[cfg(test)]
+mod tests {
+    use diesel::pg::Pg;
+    use diesel::sql_types::{BigInt, Text};
+
+    cached_statement!(
+        /// A test statement.
+        Probe = "SELECT $2 || x FROM t WHERE a = $1 AND b = $2";
+        a: BigInt => i64,
+        b: Text => String,
+    );
+
+    #[test]
+    fn placeholders_become_binds_in_order() {
+        let q = Probe {
+            a: 7,
+            b: "x".into(),
+        };
+        let sql = diesel::debug_query::<Pg, _>(&q).to_string();
+        assert!(
+            sql.starts_with("SELECT $1 || x FROM t WHERE a = $2 AND b = $3"),
+            "{sql}"
+        );
+        assert!(sql.contains("[\"x\", 7, \"x\"]"), "{sql}");
+    }
+}
