@@ -64,6 +64,9 @@ pub struct PoolSettings {
 pub fn build_pool(url: &str, settings: &PoolSettings) -> Result<DbPool, Error> {
     let timeout_ms = settings.statement_timeout.as_millis();
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // No test query per checkout (a round trip per request): a connection that broke is
+    // marked so on its first failed use and is then dropped by the pool.
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |url| {
         async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
