@@ -363,6 +363,73 @@ async fn special_characters_are_matched_literally() {
     assert_eq!(ids(c, by_name("star*")).await, vec![star]);
 }
 
+/// The hits of every page of `req` at `page_size`, as (id, reasons).
+async fn walk(
+    client: &Client,
+    req: &pb::SearchContactsRequest,
+    page_size: i32,
+) -> Vec<(i64, Vec<pb::FoundBy>)> {
+    let hits = client
+        .search_all(pb::SearchContactsRequest {
+            page_size,
+            ..req.clone()
+        })
+        .await
+        .expect("search");
+    hits.iter()
+        .map(|h| (id_of(h), h.found_by.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_name_alone_is_ranked_and_paged_like_any_other_query() {
+    let w = world("GB").await;
+    let c = &w.crm.client;
+    let mut by = std::collections::HashMap::new();
+    for name in [
+        "Joanna Lee",
+        "Anna Lee",
+        "Ana Lee",
+        "Anna Leeds",
+        "Anna Lee",
+        "Anna Lee Jones",
+        "Hanna Lee",
+        "Anna Lee",
+        "Bob Stone",
+    ] {
+        let id = add(c, name, &[], &[], vec![]).await;
+        by.entry(name).or_insert_with(Vec::new).push(id);
+    }
+    // A name alone is searched band by band (equal, prefix, substring, similar); with a second
+    // condition that matches nobody (ANY) it runs as one general statement. Same hits, same
+    // order, same reasons, at every page size.
+    let alone = by_name("anna lee");
+    let general = pb::SearchContactsRequest {
+        attributes: vec![pb::AttributeCondition {
+            key: "nobody".into(),
+            value: "*".into(),
+        }],
+        combine: pb::SearchCombine::Any as i32,
+        ..by_name("anna lee")
+    };
+    let expected = walk(c, &general, 100).await;
+    let order: Vec<i64> = expected.iter().map(|(id, _)| *id).collect();
+    assert_eq!(order.len(), 8, "everything but Bob Stone");
+    assert_eq!(
+        order[..3],
+        by["Anna Lee"][..],
+        "equal names first, oldest first"
+    );
+    assert_eq!(
+        sorted(order[3..5].to_vec()),
+        sorted(vec![by["Anna Leeds"][0], by["Anna Lee Jones"][0]])
+    );
+    assert_eq!(order[7], by["Ana Lee"][0], "the merely similar name last");
+    for size in [1, 2, 3, 100] {
+        assert_eq!(walk(c, &alone, size).await, expected, "page size {size}");
+    }
+}
+
 #[tokio::test]
 async fn pages_cover_every_hit_once_in_a_stable_order() {
     let w = world("GB").await;

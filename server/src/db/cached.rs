@@ -37,6 +37,90 @@ pub fn push_sql_with_binds_owned<'b>(
     Ok(())
 }
 
+/// A value bound to a [`Dynamic`] statement.
+#[derive(Debug, Clone)]
+pub enum Bind {
+    /// A `bigint`.
+    Int(i64),
+    /// A `text`.
+    Text(String),
+}
+
+/// A statement whose SQL is built at run time, its values always binds: diesel's statement
+/// cache keys such statements by SQL text, so each shape is prepared once per connection.
+#[derive(Debug, Clone, Default)]
+pub struct Dynamic {
+    /// The SQL, with `$n` placeholders.
+    pub text: String,
+    /// The values of the placeholders, in order.
+    pub binds: Vec<Bind>,
+}
+
+impl Dynamic {
+    /// Binds a `bigint`; returns its placeholder.
+    pub fn int(&mut self, v: i64) -> String {
+        self.binds.push(Bind::Int(v));
+        format!("${}", self.binds.len())
+    }
+
+    /// Binds a `text`; returns its placeholder.
+    pub fn text(&mut self, v: impl Into<String>) -> String {
+        self.binds.push(Bind::Text(v.into()));
+        format!("${}", self.binds.len())
+    }
+
+    /// Binds a list for `IN (...)`, padded to a power of two by repeating its last value (which
+    /// changes no result): a handful of shapes serve every length. A list keeps the statement's
+    /// generic plan exact, where `= ANY($n)` is planned for ten elements and so re-planned on
+    /// every execution. `values` must not be empty.
+    pub fn list<T: Clone>(
+        &mut self,
+        values: &[T],
+        bind: impl Fn(&mut Self, T) -> String,
+    ) -> String {
+        let padded = values.len().max(1).next_power_of_two();
+        (0..padded)
+            .filter_map(|i| values.get(i).or(values.last()).cloned())
+            .map(|v| bind(self, v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The binds as (SQL type, literal value), for EXPLAIN in tests.
+    pub fn args(&self) -> Vec<(&'static str, String)> {
+        self.binds
+            .iter()
+            .map(|b| match b {
+                Bind::Int(v) => ("bigint", v.to_string()),
+                Bind::Text(t) => ("text", t.clone()),
+            })
+            .collect()
+    }
+}
+
+impl diesel::query_builder::QueryId for Dynamic {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for Dynamic {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl diesel::query_builder::QueryFragment<Pg> for Dynamic {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        push_sql_with_binds_owned(&mut out, &self.text, |n, out| {
+            match self.binds.get(n.wrapping_sub(1)) {
+                Some(Bind::Int(v)) => out.push_bind_param::<diesel::sql_types::BigInt, _>(v),
+                Some(Bind::Text(t)) => out.push_bind_param::<diesel::sql_types::Text, _>(t),
+                None => Err(diesel::result::Error::QueryBuilderError(
+                    format!("statement has no bind ${n}").into(),
+                )),
+            }
+        })
+    }
+}
+
 /// Declares a cached statement: a struct holding its binds, in `$1, $2, ...` order.
 #[macro_export]
 macro_rules! cached_statement {

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, AuditAction, AuditRecord};
+use super::cached::Dynamic;
 use super::communications::{self, LinkOutcome, LinkRef};
 use super::domains::Session;
 use super::schema::{contact_attributes, contact_create_requests, contacts};
@@ -50,8 +51,9 @@ pub struct ContactDraft {
 }
 
 /// The whole card of each contact in one statement: the row, the three user names, and each
-/// child table aggregated to JSON through its `contact_id` index.
-pub const CARDS_SQL: &str = "\
+/// child table aggregated to JSON through its `contact_id` index. [`cards_statement`] adds the
+/// `WHERE`.
+pub const CARDS_SELECT: &str = "\
 SELECT c.id, c.version, c.display_name, c.description, c.time_zone, c.owner_id, \
        c.created_at, c.created_by, c.updated_at, c.updated_by, \
        (SELECT name FROM users WHERE id = c.owner_id) AS owner_name, \
@@ -67,14 +69,16 @@ SELECT c.id, c.version, c.display_name, c.description, c.time_zone, c.owner_id, 
                  FROM contact_emails e WHERE e.contact_id = c.id), '[]') AS emails, \
        COALESCE((SELECT jsonb_agg(jsonb_build_array(m.id, m.protocol, m.external_user_id, m.display_name) ORDER BY m.id) \
                  FROM contact_messaging_channels m WHERE m.contact_id = c.id), '[]') AS channels \
-FROM contacts c WHERE c.domain_id = $1 AND c.id = ANY($2)";
+FROM contacts c";
 
-crate::db::cached::cached_statement!(
-    /// [`CARDS_SQL`], prepared once per connection.
-    CardsStatement = CARDS_SQL;
-    domain: BigInt => i64,
-    ids: Array<BigInt> => Vec<i64>,
-);
+/// [`CARDS_SELECT`] for `ids` of `domain` (not empty).
+pub fn cards_statement(domain: DomainId, ids: &[i64]) -> Dynamic {
+    let mut sql = Dynamic::default();
+    let d = sql.int(domain.0);
+    let list = sql.list(ids, |s, id| s.int(id));
+    sql.text = format!("{CARDS_SELECT} WHERE c.domain_id = {d} AND c.id IN ({list})");
+    sql
+}
 
 #[derive(diesel::QueryableByName)]
 struct CardRow {
@@ -194,7 +198,7 @@ impl CardRow {
 }
 
 /// Loads the full cards of `ids` in `domain`, in the order of `ids`; missing ids are skipped.
-/// One statement, whatever the number of contacts ([`CARDS_SQL`]).
+/// One statement, whatever the number of contacts ([`CARDS_SELECT`]).
 pub async fn load_cards(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
@@ -203,12 +207,7 @@ pub async fn load_cards(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<CardRow> = CardsStatement {
-        domain: domain.0,
-        ids: ids.to_vec(),
-    }
-    .load(conn)
-    .await?;
+    let rows: Vec<CardRow> = cards_statement(domain, ids).load(conn).await?;
     let mut by_id: HashMap<i64, ContactCard> =
         rows.into_iter().map(|r| (r.id, r.into_card())).collect();
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())

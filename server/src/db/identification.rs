@@ -2,12 +2,14 @@
 //! the benchmark harness can replay the very same statements with pgbench.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use super::cached::Dynamic;
 use super::domains::DomainSettings;
 use crate::domain::contact::ChannelIdentity;
 use crate::domain::identify::{self, Hit, Identification, LinkKind, MatchRule};
+use crate::domain::ids::DomainId;
 use crate::domain::phone::parse_caller_number;
 use crate::error::Error;
 
@@ -16,13 +18,24 @@ use crate::error::Error;
 // hash join: the plan stays index lookups even as a generic prepared plan, whose row estimates
 // know nothing of the arguments.
 
-/// Phones whose E.164 is one of `$2` (the number and its national variants).
+/// Phones whose E.164 is one of `{keys}` (the number and its national variants).
 pub const PHONE_EXACT_SQL: &str = "\
 SELECT p.contact_id, p.id AS link_id, p.e164 AS matched, \
        (SELECT last_active_at FROM contacts WHERE id = p.contact_id) AS last_active_at \
 FROM (SELECT contact_id, id, e164 FROM contact_phones \
-      WHERE domain_id = $1 AND e164 = ANY($2) LIMIT 1000) p \
+      WHERE domain_id = $1 AND e164 IN ({keys}) LIMIT 1000) p \
 ORDER BY 4 DESC, 1 LIMIT 200";
+
+/// [`PHONE_EXACT_SQL`] for `keys` (not empty), prepared once per connection and list length.
+pub fn phone_exact_statement(domain: DomainId, keys: &[String]) -> Dynamic {
+    let mut sql = Dynamic::default();
+    let d = sql.int(domain.0);
+    let list = sql.list(keys, |s, k| s.text(k));
+    sql.text = PHONE_EXACT_SQL
+        .replacen("$1", &d, 1)
+        .replacen("{keys}", &list, 1);
+    sql
+}
 
 /// Fallback 1: phones with the same national significant number.
 pub const PHONE_NATIONAL_SQL: &str = "\
@@ -47,12 +60,6 @@ SELECT m.contact_id, m.id AS link_id, m.protocol AS matched, \
 FROM (SELECT contact_id, id, protocol FROM contact_messaging_channels \
       WHERE domain_id = $1 AND protocol = $2 AND external_user_id = $3) m";
 
-crate::db::cached::cached_statement!(
-    /// [`PHONE_EXACT_SQL`], prepared once per connection.
-    PhoneExact = PHONE_EXACT_SQL;
-    domain: BigInt => i64,
-    keys: Array<Text> => Vec<String>,
-);
 crate::db::cached::cached_statement!(
     /// [`PHONE_NATIONAL_SQL`], prepared once per connection.
     PhoneNational = PHONE_NATIONAL_SQL;
@@ -115,12 +122,13 @@ pub async fn identify_call(
     let keys = identify::phone_keys(&phone, domain.fallback_digits);
     let normalized = Some(phone.e164.clone());
     let exact_keys: Vec<String> = keys.exact.iter().map(|(k, _)| k.clone()).collect();
-    let rows: Vec<HitRow> = PhoneExact {
-        domain: domain.id.0,
-        keys: exact_keys,
-    }
-    .load(conn)
-    .await?;
+    let rows: Vec<HitRow> = if exact_keys.is_empty() {
+        Vec::new()
+    } else {
+        phone_exact_statement(domain.id, &exact_keys)
+            .load(conn)
+            .await?
+    };
     if !rows.is_empty() {
         let rule_of = |m: &str| {
             keys.exact

@@ -70,13 +70,8 @@ pub fn build_pool(url: &str, settings: &PoolSettings) -> Result<DbPool, Error> {
     config.custom_setup = Box::new(move |url| {
         async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
-            // Generic plans: every statement here is prepared once per connection and is an
-            // index lookup whatever its values. Left to choose, PostgreSQL re-plans on every
-            // execution the statements that take an array (`id = ANY($2)`), whose generic cost
-            // it estimates for ten elements; planning the card load cost more than running it.
             conn.batch_execute(&format!(
                 "SET statement_timeout = {timeout_ms}; \
-                 SET plan_cache_mode = force_generic_plan; \
                  SET pg_trgm.word_similarity_threshold = {WORD_SIMILARITY_THRESHOLD}"
             ))
             .await

@@ -4,10 +4,10 @@
 //! keyset on (sort key, id). The filters are scalar subqueries on primary keys, which the planner
 //! keeps as per-hit index lookups instead of hashing a whole label's or owner's contacts.
 
-use diesel::pg::Pg;
 use diesel::sql_types::{BigInt, Jsonb, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use super::cached::Dynamic;
 use crate::domain::ids::DomainId;
 use crate::domain::search::{Condition, DestinationQuery, SearchQuery, escape_like, typo_tolerant};
 use crate::error::Error;
@@ -26,31 +26,8 @@ pub struct SearchRow {
     pub found_by: serde_json::Value,
 }
 
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
-#[derive(Default)]
-struct Sql {
-    text: String,
-    binds: Vec<Bind>,
-}
-
-impl Sql {
-    fn int(&mut self, v: i64) -> String {
-        self.binds.push(Bind::Int(v));
-        format!("${}", self.binds.len())
-    }
-
-    fn text(&mut self, v: impl Into<String>) -> String {
-        self.binds.push(Bind::Text(v.into()));
-        format!("${}", self.binds.len())
-    }
-}
-
 /// The branch of one condition: `SELECT contact, cond, sort key, field, exact, value`.
-fn branch(sql: &mut Sql, domain: &str, cond: usize, condition: &Condition) -> String {
+fn branch(sql: &mut Dynamic, domain: &str, cond: usize, condition: &Condition) -> String {
     match condition {
         Condition::Name(q) => {
             let raw = sql.text(q.clone());
@@ -132,8 +109,8 @@ fn branch(sql: &mut Sql, domain: &str, cond: usize, condition: &Condition) -> St
     }
 }
 
-fn build(domain: DomainId, query: &SearchQuery, after: Option<(i64, i64)>, limit: i64) -> Sql {
-    let mut sql = Sql::default();
+fn build(domain: DomainId, query: &SearchQuery, after: Option<(i64, i64)>, limit: i64) -> Dynamic {
+    let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
     let branches: Vec<String> = query
         .conditions
@@ -143,6 +120,32 @@ fn build(domain: DomainId, query: &SearchQuery, after: Option<(i64, i64)>, limit
         .collect();
     let needed = if query.any { 1 } else { query.conditions.len() };
     let mut filters = vec![format!("agg.n >= {needed}")];
+    filters.extend(filters_of(&mut sql, &d, query, after));
+    let lim = sql.int(limit);
+    sql.text = format!(
+        "WITH hits (id, cond, sort_key, field, exact, value) AS ({}), \
+         agg AS (SELECT id, min(sort_key) AS sort_key, count(DISTINCT cond) AS n, \
+                   jsonb_agg(jsonb_build_object('f', field, 'e', exact, 'v', value) \
+                             ORDER BY cond, sort_key) AS found_by \
+                 FROM hits GROUP BY id) \
+         SELECT agg.id, agg.sort_key, agg.found_by \
+         FROM agg \
+         WHERE {} \
+         ORDER BY agg.sort_key, agg.id LIMIT {lim}",
+        branches.join(" UNION ALL "),
+        filters.join(" AND "),
+    );
+    sql
+}
+
+/// The owner, label and keyset filters on `agg.id` / `agg.sort_key`.
+fn filters_of(
+    sql: &mut Dynamic,
+    d: &str,
+    query: &SearchQuery,
+    after: Option<(i64, i64)>,
+) -> Vec<String> {
+    let mut filters = Vec::new();
     if let Some(owner) = query.owner {
         let o = sql.int(owner.0);
         filters.push(format!(
@@ -161,71 +164,116 @@ fn build(domain: DomainId, query: &SearchQuery, after: Option<(i64, i64)>, limit
         let i = sql.int(id);
         filters.push(format!("(agg.sort_key, agg.id) > ({k}, {i})"));
     }
+    filters
+}
+
+/// The four ranks of a name match, in result order; each owns a band of 1,000 sort keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameTier {
+    /// The whole normalised name equals the query (sort keys 0..=999).
+    Exact,
+    /// The name starts with the query (1000..=1999).
+    Prefix,
+    /// The name contains the query (2000..=2999).
+    Substring,
+    /// Only similar: typo tolerance (3000..=3999).
+    Fuzzy,
+}
+
+impl NameTier {
+    const ALL: [NameTier; 4] = [Self::Exact, Self::Prefix, Self::Substring, Self::Fuzzy];
+
+    /// The last sort key of the band.
+    fn last_key(self) -> i64 {
+        match self {
+            Self::Exact => 999,
+            Self::Prefix => 1999,
+            Self::Substring => 2999,
+            Self::Fuzzy => 3999,
+        }
+    }
+}
+
+/// One band of a name-only search: the same rows, keys and reasons as the general statement
+/// restricted to that band, with a predicate its index answers directly. Exact matches all
+/// share one key, so they are paged in `id` order straight off `contacts_name_exact_idx`
+/// however many contacts share the name.
+fn build_name_tier(
+    domain: DomainId,
+    query: &SearchQuery,
+    q: &str,
+    tier: NameTier,
+    after: Option<(i64, i64)>,
+    limit: i64,
+) -> Dynamic {
+    let mut sql = Dynamic::default();
+    let d = sql.int(domain.0);
+    let raw = sql.text(q.to_owned());
+    let escaped = sql.text(escape_like(q));
+    let norm = format!("lower(immutable_unaccent({raw}))");
+    let pattern = format!("lower(immutable_unaccent({escaped}))");
+    let prefix = format!("name_search LIKE {pattern} || '%' ESCAPE '\\'");
+    let contains = format!("name_search LIKE '%' || {pattern} || '%' ESCAPE '\\'");
+    let (band, predicate) = match tier {
+        NameTier::Exact => (0, format!("name_search = {norm}")),
+        NameTier::Prefix => (1000, format!("{prefix} AND name_search <> {norm}")),
+        NameTier::Substring => (2000, format!("{contains} AND NOT ({prefix})")),
+        NameTier::Fuzzy => (3000, format!("{norm} <% name_search AND NOT ({contains})")),
+    };
+    let filters = filters_of(&mut sql, &d, query, after);
+    let order = if tier == NameTier::Exact {
+        "agg.id"
+    } else {
+        "agg.sort_key, agg.id"
+    };
     let lim = sql.int(limit);
+    let filters = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
     sql.text = format!(
-        "WITH hits (id, cond, sort_key, field, exact, value) AS ({}), \
-         agg AS (SELECT id, min(sort_key) AS sort_key, count(DISTINCT cond) AS n, \
-                   jsonb_agg(jsonb_build_object('f', field, 'e', exact, 'v', value) \
-                             ORDER BY cond, sort_key) AS found_by \
-                 FROM hits GROUP BY id) \
-         SELECT agg.id, agg.sort_key, agg.found_by \
-         FROM agg \
-         WHERE {} \
-         ORDER BY agg.sort_key, agg.id LIMIT {lim}",
-        branches.join(" UNION ALL "),
-        filters.join(" AND "),
+        "SELECT agg.id, agg.sort_key, agg.found_by FROM ( \
+           SELECT id, ({band} + 999 - floor(word_similarity({norm}, name_search) * 999))::bigint \
+                    AS sort_key, \
+                  jsonb_build_array(jsonb_build_object('f', 'name', 'e', name_search = {norm}, \
+                    'v', display_name)) AS found_by \
+           FROM contacts WHERE domain_id = {d} AND {predicate}) agg \
+         {filters} ORDER BY {order} LIMIT {lim}"
     );
     sql
 }
 
-/// The SQL and its arguments as (SQL type, value), for EXPLAIN in tests and for the
-/// benchmark's pgbench floor.
+/// The name of a query that is one name condition (owner and label filters allowed).
+fn name_only(query: &SearchQuery) -> Option<&str> {
+    match query.conditions.as_slice() {
+        [Condition::Name(q)] => Some(q),
+        _ => None,
+    }
+}
+
+/// Each statement a first page of `query` may run, with its arguments as (SQL type, value),
+/// for EXPLAIN in tests: one for most queries, one per band for a name alone.
 pub fn explainable(
     domain: DomainId,
     query: &SearchQuery,
     limit: i64,
-) -> (String, Vec<(&'static str, String)>) {
-    let sql = build(domain, query, None, limit);
-    let args = sql
-        .binds
-        .iter()
-        .map(|b| match b {
-            Bind::Int(v) => ("bigint", v.to_string()),
-            Bind::Text(t) => ("text", t.clone()),
+) -> Vec<(String, Vec<(&'static str, String)>)> {
+    let statements = match name_only(query) {
+        Some(q) => NameTier::ALL
+            .iter()
+            .filter(|t| **t != NameTier::Fuzzy || typo_tolerant(q))
+            .map(|t| build_name_tier(domain, query, q, *t, None, limit))
+            .collect(),
+        None => vec![build(domain, query, None, limit)],
+    };
+    statements
+        .into_iter()
+        .map(|sql| {
+            let args = sql.args();
+            (sql.text, args)
         })
-        .collect();
-    (sql.text, args)
-}
-
-/// A built search: its SQL varies only with the query's shape (which conditions, how many), the
-/// values being binds, so diesel's statement cache (keyed by SQL text for queries without a
-/// static id) prepares each shape once per connection.
-struct SearchStatement(Sql);
-
-impl diesel::query_builder::QueryId for SearchStatement {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl diesel::query_builder::Query for SearchStatement {
-    type SqlType = diesel::sql_types::Untyped;
-}
-
-impl diesel::query_builder::QueryFragment<Pg> for SearchStatement {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, Pg>,
-    ) -> diesel::QueryResult<()> {
-        super::cached::push_sql_with_binds_owned(&mut out, &self.0.text, |n, out| {
-            match self.0.binds.get(n.wrapping_sub(1)) {
-                Some(Bind::Int(v)) => out.push_bind_param::<BigInt, _>(v),
-                Some(Bind::Text(t)) => out.push_bind_param::<Text, _>(t),
-                None => Err(diesel::result::Error::QueryBuilderError(
-                    format!("search has no bind ${n}").into(),
-                )),
-            }
-        })
-    }
+        .collect()
 }
 
 /// One page of hits: up to `limit` rows after the keyset position `after`.
@@ -236,8 +284,28 @@ pub async fn search(
     after: Option<(i64, i64)>,
     limit: i64,
 ) -> Result<Vec<SearchRow>, Error> {
-    let statement = SearchStatement(build(domain, query, after, limit));
-    Ok(statement.load(conn).await?)
+    let Some(q) = name_only(query) else {
+        let statement = build(domain, query, after, limit);
+        return Ok(statement.load(conn).await?);
+    };
+    // A name alone is searched band by band, stopping once the page is full: a common full
+    // name is answered from its exact matches without ranking every similar name.
+    let mut rows: Vec<SearchRow> = Vec::new();
+    for tier in NameTier::ALL {
+        if tier == NameTier::Fuzzy && !typo_tolerant(q) {
+            break;
+        }
+        if after.is_some_and(|(key, _)| key > tier.last_key()) {
+            continue;
+        }
+        let want = limit - rows.len() as i64;
+        let sql = build_name_tier(domain, query, q, tier, after, want);
+        rows.extend(sql.load::<SearchRow>(conn).await?);
+        if rows.len() as i64 >= limit {
+            break;
+        }
+    }
+    Ok(rows)
 }
 
 /// Labels starting with `prefix` (case-insensitive), most used first.

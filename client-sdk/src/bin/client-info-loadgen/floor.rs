@@ -72,12 +72,19 @@ pub fn script(scenario: Scenario) -> Option<String> {
                 names(&FIRST),
                 names(&LAST)
             );
-            search(&format!(
-                "SELECT id, 0, (CASE WHEN name_search = {q} THEN 0 WHEN name_search LIKE {q} || '%' THEN 1000 \
-                 WHEN name_search LIKE '%' || {q} || '%' THEN 2000 ELSE 3000 END \
-                 + 999 - floor(word_similarity({q}, name_search) * 999))::bigint, 'name', name_search = {q}, display_name \
-                 FROM contacts WHERE domain_id = :d AND (name_search LIKE '%' || {q} || '%' OR {q} <% name_search)"
-            ))
+            // A name alone runs band by band (server `db::search`); a full name that many
+            // contacts share fills its page from the exact band: the page of 20 (21 fetched to
+            // know whether more follow) and the cards of the 20.
+            format!(
+                "{PICK}{SESSION}SELECT string_agg(id::text, ',') AS ids FROM (SELECT agg.id FROM \
+                 (SELECT id, (999 - floor(word_similarity({q}, name_search) * 999))::bigint AS sort_key, \
+                 jsonb_build_array(jsonb_build_object('f', 'name', 'e', name_search = {q}, 'v', display_name)) AS found_by \
+                 FROM contacts WHERE domain_id = :d AND name_search = {q}) agg ORDER BY agg.id LIMIT 21) page \\gset\n{}",
+                CARD.replace(
+                    "c.id = ANY(ARRAY[:cid])",
+                    "c.id = ANY((string_to_array(:ids, ','))[1:20]::bigint[])"
+                )
+            )
         }
         Scenario::Offer => format!(
             "{PICK}\\set r random(1, 1000000000)
