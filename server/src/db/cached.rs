@@ -185,4 +185,17 @@ mod tests {
         );
         assert!(sql.contains("[\"x\", 7, \"x\"]"), "{sql}");
     }
+
+    #[test]
+    fn lists_are_padded_to_a_power_of_two_with_the_last_value() {
+        let mut sql = super::Dynamic::default();
+        let d = sql.int(1);
+        let list = sql.list(&[10_i64, 20, 30], |s, v| s.int(v));
+        assert_eq!(d, "$1");
+        assert_eq!(list, "$2, $3, $4, $5");
+        let values: Vec<String> = sql.args().into_iter().map(|(_, v)| v).collect();
+        assert_eq!(values, ["1", "10", "20", "30", "30"]);
+        let mut one = super::Dynamic::default();
+        assert_eq!(one.list(&["a".to_owned()], |s, v| s.text(v)), "$1");
+    }
 }
