@@ -4,6 +4,7 @@
 use client_info_server::db::identification::{
     CHANNEL_SQL, PHONE_EXACT_SQL, PHONE_NATIONAL_SQL, PHONE_SUFFIX_SQL,
 };
+use client_info_server::db::outbox::CONCERNED_AGENTS_SQL;
 use client_info_server::db::search::{LABELS_SQL, explainable};
 use client_info_server::domain::ids::{DomainId, UserId};
 use client_info_server::domain::search::{Condition, DestinationQuery, SearchQuery};
@@ -303,4 +304,41 @@ async fn search_queries_use_indexes_at_scale() {
     )
     .await;
     assert!(!p.contains("Seq Scan on contact_labels"), "labels:\n{p}");
+}
+
+#[tokio::test]
+async fn contact_changes_find_concerned_agents_through_indexes() {
+    let app = TestApp::start().await;
+    let d = app.domain("big", "GB").await;
+    let u = app.user(d, "Agent").await;
+    let mut conn = app.db().await;
+    // 50,000 open interactions, each with one candidate, as an unclosed backlog would leave.
+    conn.batch_execute(&format!(
+        "INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id,
+                                   outcome, candidates, offered_at)
+           SELECT {d}, 'i-' || g, 'call', 'inbound', 'offered', {u}, 'identified',
+                  jsonb_build_array(jsonb_build_object('contact_id', g, 'exact', true)), now()
+           FROM generate_series(1, 50000) g",
+        d = d.0,
+        u = u.0
+    ))
+    .await
+    .expect("seed interactions");
+    conn.batch_execute("VACUUM ANALYZE interactions")
+        .await
+        .expect("vacuum");
+    for generic in [false, true] {
+        let p = plan(
+            &mut conn,
+            "concerned",
+            "bigint, bigint[]",
+            CONCERNED_AGENTS_SQL,
+            &format!("{}, ARRAY[4242, 4243]::bigint[]", d.0),
+            generic,
+        )
+        .await;
+        assert!(!p.contains("Seq Scan"), "generic: {generic}\n{p}");
+        assert!(p.contains("interactions_open_candidates_idx"), "{p}");
+        assert!(p.contains("interactions_open_bound_idx"), "{p}");
+    }
 }

@@ -157,6 +157,15 @@ pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> Resul
     Ok(usize::try_from(pruned.n).unwrap_or(0))
 }
 
+/// The agents whose open interactions have any of `$2` bound or as a candidate: two lookups in
+/// the partial indexes on open interactions (migration `index_open_interaction_contacts`).
+pub const CONCERNED_AGENTS_SQL: &str = "\
+SELECT agent_id FROM interactions \
+WHERE domain_id = $1 AND state <> 'closed' AND bound_contact_id = ANY($2) \
+UNION \
+SELECT agent_id FROM interactions \
+WHERE domain_id = $1 AND state <> 'closed' AND interaction_candidate_ids(candidates) && $2";
+
 /// The agents whose open interactions have any of `contacts` bound or as a candidate.
 pub async fn concerned_agents(
     conn: &mut AsyncPgConnection,
@@ -169,16 +178,10 @@ pub async fn concerned_agents(
         agent_id: i64,
     }
     let ids: Vec<i64> = contacts.iter().map(|c| c.0).collect();
-    let rows: Vec<Agent> = diesel::sql_query(
-        "SELECT DISTINCT agent_id FROM interactions \
-         WHERE domain_id = $1 AND state <> 'closed' \
-           AND (bound_contact_id = ANY($2) \
-                OR EXISTS (SELECT 1 FROM jsonb_array_elements(candidates) c \
-                           WHERE (c->>'contact_id')::bigint = ANY($2)))",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&ids)
-    .load(conn)
-    .await?;
+    let rows: Vec<Agent> = diesel::sql_query(CONCERNED_AGENTS_SQL)
+        .bind::<BigInt, _>(domain.0)
+        .bind::<Array<BigInt>, _>(&ids)
+        .load(conn)
+        .await?;
     Ok(rows.into_iter().map(|r| UserId(r.agent_id)).collect())
 }
