@@ -131,13 +131,19 @@ impl EventHub {
 
     /// Subscribes `agent` of `domain`: every event committed after this call that concerns the
     /// agent arrives on the subscription (events committed before are the caller's to read).
-    pub async fn subscribe(&self, domain: DomainId, agent: UserId) -> Result<Subscription, Error> {
+    /// `conn` reads the domain's position when it is the first watched here (a second pooled
+    /// connection per caller could starve the pool when many streams open at once).
+    pub async fn subscribe(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        domain: DomainId,
+        agent: UserId,
+    ) -> Result<Subscription, Error> {
         let watched = lock(&self.inner.subs).contains_key(&domain);
         let start = if watched {
             None
         } else {
-            let mut conn = db::conn(&self.inner.pool).await?;
-            Some(outbox::position(&mut conn, domain).await?.0)
+            Some(outbox::position(conn, domain).await?.0)
         };
         let (tx, rx) = mpsc::channel(self.inner.buffer);
         let overflowed = Arc::new(AtomicBool::new(false));

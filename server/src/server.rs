@@ -111,7 +111,6 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         hub,
         shutdown,
         heartbeat: config.heartbeat,
-        stream_buffer: config.stream_buffer,
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();

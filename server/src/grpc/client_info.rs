@@ -58,6 +58,75 @@ fn offset_token(v: &mut Violations, token: &str) -> usize {
     }
 }
 
+/// A live session stream: the first events (snapshot or replay), then the hub's, heartbeats
+/// while idle, and an error that tells the client where to resume when it must end.
+struct Live {
+    first: std::vec::IntoIter<pb::AgentEvent>,
+    subscription: crate::hub::Subscription,
+    delivered: i64,
+    keys: std::sync::Arc<crate::auth::TokenKeys>,
+    full: bool,
+    domain: crate::domain::ids::DomainId,
+    heartbeat: std::time::Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    ended: bool,
+}
+
+impl Live {
+    /// The next item; `None` once the stream has ended.
+    async fn next(&mut self) -> Option<Result<pb::AgentEvent, Status>> {
+        if let Some(event) = self.first.next() {
+            return Some(Ok(event));
+        }
+        if self.ended {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                stored = self.subscription.rx.recv() => match stored {
+                    Some(stored) => {
+                        if stored.sequence <= self.delivered {
+                            continue;
+                        }
+                        self.delivered = stored.sequence;
+                        let viewer = panel::Viewer {
+                            full: self.full,
+                            keys: &self.keys,
+                            domain: self.domain,
+                        };
+                        return Some(events::render(&stored, &viewer).map_err(Status::from));
+                    }
+                    None => {
+                        self.ended = true;
+                        return Some(Err(if self.subscription.overflowed() {
+                            Status::resource_exhausted(format!(
+                                "the client fell behind; resume with resume_after {}",
+                                self.delivered
+                            ))
+                        } else {
+                            Status::unavailable("the event hub stopped; resume later")
+                        }));
+                    }
+                },
+                () = tokio::time::sleep(self.heartbeat) => {
+                    return Some(Ok(pb::AgentEvent {
+                        sequence: 0,
+                        occurred_at: Some(convert::timestamp(chrono::Utc::now())),
+                        event: Some(Event::Heartbeat(pb::Heartbeat {})),
+                    }));
+                }
+                _ = self.shutdown.changed() => {
+                    self.ended = true;
+                    return Some(Err(Status::unavailable(format!(
+                        "the server is shutting down; resume with resume_after {}",
+                        self.delivered
+                    ))));
+                }
+            }
+        }
+    }
+}
+
 /// The session stream type.
 pub type SessionStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchAgentSessionResponse, Status>> + Send>>;
@@ -122,7 +191,11 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
         let (mut conn, session) = self.state.session(caller).await?;
         let domain = session.domain.id;
         // Subscribe before reading, so nothing committed meanwhile falls between the two.
-        let subscription = self.state.hub.subscribe(domain, caller.user_id).await?;
+        let subscription = self
+            .state
+            .hub
+            .subscribe(&mut conn, domain, caller.user_id)
+            .await?;
         let (last, pruned) = outbox::position(&mut conn, domain).await?;
         if resume_after > last {
             return Err(Error::invalid(
@@ -180,79 +253,28 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
         // The stream must not hold a pooled connection for its life.
         drop(conn);
 
-        let (tx, rx) = tokio::sync::mpsc::channel(self.state.stream_buffer.max(1));
-        let keys = self.state.keys.clone();
-        let full = viewer.full;
-        let heartbeat = self.state.heartbeat;
-        let mut shutdown = self.state.shutdown.clone();
-        tokio::spawn(async move {
-            let viewer = panel::Viewer {
-                full,
-                keys: &keys,
-                domain,
-            };
-            let mut subscription = subscription;
-            let mut delivered = position;
-            for event in first {
-                if tx
-                    .send(Ok(pb::WatchAgentSessionResponse { event: Some(event) }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            loop {
-                tokio::select! {
-                    stored = subscription.rx.recv() => match stored {
-                        Some(stored) => {
-                            if stored.sequence <= delivered {
-                                continue;
-                            }
-                            delivered = stored.sequence;
-                            let item = events::render(&stored, &viewer)
-                                .map(|e| pb::WatchAgentSessionResponse { event: Some(e) })
-                                .map_err(Status::from);
-                            if tx.send(item).await.is_err() {
-                                return;
-                            }
-                        }
-                        None => {
-                            let status = if subscription.overflowed() {
-                                Status::resource_exhausted(format!(
-                                    "the client fell behind; resume with resume_after {delivered}"
-                                ))
-                            } else {
-                                Status::unavailable("the event hub stopped; resume later")
-                            };
-                            let _ = tx.send(Err(status)).await;
-                            return;
-                        }
-                    },
-                    () = tokio::time::sleep(heartbeat) => {
-                        let beat = pb::AgentEvent {
-                            sequence: 0,
-                            occurred_at: Some(convert::timestamp(chrono::Utc::now())),
-                            event: Some(Event::Heartbeat(pb::Heartbeat {})),
-                        };
-                        if tx.send(Ok(pb::WatchAgentSessionResponse { event: Some(beat) })).await.is_err() {
-                            return;
-                        }
-                    }
-                    _ = shutdown.changed() => {
-                        let _ = tx
-                            .send(Err(Status::unavailable(format!(
-                                "the server is shutting down; resume with resume_after {delivered}"
-                            ))))
-                            .await;
-                        return;
-                    }
-                    () = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        // No task and no channel per stream: the response stream reads the hub subscription
+        // itself, so an idle stream costs its subscription and this state only.
+        let live = Live {
+            first: first.into_iter(),
+            subscription,
+            delivered: position,
+            keys: self.state.keys.clone(),
+            full: viewer.full,
+            domain,
+            heartbeat: self.state.heartbeat,
+            shutdown: self.state.shutdown.clone(),
+            ended: false,
+        };
+        Ok(Response::new(Box::pin(futures_util::stream::unfold(
+            live,
+            |mut live| async move {
+                let item = live.next().await?;
+                Some((
+                    item.map(|e| pb::WatchAgentSessionResponse { event: Some(e) }),
+                    live,
+                ))
+            },
+        ))))
     }
 }

@@ -32,8 +32,6 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Session-stream heartbeat interval.
     pub heartbeat: std::time::Duration,
-    /// Events buffered per session stream.
-    pub stream_buffer: usize,
 }
 
 impl std::fmt::Debug for AppState {

@@ -167,6 +167,20 @@ pub fn pgbench(
         .output()
         .map_err(|e| format!("cannot run pgbench: {e}"))?;
     let _ = std::fs::remove_file(&path);
+    if script.contains("'pgb-'") {
+        // The replayed offers stay open; close them as the RPC runs close theirs.
+        let closed = std::process::Command::new("psql")
+            .args(["-q", "-c"])
+            .arg(
+                "UPDATE interactions SET state = 'closed', closed_at = now() \
+                 WHERE external_id LIKE 'pgb-%' AND state <> 'closed'",
+            )
+            .arg(&state.database_url)
+            .output();
+        if let Err(e) = closed {
+            eprintln!("could not close the replayed offers: {e}");
+        }
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     let tps = text
         .lines()

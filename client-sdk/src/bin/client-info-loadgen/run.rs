@@ -91,6 +91,51 @@ struct Ctx {
     stamp: u64,
     /// ClientInfo: offered interactions and the index of their agent.
     offered: Vec<(String, usize)>,
+    /// Interactions this run opened, closed once it is measured.
+    opened: Mutex<Vec<String>>,
+}
+
+impl Ctx {
+    fn opened(&self, iid: &str) {
+        if let Ok(mut v) = self.opened.lock() {
+            v.push(iid.to_owned());
+        }
+    }
+}
+
+/// Closes the interactions a run opened (untimed), as routing would when they end, so that
+/// one run's backlog of open interactions does not weigh on the next.
+async fn close_all(routing: &Client, ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let total = ids.len();
+    let queue = Arc::new(Mutex::new(ids));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let routing = routing.clone();
+        let queue = queue.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut failed = 0u64;
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(iid) = next else { break };
+                if routing.close_interaction(iid).await.is_err() {
+                    failed += 1;
+                }
+            }
+            failed
+        }));
+    }
+    let mut failed = 0;
+    for t in tasks {
+        failed += t.await.unwrap_or(0);
+    }
+    eprintln!(
+        "closed the {total} interactions this run opened in {:.1} s ({failed} failed)",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn random_index(state: &State) -> u64 {
@@ -109,6 +154,7 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
                 ctx.state.agents[agent].id,
             );
             ctx.routing.offer_interaction(req).await?;
+            ctx.opened(&format!("of-{}-{worker}-{n}", ctx.stamp));
         }
         Scenario::ClientInfo => {
             let k = rand::rng().random_range(0..ctx.offered.len());
@@ -154,6 +200,7 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
             ctx.routing
                 .offer_interaction(chat(&iid, "telegram", identity, data::name(i), agent_id))
                 .await?;
+            ctx.opened(&iid);
             ctx.routing.accept_interaction(&iid, agent_id).await?;
             let started = Instant::now();
             ctx.agents[agent]
@@ -244,7 +291,7 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
         state.contacts
     );
     if args.scenario == Scenario::Watch {
-        return watch(&state, &routing, &agents, &args, duration, stamp).await;
+        return watch(url, &state, &routing, &args, duration, stamp).await;
     }
     let mut offered = Vec::new();
     if args.scenario == Scenario::ClientInfo {
@@ -269,6 +316,7 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
         crm,
         agents,
         stamp,
+        opened: Mutex::new(offered.iter().map(|(iid, _)| iid.clone()).collect()),
         offered,
     });
     let counters = Arc::new(Counters::default());
@@ -327,13 +375,19 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
             None => println!("pgbench: no floor script for this scenario"),
         }
     }
+    let opened = ctx
+        .opened
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    close_all(&ctx.routing, opened).await;
     Ok(())
 }
 
 async fn watch(
+    url: &str,
     state: &State,
     routing: &Client,
-    agents: &[Client],
     args: &RunArgs,
     duration: Duration,
     stamp: u64,
@@ -341,18 +395,38 @@ async fn watch(
     let latency = Arc::new(Mutex::new(histogram()));
     let counters = Arc::new(Counters::default());
     let streams = args.streams.max(1);
-    let watched = streams.min(agents.len());
+    let watched = streams.min(state.agents.len().max(1));
+    // One connection per agent, as each agent's desktop has its own; its streams share it.
+    let mut agents = Vec::with_capacity(watched);
+    for a in state.agents.iter().take(watched) {
+        agents.push(connect(url, &a.token).await?);
+    }
+    // Streams open OPENING at a time, as desktops reconnecting after a restart would.
+    const OPENING: usize = 200;
+    let gate = Arc::new(tokio::sync::Semaphore::new(OPENING));
     let mut readers = Vec::new();
     let opened = Arc::new(AtomicU64::new(0));
+    let refused: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     for s in 0..streams {
         let client = agents[s % agents.len()].clone();
         let latency = latency.clone();
         let counters = counters.clone();
         let opened = opened.clone();
+        let refused = refused.clone();
+        let gate = gate.clone();
         readers.push(tokio::spawn(async move {
-            let Ok(mut stream) = client.watch_session_once(0).await else {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                return;
+            let permit = gate.acquire_owned().await;
+            let opening = client.watch_session_once(0).await;
+            drop(permit);
+            let mut stream = match opening {
+                Ok(stream) => stream,
+                Err(e) => {
+                    if let Ok(mut r) = refused.lock() {
+                        *r.entry(code_name(&e)).or_default() += 1;
+                    }
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             };
             opened.fetch_add(1, Ordering::Relaxed);
             while let Ok(Some(msg)) = stream.message().await {
@@ -375,7 +449,10 @@ async fn watch(
         }));
     }
     let open_deadline = Instant::now() + Duration::from_secs(60);
-    while (opened.load(Ordering::Relaxed) as usize) < streams && Instant::now() < open_deadline {
+    let refused_count = || refused.lock().map(|r| r.values().sum::<u64>()).unwrap_or(0);
+    while (opened.load(Ordering::Relaxed) + refused_count()) < streams as u64
+        && Instant::now() < open_deadline
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
@@ -383,6 +460,12 @@ async fn watch(
         opened.load(Ordering::Relaxed),
         watched
     );
+    if let Ok(r) = refused.lock()
+        && !r.is_empty()
+    {
+        println!("streams refused: {r:?}");
+    }
+    let created: Arc<Mutex<Vec<String>>> = Arc::default();
     let started = Instant::now();
     let ticker = progress(counters.clone(), started, "watch");
     let offers_per_sec = (args.rate / 2).max(1);
@@ -394,6 +477,7 @@ async fn watch(
         let routing = routing.clone();
         let ids: Vec<i64> = state.agents.iter().take(watched).map(|a| a.id).collect();
         let contacts = state.contacts;
+        let created = created.clone();
         gens.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(per_gen);
             let mut n = 0u64;
@@ -403,16 +487,17 @@ async fn watch(
                 n += 1;
                 let agent = ids[rand::rng().random_range(0..ids.len())];
                 let i = rand::rng().random_range(0..contacts.max(1));
-                if routing
-                    .offer_interaction(call(
-                        format!("wa-{stamp}-{g}-{n}"),
-                        data::written(i, n),
-                        agent,
-                    ))
+                let iid = format!("wa-{stamp}-{g}-{n}");
+                match routing
+                    .offer_interaction(call(&iid, data::written(i, n), agent))
                     .await
-                    .is_err()
                 {
-                    failed += 1;
+                    Ok(_) => {
+                        if let Ok(mut c) = created.lock() {
+                            c.push(iid);
+                        }
+                    }
+                    Err(_) => failed += 1,
                 }
             }
             (n, failed)
@@ -438,5 +523,10 @@ async fn watch(
         offers as f64 / secs
     );
     print_row("commit-to-delivery", h.len(), secs, &h);
+    let created = created
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    close_all(routing, created).await;
     Ok(())
 }
