@@ -193,6 +193,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
             return Err(e);
         }
     }
+    warn_without_autovacuum(&running.state.pool).await;
     health.set_service_status("", ServingStatus::Serving).await;
     for name in SERVICE_NAMES {
         health
@@ -201,4 +202,28 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
     }
     tracing::info!(%local_addr, "serving");
     Ok(running)
+}
+
+/// Logs a warning when the database does not vacuum itself: interactions, events and the
+/// sequence counters are rewritten all day, and without vacuum every read slows as they bloat.
+async fn warn_without_autovacuum(pool: &db::DbPool) {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        setting: String,
+    }
+    let Ok(mut conn) = db::conn(pool).await else {
+        return;
+    };
+    let row: Result<Setting, _> = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT current_setting('autovacuum') AS setting"),
+        &mut conn,
+    )
+    .await;
+    if row.is_ok_and(|r| r.setting == "off") {
+        tracing::warn!(
+            "autovacuum is off on this database: run VACUUM ANALYZE regularly, or turn it on, \
+             or reads slow down as interactions and events are rewritten"
+        );
+    }
 }

@@ -58,6 +58,39 @@ pub struct RunArgs {
     /// Watch: events per second to generate (each offer makes two).
     #[arg(long, default_value_t = 1000)]
     rate: u64,
+    /// Skip the VACUUM ANALYZE run before measuring when the database has autovacuum off.
+    #[arg(long)]
+    no_vacuum: bool,
+}
+
+/// When the database does not vacuum itself (autovacuum off, as on the CI machines), vacuums
+/// and analyzes it before measuring, as autovacuum would have between runs: otherwise each run
+/// measures the dead rows and unset visibility maps the previous ones left.
+fn vacuum_if_needed(state: &State) {
+    let psql = |sql: &str| {
+        std::process::Command::new("psql")
+            .args(["-Atq", "-c", sql])
+            .arg(&state.database_url)
+            .output()
+    };
+    match psql("SHOW autovacuum") {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "off" => {
+            let started = Instant::now();
+            match psql("VACUUM ANALYZE") {
+                Ok(out) if out.status.success() => eprintln!(
+                    "autovacuum is off: ran VACUUM ANALYZE in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ),
+                Ok(out) => eprintln!(
+                    "VACUUM ANALYZE failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Err(e) => eprintln!("cannot run psql: {e}"),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("cannot run psql to check autovacuum: {e}"),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -290,6 +323,9 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
         duration.as_secs(),
         state.contacts
     );
+    if !args.no_vacuum {
+        vacuum_if_needed(&state);
+    }
     if args.scenario == Scenario::Watch {
         return watch(url, &state, &routing, &args, duration, stamp).await;
     }
@@ -368,6 +404,9 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
     if args.pgbench {
         match floor::script(args.scenario) {
             Some(script) => {
+                if !args.no_vacuum {
+                    vacuum_if_needed(&ctx.state);
+                }
                 let tps = floor::pgbench(&ctx.state, &script, args.concurrency, duration)?;
                 println!("pgbench (same SQL)   {tps:>25.1} tx/s");
                 println!("ratio rpc/pgbench    {:>25.2}", (ops as f64 / secs) / tps);
