@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt};
+use diesel::sql_types::{Array, BigInt, Binary, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::{domain_event_counters, events};
@@ -46,6 +46,37 @@ impl StoredEvent {
     }
 }
 
+/// Takes the next `$2` sequences of domain `$1`, writes the events (recipients `$3` as array
+/// literals, payloads `$4`) and announces them, in one round trip: the counter's row lock, which
+/// serialises the domain's writers until commit, is then held for this statement and the commit
+/// only.
+pub const PUBLISH_SQL: &str = "\
+WITH c AS (INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES ($1, $2) \
+           ON CONFLICT (domain_id) DO UPDATE \
+           SET last_sequence = domain_event_counters.last_sequence + EXCLUDED.last_sequence \
+           RETURNING last_sequence), \
+     e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
+           SELECT $1, c.last_sequence - $2 + x.ord, x.agents::bigint[], x.payload \
+           FROM c, unnest($3::text[], $4::bytea[]) WITH ORDINALITY AS x (agents, payload, ord)) \
+SELECT c.last_sequence, \
+       pg_notify('client_info_events', $1::text || ':' || c.last_sequence::text)::text AS notified \
+FROM c";
+
+crate::db::cached::cached_statement!(
+    /// [`PUBLISH_SQL`], prepared once per connection.
+    PublishStatement = PUBLISH_SQL;
+    domain: BigInt => i64,
+    n: BigInt => i64,
+    agents: Array<Text> => Vec<String>,
+    payloads: Array<Binary> => Vec<Vec<u8>>,
+);
+
+#[derive(QueryableByName)]
+struct Published {
+    #[diesel(sql_type = BigInt)]
+    last_sequence: i64,
+}
+
 /// Writes `events` (call as the last step of a transaction, so the counter's row lock is held
 /// briefly). Returns the last sequence written.
 pub async fn publish(
@@ -61,42 +92,26 @@ pub async fn publish(
         return Ok(None);
     }
     let n = i64::try_from(outgoing.len()).unwrap_or(i64::MAX);
-    let last: i64 = diesel::insert_into(domain_event_counters::table)
-        .values((
-            domain_event_counters::domain_id.eq(domain.0),
-            domain_event_counters::last_sequence.eq(n),
-        ))
-        .on_conflict(domain_event_counters::domain_id)
-        .do_update()
-        .set(domain_event_counters::last_sequence.eq(domain_event_counters::last_sequence + n))
-        .returning(domain_event_counters::last_sequence)
-        .get_result(conn)
-        .await?;
-    let first = last - n + 1;
-    let rows: Vec<_> = outgoing
+    let agents: Vec<String> = outgoing
         .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let mut agents: Vec<i64> = o.recipients.iter().map(|u| u.0).collect();
-            agents.sort_unstable();
-            agents.dedup();
-            let agents: Vec<Option<i64>> = agents.into_iter().map(Some).collect();
-            (
-                events::domain_id.eq(domain.0),
-                events::sequence.eq(first + i64::try_from(i).unwrap_or(0)),
-                events::agent_ids.eq(agents),
-                events::payload.eq(&o.payload),
-            )
+        .map(|o| {
+            let mut ids: Vec<i64> = o.recipients.iter().map(|u| u.0).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!("{{{}}}", ids.join(","))
         })
         .collect();
-    diesel::insert_into(events::table)
-        .values(&rows)
-        .execute(conn)
-        .await?;
-    diesel::sql_query(format!("SELECT pg_notify('{CHANNEL}', $1)"))
-        .bind::<diesel::sql_types::Text, _>(format!("{}:{last}", domain.0))
-        .execute(conn)
-        .await?;
+    let payloads: Vec<Vec<u8>> = outgoing.iter().map(|o| o.payload.clone()).collect();
+    let row: Published = PublishStatement {
+        domain: domain.0,
+        n,
+        agents,
+        payloads,
+    }
+    .get_result(conn)
+    .await?;
+    let last = row.last_sequence;
     Ok(Some(last))
 }
 
@@ -184,4 +199,12 @@ pub async fn concerned_agents(
         .load(conn)
         .await?;
     Ok(rows.into_iter().map(|r| UserId(r.agent_id)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn publish_notifies_the_channel_the_hub_listens_on() {
+        assert!(super::PUBLISH_SQL.contains(&format!("pg_notify('{}'", super::CHANNEL)));
+    }
 }

@@ -95,8 +95,7 @@ SELECT p.contact_id AS cid FROM (SELECT contact_id, id, e164 FROM contact_phones
 INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, variables, caller_number, caller_e164, outcome, outcome_reason, candidates, offered_at) VALUES (:d, 'pgb-' || :client_id || '-' || :r, 'call', 'inbound', 'offered', :u, '[]', {E164}, {E164}, 'identified', 'one contact: exact number', '[]', now()) ON CONFLICT DO NOTHING RETURNING id;
 SELECT id FROM interactions WHERE domain_id = :d AND external_id = 'pgb-' || :client_id || '-' || :r;
 {CARD}SELECT id, name FROM users WHERE domain_id = :d AND id = ANY(ARRAY[:u]);
-INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (:d, 2) ON CONFLICT (domain_id) DO UPDATE SET last_sequence = domain_event_counters.last_sequence + 2 RETURNING last_sequence;
-SELECT pg_notify('client_info_events_floor', :d || ':0');
+WITH c AS (INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (:d, 2) ON CONFLICT (domain_id) DO UPDATE SET last_sequence = domain_event_counters.last_sequence + EXCLUDED.last_sequence RETURNING last_sequence), e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) SELECT :d, c.last_sequence - 2 + x.ord, '{{}}'::bigint[], decode(repeat('00', 300), 'hex') FROM c, generate_series(1, 2) WITH ORDINALITY AS x (g, ord)) SELECT c.last_sequence, pg_notify('client_info_events_floor', :d || ':' || c.last_sequence)::text FROM c;
 END;
 "
         ),
