@@ -38,6 +38,88 @@ COALESCE((SELECT jsonb_agg(jsonb_build_array(m.id, m.protocol, m.external_user_i
 FROM contacts c WHERE c.domain_id = :d AND c.id = ANY(ARRAY[:cid]);
 ";
 
+/// The server's event publication (`db::outbox::PUBLISH_SQL`) of `n` events, to nobody and on
+/// another channel, so that watchers never see the floor's events.
+fn publish(n: u32) -> String {
+    format!(
+        "WITH c AS (INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (:d, {n}) \
+ON CONFLICT (domain_id) DO UPDATE SET last_sequence = domain_event_counters.last_sequence + EXCLUDED.last_sequence \
+RETURNING last_sequence), e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
+SELECT :d, c.last_sequence - {n} + x.ord, '{{}}'::bigint[], decode(repeat('00', 300), 'hex') \
+FROM c, generate_series(1, {n}) WITH ORDINALITY AS x (g, ord)) \
+SELECT c.last_sequence, pg_notify('client_info_events_floor', :d || ':' || c.last_sequence)::text FROM c;\n"
+    )
+}
+
+/// The agents concerned by a contact change (`db::outbox::CONCERNED_AGENTS_SQL`).
+fn concerned(ids: &str) -> String {
+    format!(
+        "SELECT agent_id FROM interactions WHERE domain_id = :d AND state <> 'closed' \
+AND bound_contact_id = ANY(ARRAY[{ids}]::bigint[]) UNION SELECT agent_id FROM interactions \
+WHERE domain_id = :d AND state <> 'closed' AND interaction_candidate_ids(candidates) && ARRAY[{ids}]::bigint[];\n"
+    )
+}
+
+/// Audit record `action` of `contact`.
+fn audit(action: &str, contact: &str) -> String {
+    format!(
+        "INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, before, after) \
+VALUES (:d, :u, '{action}', {contact}, 'pgr-' || :client_id || '-' || :r, '{{}}', '{{}}');\n"
+    )
+}
+
+/// One create-with-relink cycle as the RPCs run it: offer a chat from a contact's Telegram
+/// identity, accept it, then create a contact in it, which moves the identity, binds the
+/// interaction and notifies the agents concerned.
+fn create_relink() -> String {
+    let ext = "'pgr-' || :client_id || '-' || :r";
+    let card_old = CARD.replace(":cid", ":old");
+    let card_new = CARD.replace(":cid", ":newc");
+    let interaction = "SELECT * FROM interactions WHERE id = :iid;\n";
+    format!(
+        "\\set i random(0, :n / 3 - 1) * 3
+\\set r random(1, 1000000000)
+{SESSION}SELECT EXISTS (SELECT 1 FROM users WHERE domain_id = :d AND id = :u);
+BEGIN;
+SELECT id FROM interactions WHERE domain_id = :d AND external_id = {ext} FOR UPDATE;
+SELECT m.contact_id AS old, m.id AS ch FROM contact_messaging_channels m WHERE m.domain_id = :d AND m.protocol = 'telegram' AND m.external_user_id = 'tg-' || :i \\gset
+INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, variables, chat_protocol, chat_external_user_id, chat_display_name, outcome, outcome_reason, candidates, offered_at) VALUES (:d, {ext}, 'chat', 'inbound', 'offered', :u, '[]', 'telegram', 'tg-' || :i, 'Floor', 'identified', 'one contact: messaging identity', jsonb_build_array(jsonb_build_object('contact_id', :old, 'exact', true)), now()) RETURNING id AS iid \\gset
+{interaction}{card_old}SELECT id, name FROM users WHERE domain_id = :d AND id = ANY(ARRAY[:u]);
+{}END;
+{SESSION}BEGIN;
+SELECT id FROM interactions WHERE id = :iid FOR UPDATE;
+UPDATE interactions SET state = 'accepted', accepted_at = now(), updated_at = now() WHERE id = :iid;
+{interaction}{}END;
+{SESSION}BEGIN;
+SELECT fingerprint, contact_id FROM contact_create_requests WHERE domain_id = :d AND request_id = {ext};
+{interaction}INSERT INTO contact_create_requests (domain_id, request_id, fingerprint) VALUES (:d, {ext}, 'floor') ON CONFLICT DO NOTHING;
+SELECT EXISTS (SELECT 1 FROM users WHERE domain_id = :d AND id = :u);
+INSERT INTO contacts (domain_id, display_name, description, time_zone, owner_id, created_by, updated_by) VALUES (:d, 'Floor Contact', '', '', :u, :u, :u) RETURNING id AS newc \\gset
+DELETE FROM contact_labels WHERE contact_id = :newc;
+DELETE FROM contact_attributes WHERE contact_id = :newc;
+UPDATE contact_create_requests SET contact_id = :newc WHERE domain_id = :d AND request_id = {ext};
+SELECT id, contact_id FROM contact_messaging_channels WHERE domain_id = :d AND protocol = 'telegram' AND external_user_id = 'tg-' || :i;
+UPDATE contact_messaging_channels SET contact_id = :newc, display_name = 'Floor' WHERE id = :ch;
+SELECT version FROM contacts WHERE domain_id = :d AND id = :old FOR UPDATE;
+UPDATE contacts SET version = version + 1, updated_at = now(), updated_by = :u, last_active_at = now() WHERE domain_id = :d AND id = :old;
+{}{}{card_new}{}SELECT contact_id FROM interaction_bindings WHERE interaction_id = :iid AND unbound_at IS NULL;
+INSERT INTO interaction_bindings (domain_id, interaction_id, contact_id, bound_by) VALUES (:d, :iid, :newc, :u);
+UPDATE interactions SET bound_contact_id = :newc, updated_at = now() WHERE id = :iid;
+UPDATE contacts SET last_active_at = now() WHERE domain_id = :d AND id = :newc;
+{}{interaction}{}{card_old}{}{}END;
+",
+        publish(2),
+        publish(1),
+        audit("created", ":newc"),
+        audit("identity_moved", ":old"),
+        audit("identity_moved", ":newc"),
+        audit("bound", ":newc"),
+        concerned(":newc"),
+        concerned(":old, :newc"),
+        publish(3),
+    )
+}
+
 fn search(branch: &str) -> String {
     format!(
         "{PICK}{SESSION}WITH hits (id, cond, sort_key, field, exact, value) AS ({branch}), \
@@ -99,14 +181,37 @@ WITH c AS (INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (
 END;
 "
         ),
-        Scenario::ClientInfo | Scenario::CreateRelink | Scenario::Watch => return None,
+        // GetClientInfo of one of the interactions the run offered (`ci-<stamp>-<k>`, set by
+        // the caller): session, the interaction, the agent's name, the candidate's card.
+        Scenario::ClientInfo => format!(
+            "\\set k random(0, :offered - 1)
+{SESSION}SELECT i.*, coalesce(i.bound_contact_id, (i.candidates->0->>'contact_id')::bigint, 0) AS cid FROM interactions i WHERE i.domain_id = :d AND i.external_id = 'ci-' || :stamp || '-' || :k \\gset
+SELECT id, name FROM users WHERE domain_id = :d AND id = ANY(ARRAY[:u]);
+{CARD}"
+        ),
+        Scenario::CreateRelink => create_relink(),
+        Scenario::Watch => return None,
     };
     Some(body)
 }
 
 /// pgbench sends variables as untyped text: give every numeric one in SQL a type.
 fn typed(script: &str) -> String {
-    const VARS: [&str; 9] = ["client_id", "cid", "d", "u", "i", "j", "k", "c", "r"];
+    const VARS: [&str; 13] = [
+        "client_id",
+        "cid",
+        "d",
+        "u",
+        "iid",
+        "i",
+        "j",
+        "k",
+        "c",
+        "r",
+        "newc",
+        "old",
+        "ch",
+    ];
     script
         .lines()
         .map(|line| {
@@ -146,6 +251,7 @@ fn typed(script: &str) -> String {
 pub fn pgbench(
     state: &State,
     script: &str,
+    vars: &[(&str, String)],
     concurrency: usize,
     duration: Duration,
 ) -> Result<f64, String> {
@@ -160,19 +266,24 @@ pub fn pgbench(
         .args(["-D", &format!("d={}", state.domain)])
         .args(["-D", &format!("u={}", state.crm.id)])
         .args(["-D", &format!("n={}", state.contacts.max(1))])
+        .args(
+            vars.iter()
+                .flat_map(|(k, v)| ["-D".to_owned(), format!("{k}={v}")]),
+        )
         .arg("-f")
         .arg(&path)
         .arg(&state.database_url)
         .output()
         .map_err(|e| format!("cannot run pgbench: {e}"))?;
     let _ = std::fs::remove_file(&path);
-    if script.contains("'pgb-'") {
+    if script.contains("'pgb-'") || script.contains("'pgr-'") {
         // The replayed offers stay open; close them as the RPC runs close theirs.
         let closed = std::process::Command::new("psql")
             .args(["-q", "-c"])
             .arg(
                 "UPDATE interactions SET state = 'closed', closed_at = now() \
-                 WHERE external_id LIKE 'pgb-%' AND state <> 'closed'",
+                 WHERE (external_id LIKE 'pgb-%' OR external_id LIKE 'pgr-%') \
+                 AND state <> 'closed'",
             )
             .arg(&state.database_url)
             .output();

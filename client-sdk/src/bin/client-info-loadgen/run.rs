@@ -136,6 +136,11 @@ impl Ctx {
     }
 }
 
+/// Why `watch --pgbench` has no ratio.
+const NO_WATCH_FLOOR: &str = "pgbench: none for watch, which measures delivery latency at a \
+fixed rate, not throughput; the SQL behind each event, the offer transaction, is floored by \
+`run offer --pgbench`";
+
 /// Closes the interactions a run opened (untimed), as routing would when they end, so that
 /// one run's backlog of open interactions does not weigh on the next.
 async fn close_all(routing: &Client, ids: Vec<String>) {
@@ -327,6 +332,9 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
         vacuum_if_needed(&state);
     }
     if args.scenario == Scenario::Watch {
+        if args.pgbench {
+            println!("{NO_WATCH_FLOOR}");
+        }
         return watch(url, &state, &routing, &args, duration, stamp).await;
     }
     let mut offered = Vec::new();
@@ -407,11 +415,15 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
                 if !args.no_vacuum {
                     vacuum_if_needed(&ctx.state);
                 }
-                let tps = floor::pgbench(&ctx.state, &script, args.concurrency, duration)?;
+                let vars = [
+                    ("stamp", ctx.stamp.to_string()),
+                    ("offered", ctx.offered.len().max(1).to_string()),
+                ];
+                let tps = floor::pgbench(&ctx.state, &script, &vars, args.concurrency, duration)?;
                 println!("pgbench (same SQL)   {tps:>25.1} tx/s");
                 println!("ratio rpc/pgbench    {:>25.2}", (ops as f64 / secs) / tps);
             }
-            None => println!("pgbench: no floor script for this scenario"),
+            None => println!("{NO_WATCH_FLOOR}"),
         }
     }
     let opened = ctx
