@@ -65,6 +65,27 @@ fn literal(ty: &str, v: &str) -> String {
     }
 }
 
+/// [`plan`] of a statement with its arguments as (SQL type, value).
+async fn plan_with_args(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    sql: &str,
+    args: &[(&str, String)],
+    generic: bool,
+) -> String {
+    let types: Vec<&str> = args.iter().map(|(t, _)| *t).collect();
+    let values: Vec<String> = args.iter().map(|(t, v)| literal(t, v)).collect();
+    plan(
+        conn,
+        name,
+        &types.join(", "),
+        sql,
+        &values.join(", "),
+        generic,
+    )
+    .await
+}
+
 /// The estimated total cost of a plan (its first line's `cost=start..total`).
 fn total_cost(plan: &str) -> f64 {
     plan.split("..")
@@ -241,16 +262,13 @@ async fn search_queries_use_indexes_at_scale() {
         // Prepared statements switch to the generic plan once it looks no dearer than the
         // custom ones: check it too whenever it could be chosen.
         for (n, (sql, args)) in explainable(DomainId(d.0), &query, 21).iter().enumerate() {
-            let types: Vec<&str> = args.iter().map(|(t, _)| *t).collect();
-            let values: Vec<String> = args.iter().map(|(t, v)| literal(t, v)).collect();
             let mut custom_cost = f64::MAX;
             for generic in [false, true] {
-                let p = plan(
+                let p = plan_with_args(
                     &mut conn,
                     &format!("s_{label}_{n}_{generic}"),
-                    &types.join(", "),
                     sql,
-                    &values.join(", "),
+                    args,
                     generic,
                 )
                 .await;
@@ -281,17 +299,7 @@ async fn search_queries_use_indexes_at_scale() {
         owner: None,
     };
     let (sql, args) = &explainable(DomainId(d.0), &common, 21)[0];
-    let types: Vec<&str> = args.iter().map(|(t, _)| *t).collect();
-    let values: Vec<String> = args.iter().map(|(t, v)| literal(t, v)).collect();
-    let p = plan(
-        &mut conn,
-        "s_common_exact",
-        &types.join(", "),
-        sql,
-        &values.join(", "),
-        true,
-    )
-    .await;
+    let p = plan_with_args(&mut conn, "s_common_exact", sql, args, true).await;
     assert!(p.contains("contacts_name_exact_idx"), "common name:\n{p}");
     assert!(!p.contains("Sort"), "common name sorts its matches:\n{p}");
     let p = plan(

@@ -29,11 +29,9 @@ ORDER BY 4 DESC, 1 LIMIT 200";
 /// [`PHONE_EXACT_SQL`] for `keys` (not empty), prepared once per connection and list length.
 pub fn phone_exact_statement(domain: DomainId, keys: &[String]) -> Dynamic {
     let mut sql = Dynamic::default();
-    let d = sql.int(domain.0);
+    sql.int(domain.0); // $1
     let list = sql.list(keys, |s, k| s.text(k));
-    sql.text = PHONE_EXACT_SQL
-        .replacen("$1", &d, 1)
-        .replacen("{keys}", &list, 1);
+    sql.text = PHONE_EXACT_SQL.replacen("{keys}", &list, 1);
     sql
 }
 

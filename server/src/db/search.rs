@@ -183,6 +183,14 @@ enum NameTier {
 impl NameTier {
     const ALL: [NameTier; 4] = [Self::Exact, Self::Prefix, Self::Substring, Self::Fuzzy];
 
+    /// The bands a name query is searched in, in order: similar names only when it is
+    /// typo-tolerant.
+    fn of(q: &str) -> impl Iterator<Item = NameTier> + '_ {
+        Self::ALL
+            .into_iter()
+            .filter(move |t| *t != Self::Fuzzy || typo_tolerant(q))
+    }
+
     /// The last sort key of the band.
     fn last_key(self) -> i64 {
         match self {
@@ -260,10 +268,8 @@ pub fn explainable(
     limit: i64,
 ) -> Vec<(String, Vec<(&'static str, String)>)> {
     let statements = match name_only(query) {
-        Some(q) => NameTier::ALL
-            .iter()
-            .filter(|t| **t != NameTier::Fuzzy || typo_tolerant(q))
-            .map(|t| build_name_tier(domain, query, q, *t, None, limit))
+        Some(q) => NameTier::of(q)
+            .map(|t| build_name_tier(domain, query, q, t, None, limit))
             .collect(),
         None => vec![build(domain, query, None, limit)],
     };
@@ -291,10 +297,7 @@ pub async fn search(
     // A name alone is searched band by band, stopping once the page is full: a common full
     // name is answered from its exact matches without ranking every similar name.
     let mut rows: Vec<SearchRow> = Vec::new();
-    for tier in NameTier::ALL {
-        if tier == NameTier::Fuzzy && !typo_tolerant(q) {
-            break;
-        }
+    for tier in NameTier::of(q) {
         if after.is_some_and(|(key, _)| key > tier.last_key()) {
             continue;
         }

@@ -186,13 +186,10 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
         Scenario::Offer => {
             let i = random_index(&ctx.state);
             let agent = rand::rng().random_range(0..ctx.agents.len());
-            let req = call(
-                format!("of-{}-{worker}-{n}", ctx.stamp),
-                data::written(i, n),
-                ctx.state.agents[agent].id,
-            );
+            let iid = format!("of-{}-{worker}-{n}", ctx.stamp);
+            let req = call(&iid, data::written(i, n), ctx.state.agents[agent].id);
             ctx.routing.offer_interaction(req).await?;
-            ctx.opened(&format!("of-{}-{worker}-{n}", ctx.stamp));
+            ctx.opened(&iid);
         }
         Scenario::ClientInfo => {
             let k = rand::rng().random_range(0..ctx.offered.len());
