@@ -1,22 +1,55 @@
 //! The client, its builder, and access to each service's stub.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use client_info_proto::pb;
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::auth::BearerInterceptor;
+use crate::auth::CallInterceptor;
 use crate::error::SdkError;
 
 /// Default deadline of a unary call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default interval of the channel's HTTP/2 keepalive pings (sent also while idle).
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// Default time a keepalive ping may go unanswered before the connection is treated as dead
+/// (and re-established on the next call).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive idle time of the channel's sockets.
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 
-/// A channel with the bearer interceptor, as the generated stubs take it.
-pub type AuthChannel = InterceptedService<Channel, BearerInterceptor>;
+/// A compression algorithm for requests and responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip: understood by every gRPC implementation.
+    Gzip,
+    /// zstd: smaller and faster than gzip where both ends have it.
+    Zstd,
+    /// deflate.
+    Deflate,
+}
+
+impl Compression {
+    fn encoding(self) -> CompressionEncoding {
+        match self {
+            Compression::Gzip => CompressionEncoding::Gzip,
+            Compression::Zstd => CompressionEncoding::Zstd,
+            Compression::Deflate => CompressionEncoding::Deflate,
+        }
+    }
+}
+
+/// The channel the generated stubs of this client run on: the connection, a per-call deadline
+/// answered as DEADLINE_EXCEEDED, and the bearer token.
+pub type AuthChannel = InterceptedService<DeadlineChannel, CallInterceptor>;
 
 /// Configures a [`Client`].
 #[derive(Debug, Clone)]
@@ -25,6 +58,11 @@ pub struct ClientBuilder {
     token: Option<String>,
     timeout: Duration,
     connect_timeout: Duration,
+    keepalive_interval: Duration,
+    keepalive_timeout: Duration,
+    ca_certificates: Vec<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    compression: Option<Compression>,
 }
 
 impl ClientBuilder {
@@ -34,7 +72,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Deadline of each unary call (default 10 s).
+    /// Deadline of each unary call (default 10 s). Session streams have none.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -46,33 +84,135 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects.
-    pub async fn connect(self) -> Result<Client, SdkError> {
-        let endpoint = Endpoint::from_shared(self.url.clone())
-            .map_err(|e| SdkError::Config(format!("bad URL {:?}: {e}", self.url)))?
-            .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect().await?;
-        Client::from_channel(channel, self.token.as_deref())
+    /// HTTP/2 keepalive: a ping every `interval`, also while idle, and the connection is
+    /// dropped when one stays unanswered for `timeout` (defaults 20 s and 10 s).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive_interval = interval;
+        self.keepalive_timeout = timeout;
+        self
     }
+
+    /// Trusts this PEM CA certificate for an `https://` server, besides the system's roots
+    /// (a private CA, or a self-signed test server).
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificates.push(pem.into());
+        self
+    }
+
+    /// Presents this PEM certificate and key to an `https://` server that requires client
+    /// certificates (mTLS).
+    pub fn identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Compresses requests with `compression` and asks the server to compress responses the
+    /// same way (off by default: worth it for large panels, imports and search pages on slow
+    /// links, not on a LAN).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// The endpoint this configuration describes: `https://` is TLS with the system roots
+    /// (and the added CA certificates), `http://` is plaintext; any other URL is a
+    /// configuration error.
+    fn endpoint(&self) -> Result<Endpoint, SdkError> {
+        let tls = match self.url.split_once("://") {
+            Some(("https", _)) => true,
+            Some(("http", _)) => false,
+            _ => {
+                return Err(SdkError::Config(format!(
+                    "the URL {:?} must start with http:// (plaintext) or https:// (TLS)",
+                    self.url
+                )));
+            }
+        };
+        if !tls && (self.identity.is_some() || !self.ca_certificates.is_empty()) {
+            return Err(SdkError::Config(format!(
+                "a CA certificate or client identity needs an https:// URL, not {:?}",
+                self.url
+            )));
+        }
+        let mut endpoint = Endpoint::from_shared(self.url.clone())
+            .map_err(|e| SdkError::Config(format!("bad URL {:?}: {e}", self.url)))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Some(DEFAULT_TCP_KEEPALIVE))
+            .http2_keep_alive_interval(self.keepalive_interval)
+            .keep_alive_timeout(self.keepalive_timeout)
+            .keep_alive_while_idle(true);
+        if tls {
+            let mut config = ClientTlsConfig::new().with_native_roots();
+            for pem in &self.ca_certificates {
+                config = config.ca_certificate(Certificate::from_pem(pem));
+            }
+            if let Some((cert, key)) = &self.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| SdkError::Config(format!("TLS configuration: {}", chain(&e))))?;
+        }
+        Ok(endpoint)
+    }
+
+    /// Connects (and fails now, with the reason, when the server cannot be reached or does
+    /// not speak the URL's protocol).
+    pub async fn connect(self) -> Result<Client, SdkError> {
+        let endpoint = self.endpoint()?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| SdkError::connect(&self.url, &e))?;
+        let mut client = Client::from_channel(channel, self.token.as_deref())?;
+        client.endpoint = Some((self.url.clone(), endpoint));
+        client.timeout = self.timeout;
+        client.compression = self.compression;
+        Ok(client)
+    }
+}
+
+/// The messages of an error and its sources, joined.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// A client-info client: cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct Client {
     channel: Channel,
-    auth: BearerInterceptor,
+    auth: CallInterceptor,
+    timeout: Duration,
+    compression: Option<Compression>,
+    /// The URL and endpoint it was built from, to open a fresh connection when the current one
+    /// went silent (`None` for [`Client::from_channel`]).
+    endpoint: Option<(String, Endpoint)>,
 }
 
 impl Client {
-    /// Starts configuring a client for `url` (for example `http://127.0.0.1:50051`).
+    /// Starts configuring a client for `url` (for example `http://127.0.0.1:50051`, or
+    /// `https://client-info.example.com` for TLS).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
             token: None,
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            ca_certificates: Vec::new(),
+            identity: None,
+            compression: None,
         }
     }
 
@@ -86,49 +226,143 @@ impl Client {
             .transpose()?;
         Ok(Client {
             channel,
-            auth: BearerInterceptor::new(header),
+            auth: CallInterceptor::new(header, DEFAULT_TIMEOUT),
+            timeout: DEFAULT_TIMEOUT,
+            compression: None,
+            endpoint: None,
         })
     }
 
     /// The same connection with another token (`None`: no token).
     pub fn with_token(&self, token: Option<&str>) -> Result<Client, SdkError> {
-        Client::from_channel(self.channel.clone(), token)
+        let mut other = Client::from_channel(self.channel.clone(), token)?;
+        other.timeout = self.timeout;
+        other.compression = self.compression;
+        other.endpoint = self.endpoint.clone();
+        other.auth = other.auth.with_timeout(self.timeout);
+        Ok(other)
+    }
+
+    /// The same client on a new connection of its own (the current one may be dead without
+    /// knowing it); `self` when it was built over a given channel.
+    pub(crate) async fn reconnected(&self) -> Result<Client, SdkError> {
+        let Some((url, endpoint)) = &self.endpoint else {
+            return Ok(self.clone());
+        };
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| SdkError::connect(url, &e))?;
+        let mut fresh = self.clone();
+        fresh.channel = channel;
+        Ok(fresh)
     }
 
     fn authed(&self) -> AuthChannel {
-        InterceptedService::new(self.channel.clone(), self.auth.clone())
+        InterceptedService::new(
+            DeadlineChannel(self.channel.clone()),
+            self.auth.clone().with_timeout(self.timeout),
+        )
+    }
+
+    fn stub<T>(
+        &self,
+        new: impl FnOnce(AuthChannel) -> T,
+        compress: impl FnOnce(T, CompressionEncoding) -> T,
+    ) -> T {
+        let stub = new(self.authed());
+        match self.compression {
+            Some(c) => compress(stub, c.encoding()),
+            None => stub,
+        }
     }
 
     /// The raw `InteractionsService` stub.
     pub fn interactions(
         &self,
     ) -> pb::interactions_service_client::InteractionsServiceClient<AuthChannel> {
-        pb::interactions_service_client::InteractionsServiceClient::new(self.authed())
+        self.stub(
+            pb::interactions_service_client::InteractionsServiceClient::new,
+            |s, c| s.send_compressed(c).accept_compressed(c),
+        )
     }
 
     /// The raw `ClientInfoService` stub.
     pub fn client_info(
         &self,
     ) -> pb::client_info_service_client::ClientInfoServiceClient<AuthChannel> {
-        pb::client_info_service_client::ClientInfoServiceClient::new(self.authed())
+        self.stub(
+            pb::client_info_service_client::ClientInfoServiceClient::new,
+            |s, c| s.send_compressed(c).accept_compressed(c),
+        )
     }
 
     /// The raw `ContactSearchService` stub.
     pub fn contact_search(
         &self,
     ) -> pb::contact_search_service_client::ContactSearchServiceClient<AuthChannel> {
-        pb::contact_search_service_client::ContactSearchServiceClient::new(self.authed())
+        self.stub(
+            pb::contact_search_service_client::ContactSearchServiceClient::new,
+            |s, c| s.send_compressed(c).accept_compressed(c),
+        )
     }
 
     /// The raw `ContactBindingService` stub.
     pub fn contact_binding(
         &self,
     ) -> pb::contact_binding_service_client::ContactBindingServiceClient<AuthChannel> {
-        pb::contact_binding_service_client::ContactBindingServiceClient::new(self.authed())
+        self.stub(
+            pb::contact_binding_service_client::ContactBindingServiceClient::new,
+            |s, c| s.send_compressed(c).accept_compressed(c),
+        )
     }
 
     /// The raw `ContactsService` stub.
     pub fn contacts(&self) -> pb::contacts_service_client::ContactsServiceClient<AuthChannel> {
-        pb::contacts_service_client::ContactsServiceClient::new(self.authed())
+        self.stub(
+            pb::contacts_service_client::ContactsServiceClient::new,
+            |s, c| s.send_compressed(c).accept_compressed(c),
+        )
     }
+}
+
+/// The connection, with a deadline that expires answered DEADLINE_EXCEEDED. (tonic's own timer
+/// answers CANCELLED "Timeout expired"; the gRPC code of an expired deadline is
+/// DEADLINE_EXCEEDED.)
+#[derive(Debug, Clone)]
+pub struct DeadlineChannel(Channel);
+
+impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> for DeadlineChannel {
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = tonic::codegen::StdError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
+        let call = self.0.call(request);
+        Box::pin(async move {
+            call.await.map_err(|e| {
+                if timed_out(&e) {
+                    tonic::Status::deadline_exceeded("the call's deadline expired").into()
+                } else {
+                    e.into()
+                }
+            })
+        })
+    }
+}
+
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }

@@ -18,9 +18,14 @@ pub enum SdkError {
     /// The URL or token given to the builder is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// Could not connect.
-    #[error("cannot connect: {0}")]
-    Connect(#[from] tonic::transport::Error),
+    /// Could not connect (refused, unreachable, timed out, or the TLS handshake failed).
+    #[error("cannot connect to {url}: {detail}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// What went wrong, with a hint when the URL's scheme does not match the server.
+        detail: String,
+    },
     /// The request is malformed; `violations` name the fields.
     #[error("invalid argument: {message}")]
     InvalidArgument {
@@ -69,7 +74,7 @@ impl SdkError {
     pub fn code(&self) -> Code {
         match self {
             SdkError::Config(_) => Code::InvalidArgument,
-            SdkError::Connect(_) | SdkError::Unavailable(_) => Code::Unavailable,
+            SdkError::Connect { .. } | SdkError::Unavailable(_) => Code::Unavailable,
             SdkError::InvalidArgument { .. } => Code::InvalidArgument,
             SdkError::NotFound(_) => Code::NotFound,
             SdkError::AlreadyExists(_) => Code::AlreadyExists,
@@ -96,8 +101,39 @@ impl SdkError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            SdkError::Unavailable(_) | SdkError::Connect(_) | SdkError::Aborted(_)
+            SdkError::Unavailable(_) | SdkError::Connect { .. } | SdkError::Aborted(_)
         )
+    }
+}
+
+impl SdkError {
+    /// A connection error for `url`, with a hint when the scheme does not fit the server.
+    pub(crate) fn connect(url: &str, e: &tonic::transport::Error) -> Self {
+        let mut detail = crate::client::chain(e);
+        let lower = detail.to_ascii_lowercase();
+        if url.starts_with("https://")
+            && (lower.contains("invalidcontenttype")
+                || lower.contains("corrupt message")
+                || lower.contains("wrong version number"))
+        {
+            detail.push_str(
+                " (the TLS handshake failed: the server does not seem to serve TLS; \
+                 use an http:// URL for a plaintext server)",
+            );
+        } else if url.starts_with("http://")
+            && (lower.contains("connection reset")
+                || lower.contains("broken pipe")
+                || lower.contains("protocol error")
+                || lower.contains("connection closed"))
+        {
+            detail.push_str(
+                " (the server closed the connection: if it serves TLS, use an https:// URL)",
+            );
+        }
+        SdkError::Connect {
+            url: url.to_owned(),
+            detail,
+        }
     }
 }
 

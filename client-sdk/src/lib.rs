@@ -23,7 +23,11 @@ pub mod interactions;
 pub mod search;
 pub mod watch;
 
-pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+pub use auth::CallInterceptor;
+pub use client::{
+    AuthChannel, Client, ClientBuilder, Compression, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_TIMEOUT, DeadlineChannel,
+};
 pub use error::{FieldViolation, SdkError};
 
 /// The generated protobuf types and stubs (package `clientinfo.v1`).

@@ -6,6 +6,7 @@ use client_info_proto::pb;
 use tokio_stream::Stream;
 use tonic::Code;
 
+use crate::auth::NoDeadline;
 use crate::client::Client;
 use crate::error::SdkError;
 
@@ -14,12 +15,21 @@ use crate::error::SdkError;
 pub struct WatchOptions {
     /// Resume after this sequence (0: start with a snapshot).
     pub resume_after: i64,
-    /// First reconnect delay; doubles up to `max_backoff`.
+    /// First reconnect delay; doubles up to `max_backoff`. Each wait is drawn at random
+    /// between zero and the current delay ("full jitter"), so that desktops cut off together
+    /// (a server restart) do not all come back at the same instant.
     pub initial_backoff: Duration,
     /// Longest reconnect delay.
     pub max_backoff: Duration,
     /// Also yield heartbeats (sequence 0).
     pub heartbeats: bool,
+    /// The heartbeat interval assumed until the server states its own (it sends it in the
+    /// `x-heartbeat-interval-ms` response header, which then wins).
+    pub heartbeat_interval: Duration,
+    /// The stream is presumed dead when nothing (no event, no heartbeat) arrives for two
+    /// heartbeat intervals plus this margin: it is dropped and resumed on a new connection,
+    /// since the old one may be frozen without knowing it (NAT timeout, roaming, a proxy).
+    pub silence_margin: Duration,
 }
 
 impl Default for WatchOptions {
@@ -29,9 +39,21 @@ impl Default for WatchOptions {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             heartbeats: false,
+            heartbeat_interval: Duration::from_secs(15),
+            silence_margin: Duration::from_secs(5),
         }
     }
 }
+
+impl WatchOptions {
+    /// How long a silent stream is trusted, for a server heartbeat `interval`.
+    pub fn silence_deadline(&self, interval: Duration) -> Duration {
+        interval * 2 + self.silence_margin
+    }
+}
+
+/// Response metadata naming the server's heartbeat interval in milliseconds.
+pub const HEARTBEAT_HEADER: &str = "x-heartbeat-interval-ms";
 
 /// Codes after which reconnecting cannot help: the stream ends with the error.
 fn is_terminal(code: Code) -> bool {
@@ -44,38 +66,76 @@ fn is_terminal(code: Code) -> bool {
     )
 }
 
+/// A random wait between zero and `ceiling` (full jitter).
+fn jittered(ceiling: Duration) -> Duration {
+    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(fastrand::u64(0..=ms))
+}
+
 impl Client {
-    /// The raw session stream, one connection, no reconnection.
+    /// The raw session stream, one connection, no reconnection, no deadline.
     pub async fn watch_session_once(
         &self,
         resume_after: i64,
     ) -> Result<tonic::Streaming<pb::WatchAgentSessionResponse>, SdkError> {
-        Ok(self
-            .client_info()
-            .watch_agent_session(pb::WatchAgentSessionRequest { resume_after })
-            .await?
-            .into_inner())
+        Ok(self.open_session(resume_after).await?.into_inner())
+    }
+
+    async fn open_session(
+        &self,
+        resume_after: i64,
+    ) -> Result<tonic::Response<tonic::Streaming<pb::WatchAgentSessionResponse>>, SdkError> {
+        let mut request = tonic::Request::new(pb::WatchAgentSessionRequest { resume_after });
+        request.extensions_mut().insert(NoDeadline);
+        Ok(self.client_info().watch_agent_session(request).await?)
     }
 
     /// The calling agent's session: a snapshot, then every event exactly once and in order.
-    /// When the connection drops, the server restarts or the stream is cut as too slow, it
-    /// reconnects with backoff and resumes after the last sequence it yielded; when that is
-    /// older than the server keeps, it starts over with a new snapshot. It ends only on an
-    /// error that reconnecting cannot fix (bad token, missing permission), yielded last, or when
-    /// the stream is dropped.
+    /// When the connection drops, the server restarts, the stream is cut as too slow, or
+    /// nothing arrives within the silence deadline (a connection that died without a word), it
+    /// reconnects with jittered backoff and resumes after the last sequence it yielded; when
+    /// that is older than the server keeps, it starts over with a new snapshot. It ends only on
+    /// an error that reconnecting cannot fix (bad token, missing permission), yielded last, or
+    /// when the stream is dropped.
     pub fn watch_session(
         &self,
         options: WatchOptions,
     ) -> impl Stream<Item = Result<pb::AgentEvent, SdkError>> + Send + 'static {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let client = self.clone();
+        let mut client = self.clone();
         tokio::spawn(async move {
             let mut last = options.resume_after;
             let mut backoff = options.initial_backoff;
+            let mut fresh_connection = false;
             loop {
-                let failure: tonic::Status = match client.watch_session_once(last).await {
-                    Err(SdkError::Connect(e)) => tonic::Status::unavailable(e.to_string()),
-                    Err(e) => {
+                if fresh_connection {
+                    // A connection of its own: the shared one may be the frozen one.
+                    match client.reconnected().await {
+                        Ok(c) => {
+                            client = c;
+                            fresh_connection = false;
+                        }
+                        Err(_) => {
+                            if tx.is_closed() {
+                                return;
+                            }
+                            tokio::time::sleep(jittered(backoff)).await;
+                            backoff = (backoff * 2).min(options.max_backoff);
+                            continue;
+                        }
+                    }
+                }
+                let opening = options.silence_deadline(options.heartbeat_interval);
+                let opened = tokio::select! {
+                    r = tokio::time::timeout(opening, client.open_session(last)) => r,
+                    () = tx.closed() => return,
+                };
+                let failure: tonic::Status = match opened {
+                    Err(_) => {
+                        fresh_connection = true;
+                        tonic::Status::unavailable("no answer opening the session stream")
+                    }
+                    Ok(Err(e)) => {
                         let code = e.code();
                         if is_terminal(code) {
                             let _ = tx.send(Err(e)).await;
@@ -83,40 +143,60 @@ impl Client {
                         }
                         tonic::Status::new(code, e.to_string())
                     }
-                    Ok(mut stream) => loop {
-                        // Stop as soon as the caller drops the stream, not at the next event.
-                        let message = tokio::select! {
-                            m = stream.message() => m,
-                            () = tx.closed() => return,
-                        };
-                        match message {
-                            Ok(Some(msg)) => {
-                                let Some(event) = msg.event else { continue };
-                                backoff = options.initial_backoff;
-                                match &event.event {
-                                    Some(pb::agent_event::Event::Heartbeat(_)) => {
-                                        if !options.heartbeats {
-                                            continue;
+                    Ok(Ok(response)) => {
+                        let interval = response
+                            .metadata()
+                            .get(HEARTBEAT_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .filter(|ms| *ms > 0)
+                            .map_or(options.heartbeat_interval, Duration::from_millis);
+                        let silence = options.silence_deadline(interval);
+                        let mut stream = response.into_inner();
+                        loop {
+                            // Stop as soon as the caller drops the stream, not at the next event.
+                            let message = tokio::select! {
+                                m = tokio::time::timeout(silence, stream.message()) => m,
+                                () = tx.closed() => return,
+                            };
+                            let message = match message {
+                                Ok(m) => m,
+                                Err(_) => {
+                                    fresh_connection = true;
+                                    break tonic::Status::unavailable(format!(
+                                        "nothing received for {silence:?}: the connection is presumed dead"
+                                    ));
+                                }
+                            };
+                            match message {
+                                Ok(Some(msg)) => {
+                                    let Some(event) = msg.event else { continue };
+                                    backoff = options.initial_backoff;
+                                    match &event.event {
+                                        Some(pb::agent_event::Event::Heartbeat(_)) => {
+                                            if !options.heartbeats {
+                                                continue;
+                                            }
+                                        }
+                                        Some(pb::agent_event::Event::Snapshot(_)) => {
+                                            last = event.sequence;
+                                        }
+                                        _ => {
+                                            if event.sequence <= last {
+                                                continue;
+                                            }
+                                            last = event.sequence;
                                         }
                                     }
-                                    Some(pb::agent_event::Event::Snapshot(_)) => {
-                                        last = event.sequence;
-                                    }
-                                    _ => {
-                                        if event.sequence <= last {
-                                            continue;
-                                        }
-                                        last = event.sequence;
+                                    if tx.send(Ok(event)).await.is_err() {
+                                        return;
                                     }
                                 }
-                                if tx.send(Ok(event)).await.is_err() {
-                                    return;
-                                }
+                                Ok(None) => break tonic::Status::unavailable("stream ended"),
+                                Err(status) => break status,
                             }
-                            Ok(None) => break tonic::Status::unavailable("stream ended"),
-                            Err(status) => break status,
                         }
-                    },
+                    }
                 };
                 match failure.code() {
                     Code::OutOfRange => {
@@ -132,7 +212,7 @@ impl Client {
                 if tx.is_closed() {
                     return;
                 }
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(jittered(backoff)).await;
                 backoff = (backoff * 2).min(options.max_backoff);
             }
         });

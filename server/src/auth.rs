@@ -329,6 +329,9 @@ impl tonic::service::Interceptor for AuthInterceptor {
             .keys
             .authenticate(request.metadata())
             .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if let Some(context) = request.extensions().get::<Arc<crate::rpc::RpcContext>>() {
+            context.set_caller(caller);
+        }
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -348,30 +351,22 @@ pub fn parse_permissions(list: &str) -> Result<Vec<Permission>, String> {
         .collect()
 }
 
-/// Parses a duration such as `90s`, `15m`, `1h`, `7d` (a bare number is seconds).
+/// Parses a positive duration such as `500ms`, `90s`, `15m`, `1h30m`, `7d` (humantime's
+/// syntax; a bare number is seconds).
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (for example 90s, 15m, 1h, 7d)"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => {
-            return Err(format!(
-                "{s:?} is not a duration (for example 90s, 15m, 1h, 7d)"
-            ));
-        }
+    let parsed = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        humantime::parse_duration(&format!("{s}s"))
+    } else {
+        humantime::parse_duration(s)
     };
-    if secs == 0 {
+    let d = parsed.map_err(|e| {
+        format!("{s:?} is not a duration ({e}; for example 500ms, 90s, 15m, 1h30m, 7d)")
+    })?;
+    if d.is_zero() {
         return Err("the duration must be positive".into());
     }
-    Ok(Duration::from_secs(secs))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -458,7 +453,9 @@ mod tests {
     fn ttl_and_permission_lists_parse() {
         assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
-        assert!(parse_ttl("1y").is_err());
+        assert_eq!(parse_ttl("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_ttl("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_ttl("1x").is_err());
         assert!(parse_ttl("0s").is_err());
         assert_eq!(
             parse_permissions("contacts.read, interactions.handle"),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::db::PoolSettings;
+use crate::transport::{CorsOrigins, Keepalive, ServerTls};
 
 /// Default database: created on start-up when missing.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://localhost/client_info";
@@ -41,6 +42,14 @@ pub struct ServerConfig {
     pub event_retention: Duration,
     /// Events buffered per session stream.
     pub stream_buffer: usize,
+    /// TLS identity; `None` serves plaintext (and warns at start-up).
+    pub tls: Option<ServerTls>,
+    /// HTTP/2 and TCP keepalive.
+    pub keepalive: Keepalive,
+    /// Browser origins allowed to call through gRPC-Web.
+    pub cors_origins: CorsOrigins,
+    /// Where to serve Prometheus metrics (`/metrics`); `None`: not served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -53,6 +62,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("heartbeat", &self.heartbeat)
             .field("event_retention", &self.event_retention)
             .field("stream_buffer", &self.stream_buffer)
+            .field("tls", &self.tls)
+            .field("keepalive", &self.keepalive)
+            .field("cors_origins", &self.cors_origins)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -72,6 +85,10 @@ impl ServerConfig {
             heartbeat: DEFAULT_HEARTBEAT,
             event_retention: DEFAULT_EVENT_RETENTION,
             stream_buffer: DEFAULT_STREAM_BUFFER,
+            tls: None,
+            keepalive: Keepalive::default(),
+            cors_origins: CorsOrigins::default(),
+            metrics_listen: None,
         }
     }
 }

@@ -47,6 +47,7 @@ struct Inner {
     next_id: AtomicU64,
     wake: mpsc::UnboundedSender<DomainId>,
     listening: AtomicBool,
+    metrics: crate::metrics::Metrics,
 }
 
 /// The hub; cheap to clone.
@@ -98,6 +99,7 @@ impl EventHub {
         buffer: usize,
         retention: Duration,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        metrics: crate::metrics::Metrics,
     ) -> EventHub {
         let (wake, woken) = mpsc::unbounded_channel();
         let hub = EventHub {
@@ -108,6 +110,7 @@ impl EventHub {
                 next_id: AtomicU64::new(1),
                 wake,
                 listening: AtomicBool::new(false),
+                metrics,
             }),
         };
         tokio::spawn(hub.clone().listen(database_url, shutdown.clone()));
@@ -190,6 +193,7 @@ impl EventHub {
 
     async fn listen(self, url: String, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(50);
+        let mut connected_before = false;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -206,6 +210,10 @@ impl EventHub {
                     } else {
                         backoff = Duration::from_millis(50);
                         self.inner.listening.store(true, Ordering::SeqCst);
+                        if connected_before {
+                            self.inner.metrics.listen_reconnected();
+                        }
+                        connected_before = true;
                         tracing::info!("event listener connected");
                         // Catch up on whatever was committed while we were not listening.
                         for d in self.watched_domains() {

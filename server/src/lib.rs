@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -12,4 +13,8 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod hub;
+pub mod metrics;
+pub mod rpc;
 pub mod server;
+pub mod telemetry;
+pub mod transport;

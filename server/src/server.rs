@@ -1,6 +1,8 @@
 //! Assembles and runs the gRPC server: database creation and migrations, the five API services
 //! behind the authentication interceptor, `grpc.health.v1`, and server reflection v1 and
-//! v1alpha.
+//! v1alpha; TLS (and mTLS), HTTP/2 and TCP keepalive, gzip/deflate/zstd compression, gRPC-Web
+//! (with CORS for the configured origins) on the same port, the per-RPC layer ([`crate::rpc`]:
+//! deadlines, traces, metrics, access log) and the Prometheus endpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +26,9 @@ use crate::grpc::contact_search::ContactSearchApi;
 use crate::grpc::contacts::ContactsApi;
 use crate::grpc::interactions::InteractionsApi;
 use crate::hub::EventHub;
+use crate::metrics::Metrics;
+use crate::rpc::{MethodTable, RpcLayer};
+use tonic::codec::CompressionEncoding;
 
 /// The fully-qualified names of the API services, as reflection and health list them.
 pub const SERVICE_NAMES: [&str; 5] = [
@@ -41,6 +46,8 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     /// The shared state (pool, keys), for admin work alongside the server.
     pub state: AppState,
+    /// Where `/metrics` is served, when it is.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     stop_streams: tokio::sync::watch::Sender<bool>,
     task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -98,12 +105,14 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
     let pool = db::build_pool(&config.database_url, &config.pool)?;
     let keys = Arc::new(TokenKeys::new(&config.jwt_secret));
     let (stop_streams, shutdown) = tokio::sync::watch::channel(false);
+    let metrics = Metrics::default();
     let hub = EventHub::start(
         config.database_url.clone(),
         pool.clone(),
         config.stream_buffer,
         config.event_retention,
         shutdown.clone(),
+        metrics.clone(),
     );
     let state = AppState {
         pool,
@@ -111,6 +120,23 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         hub,
         shutdown,
         heartbeat: config.heartbeat,
+        metrics,
+        statement_timeout: config.pool.statement_timeout,
+    };
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr).await.map_err(Error::Internal)?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Error::Internal(format!("metrics listener address: {e}")))?;
+            let registry = state
+                .metrics
+                .registry(state.pool.clone(), state.hub.clone());
+            crate::metrics::serve(listener, registry, state.shutdown.clone());
+            tracing::info!(metrics_addr = %bound, "serving Prometheus metrics at /metrics");
+            Some(bound)
+        }
+        None => None,
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -122,18 +148,32 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
             .set_service_status(name, ServingStatus::NotServing)
             .await;
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(client_info_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    let descriptor_sets = [
+        client_info_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_types::pb::FILE_DESCRIPTOR_SET,
+    ];
+    let reflection_v1 = descriptor_sets
+        .iter()
+        .fold(tonic_reflection::server::Builder::configure(), |b, set| {
+            b.register_encoded_file_descriptor_set(set)
+        })
         .build_v1()
         .map_err(|e| Error::Internal(format!("reflection v1: {e}")))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(client_info_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = descriptor_sets
+        .iter()
+        .fold(tonic_reflection::server::Builder::configure(), |b, set| {
+            b.register_encoded_file_descriptor_set(set)
+        })
         .build_v1alpha()
         .map_err(|e| Error::Internal(format!("reflection v1alpha: {e}")))?;
+    let mut methods = descriptor_sets.to_vec();
+    methods.push(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET);
+    methods.push(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
+    let rpc_layer = RpcLayer::new(
+        state.metrics.clone(),
+        MethodTable::from_descriptor_sets(&methods),
+    );
 
     let auth = AuthInterceptor::new(state.keys.clone());
     let max = config.max_message_bytes;
@@ -142,13 +182,38 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
             InterceptedService::new(
                 <$server>::new($api)
                     .max_decoding_message_size(max)
-                    .max_encoding_message_size(max),
+                    .max_encoding_message_size(max)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Deflate)
+                    .accept_compressed(CompressionEncoding::Zstd)
+                    .send_compressed(CompressionEncoding::Gzip)
+                    .send_compressed(CompressionEncoding::Deflate)
+                    .send_compressed(CompressionEncoding::Zstd),
                 auth.clone(),
             )
         };
     }
-    let router = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+    let mut builder = tonic::transport::Server::builder();
+    match &config.tls {
+        Some(tls) => {
+            builder = builder
+                .tls_config(tls.tonic_config())
+                .map_err(|e| Error::Internal(format!("TLS: {e}")))?;
+            tracing::info!(mtls = tls.requires_client_certificates(), "serving TLS");
+        }
+        None => tracing::warn!(
+            "serving plaintext: tokens and personal data cross the network unencrypted; \
+             give --tls-cert and --tls-key (or terminate TLS in front of the server)"
+        ),
+    }
+    let keepalive = config.keepalive;
+    let router = builder
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(keepalive.interval))
+        .http2_keepalive_timeout(Some(keepalive.timeout))
+        .layer(tower::util::option_layer(config.cors_origins.layer()))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(rpc_layer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -174,13 +239,18 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         ));
 
     let (tx, rx) = oneshot::channel::<()>();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(keepalive.tcp))
+        .with_keepalive_interval(Some(keepalive.tcp / 3))
+        .with_keepalive_retries(Some(3));
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
     }));
     let mut running = RunningServer {
         local_addr,
         state,
+        metrics_addr,
         shutdown: Some(tx),
         stop_streams,
         task: Some(task),

@@ -70,6 +70,7 @@ pub fn build_pool(url: &str, settings: &PoolSettings) -> Result<DbPool, Error> {
     config.custom_setup = Box::new(move |url| {
         async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.set_instrumentation(crate::telemetry::QuerySpans::default());
             conn.batch_execute(&format!(
                 "SET statement_timeout = {timeout_ms}; \
                  SET pg_trgm.word_similarity_threshold = {WORD_SIMILARITY_THRESHOLD}"
@@ -94,6 +95,73 @@ pub fn build_pool(url: &str, settings: &PoolSettings) -> Result<DbPool, Error> {
 /// Takes a connection from the pool (UNAVAILABLE when none comes in time).
 pub async fn conn(pool: &DbPool) -> Result<Conn, Error> {
     Ok(pool.get().await?)
+}
+
+/// A pooled connection for one request, whose statements may not outlive the request's
+/// deadline: when the client's deadline ([`crate::rpc::remaining`]) is shorter than the pool's
+/// statement timeout, the connection's `statement_timeout` is lowered to it (one `SET`), and
+/// restored before the connection goes back to the pool. A statement cut short answers
+/// DEADLINE_EXCEEDED, and PostgreSQL stops working on it.
+pub struct RequestConn {
+    conn: Option<Conn>,
+    restore_ms: Option<u128>,
+}
+
+impl RequestConn {
+    /// A connection from `pool` bounded by the current request's deadline; `default` is the
+    /// pool's statement timeout.
+    pub async fn get(pool: &DbPool, default: Duration) -> Result<Self, Error> {
+        let mut conn = conn(pool).await?;
+        let mut restore_ms = None;
+        if let Some(left) = crate::rpc::remaining()
+            && left < default
+        {
+            let ms = left.as_millis().max(1);
+            conn.batch_execute(&format!("SET statement_timeout = {ms}"))
+                .await?;
+            restore_ms = Some(default.as_millis());
+        }
+        Ok(Self {
+            conn: Some(conn),
+            restore_ms,
+        })
+    }
+}
+
+impl std::ops::Deref for RequestConn {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        // Some until drop.
+        self.conn
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl std::ops::DerefMut for RequestConn {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        self.conn
+            .as_deref_mut()
+            .unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl Drop for RequestConn {
+    fn drop(&mut self) {
+        if let (Some(ms), Some(mut conn)) = (self.restore_ms, self.conn.take()) {
+            // Back to the pool once the default is restored (Drop cannot await).
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = conn
+                        .batch_execute(&format!("SET statement_timeout = {ms}"))
+                        .await;
+                });
+            } else {
+                let _ = deadpool::managed::Object::take(conn);
+            }
+        }
+    }
 }
 
 /// Splits a `postgres://` URL into the URL of the `postgres` maintenance database and the

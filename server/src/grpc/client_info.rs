@@ -13,6 +13,7 @@ use crate::auth::Caller;
 use crate::db::{interactions, outbox};
 use crate::domain::permission::Permission;
 use crate::error::{Error, Violations};
+use crate::metrics::StreamCut;
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -32,6 +33,11 @@ fn authorize<T>(request: &Request<T>) -> Result<Caller, Status> {
     caller.require(Permission::InteractionsHandle)?;
     Ok(caller)
 }
+
+/// Response metadata of `WatchAgentSession`: the server's heartbeat interval in milliseconds.
+/// A client that hears nothing (no event, no heartbeat) for two intervals and a margin can
+/// treat the connection as dead, reconnect and resume; the SDK does.
+pub const HEARTBEAT_HEADER: &str = "x-heartbeat-interval-ms";
 
 /// Candidates per panel in a session snapshot.
 const SNAPSHOT_CANDIDATES: usize = 20;
@@ -69,6 +75,7 @@ struct Live {
     domain: crate::domain::ids::DomainId,
     heartbeat: std::time::Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    metrics: crate::metrics::Metrics,
     ended: bool,
 }
 
@@ -89,6 +96,10 @@ impl Live {
                             continue;
                         }
                         self.delivered = stored.sequence;
+                        let lag = (chrono::Utc::now() - stored.occurred_at)
+                            .to_std()
+                            .unwrap_or_default();
+                        self.metrics.event_delivered(lag);
                         let viewer = panel::Viewer {
                             full: self.full,
                             keys: &self.keys,
@@ -99,11 +110,13 @@ impl Live {
                     None => {
                         self.ended = true;
                         return Some(Err(if self.subscription.overflowed() {
+                            self.metrics.stream_cut(StreamCut::SlowConsumer);
                             Status::resource_exhausted(format!(
                                 "the client fell behind; resume with resume_after {}",
                                 self.delivered
                             ))
                         } else {
+                            self.metrics.stream_cut(StreamCut::HubStopped);
                             Status::unavailable("the event hub stopped; resume later")
                         }));
                     }
@@ -117,6 +130,7 @@ impl Live {
                 }
                 _ = self.shutdown.changed() => {
                     self.ended = true;
+                    self.metrics.stream_cut(StreamCut::Shutdown);
                     return Some(Err(Status::unavailable(format!(
                         "the server is shutting down; resume with resume_after {}",
                         self.delivered
@@ -264,9 +278,10 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             domain,
             heartbeat: self.state.heartbeat,
             shutdown: self.state.shutdown.clone(),
+            metrics: self.state.metrics.clone(),
             ended: false,
         };
-        Ok(Response::new(Box::pin(futures_util::stream::unfold(
+        let mut response = Response::new(Box::pin(futures_util::stream::unfold(
             live,
             |mut live| async move {
                 let item = live.next().await?;
@@ -275,6 +290,11 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
                     live,
                 ))
             },
-        ))))
+        )) as SessionStream);
+        let interval = u64::try_from(self.state.heartbeat.as_millis()).unwrap_or(u64::MAX);
+        response
+            .metadata_mut()
+            .insert(HEARTBEAT_HEADER, interval.into());
+        Ok(response)
     }
 }

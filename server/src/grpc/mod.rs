@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::auth::{Caller, TokenKeys};
 use crate::db::domains::Session;
-use crate::db::{self, Conn, DbPool};
+use crate::db::{self, DbPool, RequestConn};
 use crate::error::Error;
 use crate::hub::EventHub;
 
@@ -32,6 +32,10 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Session-stream heartbeat interval.
     pub heartbeat: std::time::Duration,
+    /// The server's instruments.
+    pub metrics: crate::metrics::Metrics,
+    /// The pool's statement timeout (a request's deadline may lower it).
+    pub statement_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -41,9 +45,9 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// A pooled connection and the caller's session (domain settings, user checked).
-    pub async fn session(&self, caller: Caller) -> Result<(Conn, Session), Error> {
-        let mut conn = db::conn(&self.pool).await?;
+    /// A pooled connection bounded by the request's deadline, and the caller's session (domain settings, user checked).
+    pub async fn session(&self, caller: Caller) -> Result<(RequestConn, Session), Error> {
+        let mut conn = RequestConn::get(&self.pool, self.statement_timeout).await?;
         let session = db::domains::session(&mut conn, caller).await?;
         Ok((conn, session))
     }

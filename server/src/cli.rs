@@ -1,0 +1,389 @@
+//! The `client-info-server` command line: flags, environment variables, start-up checks, and
+//! the admin commands. The binary's `main` only calls [`main`]; keeping the command line in
+//! the library lets the integration tests run the real binary's behaviour (start-up errors,
+//! `--help`, logs, traces) as a child process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ServerConfig};
+use crate::domain::ids::{DomainId, UserId};
+use crate::domain::phone::Region;
+use crate::transport::{CorsOrigins, Keepalive, ServerTls};
+use crate::{admin, auth, demo, server, telemetry};
+
+/// Tells a contact-center agent who is on the line: a gRPC service over PostgreSQL.
+#[derive(Parser)]
+#[command(name = "client-info-server", version, about)]
+struct Cli {
+    /// PostgreSQL URL; the database is created when it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = config::DEFAULT_DATABASE_URL,
+        hide_env_values = true,
+        global = true
+    )]
+    database_url: String,
+    /// HS256 secret that signs tokens (required unless --demo).
+    #[arg(
+        long,
+        env = "CLIENT_INFO_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    jwt_secret: Option<String>,
+    /// Log filter (tracing EnvFilter syntax: info, debug, client_info_server=debug, ...).
+    #[arg(long, env = "CLIENT_INFO_LOG", default_value = "info", global = true)]
+    log_level: String,
+    /// Log as JSON lines.
+    #[arg(long, env = "CLIENT_INFO_LOG_JSON", global = true)]
+    log_json: bool,
+    /// Export traces over OTLP/gRPC to this collector (http://127.0.0.1:4317); off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    otlp_endpoint: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CLIENT_INFO_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Seed a demo domain with users and contacts, print tokens and grpcurl commands, serve.
+    #[arg(long)]
+    demo: bool,
+    /// Pooled database connections.
+    #[arg(long, env = "CLIENT_INFO_POOL_SIZE", default_value_t = config::DEFAULT_POOL_SIZE)]
+    pool_size: usize,
+    /// Session-stream heartbeat interval when idle (90s, 15s, 1m ...).
+    #[arg(long, env = "CLIENT_INFO_HEARTBEAT", default_value = "15s")]
+    heartbeat: String,
+    /// How long events are kept for resuming session streams (1h, 24h, 7d ...).
+    #[arg(long, env = "CLIENT_INFO_EVENT_RETENTION", default_value = "24h")]
+    event_retention: String,
+    /// Events buffered per session stream before a slow client is cut (it then resumes).
+    #[arg(long, env = "CLIENT_INFO_STREAM_BUFFER", default_value_t = config::DEFAULT_STREAM_BUFFER)]
+    stream_buffer: usize,
+    /// PEM certificate chain: serve TLS (with --tls-key). Without it the server serves
+    /// plaintext and says so at start-up.
+    #[arg(long, env = "CLIENT_INFO_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CLIENT_INFO_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): require client certificates signed by it (mTLS).
+    #[arg(long, env = "CLIENT_INFO_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Interval of HTTP/2 keepalive pings on every connection.
+    #[arg(long, env = "CLIENT_INFO_KEEPALIVE_INTERVAL", default_value = "10s")]
+    keepalive_interval: String,
+    /// Time an unanswered keepalive ping may wait before the connection is dropped.
+    #[arg(long, env = "CLIENT_INFO_KEEPALIVE_TIMEOUT", default_value = "10s")]
+    keepalive_timeout: String,
+    /// TCP keepalive idle time.
+    #[arg(long, env = "CLIENT_INFO_TCP_KEEPALIVE", default_value = "30s")]
+    tcp_keepalive: String,
+    /// Browser origin allowed to call through gRPC-Web (repeat, or comma-separate; `*` for
+    /// any). None by default.
+    #[arg(long, env = "CLIENT_INFO_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origin: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464); off
+    /// when unset.
+    #[arg(long, env = "CLIENT_INFO_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Operator commands.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Creates a domain (tenant); prints its id.
+    CreateDomain {
+        /// Unique name.
+        name: String,
+        /// Default phone region (ISO 3166-1 alpha-2) for numbers without a country code.
+        #[arg(long, default_value = "US")]
+        region: String,
+        /// Bind an offered interaction at once when exactly one contact matches exactly.
+        #[arg(long)]
+        autolink: bool,
+        /// Identification fallback: match the last N digits (0 turns it off).
+        #[arg(long, default_value_t = 9)]
+        fallback_digits: i16,
+    },
+    /// Creates a user (agent, owner, service account) in a domain; prints its id.
+    CreateUser {
+        /// The domain id.
+        #[arg(long)]
+        domain: i64,
+        /// The user's name.
+        name: String,
+    },
+    /// Creates many users at once (load tests); prints one line per user: its id, and with
+    /// --permissions a tab and a token.
+    CreateUsers {
+        /// The domain id.
+        #[arg(long)]
+        domain: i64,
+        /// How many users.
+        #[arg(long)]
+        count: u32,
+        /// Name prefix; users are named PREFIX-1, PREFIX-2, ...
+        #[arg(long, default_value = "agent")]
+        name_prefix: String,
+        /// Mint a token per user with these comma-separated permissions.
+        #[arg(long)]
+        permissions: Option<String>,
+        /// Token lifetime.
+        #[arg(long, default_value = "7d")]
+        ttl: String,
+    },
+    /// Mints a token for a user; prints it.
+    MintToken {
+        /// The domain id.
+        #[arg(long)]
+        domain: i64,
+        /// The user id.
+        #[arg(long)]
+        user: i64,
+        /// Comma-separated permissions: contacts.read, contacts.write, interactions.handle,
+        /// interactions.route.
+        #[arg(long)]
+        permissions: String,
+        /// Lifetime: 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Reads and checks the transport flags; every error names its flag.
+fn transport(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(
+            ServerTls::load(cert, key, args.tls_client_ca.as_deref()).map_err(|e| e.to_string())?,
+        );
+    }
+    let duration = |flag: &str, v: &str| auth::parse_ttl(v).map_err(|e| format!("{flag}: {e}"));
+    config.keepalive = Keepalive {
+        interval: duration("--keepalive-interval", &args.keepalive_interval)?,
+        timeout: duration("--keepalive-timeout", &args.keepalive_timeout)?,
+        tcp: duration("--tcp-keepalive", &args.tcp_keepalive)?,
+    };
+    config.cors_origins = CorsOrigins::parse(&args.cors_origin).map_err(|e| e.to_string())?;
+    config.metrics_listen = args
+        .metrics_listen
+        .as_deref()
+        .map(|v| {
+            v.trim().parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "--metrics-listen {v:?}: not an address (expected IP:PORT, e.g. 127.0.0.1:9464)"
+                )
+            })
+        })
+        .transpose()?;
+    Ok(())
+}
+
+async fn serve(cli: Cli) -> Result<(), String> {
+    let secret = match (&cli.jwt_secret, cli.serve.demo) {
+        (Some(s), _) if !s.is_empty() => s.clone().into_bytes(),
+        (_, true) => {
+            use rand::Rng as _;
+            let bytes: [u8; 32] = rand::rng().random();
+            tracing::warn!(
+                "no --jwt-secret: demo tokens are signed with a random secret for this run only"
+            );
+            bytes.to_vec()
+        }
+        _ => {
+            return Err(
+                "refusing to start without a token secret: set --jwt-secret or CLIENT_INFO_JWT_SECRET (or use --demo)"
+                    .into(),
+            );
+        }
+    };
+    let mut config = ServerConfig::new(cli.database_url.clone(), secret.clone());
+    config.pool.max_size = cli.serve.pool_size.max(1);
+    config.heartbeat =
+        auth::parse_ttl(&cli.serve.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
+    config.event_retention = auth::parse_ttl(&cli.serve.event_retention)
+        .map_err(|e| format!("--event-retention: {e}"))?;
+    config.stream_buffer = cli.serve.stream_buffer.max(1);
+    transport(&cli.serve, &mut config)?;
+    let listener = tokio::net::TcpListener::bind(cli.serve.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.serve.listen))?;
+    let running = server::start(config, listener)
+        .await
+        .map_err(|e| format!("cannot start: {e}"))?;
+    if cli.serve.demo {
+        let keys = auth::TokenKeys::new(&secret);
+        let d = demo::setup(&cli.database_url, &keys, demo::DEMO_CONTACTS)
+            .await
+            .map_err(|e| format!("cannot seed the demo: {e}"))?;
+        println!(
+            "{}",
+            demo::instructions(&d, &running.local_addr.to_string())
+        );
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await.map_err(|e| e.to_string())
+}
+
+async fn run_admin(cli: &Cli, command: &AdminCommand) -> Result<String, String> {
+    let url = &cli.database_url;
+    match command {
+        AdminCommand::CreateDomain {
+            name,
+            region,
+            autolink,
+            fallback_digits,
+        } => {
+            let region: Region = region.parse().map_err(|e| format!("--region: {e}"))?;
+            admin::create_domain(url, name, region, *autolink, *fallback_digits)
+                .await
+                .map(|id| id.to_string())
+                .map_err(|e| e.to_string())
+        }
+        AdminCommand::CreateUser { domain, name } => {
+            admin::create_user(url, DomainId(*domain), name)
+                .await
+                .map(|id| id.to_string())
+                .map_err(|e| e.to_string())
+        }
+        AdminCommand::CreateUsers {
+            domain,
+            count,
+            name_prefix,
+            permissions,
+            ttl,
+        } => {
+            let minting = match permissions {
+                Some(list) => {
+                    let secret = cli
+                        .jwt_secret
+                        .as_deref()
+                        .filter(|s| !s.is_empty())
+                        .ok_or("minting tokens needs --jwt-secret or CLIENT_INFO_JWT_SECRET")?;
+                    let permissions =
+                        auth::parse_permissions(list).map_err(|e| format!("--permissions: {e}"))?;
+                    let ttl = auth::parse_ttl(ttl).map_err(|e| format!("--ttl: {e}"))?;
+                    Some((auth::TokenKeys::new(secret.as_bytes()), permissions, ttl))
+                }
+                None => None,
+            };
+            let ids = admin::create_users(url, DomainId(*domain), name_prefix, *count)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = String::new();
+            for id in ids {
+                match &minting {
+                    Some((keys, permissions, ttl)) => {
+                        let token = keys
+                            .mint(DomainId(*domain), id, permissions, *ttl)
+                            .map_err(|e| e.to_string())?;
+                        out.push_str(&format!("{id}\t{token}\n"));
+                    }
+                    None => out.push_str(&format!("{id}\n")),
+                }
+            }
+            Ok(out.trim_end().to_owned())
+        }
+        AdminCommand::MintToken {
+            domain,
+            user,
+            permissions,
+            ttl,
+        } => {
+            let secret = cli.jwt_secret.as_deref().filter(|s| !s.is_empty()).ok_or(
+                "mint-token needs --jwt-secret or CLIENT_INFO_JWT_SECRET (the server's secret)",
+            )?;
+            let permissions =
+                auth::parse_permissions(permissions).map_err(|e| format!("--permissions: {e}"))?;
+            let ttl: Duration = auth::parse_ttl(ttl).map_err(|e| format!("--ttl: {e}"))?;
+            admin::mint_token(
+                url,
+                secret.as_bytes(),
+                DomainId(*domain),
+                UserId(*user),
+                &permissions,
+                ttl,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Runs the command line: parses the flags, sets up logs and traces, serves or runs the admin
+/// command. Every error is one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let otlp = match cli.command {
+            None => cli.otlp_endpoint.as_deref().filter(|v| !v.is_empty()),
+            Some(_) => None,
+        };
+        let _telemetry = match telemetry::init(&cli.log_level, cli.log_json, otlp) {
+            Ok(guard) => guard,
+            Err(e) => return Err(e),
+        };
+        match &cli.command {
+            Some(Command::Admin(cmd)) => run_admin(&cli, cmd).await.map(|out| println!("{out}")),
+            None => serve(cli).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

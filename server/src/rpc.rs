@@ -1,0 +1,460 @@
+//! The per-RPC layer around every service: request id, deadline, trace context, metrics and
+//! the access log, in one place.
+//!
+//! For each request it
+//! - takes the `x-request-id` metadata (or makes one) and echoes it in the response;
+//! - reads the client's `grpc-timeout`: the handler runs with that deadline in scope
+//!   ([`remaining`], which bounds the database statements) and an expired deadline answers
+//!   DEADLINE_EXCEEDED. tonic's own timeout answers CANCELLED "Timeout expired" (its
+//!   `TimeoutExpired` maps to CANCELLED), so this layer fires a few milliseconds earlier;
+//! - opens the RPC's tracing span, a child of the caller's W3C `traceparent` when there is one;
+//! - counts the RPC (started, in flight, handled by code, latency) and writes one access-log
+//!   line when it ends: method, code, latency, domain, user, peer, request id.
+//!
+//! Why not tower-http's `TraceLayer`: the code of a gRPC call is in the trailers (or in the
+//! headers of a trailers-only answer), and a stream the client drops ends with no trailers at
+//! all; the layer below reads both and reports a dropped stream as CANCELLED, so every RPC gets
+//! exactly one line and one count, including the session streams.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::Frame;
+use prost::Message as _;
+use tonic::Code;
+use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tower::{Layer, Service};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::auth::Caller;
+use crate::metrics::{Metrics, RpcLabels, code_name};
+
+/// The request-id metadata key, read from requests and set on responses.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// How much earlier than the client's deadline the server answers DEADLINE_EXCEEDED, so that
+/// its answer wins over tonic's own timer (which would answer CANCELLED).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+/// Longest request id kept from a client; longer ones are replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Time left before the current request's deadline; `None` outside a request or when the
+/// client set none.
+pub fn remaining() -> Option<Duration> {
+    DEADLINE
+        .try_with(|d| d.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+/// What the layer learns during a request from the layers inside it (the caller, once
+/// authenticated), carried in the request's extensions.
+#[derive(Debug, Default)]
+pub struct RpcContext {
+    caller: OnceLock<Caller>,
+}
+
+impl RpcContext {
+    /// Records the authenticated caller (the auth interceptor calls this).
+    pub fn set_caller(&self, caller: Caller) {
+        let _ = self.caller.set(caller);
+    }
+}
+
+/// The known RPC paths (`/package.Service/Method`), so metrics label unknown paths `unknown`
+/// instead of minting a series per path a client invents.
+#[derive(Debug, Default)]
+pub struct MethodTable {
+    paths: HashMap<String, RpcLabels>,
+}
+
+impl MethodTable {
+    /// The methods of every service in the encoded file descriptor sets.
+    pub fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
+        let mut paths = HashMap::new();
+        for bytes in sets {
+            let Ok(set) = prost_types::FileDescriptorSet::decode(*bytes) else {
+                continue;
+            };
+            for file in set.file {
+                let package = file.package.unwrap_or_default();
+                for service in file.service {
+                    let service_name = match (package.as_str(), service.name) {
+                        ("", Some(s)) => s,
+                        (p, Some(s)) => format!("{p}.{s}"),
+                        (_, None) => continue,
+                    };
+                    for method in service.method {
+                        let Some(method) = method.name else { continue };
+                        paths.insert(
+                            format!("/{service_name}/{method}"),
+                            RpcLabels {
+                                grpc_service: service_name.clone(),
+                                grpc_method: method,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        Self { paths }
+    }
+
+    fn labels(&self, path: &str) -> RpcLabels {
+        self.paths.get(path).cloned().unwrap_or_else(|| RpcLabels {
+            grpc_service: "unknown".into(),
+            grpc_method: "unknown".into(),
+        })
+    }
+}
+
+/// The layer; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct RpcLayer {
+    metrics: Metrics,
+    methods: Arc<MethodTable>,
+}
+
+impl RpcLayer {
+    /// A layer counting into `metrics`, naming the RPCs of `methods`.
+    pub fn new(metrics: Metrics, methods: MethodTable) -> Self {
+        Self {
+            metrics,
+            methods: Arc::new(methods),
+        }
+    }
+}
+
+impl<S> Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService {
+            inner,
+            metrics: self.metrics.clone(),
+            methods: self.methods.clone(),
+        }
+    }
+}
+
+/// The service of [`RpcLayer`].
+#[derive(Debug, Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    metrics: Metrics,
+    methods: Arc<MethodTable>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S> Service<Request<Body>> for RpcService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Response<Body>, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let start = Instant::now();
+        let labels = self.methods.labels(req.uri().path());
+        let request_id = request_id(req.headers());
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            req.headers_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        let peer = peer(&req);
+        let context = Arc::new(RpcContext::default());
+        req.extensions_mut().insert(context.clone());
+        let deadline = grpc_timeout(req.headers()).map(|t| start + t);
+
+        let span = tracing::info_span!(
+            target: "client_info_server::rpc",
+            "grpc.request",
+            otel.name = %req.uri().path().trim_start_matches('/'),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = %labels.grpc_service,
+            rpc.method = %labels.grpc_method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            request_id = %request_id,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+
+        self.metrics.rpc_started(&labels);
+        let finish = Finish {
+            start,
+            labels,
+            context,
+            request_id,
+            peer,
+            metrics: self.metrics.clone(),
+            span: span.clone(),
+        };
+
+        // The ready service answers this call; a fresh clone takes the next (tower's rule).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let call = inner.call(req);
+        Box::pin(
+            async move {
+                let response = match deadline {
+                    Some(deadline) => {
+                        let cut = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
+                        match tokio::time::timeout_at(cut.into(), DEADLINE.scope(deadline, call))
+                            .await
+                        {
+                            Ok(r) => r?,
+                            Err(_) => tonic::Status::deadline_exceeded(
+                                "the deadline expired before the server finished",
+                            )
+                            .into_http(),
+                        }
+                    }
+                    None => call.await?,
+                };
+                Ok(finish.observe(response))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Reads `x-request-id` when it is a sensible id, else makes one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| {
+            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map_or_else(|| format!("{:016x}", random_u64()), str::to_owned)
+}
+
+fn random_u64() -> u64 {
+    use rand::Rng as _;
+    rand::rng().random()
+}
+
+fn peer<B>(req: &Request<B>) -> Option<SocketAddr> {
+    let ext = req.extensions();
+    ext.get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|i| i.get_ref().remote_addr())
+        })
+}
+
+/// Parses `grpc-timeout` (up to 8 digits and a unit: H, M, S, m, u, n).
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn status_code(headers: &HeaderMap) -> Option<Code> {
+    let v = headers.get("grpc-status")?.to_str().ok()?;
+    v.parse::<i32>().ok().map(Code::from_i32)
+}
+
+/// Reads the W3C trace context from request headers.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// What is reported once the RPC ends.
+struct Finish {
+    start: Instant,
+    labels: RpcLabels,
+    context: Arc<RpcContext>,
+    request_id: String,
+    peer: Option<SocketAddr>,
+    metrics: Metrics,
+    span: tracing::Span,
+}
+
+impl Finish {
+    /// Echoes the request id; reports now when the answer is trailers-only, else when the body
+    /// ends (or is dropped: the client cancelled).
+    fn observe(self, mut response: Response<Body>) -> Response<Body> {
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        if let Some(code) = status_code(response.headers()) {
+            self.report(code);
+            return response;
+        }
+        response.map(|body| {
+            Body::new(ObservedBody {
+                inner: body,
+                finish: Some(self),
+            })
+        })
+    }
+
+    fn report(self, code: Code) {
+        let elapsed = self.start.elapsed();
+        self.metrics.rpc_finished(&self.labels, code, elapsed);
+        let name = code_name(code);
+        self.span.record("rpc.grpc.status_code", code as i32);
+        if matches!(
+            code,
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        ) {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        let caller = self.context.caller.get();
+        tracing::info!(
+            target: "client_info_server::access",
+            parent: None,
+            method = %format_args!("{}/{}", self.labels.grpc_service, self.labels.grpc_method),
+            code = name,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            domain = caller.map(|c| c.domain_id.0),
+            user = caller.map(|c| c.user_id.0),
+            peer = self.peer.map(tracing::field::display),
+            request_id = %self.request_id,
+            "rpc"
+        );
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that reports the RPC when its trailers pass, or when it is dropped
+    /// before them.
+    struct ObservedBody {
+        #[pin]
+        inner: Body,
+        finish: Option<Finish>,
+    }
+
+    impl PinnedDrop for ObservedBody {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(finish) = this.project().finish.take() {
+                finish.report(Code::Cancelled);
+            }
+        }
+    }
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(status_code)
+                    && let Some(finish) = this.finish.take()
+                {
+                    finish.report(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => {
+                if let Some(finish) = this.finish.take() {
+                    finish.report(status.code());
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(finish) = this.finish.take() {
+                    finish.report(Code::Unknown);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        let mut h = HeaderMap::new();
+        for (v, d) in [
+            ("10S", Some(Duration::from_secs(10))),
+            ("250m", Some(Duration::from_millis(250))),
+            ("1H", Some(Duration::from_secs(3600))),
+            ("99999999u", Some(Duration::from_micros(99_999_999))),
+            ("5", None),
+            ("S", None),
+            ("123456789S", None),
+            ("-1S", None),
+            ("10x", None),
+        ] {
+            h.insert("grpc-timeout", HeaderValue::from_static(v));
+            assert_eq!(grpc_timeout(&h), d, "{v}");
+        }
+    }
+
+    #[test]
+    fn keeps_sensible_request_ids_only() {
+        let mut h = HeaderMap::new();
+        h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("has space"));
+        assert_ne!(request_id(&h), "has space");
+        assert_eq!(request_id(&HeaderMap::new()).len(), 16);
+    }
+}
