@@ -149,11 +149,33 @@ impl TestApp {
 
     async fn serve(&mut self, config: ServerConfig, addr: &str) {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let tls = config.tls.is_some();
         let server = server::start(config, listener)
             .await
             .expect("server starts");
-        self.url = format!("http://{}", server.local_addr);
+        self.url = if tls {
+            // The test certificate names localhost.
+            format!("https://localhost:{}", server.local_addr.port())
+        } else {
+            format!("http://{}", server.local_addr)
+        };
         self.server = Some(server);
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server
+            .as_ref()
+            .map(|s| s.local_addr)
+            .expect("the server is running")
+    }
+
+    /// Where the server serves `/metrics` (when configured with `metrics_listen`).
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        self.server
+            .as_ref()
+            .and_then(|s| s.metrics_addr)
+            .expect("the server serves metrics")
     }
 
     /// A server on an existing database (for tests that run several servers on one database).
@@ -175,7 +197,7 @@ impl TestApp {
 
     /// Stops the server and starts a new one on the same address and database.
     pub async fn restart_server(&mut self) {
-        let addr = self.url.trim_start_matches("http://").to_owned();
+        let addr = self.addr().to_string();
         self.stop_server().await;
         self.serve(Self::config(&database_url(&self.db_name)), &addr)
             .await;
@@ -292,25 +314,68 @@ impl Drop for TestApp {
     }
 }
 
-/// A TCP proxy to PostgreSQL that a test can cut (closing every connection and refusing new
-/// ones) and restore, to simulate a lost database connection.
-pub struct PgProxy {
+/// A TCP proxy that a test can cut (closing every connection and refusing new ones), restore,
+/// or freeze (existing connections stop forwarding in both directions but stay open, as
+/// through a NAT mapping that timed out or a proxy that hung; new connections work). It counts
+/// the bytes it forwards towards the client.
+pub struct TcpProxy {
     /// The port it listens on (127.0.0.1).
     pub port: u16,
     cut: tokio::sync::watch::Sender<bool>,
+    freezes: tokio::sync::watch::Sender<u64>,
+    to_client: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl PgProxy {
-    /// Starts a proxy to the PostgreSQL of [`admin_url`] (127.0.0.1:5432).
-    pub async fn start() -> PgProxy {
+/// Copies `from` to `to` until either closes, stopping for good (sockets kept open) once the
+/// proxy's freeze count passes `epoch`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut freezes: tokio::sync::watch::Receiver<u64>,
+    epoch: u64,
+    counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let read = tokio::select! {
+            r = from.read(&mut buf) => Some(r),
+            _ = freezes.wait_for(|f| *f > epoch) => None,
+        };
+        let frozen = *freezes.borrow() > epoch;
+        let n = match read {
+            _ if frozen => {
+                // Frozen: hold both sockets open and forward nothing, forever.
+                std::future::pending::<()>().await;
+                return;
+            }
+            None => continue,
+            Some(Ok(0) | Err(_)) => return,
+            Some(Ok(n)) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        if let Some(c) = &counter {
+            c.fetch_add(n as u64, Ordering::SeqCst);
+        }
+    }
+}
+
+impl TcpProxy {
+    /// Starts a proxy to `upstream`.
+    pub async fn start(upstream: std::net::SocketAddr) -> TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let (cut, watch) = tokio::sync::watch::channel(false);
+        let (freezes, freeze_watch) = tokio::sync::watch::channel(0u64);
+        let to_client = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = to_client.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else {
+                let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
                 if *watch.borrow() {
@@ -318,19 +383,36 @@ impl PgProxy {
                     continue;
                 }
                 let mut watch = watch.clone();
+                let freeze_watch = freeze_watch.clone();
+                let epoch = *freeze_watch.borrow();
+                let counter = counter.clone();
                 tokio::spawn(async move {
-                    let Ok(mut upstream) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
-                    else {
+                    let Ok(upstream) = tokio::net::TcpStream::connect(upstream).await else {
                         return;
                     };
+                    let _ = client.set_nodelay(true);
+                    let _ = upstream.set_nodelay(true);
+                    let (cr, cw) = client.into_split();
+                    let (ur, uw) = upstream.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {},
+                        () = pump(cr, uw, freeze_watch.clone(), epoch, None) => {},
+                        () = pump(ur, cw, freeze_watch, epoch, Some(counter)) => {},
                         _ = watch.wait_for(|cut| *cut) => {},
                     }
                 });
             }
         });
-        PgProxy { port, cut }
+        TcpProxy {
+            port,
+            cut,
+            freezes,
+            to_client,
+        }
+    }
+
+    /// A proxy to the PostgreSQL of [`admin_url`] (127.0.0.1:5432).
+    pub async fn postgres() -> TcpProxy {
+        TcpProxy::start("127.0.0.1:5432".parse().expect("address")).await
     }
 
     /// The URL of database `name` through the proxy.
@@ -347,6 +429,251 @@ impl PgProxy {
     pub fn restore(&self) {
         let _ = self.cut.send(false);
     }
+
+    /// Freezes every connection open now (they forward nothing more but stay open); later
+    /// connections are not affected.
+    pub fn freeze(&self) {
+        self.freezes.send_modify(|f| *f += 1);
+    }
+
+    /// Bytes forwarded from the upstream to clients so far.
+    pub fn bytes_to_client(&self) -> u64 {
+        self.to_client.load(Ordering::SeqCst)
+    }
+}
+
+/// Certificates and keys generated at run time (rcgen): a CA, a server certificate for
+/// `localhost` and `127.0.0.1` signed by it, a client certificate signed by it, and a client
+/// certificate of an unrelated CA. Nothing is committed.
+pub struct TestPki {
+    /// The CA certificate (PEM).
+    pub ca: String,
+    /// The server's certificate (PEM).
+    pub server_cert: String,
+    /// The server's key (PEM).
+    pub server_key: String,
+    /// A client certificate signed by the CA (PEM).
+    pub client_cert: String,
+    /// Its key (PEM).
+    pub client_key: String,
+    /// A client certificate signed by another CA (PEM).
+    pub stranger_cert: String,
+    /// Its key (PEM).
+    pub stranger_key: String,
+}
+
+impl TestPki {
+    /// Generates a fresh PKI.
+    pub fn generate() -> TestPki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair,
+        };
+        let ca = |name: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA")
+        };
+        let leaf = |names: Vec<String>,
+                    usage: ExtendedKeyUsagePurpose,
+                    issuer: &CertifiedIssuer<'_, KeyPair>| {
+            let mut params = CertificateParams::new(names).expect("params");
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().expect("key");
+            let cert = params.signed_by(&key, issuer).expect("sign");
+            (cert.pem(), key.serialize_pem())
+        };
+        let authority = ca("client-info test CA");
+        let stranger = ca("another CA");
+        let (server_cert, server_key) = leaf(
+            vec!["localhost".into(), "127.0.0.1".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &authority,
+        );
+        let (client_cert, client_key) = leaf(
+            vec!["routing.example.com".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &authority,
+        );
+        let (stranger_cert, stranger_key) = leaf(
+            vec!["intruder.example.com".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &stranger,
+        );
+        TestPki {
+            ca: authority.pem(),
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+            stranger_cert,
+            stranger_key,
+        }
+    }
+
+    /// The server's TLS settings; with `mtls`, clients must present a certificate of the CA.
+    pub fn server_tls(&self, mtls: bool) -> client_info_server::transport::ServerTls {
+        client_info_server::transport::ServerTls::from_pem(
+            self.server_cert.clone().into_bytes(),
+            self.server_key.clone().into_bytes(),
+            mtls.then(|| self.ca.clone().into_bytes()),
+        )
+        .expect("valid test TLS material")
+    }
+}
+
+/// The client-info server binary, built for the tests (the real command line: flags, start-up
+/// checks, logs, traces), run as a child process with JSON logs captured.
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// Its gRPC address.
+    pub addr: std::net::SocketAddr,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// A command running the server binary at `binary` (the test's
+/// `env!("CARGO_BIN_EXE_client-info-server-under-test")`) with a clean environment for its
+/// settings.
+pub fn server_command(binary: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLIENT_INFO_") || key.starts_with("OTEL_") || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+impl ServerProcess {
+    /// Starts the binary on database `db_name` with the test secret, JSON logs and `args`, and
+    /// waits until it serves.
+    pub fn start(
+        binary: &str,
+        db_name: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> ServerProcess {
+        use std::io::BufRead as _;
+        let mut cmd = server_command(binary);
+        cmd.args(["--listen", "127.0.0.1:0", "--log-json", "--jwt-secret"])
+            .arg(std::str::from_utf8(TEST_SECRET).expect("utf-8 secret"))
+            .arg("--database-url")
+            .arg(database_url(db_name))
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("start the server binary");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["fields"]["message"] == "serving"
+                    && let Some(addr) = v["fields"]["local_addr"].as_str()
+                {
+                    let _ = tx.send(addr.to_owned());
+                }
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "the server binary did not start; its log:\n{}",
+                    lines.lock().map(|l| l.join("\n")).unwrap_or_default()
+                )
+            })
+            .parse()
+            .expect("address");
+        ServerProcess { child, addr, lines }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The JSON log lines so far.
+    pub fn log(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Asks it to stop (SIGTERM, as an orchestrator would) and waits for it.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends one HTTP/1.1 request (`head` holds the request line and headers, without the final
+/// blank line) to `addr` and returns the whole response as text.
+pub async fn http1(addr: std::net::SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Scrapes `/metrics` at `addr` and returns the body.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    let response = http1(addr, &format!("GET /metrics HTTP/1.1\r\nHost: {addr}")).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of the series `name{labels}` (labels exactly as encoded) in a scrape, 0 when absent.
+pub fn metric(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A user with a client acting as that user.

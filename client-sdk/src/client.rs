@@ -326,9 +326,10 @@ impl Client {
     }
 }
 
-/// The connection, with a deadline that expires answered DEADLINE_EXCEEDED. (tonic's own timer
+/// The connection, with a deadline that expires answered DEADLINE_EXCEEDED (tonic's own timer
 /// answers CANCELLED "Timeout expired"; the gRPC code of an expired deadline is
-/// DEADLINE_EXCEEDED.)
+/// DEADLINE_EXCEEDED), and a failed connection UNAVAILABLE with its cause (tonic says UNKNOWN
+/// "transport error").
 #[derive(Debug, Clone)]
 pub struct DeadlineChannel(Channel);
 
@@ -345,12 +346,15 @@ impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> f
     fn call(&mut self, request: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
         let call = self.0.call(request);
         Box::pin(async move {
+            // No HTTP response came back: the deadline passed, or the connection failed
+            // (refused, reset, TLS refused): UNAVAILABLE, as gRPC names connection failures.
             call.await.map_err(|e| {
-                if timed_out(&e) {
-                    tonic::Status::deadline_exceeded("the call's deadline expired").into()
+                let status = if timed_out(&e) {
+                    tonic::Status::deadline_exceeded("the call's deadline expired")
                 } else {
-                    e.into()
-                }
+                    tonic::Status::unavailable(format!("connection failed: {}", chain(&e)))
+                };
+                status.into()
             })
         })
     }

@@ -216,6 +216,11 @@ fn transport(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> 
             })
         })
         .transpose()?;
+    if let Some(addr) = config.metrics_listen {
+        // Fail now, with the flag's name, rather than after migrating the database.
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("--metrics-listen {addr}: cannot listen: {e}"))?;
+    }
     Ok(())
 }
 

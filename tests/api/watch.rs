@@ -7,7 +7,7 @@ use client_info_sdk::interactions::{call, chat};
 use client_info_sdk::watch::WatchOptions;
 use client_info_sdk::{Client, SdkError, pb};
 use client_info_server::domain::permission::Permission;
-use client_info_tests::{ALL, Actor, PgProxy, TestApp, expect_code};
+use client_info_tests::{ALL, Actor, TcpProxy, TestApp, expect_code};
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::Code;
 
@@ -537,7 +537,7 @@ async fn the_sdk_watch_survives_a_server_restart_without_loss_or_duplicates() {
 #[tokio::test]
 async fn a_lost_database_connection_is_re_established_and_nothing_is_missed() {
     let w = world().await;
-    let proxy = PgProxy::start().await;
+    let proxy = TcpProxy::postgres().await;
     let behind_proxy = TestApp::start_on_with(&w.app.db_name, &proxy.url(&w.app.db_name)).await;
     let agent = behind_proxy.client(Some(&w.agent.token)).await;
     let mut events = watch(&agent, 0);
