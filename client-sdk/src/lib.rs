@@ -13,6 +13,24 @@
 //!
 //! Every method returns [`SdkError`], whose variants are the status codes a caller acts on
 //! (stale version, not found, permission denied, invalid fields with their names, ...).
+//!
+//! Over a real network: `https://` URLs use TLS with the system's roots
+//! ([`ClientBuilder::ca_certificate`] adds a CA, [`ClientBuilder::identity`] presents a client
+//! certificate for mTLS), the channel sends HTTP/2 keepalive pings also while idle
+//! ([`ClientBuilder::keepalive`]), [`ClientBuilder::compression`] compresses both ways, and a
+//! deadline that expires is [`SdkError::DeadlineExceeded`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = client_info_sdk::Client::builder("https://client-info.internal:50051")
+//!     .token("eyJ...")
+//!     .ca_certificate(std::fs::read("ca.crt")?)
+//!     .identity(std::fs::read("routing.crt")?, std::fs::read("routing.key")?)
+//!     .compression(client_info_sdk::Compression::Zstd)
+//!     .connect()
+//!     .await?;
+//! # let _ = client; Ok(()) }
+//! ```
 
 mod auth;
 pub mod binding;

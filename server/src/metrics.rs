@@ -41,22 +41,22 @@ use prometheus_client::registry::Registry;
 use crate::db::DbPool;
 use crate::hub::EventHub;
 
-/// An RPC, as metrics name it.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// An RPC, as metrics name it (names from the server's own descriptors, so `'static`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
     /// Fully-qualified service, for example `clientinfo.v1.ContactsService`.
-    pub grpc_service: String,
+    pub grpc_service: &'static str,
     /// Method, for example `UpdateContact`.
-    pub grpc_method: String,
+    pub grpc_method: &'static str,
 }
 
 /// An RPC and the code it ended with.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcCodeLabels {
     /// Fully-qualified service.
-    pub grpc_service: String,
+    pub grpc_service: &'static str,
     /// Method.
-    pub grpc_method: String,
+    pub grpc_method: &'static str,
     /// The status code, as gRPC spells it (`OK`, `NOT_FOUND`, `DEADLINE_EXCEEDED`, ...).
     pub grpc_code: &'static str,
 }
@@ -122,8 +122,8 @@ impl Metrics {
         self.in_flight.get_or_create(rpc).dec();
         self.handled
             .get_or_create(&RpcCodeLabels {
-                grpc_service: rpc.grpc_service.clone(),
-                grpc_method: rpc.grpc_method.clone(),
+                grpc_service: rpc.grpc_service,
+                grpc_method: rpc.grpc_method,
                 grpc_code: code_name(code),
             })
             .inc();

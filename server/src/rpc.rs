@@ -72,13 +72,28 @@ impl RpcContext {
 }
 
 /// The known RPC paths (`/package.Service/Method`), so metrics label unknown paths `unknown`
-/// instead of minting a series per path a client invents.
+/// instead of minting a series per path a client invents. Built once per process from the
+/// compiled-in descriptors (ours, health, reflection), so the names are `'static`.
 #[derive(Debug, Default)]
 pub struct MethodTable {
-    paths: HashMap<String, RpcLabels>,
+    paths: HashMap<String, (String, String)>,
 }
 
+static METHODS: OnceLock<MethodTable> = OnceLock::new();
+
 impl MethodTable {
+    /// The methods of every service the server serves.
+    pub fn global() -> &'static MethodTable {
+        METHODS.get_or_init(|| {
+            Self::from_descriptor_sets(&[
+                client_info_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ])
+        })
+    }
+
     /// The methods of every service in the encoded file descriptor sets.
     pub fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
         let mut paths = HashMap::new();
@@ -98,10 +113,7 @@ impl MethodTable {
                         let Some(method) = method.name else { continue };
                         paths.insert(
                             format!("/{service_name}/{method}"),
-                            RpcLabels {
-                                grpc_service: service_name.clone(),
-                                grpc_method: method,
-                            },
+                            (service_name.clone(), method),
                         );
                     }
                 }
@@ -110,11 +122,17 @@ impl MethodTable {
         Self { paths }
     }
 
-    fn labels(&self, path: &str) -> RpcLabels {
-        self.paths.get(path).cloned().unwrap_or_else(|| RpcLabels {
-            grpc_service: "unknown".into(),
-            grpc_method: "unknown".into(),
-        })
+    fn labels(&'static self, path: &str) -> RpcLabels {
+        match self.paths.get(path) {
+            Some((service, method)) => RpcLabels {
+                grpc_service: service,
+                grpc_method: method,
+            },
+            None => RpcLabels {
+                grpc_service: "unknown",
+                grpc_method: "unknown",
+            },
+        }
     }
 }
 
@@ -122,16 +140,12 @@ impl MethodTable {
 #[derive(Debug, Clone)]
 pub struct RpcLayer {
     metrics: Metrics,
-    methods: Arc<MethodTable>,
 }
 
 impl RpcLayer {
-    /// A layer counting into `metrics`, naming the RPCs of `methods`.
-    pub fn new(metrics: Metrics, methods: MethodTable) -> Self {
-        Self {
-            metrics,
-            methods: Arc::new(methods),
-        }
+    /// A layer counting into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
     }
 }
 
@@ -142,7 +156,6 @@ impl<S> Layer<S> for RpcLayer {
         RpcService {
             inner,
             metrics: self.metrics.clone(),
-            methods: self.methods.clone(),
         }
     }
 }
@@ -152,7 +165,6 @@ impl<S> Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     metrics: Metrics,
-    methods: Arc<MethodTable>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -173,7 +185,7 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let start = Instant::now();
-        let labels = self.methods.labels(req.uri().path());
+        let labels = MethodTable::global().labels(req.uri().path());
         let request_id = request_id(req.headers());
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             req.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -195,10 +207,12 @@ where
             rpc.grpc.status_code = tracing::field::Empty,
             request_id = %request_id,
         );
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&HeaderExtractor(req.headers()))
-        });
-        let _ = span.set_parent(parent);
+        if req.headers().contains_key("traceparent") {
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&HeaderExtractor(req.headers()))
+            });
+            let _ = span.set_parent(parent);
+        }
 
         self.metrics.rpc_started(&labels);
         let finish = Finish {

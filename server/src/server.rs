@@ -27,7 +27,7 @@ use crate::grpc::contacts::ContactsApi;
 use crate::grpc::interactions::InteractionsApi;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
-use crate::rpc::{MethodTable, RpcLayer};
+use crate::rpc::RpcLayer;
 use tonic::codec::CompressionEncoding;
 
 /// The fully-qualified names of the API services, as reflection and health list them.
@@ -167,13 +167,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         })
         .build_v1alpha()
         .map_err(|e| Error::Internal(format!("reflection v1alpha: {e}")))?;
-    let mut methods = descriptor_sets.to_vec();
-    methods.push(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET);
-    methods.push(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
-    let rpc_layer = RpcLayer::new(
-        state.metrics.clone(),
-        MethodTable::from_descriptor_sets(&methods),
-    );
+    let rpc_layer = RpcLayer::new(state.metrics.clone());
 
     let auth = AuthInterceptor::new(state.keys.clone());
     let max = config.max_message_bytes;

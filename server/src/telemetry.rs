@@ -22,10 +22,12 @@ pub const SERVICE_NAME: &str = "client-info";
 /// Tracing target of the database statement spans.
 pub const QUERY_TARGET: &str = "client_info_server::db::query";
 
-/// Keeps the trace exporter alive; dropping it flushes the spans not yet sent.
-#[must_use = "dropping the guard stops exporting traces"]
+/// Keeps the log writer and the trace exporter alive; dropping it flushes the log lines and
+/// the spans not yet written.
+#[must_use = "dropping the guard stops logging and exporting traces"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    _log_writer: tracing_appender::non_blocking::WorkerGuard,
 }
 
 impl Drop for TelemetryGuard {
@@ -62,8 +64,19 @@ pub fn init(
     let env_filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| format!("--log-level {filter:?}: {e}"))?;
     let ansi = std::io::stderr().is_terminal();
+    // Lines are written by a thread of their own, buffered while requests come faster than
+    // it writes (flushed whenever it catches up), so an RPC never waits on a write to stderr
+    // and a busy server writes in large chunks. Never lossy: when 128k lines wait, logging
+    // waits too rather than drop access-log lines.
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("client-info-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi);
     let fmt = if json {
         fmt.json().boxed()
@@ -106,7 +119,10 @@ pub fn init(
         .with(otel)
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))?;
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        _log_writer: log_writer,
+    })
 }
 
 /// Opens a span per database statement (target [`QUERY_TARGET`], level DEBUG, so it costs

@@ -13,6 +13,7 @@ use client_info_sdk::{Client, SdkError, pb};
 use hdrhistogram::Histogram;
 use rand::Rng as _;
 
+use crate::Target;
 use crate::data;
 use crate::floor;
 use crate::seed::State;
@@ -291,9 +292,9 @@ fn progress(
     })
 }
 
-async fn connect(url: &str, token: &str) -> Result<Client, String> {
-    Client::builder(url)
-        .token(token)
+async fn connect(target: &Target, token: &str) -> Result<Client, String> {
+    target
+        .builder(token)
         .timeout(Duration::from_secs(30))
         .connect()
         .await
@@ -301,11 +302,12 @@ async fn connect(url: &str, token: &str) -> Result<Client, String> {
 }
 
 /// Runs `run`.
-pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), String> {
+pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<(), String> {
+    let url = target.url.as_str();
     let state = State::load(state_path)?;
     let duration = parse_duration(&args.duration)?;
-    let routing = connect(url, &state.routing.token).await?;
-    let crm = connect(url, &state.crm.token).await?;
+    let routing = connect(target, &state.routing.token).await?;
+    let crm = connect(target, &state.crm.token).await?;
     let mut agents = Vec::with_capacity(state.agents.len());
     for a in &state.agents {
         agents.push(
@@ -332,7 +334,7 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
         if args.pgbench {
             println!("{NO_WATCH_FLOOR}");
         }
-        return watch(url, &state, &routing, &args, duration, stamp).await;
+        return watch(target, &state, &routing, &args, duration, stamp).await;
     }
     let mut offered = Vec::new();
     if args.scenario == Scenario::ClientInfo {
@@ -433,7 +435,7 @@ pub async fn run(url: &str, state_path: &Path, args: RunArgs) -> Result<(), Stri
 }
 
 async fn watch(
-    url: &str,
+    target: &Target,
     state: &State,
     routing: &Client,
     args: &RunArgs,
@@ -447,7 +449,7 @@ async fn watch(
     // One connection per agent, as each agent's desktop has its own; its streams share it.
     let mut agents = Vec::with_capacity(watched);
     for a in state.agents.iter().take(watched) {
-        agents.push(connect(url, &a.token).await?);
+        agents.push(connect(target, &a.token).await?);
     }
     // Streams open OPENING at a time, as desktops reconnecting after a restart would.
     const OPENING: usize = 200;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use client_info_sdk::Client;
+use crate::Target;
 use serde::{Deserialize, Serialize};
 
 use crate::data;
@@ -136,7 +136,7 @@ impl Admin {
 }
 
 /// Runs `seed`.
-pub async fn seed(url: &str, state_path: &Path, args: SeedArgs) -> Result<(), String> {
+pub async fn seed(target: &Target, state_path: &Path, args: SeedArgs) -> Result<(), String> {
     let bin = match args.server_bin {
         Some(b) => b,
         None => std::env::current_exe()
@@ -198,8 +198,8 @@ pub async fn seed(url: &str, state_path: &Path, args: SeedArgs) -> Result<(), St
         state_path.display()
     );
 
-    let client = Client::builder(url)
-        .token(&crm.token)
+    let client = target
+        .builder(&crm.token)
         .timeout(Duration::from_secs(3600))
         .connect()
         .await
