@@ -368,7 +368,7 @@ impl Finish {
             target: "client_info_server::access",
             parent: None,
             method = %format_args!("{}/{}", self.labels.grpc_service, self.labels.grpc_method),
-            code = name,
+            code = %name,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             domain = caller.map(|c| c.domain_id.0),
             user = caller.map(|c| c.user_id.0),

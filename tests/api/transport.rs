@@ -158,6 +158,11 @@ async fn next(events: &mut Events) -> pb::AgentEvent {
         .expect("no error")
 }
 
+/// A client of the server behind `proxy`, sending `token`.
+fn through(proxy: &TcpProxy, token: &str) -> client_info_sdk::ClientBuilder {
+    Client::builder(format!("http://127.0.0.1:{}", proxy.port)).token(token)
+}
+
 /// An offer of a new call to `agent`, from `routing`.
 async fn offer(routing: &Client, agent: i64, id: &str) {
     routing
@@ -176,8 +181,7 @@ async fn a_watch_through_a_frozen_connection_resumes_by_itself() {
         .await;
     let agent = app.actor(d, "Alice", AGENT).await;
     let proxy = TcpProxy::start(app.addr()).await;
-    let through_proxy = Client::builder(format!("http://127.0.0.1:{}", proxy.port))
-        .token(&agent.token)
+    let through_proxy = through(&proxy, &agent.token)
         .connect()
         .await
         .expect("connect through the proxy");
@@ -241,8 +245,7 @@ async fn the_server_drops_a_peer_that_stopped_answering_pings() {
     let d = app.domain("acme", "GB").await;
     let agent = app.actor(d, "Alice", AGENT).await;
     let proxy = TcpProxy::start(app.addr()).await;
-    let through_proxy = Client::builder(format!("http://127.0.0.1:{}", proxy.port))
-        .token(&agent.token)
+    let through_proxy = through(&proxy, &agent.token)
         .connect()
         .await
         .expect("connect");
@@ -268,7 +271,7 @@ async fn the_server_drops_a_peer_that_stopped_answering_pings() {
 /// Bytes the server sends for one GetClientInfo of 100 candidates, with `compression`.
 async fn panel_bytes(app: &TestApp, token: &str, compression: Option<Compression>) -> u64 {
     let proxy = TcpProxy::start(app.addr()).await;
-    let mut builder = Client::builder(format!("http://127.0.0.1:{}", proxy.port)).token(token);
+    let mut builder = through(&proxy, token);
     if let Some(c) = compression {
         builder = builder.compression(c);
     }
