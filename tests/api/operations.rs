@@ -637,7 +637,7 @@ fn help_never_prints_a_secret() {
 }
 
 #[tokio::test]
-async fn the_plaintext_warning_is_logged_once_without_colour() {
+async fn the_plaintext_warning_is_logged_once_and_pipes_get_no_colour() {
     let app = TestApp::start().await;
     let server = ServerProcess::start(SERVER, &app.db_name, &[], &[]);
     let warnings: Vec<_> = server
@@ -652,4 +652,40 @@ async fn the_plaintext_warning_is_logged_once_without_colour() {
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(server.terminate().success());
+
+    // Text logs on a pipe: no colour codes.
+    use std::io::BufRead as _;
+    let mut child = server_command(SERVER)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            "s",
+            "--database-url",
+        ])
+        .arg(client_info_tests::database_url(&app.db_name))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut text = String::new();
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        text.push_str(&line);
+        text.push('\n');
+        if line.contains("serving") && line.contains("local_addr") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains("WARN") && text.contains("plaintext"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "colour codes on a pipe: {text:?}");
 }
