@@ -6,6 +6,7 @@ mod auth;
 mod binding;
 mod contacts;
 mod explain;
+mod hostile;
 mod import;
 mod interactions;
 mod operations;

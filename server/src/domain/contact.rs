@@ -1,5 +1,6 @@
 //! Contacts: the validated commands that create or change them, and the card they read as.
 
+use crate::domain::text::{Text, TextRule};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -30,38 +31,28 @@ pub const MAX_EXTERNAL_USER_ID_LEN: usize = 256;
 /// Longest messaging display name.
 pub const MAX_CHANNEL_DISPLAY_NAME_LEN: usize = 200;
 
-fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+/// `input` checked by `rule` (see [`crate::domain::text`]), or why not.
+pub fn checked(input: &str, rule: TextRule) -> Result<String, String> {
+    Text::parse(input, rule)
+        .map(Text::into_string)
+        .map_err(|e| e.to_string())
 }
 
 /// A display name: trimmed, 1 to 200 characters, no control characters.
 pub fn display_name(input: &str) -> Result<String, String> {
-    let s = input.trim();
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.chars().count() > MAX_DISPLAY_NAME_LEN {
-        return Err(format!("must be at most {MAX_DISPLAY_NAME_LEN} characters"));
-    }
-    if has_control(s) {
-        return Err("must not hold control characters".into());
-    }
-    Ok(s.to_owned())
+    checked(input, TextRule::line(MAX_DISPLAY_NAME_LEN).required())
 }
 
 /// A description: at most 4,000 characters (line breaks allowed).
 pub fn description(input: &str) -> Result<String, String> {
-    if input.chars().count() > MAX_DESCRIPTION_LEN {
-        return Err(format!("must be at most {MAX_DESCRIPTION_LEN} characters"));
-    }
-    Ok(input.trim().to_owned())
+    checked(input, TextRule::paragraph(MAX_DESCRIPTION_LEN))
 }
 
 /// An IANA time zone name (for example `Europe/London`); empty means none.
 pub fn time_zone(input: &str) -> Result<String, String> {
-    let s = input.trim();
+    let s = checked(input, TextRule::line(64))?;
     if s.is_empty() {
-        return Ok(String::new());
+        return Ok(s);
     }
     s.parse::<chrono_tz::Tz>()
         .map(|tz| tz.name().to_owned())
@@ -70,26 +61,14 @@ pub fn time_zone(input: &str) -> Result<String, String> {
 
 /// A label: trimmed, 1 to 64 characters, no control characters.
 pub fn label(input: &str) -> Result<String, String> {
-    let s = input.trim();
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.chars().count() > MAX_LABEL_LEN {
-        return Err(format!("must be at most {MAX_LABEL_LEN} characters"));
-    }
-    if has_control(s) {
-        return Err("must not hold control characters".into());
-    }
-    Ok(s.to_owned())
+    checked(input, TextRule::line(MAX_LABEL_LEN).required())
 }
 
 /// An attribute key: `^\w{1,64}$` (letters, digits, underscore).
 pub fn attribute_key(input: &str) -> Result<String, String> {
-    let ok = !input.is_empty()
-        && input.chars().count() <= MAX_ATTRIBUTE_KEY_LEN
-        && input.chars().all(|c| c.is_alphanumeric() || c == '_');
-    if ok {
-        Ok(input.to_owned())
+    let s = checked(input, TextRule::line(MAX_ATTRIBUTE_KEY_LEN).required())?;
+    if s.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        Ok(s)
     } else {
         Err(r"must match ^\w{1,64}$ (letters, digits and underscores)".into())
     }
@@ -97,22 +76,15 @@ pub fn attribute_key(input: &str) -> Result<String, String> {
 
 /// An attribute value: at most 1,024 characters.
 pub fn attribute_value(input: &str) -> Result<String, String> {
-    if input.chars().count() > MAX_ATTRIBUTE_VALUE_LEN {
-        return Err(format!(
-            "must be at most {MAX_ATTRIBUTE_VALUE_LEN} characters"
-        ));
-    }
-    Ok(input.to_owned())
+    checked(input, TextRule::paragraph(MAX_ATTRIBUTE_VALUE_LEN))
 }
 
 /// A messaging protocol: 1 to 32 of `a-z 0-9 _ -`, lower-cased.
 pub fn protocol(input: &str) -> Result<String, String> {
-    let s = input.trim().to_ascii_lowercase();
-    let ok = !s.is_empty()
-        && s.len() <= MAX_PROTOCOL_LEN
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok {
+    let s = checked(input, TextRule::line(MAX_PROTOCOL_LEN).required())?.to_ascii_lowercase();
+    if s.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
         Ok(s)
     } else {
         Err("must be 1 to 32 characters of a-z, 0-9, _ or - (for example \"telegram\")".into())
@@ -121,30 +93,12 @@ pub fn protocol(input: &str) -> Result<String, String> {
 
 /// An external user id: trimmed, 1 to 256 characters, no control characters.
 pub fn external_user_id(input: &str) -> Result<String, String> {
-    let s = input.trim();
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.chars().count() > MAX_EXTERNAL_USER_ID_LEN {
-        return Err(format!(
-            "must be at most {MAX_EXTERNAL_USER_ID_LEN} characters"
-        ));
-    }
-    if has_control(s) {
-        return Err("must not hold control characters".into());
-    }
-    Ok(s.to_owned())
+    checked(input, TextRule::line(MAX_EXTERNAL_USER_ID_LEN).required())
 }
 
 /// A messaging display name: at most 200 characters.
 pub fn channel_display_name(input: &str) -> Result<String, String> {
-    let s = input.trim();
-    if s.chars().count() > MAX_CHANNEL_DISPLAY_NAME_LEN {
-        return Err(format!(
-            "must be at most {MAX_CHANNEL_DISPLAY_NAME_LEN} characters"
-        ));
-    }
-    Ok(s.to_owned())
+    checked(input, TextRule::line(MAX_CHANNEL_DISPLAY_NAME_LEN))
 }
 
 /// A key/value attribute.

@@ -9,3 +9,4 @@ pub mod interaction;
 pub mod permission;
 pub mod phone;
 pub mod search;
+pub mod text;

@@ -466,16 +466,17 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        if req.link.trim().is_empty() {
-            v.add("link", "must not be empty");
-        } else if req.link.len() > 4096 {
-            v.add("link", "must be at most 4096 characters");
-        }
+        let link = convert::text(
+            &mut v,
+            "link",
+            &req.link,
+            crate::domain::text::TextRule::line(4096).required(),
+        );
         v.into_result()?;
         let (domain, contact) = self
             .state
             .keys
-            .verify_card_link(req.link.trim())
+            .verify_card_link(&link.unwrap_or_default())
             .map_err(|e: CardLinkError| Error::PermissionDenied(e.to_string()))?;
 
         let (mut conn, session) = self.state.session(caller).await?;

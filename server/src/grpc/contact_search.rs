@@ -18,6 +18,7 @@ use crate::domain::search::{
     Condition, MAX_DESTINATION_QUERY, MAX_NAME_QUERY, MIN_NAME_QUERY, SearchQuery,
     classify_destination,
 };
+use crate::domain::text::TextRule;
 use crate::error::{Error, Violations};
 
 /// The validated parts of a search request that do not need the domain's settings.
@@ -33,35 +34,28 @@ struct SearchDraft {
 }
 
 fn search_draft(req: &pb::SearchContactsRequest, v: &mut Violations) -> SearchDraft {
-    let name = (!req.name.trim().is_empty()).then(|| req.name.trim().to_owned());
-    if let Some(n) = &name {
-        let len = n.chars().count();
-        if len < MIN_NAME_QUERY {
-            v.add(
-                "name",
-                format!("must be at least {MIN_NAME_QUERY} characters"),
-            );
-        } else if len > MAX_NAME_QUERY {
-            v.add(
-                "name",
-                format!("must be at most {MAX_NAME_QUERY} characters"),
-            );
-        }
-    }
-    let destination = (!req.destination.trim().is_empty()).then(|| req.destination.clone());
-    if destination
+    let name = convert::text(v, "name", &req.name, TextRule::line(MAX_NAME_QUERY))
+        .filter(|n| !n.is_empty());
+    if name
         .as_ref()
-        .is_some_and(|d| d.chars().count() > MAX_DESTINATION_QUERY)
+        .is_some_and(|n| n.chars().count() < MIN_NAME_QUERY)
     {
         v.add(
-            "destination",
-            format!("must be at most {MAX_DESTINATION_QUERY} characters"),
+            "name",
+            format!("must be at least {MIN_NAME_QUERY} characters"),
         );
     }
+    let destination = convert::text(
+        v,
+        "destination",
+        &req.destination,
+        TextRule::line(MAX_DESTINATION_QUERY),
+    )
+    .filter(|d| !d.is_empty());
     let mut rest = Vec::new();
     for (i, a) in req.attributes.iter().enumerate() {
         let key = v.check(format!("attributes[{i}].key"), rules::attribute_key(&a.key));
-        let value = match a.value.as_str() {
+        let value = match a.value.trim() {
             "*" => Some(None),
             "" => {
                 v.add(
@@ -306,19 +300,20 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        if req.prefix.chars().count() > rules::MAX_LABEL_LEN {
-            v.add(
-                "prefix",
-                format!("must be at most {} characters", rules::MAX_LABEL_LEN),
-            );
-        }
+        let prefix = convert::text(
+            &mut v,
+            "prefix",
+            &req.prefix,
+            TextRule::line(rules::MAX_LABEL_LEN),
+        );
         let limit = convert::page_size(&mut v, "page_size", req.page_size);
         v.into_result()?;
         if !caller.has(Permission::ContactsRead) {
             caller.require(Permission::InteractionsHandle)?;
         }
         let (mut conn, session) = self.state.session(caller).await?;
-        let labels = search::labels(&mut conn, session.domain.id, req.prefix.trim(), limit).await?;
+        let prefix = prefix.unwrap_or_default();
+        let labels = search::labels(&mut conn, session.domain.id, &prefix, limit).await?;
         Ok(Response::new(pb::ListLabelsResponse {
             labels: labels
                 .into_iter()

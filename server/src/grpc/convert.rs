@@ -10,7 +10,7 @@ use crate::domain::contact::{
     self as rules, Attribute, ChannelIdentity, Communication, CommunicationDraft, ContactCard,
     ContactPatch, NewContact, UserRef,
 };
-use crate::domain::email::parse_email;
+use crate::domain::email::{MAX_EMAIL_LEN, parse_email};
 use crate::domain::identify::{Identification, MatchRule, Outcome};
 use crate::domain::ids::UserId;
 use crate::domain::interaction::{
@@ -19,6 +19,7 @@ use crate::domain::interaction::{
     Offer, Queue, Variable,
 };
 use crate::domain::phone::{Region, parse_phone};
+use crate::domain::text::{Text, TextRule};
 use crate::error::{Error, Violations};
 
 /// Most page size any listing accepts.
@@ -143,20 +144,16 @@ pub fn id_page_token(v: &mut Violations, token: &str) -> Option<i64> {
     }
 }
 
-/// An opaque identifier from a client (request id, interaction id): 1 to 128 printable chars.
+/// An opaque identifier from a client (request id, interaction id): 1 to 128 characters, no
+/// control characters.
 pub fn client_id(v: &mut Violations, field: &str, id: &str) -> Option<String> {
-    if id.is_empty() {
-        v.add(field, "must not be empty");
-        None
-    } else if id.chars().count() > MAX_ID_LEN {
-        v.add(field, format!("must be at most {MAX_ID_LEN} characters"));
-        None
-    } else if id.chars().any(char::is_control) {
-        v.add(field, "must not hold control characters");
-        None
-    } else {
-        Some(id.to_owned())
-    }
+    text(v, field, id, TextRule::line(MAX_ID_LEN).required())
+}
+
+/// A text field checked by `rule` ([`crate::domain::text`]): every string of a request goes
+/// through this or a rule built on [`Text::parse`].
+pub fn text(v: &mut Violations, field: &str, s: &str, rule: TextRule) -> Option<String> {
+    v.check(field, Text::parse(s, rule)).map(Text::into_string)
 }
 
 /// Validated labels (deduplicated).
@@ -214,24 +211,19 @@ pub fn communication(
             v.add(field, "set one of phone, email or messaging_channel");
             None
         }
-        Some(C::Phone(p)) => {
-            let raw = p.number.trim();
-            if raw.is_empty() {
-                v.add(format!("{field}.phone.number"), "must not be empty");
-                None
-            } else if raw.chars().count() > crate::domain::phone::MAX_PHONE_INPUT_LEN {
-                v.add(
-                    format!("{field}.phone.number"),
-                    "must be at most 64 characters",
-                );
-                None
-            } else {
-                Some(CommunicationDraft::Phone(raw.to_owned()))
-            }
+        Some(C::Phone(p)) => text(
+            v,
+            &format!("{field}.phone.number"),
+            &p.number,
+            TextRule::line(crate::domain::phone::MAX_PHONE_INPUT_LEN).required(),
+        )
+        .map(CommunicationDraft::Phone),
+        Some(C::Email(e)) => {
+            let f = format!("{field}.email.address");
+            let address = text(v, &f, &e.address, TextRule::line(MAX_EMAIL_LEN))?;
+            v.check(f, parse_email(&address))
+                .map(CommunicationDraft::Email)
         }
-        Some(C::Email(e)) => v
-            .check(format!("{field}.email.address"), parse_email(&e.address))
-            .map(CommunicationDraft::Email),
         Some(C::MessagingChannel(m)) => {
             let f = format!("{field}.messaging_channel");
             let protocol = v.check(format!("{f}.protocol"), rules::protocol(&m.protocol));
@@ -448,19 +440,6 @@ const HIDDEN_NUMBER_WORDS: [&str; 7] = [
     "hidden",
 ];
 
-fn bounded(v: &mut Violations, field: &str, s: &str, max: usize, required: bool) -> Option<String> {
-    let t = s.trim();
-    if required && t.is_empty() {
-        v.add(field, "must not be empty");
-        None
-    } else if t.chars().count() > max {
-        v.add(field, format!("must be at most {max} characters"));
-        None
-    } else {
-        Some(t.to_owned())
-    }
-}
-
 /// A wire timestamp as a date, or a violation.
 pub fn datetime(
     v: &mut Violations,
@@ -513,26 +492,36 @@ pub fn offer(req: &pb::OfferInteractionRequest, v: &mut Violations) -> Option<Of
             v.add("destination", "set call (calls) or chat (chats)");
             None
         }
-        (Some(InteractionKind::Call), Some(D::Call(c))) => {
-            let raw = c.number.trim();
-            if raw.chars().count() > MAX_CALLER_NUMBER_LEN {
+        (kind, Some(D::Call(c))) => {
+            let raw = text(
+                v,
+                "destination.call.number",
+                &c.number,
+                TextRule::line(MAX_CALLER_NUMBER_LEN),
+            );
+            if kind == Some(InteractionKind::Chat) {
                 v.add(
-                    "destination.call.number",
-                    format!("must be at most {MAX_CALLER_NUMBER_LEN} characters"),
+                    "destination",
+                    "calls take destination.call, chats destination.chat",
                 );
-                None
-            } else {
-                let hidden = c.hidden
-                    || raw.is_empty()
-                    || HIDDEN_NUMBER_WORDS
-                        .iter()
-                        .any(|w| raw.eq_ignore_ascii_case(w));
-                Some(Destination::Call {
-                    number: (!hidden).then(|| raw.to_owned()),
-                })
             }
+            let raw = raw?;
+            let hidden = c.hidden
+                || raw.is_empty()
+                || HIDDEN_NUMBER_WORDS
+                    .iter()
+                    .any(|w| raw.eq_ignore_ascii_case(w));
+            Some(Destination::Call {
+                number: (!hidden).then_some(raw),
+            })
         }
-        (Some(InteractionKind::Chat), Some(D::Chat(c))) => {
+        (kind, Some(D::Chat(c))) => {
+            if kind == Some(InteractionKind::Call) {
+                v.add(
+                    "destination",
+                    "calls take destination.call, chats destination.chat",
+                );
+            }
             let protocol = v.check("destination.chat.protocol", rules::protocol(&c.protocol));
             let external = v.check(
                 "destination.chat.external_user_id",
@@ -553,55 +542,63 @@ pub fn offer(req: &pb::OfferInteractionRequest, v: &mut Violations) -> Option<Of
                 _ => None,
             }
         }
-        (Some(_), Some(_)) => {
-            v.add(
-                "destination",
-                "calls take destination.call, chats destination.chat",
-            );
-            None
-        }
-        (None, Some(_)) => None,
     };
     let agent = positive_id(v, "agent_user_id", req.agent_user_id).map(UserId);
     let queue = req.queue.as_ref().and_then(|q| {
-        let id = bounded(v, "queue.id", &q.id, MAX_QUEUE_FIELD_LEN, true)?;
-        let name = bounded(v, "queue.name", &q.name, MAX_QUEUE_FIELD_LEN, false)?;
-        Some(Queue { id, name })
+        let id = text(
+            v,
+            "queue.id",
+            &q.id,
+            TextRule::line(MAX_QUEUE_FIELD_LEN).required(),
+        );
+        let name = text(
+            v,
+            "queue.name",
+            &q.name,
+            TextRule::line(MAX_QUEUE_FIELD_LEN),
+        );
+        Some(Queue {
+            id: id?,
+            name: name?,
+        })
     });
     let member = req.member.as_ref().and_then(|m| {
-        let id = bounded(v, "member.id", &m.id, MAX_QUEUE_FIELD_LEN, true)?;
-        let description = bounded(
+        let id = text(
+            v,
+            "member.id",
+            &m.id,
+            TextRule::line(MAX_QUEUE_FIELD_LEN).required(),
+        );
+        let description = text(
             v,
             "member.description",
             &m.description,
-            MAX_MEMBER_DESCRIPTION_LEN,
-            false,
-        )?;
-        Some(Member { id, description })
+            TextRule::paragraph(MAX_MEMBER_DESCRIPTION_LEN),
+        );
+        Some(Member {
+            id: id?,
+            description: description?,
+        })
     });
     if req.variables.len() > MAX_VARIABLES {
         v.add("variables", format!("at most {MAX_VARIABLES} variables"));
     }
     let mut variables = Vec::with_capacity(req.variables.len());
     for (i, var) in req.variables.iter().enumerate() {
-        let key_len = var.key.chars().count();
-        if key_len == 0 || key_len > MAX_VARIABLE_KEY_LEN || var.key.chars().any(char::is_control) {
-            v.add(
-                format!("variables[{i}].key"),
-                format!(
-                    "must be 1 to {MAX_VARIABLE_KEY_LEN} characters without control characters"
-                ),
-            );
-        } else if var.value.chars().count() > MAX_VARIABLE_VALUE_LEN {
-            v.add(
-                format!("variables[{i}].value"),
-                format!("must be at most {MAX_VARIABLE_VALUE_LEN} characters"),
-            );
-        } else {
-            variables.push(Variable {
-                key: var.key.clone(),
-                value: var.value.clone(),
-            });
+        let key = text(
+            v,
+            &format!("variables[{i}].key"),
+            &var.key,
+            TextRule::line(MAX_VARIABLE_KEY_LEN).required(),
+        );
+        let value = text(
+            v,
+            &format!("variables[{i}].value"),
+            &var.value,
+            TextRule::paragraph(MAX_VARIABLE_VALUE_LEN),
+        );
+        if let (Some(key), Some(value)) = (key, value) {
+            variables.push(Variable { key, value });
         }
     }
     let occurred_at = match &req.occurred_at {

@@ -1,0 +1,416 @@
+//! Hostile text in every string field of every RPC, generated from the protos' descriptors:
+//! each field of a valid request in turn gets a NUL, an escape character and a tab, and the
+//! answer must name that field (INVALID_ARGUMENT) or accept it where the field is free text,
+//! never INTERNAL or UNKNOWN. A new RPC or field is covered without being listed here; a new
+//! RPC with string fields only needs a valid base request below (the test says so).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{Buf as _, BufMut as _};
+use client_info_sdk::contacts::{email, messaging, phone};
+use client_info_sdk::interactions::{call, chat};
+use client_info_sdk::pb;
+use client_info_tests::{ALL, TestApp};
+use prost::Message as _;
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
+};
+use tonic::Code;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic_types::StatusExt as _;
+
+/// Free-text fields (tabs and line breaks kept), by request message and path. Every other
+/// string field is a single line.
+const PARAGRAPHS: &[&str] = &[
+    "clientinfo.v1.CreateContactRequest.description",
+    "clientinfo.v1.CreateContactRequest.attributes[0].value",
+    "clientinfo.v1.UpdateContactRequest.description",
+    "clientinfo.v1.UpdateContactRequest.attributes[0].value",
+    "clientinfo.v1.ImportContactsRequest.description",
+    "clientinfo.v1.ImportContactsRequest.attributes[0].value",
+    "clientinfo.v1.OfferInteractionRequest.member.description",
+    "clientinfo.v1.OfferInteractionRequest.variables[0].value",
+    "clientinfo.v1.SearchContactsRequest.attributes[0].value",
+];
+
+/// Passes encoded messages through unchanged.
+#[derive(Default, Clone)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+/// One step of a field path.
+#[derive(Clone)]
+enum Step {
+    Field(FieldDescriptor),
+    First,
+}
+
+/// Every string field reachable from `message` (repeated ones at index 0), as paths.
+fn string_paths(message: &MessageDescriptor, prefix: Vec<Step>, depth: usize) -> Vec<Vec<Step>> {
+    let mut out = Vec::new();
+    if depth > 4 {
+        return out;
+    }
+    for field in message.fields() {
+        let mut path = prefix.clone();
+        path.push(Step::Field(field.clone()));
+        if field.is_list() {
+            path.push(Step::First);
+        }
+        match field.kind() {
+            Kind::String => out.push(path),
+            Kind::Message(m) if !field.is_map() => {
+                out.extend(string_paths(&m, path, depth + 1));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The path as the server names fields: `communications[0].phone.number`.
+fn path_name(path: &[Step]) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Field(f) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(f.name());
+            }
+            Step::First => s.push_str("[0]"),
+        }
+    }
+    s
+}
+
+/// Sets the string at `path` in `message` to `text`, creating what is missing on the way.
+fn inject(message: &mut DynamicMessage, path: &[Step], text: &str) {
+    let Some(Step::Field(field)) = path.first() else {
+        return;
+    };
+    let rest = &path[1..];
+    let value = if field.is_list() {
+        let mut list = match message.get_field(field).into_owned() {
+            Value::List(l) => l,
+            _ => Vec::new(),
+        };
+        let element = match field.kind() {
+            Kind::String => Value::String(text.to_owned()),
+            Kind::Message(m) => {
+                let mut inner = match list.first() {
+                    Some(Value::Message(existing)) => existing.clone(),
+                    _ => DynamicMessage::new(m),
+                };
+                inject(&mut inner, &rest[1..], text);
+                Value::Message(inner)
+            }
+            _ => return,
+        };
+        if list.is_empty() {
+            list.push(element);
+        } else {
+            list[0] = element;
+        }
+        Value::List(list)
+    } else {
+        match field.kind() {
+            Kind::String => Value::String(text.to_owned()),
+            Kind::Message(m) => {
+                let mut inner = if message.has_field(field) {
+                    match message.get_field(field).into_owned() {
+                        Value::Message(existing) => existing,
+                        _ => DynamicMessage::new(m),
+                    }
+                } else {
+                    DynamicMessage::new(m)
+                };
+                inject(&mut inner, rest, text);
+                Value::Message(inner)
+            }
+            _ => return,
+        }
+    };
+    message.set_field(field, value);
+}
+
+/// The valid base request of each RPC that has string fields (proto JSON; `$ME`, `$C`,
+/// `$LINK` stand for the caller, a contact and a read-only link to it; `$N` for a number new at
+/// each request, so that what one case creates never collides with the next).
+fn bases() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        (
+            "/clientinfo.v1.InteractionsService/OfferInteraction",
+            r#"{"interaction_id": "call-new-$N", "kind": "INTERACTION_KIND_CALL",
+                "direction": "INTERACTION_DIRECTION_INBOUND",
+                "destination": {"call": {"number": "+447400123456"}}, "agent_user_id": $ME,
+                "queue": {"id": "q1", "name": "Support"},
+                "member": {"id": "m1", "description": "Tier 2"},
+                "variables": [{"key": "lang", "value": "en"}]}"#,
+        ),
+        (
+            "/clientinfo.v1.InteractionsService/AcceptInteraction",
+            r#"{"interaction_id": "call-base", "agent_user_id": $ME}"#,
+        ),
+        (
+            "/clientinfo.v1.InteractionsService/CloseInteraction",
+            r#"{"interaction_id": "call-base"}"#,
+        ),
+        (
+            "/clientinfo.v1.ClientInfoService/GetClientInfo",
+            r#"{"interaction_id": "call-base"}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactSearchService/SearchContacts",
+            r#"{"interaction_id": "call-base", "name": "ann", "destination": "+447400123456",
+                "attributes": [{"key": "tier", "value": "gold"}],
+                "messaging": {"protocol": "telegram", "external_user_id": "42"},
+                "combine": "SEARCH_COMBINE_ANY", "labels": ["VIP"]}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactSearchService/ListLabels",
+            r#"{"prefix": "v"}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactBindingService/CreateContact",
+            r#"{"request_id": "req-$N", "interaction_id": "call-base", "display_name": "Bea",
+                "time_zone": "Europe/London", "labels": ["New"], "description": "Met at the fair",
+                "attributes": [{"key": "crm_id", "value": "CRM-7"}],
+                "communications": [{"phone": {"number": "+447400999888"}}]}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactBindingService/SelectContact",
+            r#"{"interaction_id": "call-base", "contact_id": $C}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactBindingService/UnbindContact",
+            r#"{"interaction_id": "call-base"}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactBindingService/LinkCommunication",
+            r#"{"contact_id": $C, "communication": {"email": {"address": "ann@example.org"}}}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactBindingService/ListContactInteractions",
+            r#"{"contact_id": $C}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactBindingService/CreateReadOnlyLink",
+            r#"{"contact_id": $C, "interaction_id": "call-base"}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactBindingService/GetContactByLink",
+            r#"{"link": "$LINK"}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactsService/UpdateContact",
+            r#"{"contact_id": $C, "expected_version": 1,
+                "update_mask": "displayName,description,timeZone,labels,attributes",
+                "display_name": "Ann Lee", "description": "Call after 18:00",
+                "time_zone": "Europe/Paris", "labels": ["VIP"],
+                "attributes": [{"key": "tier", "value": "gold"}]}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactsService/ImportContacts",
+            r#"{"display_name": "Cy", "description": "Imported", "time_zone": "Europe/Berlin",
+                "labels": ["Imported"], "attributes": [{"key": "crm_id", "value": "CRM-9"}],
+                "communications": [{"messaging_channel":
+                    {"protocol": "whatsapp", "external_user_id": "+4915199$N", "display_name": "Cy"}}]}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactsService/ListContactAudit",
+            r#"{"contact_id": $C}"#,
+        ),
+    ])
+}
+
+/// What the server answered: the code and the fields its BadRequest (or, for an import, its
+/// per-record errors) names.
+async fn send(
+    channel: &tonic::transport::Channel,
+    token: &str,
+    path: &str,
+    client_streaming: bool,
+    body: Vec<u8>,
+) -> (Code, Vec<String>) {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.expect("ready");
+    let path: http::uri::PathAndQuery = path.parse().expect("path");
+    let auth: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().expect("header");
+    let result = if client_streaming {
+        let mut request = tonic::Request::new(tokio_stream::iter([body]));
+        request.metadata_mut().insert("authorization", auth);
+        request.set_timeout(Duration::from_secs(10));
+        grpc.client_streaming(request, path, RawCodec).await
+    } else {
+        let mut request = tonic::Request::new(body);
+        request.metadata_mut().insert("authorization", auth);
+        request.set_timeout(Duration::from_secs(10));
+        grpc.unary(request, path, RawCodec).await
+    };
+    match result {
+        Ok(response) if client_streaming => {
+            let summary = pb::ImportContactsResponse::decode(response.into_inner().as_slice())
+                .expect("import summary");
+            let fields = summary.errors.into_iter().map(|e| e.field).collect();
+            (Code::Ok, fields)
+        }
+        Ok(_) => (Code::Ok, Vec::new()),
+        Err(status) => {
+            let fields = status
+                .get_details_bad_request()
+                .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+                .unwrap_or_default();
+            (status.code(), fields)
+        }
+    }
+}
+
+#[tokio::test]
+async fn control_characters_in_every_string_field_are_named_never_internal() {
+    let app = TestApp::start().await;
+    let d = app.domain("acme", "GB").await;
+    let me = app.actor(d, "Alice", ALL).await;
+    let (ann, _) = me
+        .client
+        .create_contact(pb::CreateContactRequest {
+            display_name: "Ann".into(),
+            labels: vec!["VIP".into()],
+            communications: vec![
+                phone("+447400123456"),
+                email("ann@example.com"),
+                messaging("telegram", "42", "Ann"),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    for (id, offer) in [
+        ("call-base", call("call-base", "+447400123456", me.user.0)),
+        (
+            "chat-base",
+            chat("chat-base", "telegram", "42", "Ann", me.user.0),
+        ),
+    ] {
+        me.client.offer_interaction(offer).await.expect("offer");
+        me.client
+            .accept_interaction(id, me.user.0)
+            .await
+            .expect("accept");
+    }
+    let (link, _) = app
+        .keys
+        .sign_card_link(d, ann.id, Duration::from_secs(600))
+        .expect("link");
+
+    let pool = DescriptorPool::decode(client_info_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let channel = tonic::transport::Endpoint::from_shared(app.url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let bases = bases();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for service in pool
+        .services()
+        .filter(|s| s.package_name() == "clientinfo.v1")
+    {
+        for method in service.methods() {
+            let input = method.input();
+            let paths = string_paths(&input, Vec::new(), 0);
+            if paths.is_empty() {
+                continue;
+            }
+            let rpc = format!("/{}/{}", service.full_name(), method.name());
+            let Some(base) = bases.get(rpc.as_str()) else {
+                failures.push(format!("{rpc}: add a valid base request to hostile.rs"));
+                continue;
+            };
+            let template = base
+                .replace("$ME", &me.user.0.to_string())
+                .replace("$C", &ann.id.to_string())
+                .replace("$LINK", &link);
+            for path in &paths {
+                let name = path_name(path);
+                let paragraph =
+                    PARAGRAPHS.contains(&format!("{}.{name}", input.full_name()).as_str());
+                for (what, text, must_refuse) in [
+                    ("NUL", "a\u{0}b", true),
+                    ("ESC", "a\u{1b}[31mb", true),
+                    ("TAB", "a\tb", !paragraph),
+                ] {
+                    checked += 1;
+                    let json = template.replace("$N", &checked.to_string());
+                    let mut de = serde_json::Deserializer::from_str(&json);
+                    let mut message = DynamicMessage::deserialize(input.clone(), &mut de)
+                        .unwrap_or_else(|e| panic!("{rpc}: base request: {e}"));
+                    inject(&mut message, path, text);
+                    let (code, fields) = send(
+                        &channel,
+                        &me.token,
+                        &rpc,
+                        method.is_client_streaming(),
+                        message.encode_to_vec(),
+                    )
+                    .await;
+                    let named = fields.iter().any(|f| f == &name);
+                    let ok = if must_refuse {
+                        named && (code == Code::InvalidArgument || method.is_client_streaming())
+                    } else {
+                        !named && !matches!(code, Code::Internal | Code::Unknown)
+                    };
+                    if !ok {
+                        failures.push(format!(
+                            "{rpc} {name} with {what}: {code:?}, fields {fields:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 150, "only {checked} cases ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
