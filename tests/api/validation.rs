@@ -354,3 +354,69 @@ async fn other_rpcs_validate_ids_masks_versions_and_pages() {
     // The card is as it was.
     assert_eq!(crm.client.get_contact(c.id).await.expect("get"), c);
 }
+
+#[tokio::test]
+async fn every_faulty_field_is_reported_at_once() {
+    let app = TestApp::start().await;
+    let d = app.domain("acme", "GB").await;
+    let crm = app.actor(d, "CRM", ALL).await;
+    // A bad name, a bad time zone, a bad label, and a number that is no number in any region:
+    // all four in one answer (the number is read in the domain's region, after the others).
+    let e = expect_code(
+        crm.client
+            .create_contact(pb::CreateContactRequest {
+                display_name: "".into(),
+                time_zone: "Mars/Olympus".into(),
+                labels: vec!["ok".into(), "".into()],
+                communications: vec![phone("12"), email("ann@example.com")],
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    let mut fields: Vec<&str> = e.violations().iter().map(|v| v.field.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "communications[0].phone.number",
+            "display_name",
+            "labels[1]",
+            "time_zone"
+        ],
+        "{e}"
+    );
+    // A chat offer with a call's destination names the destination and its bad fields together.
+    let e = expect_code(
+        crm.client
+            .offer_interaction(pb::OfferInteractionRequest {
+                interaction_id: "chat-1".into(),
+                kind: pb::InteractionKind::Call as i32,
+                direction: pb::InteractionDirection::Inbound as i32,
+                destination: Some(pb::ClientDestination {
+                    destination: Some(pb::client_destination::Destination::Chat(
+                        pb::ChatIdentity {
+                            protocol: "".into(),
+                            external_user_id: "42".into(),
+                            display_name: "Ann\u{0}".into(),
+                        },
+                    )),
+                }),
+                agent_user_id: crm.user.0,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    let mut fields: Vec<&str> = e.violations().iter().map(|v| v.field.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "destination",
+            "destination.chat.display_name",
+            "destination.chat.protocol"
+        ],
+        "{e}"
+    );
+}

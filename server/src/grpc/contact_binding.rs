@@ -99,6 +99,13 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         if interaction.is_none() && req.link_caller_number {
             v.add("link_caller_number", "needs an interaction_id");
         }
+        if !v.is_empty() && convert::has_phones(&drafts) {
+            // Phones are read in the domain's region: report them with the other faults rather
+            // than after those are fixed.
+            if let Ok((_, session)) = self.state.session(caller).await {
+                convert::check_phones(&mut v, &drafts, session.domain.default_region);
+            }
+        }
         v.into_result()?;
         let new = new.ok_or_else(|| Error::Internal("validated contact missing".into()))?;
         caller.require(if interaction.is_some() {

@@ -249,6 +249,22 @@ pub fn communication(
     }
 }
 
+/// True when some draft is a phone number (read later, in the domain's region).
+pub fn has_phones(drafts: &[(String, CommunicationDraft)]) -> bool {
+    drafts
+        .iter()
+        .any(|(_, d)| matches!(d, CommunicationDraft::Phone(_)))
+}
+
+/// Records a violation for every phone draft that is not a number in `region`.
+pub fn check_phones(v: &mut Violations, drafts: &[(String, CommunicationDraft)], region: Region) {
+    for (field, draft) in drafts {
+        if let CommunicationDraft::Phone(raw) = draft {
+            let _ = v.check(format!("{field}.phone.number"), parse_phone(raw, region));
+        }
+    }
+}
+
 /// Parses the phone drafts in the domain's region; every bad number is reported with its field.
 pub fn resolve_communications(
     drafts: Vec<(String, CommunicationDraft)>,
