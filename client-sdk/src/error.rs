@@ -12,6 +12,44 @@ pub struct FieldViolation {
     pub description: String,
 }
 
+/// What the server said about an error besides its code: the message, and from
+/// `google.rpc.ErrorInfo` the machine-readable reason (`CONTACT_VERSION_MISMATCH`, ...) and its
+/// metadata (`current_version`, ...), and from `google.rpc.RetryInfo` how long to wait.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorDetail {
+    /// The server's message, for people.
+    pub message: String,
+    /// The stable reason, for programs (see the README's list); `None` from servers that send
+    /// no `ErrorInfo`.
+    pub reason: Option<String>,
+    /// Facts that come with the reason, for example `current_version`.
+    pub metadata: std::collections::HashMap<String, String>,
+    /// How long to wait before retrying, when the server says.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl std::fmt::Display for ErrorDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ErrorDetail {
+    fn of(status: &Status) -> Self {
+        let details = status.get_error_details();
+        let (reason, metadata) = match details.error_info() {
+            Some(info) => (Some(info.reason.clone()), info.metadata.clone()),
+            None => (None, Default::default()),
+        };
+        Self {
+            message: status.message().to_owned(),
+            reason,
+            metadata,
+            retry_after: details.retry_info().and_then(|r| r.retry_delay),
+        }
+    }
+}
+
 /// What can go wrong calling client-info.
 #[derive(Debug, thiserror::Error)]
 pub enum SdkError {
@@ -27,43 +65,48 @@ pub enum SdkError {
         detail: String,
     },
     /// The request is malformed; `violations` name the fields.
-    #[error("invalid argument: {message}")]
+    #[error("invalid argument: {detail}")]
     InvalidArgument {
-        /// The server's message.
-        message: String,
+        /// The server's message and reason.
+        detail: ErrorDetail,
         /// The invalid fields.
         violations: Vec<FieldViolation>,
     },
     /// No such object in the caller's domain.
     #[error("not found: {0}")]
-    NotFound(String),
+    NotFound(ErrorDetail),
     /// It already exists (or a request id was reused with another body).
     #[error("already exists: {0}")]
-    AlreadyExists(String),
+    AlreadyExists(ErrorDetail),
     /// The object is not in a state that allows this.
     #[error("failed precondition: {0}")]
-    FailedPrecondition(String),
-    /// The version the caller sent is stale, or a concurrent change won: reload and retry.
+    FailedPrecondition(ErrorDetail),
+    /// A conflict: a stale `expected_version` (reason `CONTACT_VERSION_MISMATCH`, metadata
+    /// `current_version`: reload, then retry with the new version) or a concurrent change
+    /// (`CONCURRENT_CHANGE`: the same request may succeed).
     #[error("aborted: {0}")]
-    Aborted(String),
+    Aborted(ErrorDetail),
     /// The token lacks a permission.
     #[error("permission denied: {0}")]
-    PermissionDenied(String),
+    PermissionDenied(ErrorDetail),
     /// No valid token.
     #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
+    Unauthenticated(ErrorDetail),
     /// Out of range (for example a resume point older than retention).
     #[error("out of range: {0}")]
-    OutOfRange(String),
+    OutOfRange(ErrorDetail),
     /// The server or its database is unavailable now; retry with backoff.
     #[error("unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(ErrorDetail),
+    /// The server is overloaded or the client too slow; retry after a while.
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(ErrorDetail),
     /// The call took longer than its deadline.
     #[error("deadline exceeded: {0}")]
-    DeadlineExceeded(String),
+    DeadlineExceeded(ErrorDetail),
     /// The server does not implement this RPC (yet).
     #[error("unimplemented: {0}")]
-    Unimplemented(String),
+    Unimplemented(ErrorDetail),
     /// Any other status.
     #[error("{}: {}", .0.code(), .0.message())]
     Other(Status),
@@ -83,10 +126,42 @@ impl SdkError {
             SdkError::PermissionDenied(_) => Code::PermissionDenied,
             SdkError::Unauthenticated(_) => Code::Unauthenticated,
             SdkError::OutOfRange(_) => Code::OutOfRange,
+            SdkError::ResourceExhausted(_) => Code::ResourceExhausted,
             SdkError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             SdkError::Unimplemented(_) => Code::Unimplemented,
             SdkError::Other(s) => s.code(),
         }
+    }
+
+    /// What the server said, for errors that came from it.
+    pub fn detail(&self) -> Option<&ErrorDetail> {
+        match self {
+            SdkError::Config(_) | SdkError::Connect { .. } | SdkError::Other(_) => None,
+            SdkError::InvalidArgument { detail, .. }
+            | SdkError::NotFound(detail)
+            | SdkError::AlreadyExists(detail)
+            | SdkError::FailedPrecondition(detail)
+            | SdkError::Aborted(detail)
+            | SdkError::PermissionDenied(detail)
+            | SdkError::Unauthenticated(detail)
+            | SdkError::OutOfRange(detail)
+            | SdkError::Unavailable(detail)
+            | SdkError::ResourceExhausted(detail)
+            | SdkError::DeadlineExceeded(detail)
+            | SdkError::Unimplemented(detail) => Some(detail),
+        }
+    }
+
+    /// The machine-readable reason (`google.rpc.ErrorInfo.reason`), when the server sent one.
+    pub fn reason(&self) -> Option<&str> {
+        self.detail().and_then(|d| d.reason.as_deref())
+    }
+
+    /// A metadata value of the reason, for example `current_version`.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.detail()
+            .and_then(|d| d.metadata.get(key))
+            .map(String::as_str)
     }
 
     /// The invalid fields, when the error is INVALID_ARGUMENT.
@@ -97,12 +172,17 @@ impl SdkError {
         }
     }
 
-    /// True when retrying the same call later may succeed.
+    /// True when repeating the same request later may succeed: the server or the connection
+    /// was unavailable, the server asked to retry after a while, or a concurrent change won.
+    /// False for a stale `expected_version` (reason `CONTACT_VERSION_MISMATCH`): repeating it
+    /// can never succeed; reload the contact and retry with its current version.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            SdkError::Unavailable(_) | SdkError::Connect { .. } | SdkError::Aborted(_)
-        )
+        match self {
+            SdkError::Unavailable(_) | SdkError::Connect { .. } => true,
+            SdkError::ResourceExhausted(d) => d.retry_after.is_some(),
+            SdkError::Aborted(d) => d.reason.as_deref() != Some("CONTACT_VERSION_MISMATCH"),
+            _ => false,
+        }
     }
 }
 
@@ -139,7 +219,7 @@ impl SdkError {
 
 impl From<Status> for SdkError {
     fn from(status: Status) -> Self {
-        let message = status.message().to_owned();
+        let detail = ErrorDetail::of(&status);
         match status.code() {
             Code::InvalidArgument => {
                 let violations = status
@@ -154,21 +234,19 @@ impl From<Status> for SdkError {
                             .collect()
                     })
                     .unwrap_or_default();
-                SdkError::InvalidArgument {
-                    message,
-                    violations,
-                }
+                SdkError::InvalidArgument { detail, violations }
             }
-            Code::NotFound => SdkError::NotFound(message),
-            Code::AlreadyExists => SdkError::AlreadyExists(message),
-            Code::FailedPrecondition => SdkError::FailedPrecondition(message),
-            Code::Aborted => SdkError::Aborted(message),
-            Code::PermissionDenied => SdkError::PermissionDenied(message),
-            Code::Unauthenticated => SdkError::Unauthenticated(message),
-            Code::OutOfRange => SdkError::OutOfRange(message),
-            Code::Unavailable => SdkError::Unavailable(message),
-            Code::DeadlineExceeded => SdkError::DeadlineExceeded(message),
-            Code::Unimplemented => SdkError::Unimplemented(message),
+            Code::NotFound => SdkError::NotFound(detail),
+            Code::AlreadyExists => SdkError::AlreadyExists(detail),
+            Code::FailedPrecondition => SdkError::FailedPrecondition(detail),
+            Code::Aborted => SdkError::Aborted(detail),
+            Code::PermissionDenied => SdkError::PermissionDenied(detail),
+            Code::Unauthenticated => SdkError::Unauthenticated(detail),
+            Code::OutOfRange => SdkError::OutOfRange(detail),
+            Code::Unavailable => SdkError::Unavailable(detail),
+            Code::ResourceExhausted => SdkError::ResourceExhausted(detail),
+            Code::DeadlineExceeded => SdkError::DeadlineExceeded(detail),
+            Code::Unimplemented => SdkError::Unimplemented(detail),
             _ => SdkError::Other(status),
         }
     }

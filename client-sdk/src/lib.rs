@@ -46,7 +46,7 @@ pub use client::{
     AuthChannel, Client, ClientBuilder, Compression, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_TIMEOUT, DeadlineChannel,
 };
-pub use error::{FieldViolation, SdkError};
+pub use error::{ErrorDetail, FieldViolation, SdkError};
 
 /// The generated protobuf types and stubs (package `clientinfo.v1`).
 pub use client_info_proto::pb;

@@ -10,7 +10,7 @@ use crate::db::{self, domains, users};
 use crate::domain::ids::{DomainId, UserId};
 use crate::domain::permission::Permission;
 use crate::domain::phone::Region;
-use crate::error::Error;
+use crate::error::{Error, Fault, Reason};
 
 /// Creates the database when missing, migrates it, and connects.
 pub async fn connect(database_url: &str) -> Result<AsyncPgConnection, Error> {
@@ -41,8 +41,9 @@ pub async fn create_domain(
         .await?
         .is_some()
     {
-        return Err(Error::AlreadyExists(format!(
-            "a domain named {name:?} exists"
+        return Err(Error::AlreadyExists(Fault::new(
+            Reason::AlreadyExists,
+            format!("a domain named {name:?} exists"),
         )));
     }
     domains::create(
@@ -71,7 +72,7 @@ pub async fn create_user(
         Err(Error::Database(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::ForeignKeyViolation,
             _,
-        ))) => Err(Error::not_found(format!("domain {domain}"))),
+        ))) => Err(Error::domain_not_found(domain)),
         other => other,
     }
 }
@@ -97,7 +98,7 @@ pub async fn create_users(
             Err(Error::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::ForeignKeyViolation,
                 _,
-            ))) => return Err(Error::not_found(format!("domain {domain}"))),
+            ))) => return Err(Error::domain_not_found(domain)),
             Err(e) => return Err(e),
         }
     }
@@ -115,7 +116,10 @@ pub async fn mint_token(
 ) -> Result<String, Error> {
     let mut conn = connect(database_url).await?;
     if !users::exists(&mut conn, domain, user).await? {
-        return Err(Error::not_found(format!("user {user} in domain {domain}")));
+        return Err(Error::NotFound(Fault::new(
+            Reason::UserNotFound,
+            format!("user {user} in domain {domain} not found"),
+        )));
     }
     TokenKeys::new(secret).mint(domain, user, permissions, ttl)
 }

@@ -12,7 +12,7 @@ use tonic::{Request, Status};
 
 use crate::domain::ids::{DomainId, UserId};
 use crate::domain::permission::{Permission, PermissionSet};
-use crate::error::Error;
+use crate::error::{Error, Fault, Reason};
 
 /// The claims of a client-info token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,9 +48,13 @@ impl Caller {
         if self.permissions.contains(p) {
             Ok(())
         } else {
-            Err(Error::PermissionDenied(format!(
-                "this call needs the {p} permission"
-            )))
+            Err(Error::PermissionDenied(
+                Fault::new(
+                    Reason::PermissionMissing,
+                    format!("this call needs the {p} permission"),
+                )
+                .with("permission", p.as_str()),
+            ))
         }
     }
 
@@ -65,7 +69,9 @@ impl Caller {
             .extensions()
             .get::<Caller>()
             .copied()
-            .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))
+            .ok_or_else(|| {
+                Error::Unauthenticated(Fault::new(Reason::TokenMissing, "missing bearer token"))
+            })
     }
 }
 
@@ -325,10 +331,18 @@ impl AuthInterceptor {
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let caller = self
-            .keys
-            .authenticate(request.metadata())
-            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let caller = self.keys.authenticate(request.metadata()).map_err(|e| {
+            let reason = match e {
+                TokenError::Missing => Reason::TokenMissing,
+                TokenError::Malformed => Reason::TokenMalformed,
+                TokenError::Expired => Reason::TokenExpired,
+                TokenError::Invalid(_) => Reason::TokenInvalid,
+            };
+            crate::error::status(
+                tonic::Code::Unauthenticated,
+                &Fault::new(reason, e.to_string()),
+            )
+        })?;
         if let Some(context) = request.extensions().get::<Arc<crate::rpc::RpcContext>>() {
             context.set_caller(caller);
         }

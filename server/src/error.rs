@@ -65,6 +65,160 @@ impl Violations {
     }
 }
 
+/// The `domain` of every `google.rpc.ErrorInfo` this server sends.
+pub const ERROR_DOMAIN: &str = "client-info";
+
+/// How long a client should wait before retrying an UNAVAILABLE or RESOURCE_EXHAUSTED answer
+/// (`google.rpc.RetryInfo`).
+pub const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $name:ident = $text:literal,)*) => {
+        /// The machine-readable reason of an error (`google.rpc.ErrorInfo.reason`): stable
+        /// across releases, UPPER_SNAKE, listed in the README. A program branches on it, never
+        /// on the message.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Reason {
+            /// Every reason.
+            pub const ALL: &[Reason] = &[$(Reason::$name,)*];
+
+            /// The reason as sent.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// INVALID_ARGUMENT: fields are named in `google.rpc.BadRequest`.
+    InvalidFields = "INVALID_FIELDS",
+    /// NOT_FOUND: no such contact in the caller's domain.
+    ContactNotFound = "CONTACT_NOT_FOUND",
+    /// NOT_FOUND: no such interaction (or not the caller's).
+    InteractionNotFound = "INTERACTION_NOT_FOUND",
+    /// NOT_FOUND: no such communication link on the contact.
+    CommunicationNotFound = "COMMUNICATION_NOT_FOUND",
+    /// NOT_FOUND: no such domain.
+    DomainNotFound = "DOMAIN_NOT_FOUND",
+    /// NOT_FOUND: no such user in the domain.
+    UserNotFound = "USER_NOT_FOUND",
+    /// NOT_FOUND: a referenced object does not exist.
+    NotFound = "NOT_FOUND",
+    /// FAILED_PRECONDITION: the interaction is offered, not accepted yet.
+    InteractionNotAccepted = "INTERACTION_NOT_ACCEPTED",
+    /// FAILED_PRECONDITION: the interaction is closed.
+    InteractionClosed = "INTERACTION_CLOSED",
+    /// FAILED_PRECONDITION: only an offered interaction can be accepted.
+    InteractionNotOffered = "INTERACTION_NOT_OFFERED",
+    /// FAILED_PRECONDITION: the interaction is offered to another agent.
+    InteractionOfferedToOtherAgent = "INTERACTION_OFFERED_TO_OTHER_AGENT",
+    /// FAILED_PRECONDITION: the interaction id was offered with another client, kind or
+    /// direction.
+    InteractionIdReused = "INTERACTION_ID_REUSED",
+    /// FAILED_PRECONDITION: the caller's number is hidden, there is nothing to link.
+    CallerNumberHidden = "CALLER_NUMBER_HIDDEN",
+    /// FAILED_PRECONDITION: the contact a request id created was deleted since.
+    RequestContactDeleted = "REQUEST_CONTACT_DELETED",
+    /// FAILED_PRECONDITION: a referenced object is missing or still referenced.
+    ReferenceViolated = "REFERENCE_VIOLATED",
+    /// FAILED_PRECONDITION: a stored rule was violated.
+    StoredRuleViolated = "STORED_RULE_VIOLATED",
+    /// ABORTED: `expected_version` is stale; metadata `current_version`. Reload, then retry.
+    ContactVersionMismatch = "CONTACT_VERSION_MISMATCH",
+    /// ABORTED: a concurrent change won; the same request may succeed when retried.
+    ConcurrentChange = "CONCURRENT_CHANGE",
+    /// ALREADY_EXISTS: the messaging identity belongs to another contact; metadata
+    /// `holder_contact_id`. Set `relink` to move it.
+    IdentityHeldByOtherContact = "IDENTITY_HELD_BY_OTHER_CONTACT",
+    /// ALREADY_EXISTS: the request id was used with another request body.
+    RequestIdReused = "REQUEST_ID_REUSED",
+    /// ALREADY_EXISTS: the object exists.
+    AlreadyExists = "ALREADY_EXISTS",
+    /// PERMISSION_DENIED: the token lacks a permission; metadata `permission`.
+    PermissionMissing = "PERMISSION_MISSING",
+    /// PERMISSION_DENIED: the contact is not related to the caller's interaction.
+    ContactNotInInteraction = "CONTACT_NOT_IN_INTERACTION",
+    /// PERMISSION_DENIED: the read-only link is not valid.
+    LinkInvalid = "LINK_INVALID",
+    /// PERMISSION_DENIED: the read-only link has expired.
+    LinkExpired = "LINK_EXPIRED",
+    /// UNAUTHENTICATED: no bearer token.
+    TokenMissing = "TOKEN_MISSING",
+    /// UNAUTHENTICATED: the authorization header is not `Bearer <token>`.
+    TokenMalformed = "TOKEN_MALFORMED",
+    /// UNAUTHENTICATED: the token has expired.
+    TokenExpired = "TOKEN_EXPIRED",
+    /// UNAUTHENTICATED: the token's signature or claims are not valid.
+    TokenInvalid = "TOKEN_INVALID",
+    /// UNAUTHENTICATED: the token names a user that does not exist in its domain.
+    TokenUserUnknown = "TOKEN_USER_UNKNOWN",
+    /// OUT_OF_RANGE: the resume point is older than the events kept; start with a snapshot.
+    ResumePointPruned = "RESUME_POINT_PRUNED",
+    /// UNAVAILABLE: the database cannot be reached now (retry with backoff).
+    DatabaseUnavailable = "DATABASE_UNAVAILABLE",
+    /// UNAVAILABLE: the server is shutting down (resume on another replica).
+    ShuttingDown = "SHUTTING_DOWN",
+    /// UNAVAILABLE: the server's event hub stopped.
+    EventHubStopped = "EVENT_HUB_STOPPED",
+    /// RESOURCE_EXHAUSTED: the stream's client read too slowly; resume after the last sequence.
+    SlowConsumer = "SLOW_CONSUMER",
+    /// DEADLINE_EXCEEDED: the client's deadline, or the statement timeout, passed.
+    DeadlineExceeded = "DEADLINE_EXCEEDED",
+    /// INTERNAL: a bug; the details are in the server's log.
+    Internal = "INTERNAL",
+}
+
+/// An error other than bad fields: its reason, its message, the object it is about (the
+/// `subject` of a `google.rpc.PreconditionFailure`), and `ErrorInfo` metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// Why.
+    pub reason: Reason,
+    /// For people.
+    pub message: String,
+    /// What it is about, for example `interaction/call-1` or `contact/42`.
+    pub subject: Option<String>,
+    /// Machine-readable facts, for example `current_version`.
+    pub metadata: Vec<(&'static str, String)>,
+}
+
+impl Fault {
+    /// A fault with a reason and a message.
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            subject: None,
+            metadata: Vec::new(),
+        }
+    }
+
+    /// The same, about `subject`.
+    pub fn about(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// The same, with a metadata entry.
+    pub fn with(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.metadata.push((key, value.to_string()));
+        self
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Everything that can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -72,29 +226,29 @@ pub enum Error {
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// The object does not exist in the caller's domain.
-    #[error("{0} not found")]
-    NotFound(String),
+    #[error("{0}")]
+    NotFound(Fault),
     /// The object exists but is not in a state that allows the operation.
     #[error("{0}")]
-    FailedPrecondition(String),
+    FailedPrecondition(Fault),
     /// The caller's version is stale (optimistic concurrency), or a conflict to retry.
     #[error("{0}")]
-    Aborted(String),
+    Aborted(Fault),
     /// The object already exists.
     #[error("{0}")]
-    AlreadyExists(String),
+    AlreadyExists(Fault),
     /// The token lacks a permission.
     #[error("{0}")]
-    PermissionDenied(String),
+    PermissionDenied(Fault),
     /// No valid token.
     #[error("{0}")]
-    Unauthenticated(String),
+    Unauthenticated(Fault),
     /// A value outside the range the server can serve (for example an expired resume point).
     #[error("{0}")]
-    OutOfRange(String),
+    OutOfRange(Fault),
     /// The server cannot serve now (database down, pool exhausted); retry later.
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(Fault),
     /// A database error, classified when converted.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
@@ -120,72 +274,176 @@ impl Error {
         }])
     }
 
-    /// A NOT_FOUND error for the named object.
-    pub fn not_found(what: impl Into<String>) -> Self {
-        Self::NotFound(what.into())
+    /// NOT_FOUND: no contact `id` in the caller's domain.
+    pub fn contact_not_found(id: impl std::fmt::Display) -> Self {
+        Self::NotFound(
+            Fault::new(Reason::ContactNotFound, format!("contact {id} not found"))
+                .about(format!("contact/{id}")),
+        )
+    }
+
+    /// NOT_FOUND: no interaction `id` (routing's id) visible to the caller.
+    pub fn interaction_not_found(id: &str) -> Self {
+        Self::NotFound(
+            Fault::new(
+                Reason::InteractionNotFound,
+                format!("interaction {id:?} not found"),
+            )
+            .about(format!("interaction/{id}")),
+        )
+    }
+
+    /// NOT_FOUND: no domain `id`.
+    pub fn domain_not_found(id: impl std::fmt::Display) -> Self {
+        Self::NotFound(
+            Fault::new(Reason::DomainNotFound, format!("domain {id} not found"))
+                .about(format!("domain/{id}")),
+        )
+    }
+
+    /// A FAILED_PRECONDITION about `subject`.
+    pub fn precondition(
+        reason: Reason,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::FailedPrecondition(Fault::new(reason, message).about(subject))
+    }
+
+    /// ABORTED: a concurrent change won; retrying the same request may succeed.
+    pub fn concurrent(message: impl Into<String>) -> Self {
+        Self::Aborted(Fault::new(Reason::ConcurrentChange, message))
+    }
+
+    /// UNAVAILABLE: the database cannot be reached.
+    pub fn database_unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(Fault::new(Reason::DatabaseUnavailable, message))
     }
 }
 
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
-        Self::Unavailable(format!("database unavailable: {e}"))
+        Self::database_unavailable(format!("database unavailable: {e}"))
     }
 }
 
 impl From<diesel::ConnectionError> for Error {
     fn from(e: diesel::ConnectionError) -> Self {
-        Self::Unavailable(format!("database unavailable: {e}"))
+        Self::database_unavailable(format!("database unavailable: {e}"))
     }
 }
 
-/// How a database error is answered.
+/// A status with `ErrorInfo` (reason, domain, metadata) and, where they apply,
+/// `PreconditionFailure` (FAILED_PRECONDITION, ABORTED with a subject) and `RetryInfo`
+/// (UNAVAILABLE, RESOURCE_EXHAUSTED). Every error the server answers goes through here.
+pub fn status(code: Code, fault: &Fault) -> Status {
+    let mut details = ErrorDetails::new();
+    let metadata: std::collections::HashMap<String, String> = fault
+        .metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    details.set_error_info(fault.reason.as_str(), ERROR_DOMAIN, metadata);
+    if matches!(code, Code::FailedPrecondition | Code::Aborted)
+        && let Some(subject) = &fault.subject
+    {
+        details.add_precondition_failure_violation(
+            fault.reason.as_str(),
+            subject.clone(),
+            fault.message.clone(),
+        );
+    }
+    if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
+        details.set_retry_info(Some(RETRY_DELAY));
+    }
+    Status::with_error_details(code, fault.message.clone(), details)
+}
+
+/// How a database error is answered. diesel-async gives the SQLSTATE classes it knows as kinds
+/// (unique, foreign key, check, not null, restrict, exclusion, serialization failure, read-only
+/// transaction) and reports connection failures as `UnableToSendCommand`; for the codes it
+/// folds into `Unknown` (57014 query_canceled, 40P01 deadlock_detected, 57P01 admin_shutdown,
+/// 57P02/57P03, 53300 too_many_connections) it keeps only PostgreSQL's message, which starts
+/// the same way in every release: those are matched by their exact opening words.
 fn database_status(e: &diesel::result::Error) -> Status {
     use diesel::result::Error as D;
+    let fault =
+        |code: Code, reason: Reason, message: String| status(code, &Fault::new(reason, message));
+    let lost = || {
+        fault(
+            Code::Unavailable,
+            Reason::DatabaseUnavailable,
+            "database connection lost; retry the request".into(),
+        )
+    };
     match e {
-        D::NotFound => Status::not_found("not found"),
+        D::NotFound => fault(Code::NotFound, Reason::NotFound, "not found".into()),
         D::DatabaseError(kind, info) => {
             let constraint = info.constraint_name().unwrap_or("");
             match kind {
-                DatabaseErrorKind::UniqueViolation => {
-                    Status::already_exists(format!("already exists ({constraint})"))
+                DatabaseErrorKind::UniqueViolation => fault(
+                    Code::AlreadyExists,
+                    Reason::AlreadyExists,
+                    format!("already exists ({constraint})"),
+                ),
+                DatabaseErrorKind::ForeignKeyViolation | DatabaseErrorKind::RestrictViolation => {
+                    fault(
+                        Code::FailedPrecondition,
+                        Reason::ReferenceViolated,
+                        format!(
+                            "a referenced object does not exist or is still referenced ({constraint})"
+                        ),
+                    )
                 }
-                DatabaseErrorKind::ForeignKeyViolation => Status::failed_precondition(format!(
-                    "a referenced object does not exist or is still referenced ({constraint})"
-                )),
-                DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
-                    Status::failed_precondition(format!(
-                        "a stored rule was violated ({constraint})"
-                    ))
-                }
-                DatabaseErrorKind::SerializationFailure => {
-                    Status::aborted("concurrent change; retry the request")
-                }
-                DatabaseErrorKind::ClosedConnection => {
-                    Status::unavailable("database connection lost; retry the request")
-                }
+                DatabaseErrorKind::CheckViolation
+                | DatabaseErrorKind::NotNullViolation
+                | DatabaseErrorKind::ExclusionViolation => fault(
+                    Code::FailedPrecondition,
+                    Reason::StoredRuleViolated,
+                    format!("a stored rule was violated ({constraint})"),
+                ),
+                DatabaseErrorKind::SerializationFailure => fault(
+                    Code::Aborted,
+                    Reason::ConcurrentChange,
+                    "concurrent change; retry the request".into(),
+                ),
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ReadOnlyTransaction => lost(),
                 _ => {
                     let message = info.message();
-                    if message.contains("statement timeout") {
-                        Status::deadline_exceeded("the database query took too long")
-                    } else if message.contains("deadlock detected") {
-                        Status::aborted("concurrent change; retry the request")
-                    } else if message.contains("terminating connection")
-                        || message.contains("connection")
+                    let starts = |p: &str| message.starts_with(p);
+                    if starts("canceling statement due to statement timeout")
+                        || starts("canceling statement due to user request")
                     {
-                        Status::unavailable("database connection lost; retry the request")
+                        fault(
+                            Code::DeadlineExceeded,
+                            Reason::DeadlineExceeded,
+                            "the database query took too long".into(),
+                        )
+                    } else if starts("deadlock detected") {
+                        fault(
+                            Code::Aborted,
+                            Reason::ConcurrentChange,
+                            "concurrent change; retry the request".into(),
+                        )
+                    } else if starts("terminating connection due to")
+                        || starts("the database system is")
+                        || starts("sorry, too many clients")
+                        || starts("remaining connection slots are reserved")
+                    {
+                        lost()
                     } else {
                         tracing::error!(error = %message, "unexpected database error");
-                        Status::internal("internal error")
+                        fault(Code::Internal, Reason::Internal, "internal error".into())
                     }
                 }
             }
         }
-        D::BrokenTransactionManager => {
-            Status::unavailable("database connection lost; retry the request")
-        }
+        D::BrokenTransactionManager => lost(),
         other => {
             tracing::error!(error = %other, "unexpected database error");
-            Status::internal("internal error")
+            fault(Code::Internal, Reason::Internal, "internal error".into())
         }
     }
 }
@@ -198,25 +456,44 @@ impl From<Error> for Status {
                 for v in &violations {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
-                Status::with_error_details(
-                    Code::InvalidArgument,
-                    format!("invalid argument: {}", describe(&violations)),
-                    details,
-                )
+                details.set_error_info(
+                    Reason::InvalidFields.as_str(),
+                    ERROR_DOMAIN,
+                    std::collections::HashMap::new(),
+                );
+                Status::with_error_details(Code::InvalidArgument, describe(&violations), details)
             }
-            Error::NotFound(what) => Status::not_found(format!("{what} not found")),
-            Error::FailedPrecondition(m) => Status::failed_precondition(m),
-            Error::Aborted(m) => Status::aborted(m),
-            Error::AlreadyExists(m) => Status::already_exists(m),
-            Error::PermissionDenied(m) => Status::permission_denied(m),
-            Error::Unauthenticated(m) => Status::unauthenticated(m),
-            Error::OutOfRange(m) => Status::out_of_range(m),
-            Error::Unavailable(m) => Status::unavailable(m),
+            Error::NotFound(f) => status(Code::NotFound, &f),
+            Error::FailedPrecondition(f) => status(Code::FailedPrecondition, &f),
+            Error::Aborted(f) => status(Code::Aborted, &f),
+            Error::AlreadyExists(f) => status(Code::AlreadyExists, &f),
+            Error::PermissionDenied(f) => status(Code::PermissionDenied, &f),
+            Error::Unauthenticated(f) => status(Code::Unauthenticated, &f),
+            Error::OutOfRange(f) => status(Code::OutOfRange, &f),
+            Error::Unavailable(f) => status(Code::Unavailable, &f),
             Error::Database(e) => database_status(&e),
             Error::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
-                Status::internal("internal error")
+                status(
+                    Code::Internal,
+                    &Fault::new(Reason::Internal, "internal error"),
+                )
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_upper_snake_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            let s = r.as_str();
+            assert!(s.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{s}");
+            assert!(seen.insert(s), "{s} twice");
         }
     }
 }

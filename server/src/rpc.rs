@@ -35,6 +35,7 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::auth::Caller;
+use crate::error::{Fault, Reason};
 use crate::metrics::{Metrics, RpcLabels, code_name};
 
 /// The request-id metadata key, read from requests and set on responses.
@@ -238,8 +239,12 @@ where
                             .await
                         {
                             Ok(r) => r?,
-                            Err(_) => tonic::Status::deadline_exceeded(
-                                "the deadline expired before the server finished",
+                            Err(_) => crate::error::status(
+                                Code::DeadlineExceeded,
+                                &Fault::new(
+                                    Reason::DeadlineExceeded,
+                                    "the deadline expired before the server finished",
+                                ),
                             )
                             .into_http(),
                         }

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod binding;
 mod contacts;
+mod errors;
 mod explain;
 mod hostile;
 mod import;

@@ -12,7 +12,7 @@ use crate::domain::contact::{ChannelLink, Communication, ContactCard};
 use crate::domain::ids::ContactId;
 use crate::domain::interaction::{Destination, Interaction, InteractionState};
 use crate::domain::phone::parse_phone;
-use crate::error::Error;
+use crate::error::{Error, Reason};
 
 /// Locks the caller's interaction and checks that it is live: NOT_FOUND when missing or
 /// offered to another agent, FAILED_PRECONDITION unless accepted.
@@ -24,12 +24,20 @@ pub async fn lock_live(
     let interaction = interactions::find(conn, session.domain.id, external_id, true)
         .await?
         .filter(|i| i.agent == session.caller.user_id)
-        .ok_or_else(|| Error::not_found(format!("interaction {external_id:?}")))?;
+        .ok_or_else(|| Error::interaction_not_found(&external_id))?;
     if interaction.state != InteractionState::Accepted {
-        return Err(Error::FailedPrecondition(format!(
-            "interaction {external_id:?} is {}; contacts can be added, selected or unbound once it is accepted and until it is closed",
-            interaction.state.as_str()
-        )));
+        return Err(Error::precondition(
+            if interaction.state == InteractionState::Closed {
+                Reason::InteractionClosed
+            } else {
+                Reason::InteractionNotAccepted
+            },
+            format!("interaction/{external_id}"),
+            format!(
+                "interaction {external_id:?} is {}; contacts can be added, selected or unbound once it is accepted and until it is closed",
+                interaction.state.as_str()
+            ),
+        ));
     }
     Ok(interaction)
 }
@@ -99,8 +107,10 @@ pub async fn create_from_interaction(
                 })
             }
             (Destination::Call { number: None }, true) => {
-                return Err(Error::FailedPrecondition(
-                    "the caller's number is hidden; there is nothing to link".into(),
+                return Err(Error::precondition(
+                    Reason::CallerNumberHidden,
+                    format!("interaction/{}", interaction.external_id),
+                    "the caller's number is hidden; there is nothing to link",
                 ));
             }
             (Destination::Call { .. }, false) => None,
@@ -174,7 +184,7 @@ pub async fn select(
             ));
         }
         if !contacts::exists(conn, domain, contact).await? {
-            return Err(Error::not_found(format!("contact {contact}")));
+            return Err(Error::contact_not_found(contact));
         }
         let mut relink = None;
         if let (Destination::Chat(identity), true) = (&interaction.destination, relink_channel) {
@@ -207,7 +217,7 @@ pub async fn select(
         .await?;
         let interaction = interactions::find(conn, domain, external_id, false)
             .await?
-            .ok_or_else(|| Error::not_found(format!("interaction {external_id:?}")))?;
+            .ok_or_else(|| Error::interaction_not_found(&external_id))?;
         Ok((interaction, relink))
     })
     .await
@@ -233,7 +243,7 @@ pub async fn unbind(
         .await?;
         let interaction = interactions::find(conn, domain, external_id, false)
             .await?
-            .ok_or_else(|| Error::not_found(format!("interaction {external_id:?}")))?;
+            .ok_or_else(|| Error::interaction_not_found(&external_id))?;
         Ok((interaction, was))
     })
     .await

@@ -6,7 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::schema::{contact_emails, contact_messaging_channels, contact_phones};
 use crate::domain::contact::{ChannelIdentity, ChannelLink, Communication};
 use crate::domain::ids::{ContactId, DomainId};
-use crate::error::Error;
+use crate::error::{Error, Fault, Reason};
 
 /// What linking did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,10 +140,17 @@ async fn link_channel(
             Some((_, holder)) if holder == contact.0 => return Ok(LinkOutcome::AlreadyLinked),
             Some((link_id, holder)) => {
                 if !relink {
-                    return Err(Error::AlreadyExists(format!(
-                        "the {} identity is linked to contact {holder}; set relink to move it",
-                        identity.protocol
-                    )));
+                    return Err(Error::AlreadyExists(
+                        Fault::new(
+                            Reason::IdentityHeldByOtherContact,
+                            format!(
+                                "the {} identity is linked to contact {holder}; set relink to move it",
+                                identity.protocol
+                            ),
+                        )
+                        .about(format!("contact/{holder}"))
+                        .with("holder_contact_id", holder),
+                    ));
                 }
                 diesel::update(contact_messaging_channels::table.find(link_id))
                     .set((
@@ -162,8 +169,8 @@ async fn link_channel(
             }
         }
     }
-    Err(Error::Aborted(
-        "the messaging identity changed hands concurrently; retry".into(),
+    Err(Error::concurrent(
+        "the messaging identity changed hands concurrently; retry",
     ))
 }
 
@@ -218,9 +225,13 @@ pub async fn unlink(
         }
     };
     if n == 0 {
-        return Err(Error::not_found(format!(
-            "communication of contact {contact}"
-        )));
+        return Err(Error::NotFound(
+            Fault::new(
+                Reason::CommunicationNotFound,
+                format!("communication of contact {contact} not found"),
+            )
+            .about(format!("contact/{contact}")),
+        ));
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use crate::domain::contact::{
     PhoneLink, UserRef,
 };
 use crate::domain::ids::{ContactId, DomainId, UserId};
-use crate::error::Error;
+use crate::error::{Error, Fault, Reason};
 
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = contacts)]
@@ -222,7 +222,7 @@ pub async fn load_card(
     load_cards(conn, domain, &[id.0])
         .await?
         .pop()
-        .ok_or_else(|| Error::not_found(format!("contact {id}")))
+        .ok_or_else(|| Error::contact_not_found(id))
 }
 
 /// True when the contact exists in `domain`.
@@ -303,11 +303,19 @@ pub async fn lock(
         .first(conn)
         .await
         .optional()?
-        .ok_or_else(|| Error::not_found(format!("contact {id}")))?;
+        .ok_or_else(|| Error::contact_not_found(id))?;
     match expected_version {
-        Some(expected) if expected != version => Err(Error::Aborted(format!(
-            "contact {id} is at version {version}, not {expected}: reload it and retry"
-        ))),
+        Some(expected) if expected != version => Err(Error::Aborted(
+            Fault::new(
+                Reason::ContactVersionMismatch,
+                format!(
+                    "contact {id} is at version {version}, not {expected}: reload it and retry"
+                ),
+            )
+            .about(format!("contact/{id}"))
+            .with("current_version", version)
+            .with("expected_version", expected),
+        )),
         _ => Ok(version),
     }
 }
@@ -490,7 +498,7 @@ async fn replay(
 ) -> Result<ContactId, Error> {
     earlier(conn, domain, key)
         .await?
-        .ok_or_else(|| Error::Aborted("the request id was released concurrently; retry".into()))
+        .ok_or_else(|| Error::concurrent("the request id was released concurrently; retry"))
 }
 
 /// The contact an earlier request with this key created, if the key was used: ALREADY_EXISTS
@@ -514,16 +522,26 @@ pub async fn earlier(
         return Ok(None);
     };
     if fingerprint != key.fingerprint {
-        return Err(Error::AlreadyExists(format!(
-            "request_id {:?} was already used with a different request body",
-            key.request_id
-        )));
+        return Err(Error::AlreadyExists(
+            Fault::new(
+                Reason::RequestIdReused,
+                format!(
+                    "request_id {:?} was already used with a different request body",
+                    key.request_id
+                ),
+            )
+            .about(format!("request/{}", key.request_id)),
+        ));
     }
     let contact = contact.ok_or_else(|| {
-        Error::FailedPrecondition(format!(
-            "the contact created by request_id {:?} has since been deleted",
-            key.request_id
-        ))
+        Error::precondition(
+            Reason::RequestContactDeleted,
+            format!("request/{}", key.request_id),
+            format!(
+                "the contact created by request_id {:?} has since been deleted",
+                key.request_id
+            ),
+        )
     })?;
     Ok(Some(ContactId(contact)))
 }

@@ -7,7 +7,7 @@ use super::schema::{domains, users};
 use crate::auth::Caller;
 use crate::domain::ids::DomainId;
 use crate::domain::phone::Region;
-use crate::error::Error;
+use crate::error::{Error, Fault, Reason};
 
 /// A domain's settings.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ pub async fn update_settings(
         .execute(conn)
         .await?;
     if n == 0 {
-        return Err(Error::not_found(format!("domain {domain}")));
+        return Err(Error::domain_not_found(domain));
     }
     Ok(())
 }
@@ -134,7 +134,10 @@ pub async fn session(conn: &mut AsyncPgConnection, caller: Caller) -> Result<Ses
         .await
         .optional()?
         .ok_or_else(|| {
-            Error::Unauthenticated("the token's user does not exist in its domain".into())
+            Error::Unauthenticated(Fault::new(
+                Reason::TokenUserUnknown,
+                "the token's user does not exist in its domain",
+            ))
         })?;
     Ok(Session {
         caller,

@@ -15,7 +15,7 @@ use crate::domain::ids::{ContactId, DomainId, UserId};
 use crate::domain::interaction::{
     Destination, Direction, Interaction, InteractionState, Member, Offer, Queue, Variable,
 };
-use crate::error::Error;
+use crate::error::{Error, Reason};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = interactions, check_for_backend(diesel::pg::Pg))]
@@ -137,7 +137,7 @@ pub async fn open_for_agent(
 }
 
 fn not_found(external_id: &str) -> Error {
-    Error::not_found(format!("interaction {external_id:?}"))
+    Error::interaction_not_found(&external_id)
 }
 
 /// What an offer did.
@@ -253,8 +253,8 @@ pub async fn offer(
                 changed: true,
             });
         }
-        Err(Error::Aborted(
-            "the interaction was offered concurrently; retry".into(),
+        Err(Error::concurrent(
+            "the interaction was offered concurrently; retry",
         ))
     })
     .await
@@ -267,18 +267,26 @@ async fn reoffer(
     offer: &Offer,
 ) -> Result<OfferResult, Error> {
     if existing.state == InteractionState::Closed {
-        return Err(Error::FailedPrecondition(format!(
-            "interaction {:?} is closed; it cannot be offered again",
-            offer.external_id
-        )));
+        return Err(Error::precondition(
+            Reason::InteractionClosed,
+            format!("interaction/{}", offer.external_id),
+            format!(
+                "interaction {:?} is closed; it cannot be offered again",
+                offer.external_id
+            ),
+        ));
     }
     if existing.direction != offer.direction
         || !same_client(&existing.destination, &offer.destination)
     {
-        return Err(Error::FailedPrecondition(format!(
-            "interaction {:?} was offered with another kind, direction or client",
-            offer.external_id
-        )));
+        return Err(Error::precondition(
+            Reason::InteractionIdReused,
+            format!("interaction/{}", offer.external_id),
+            format!(
+                "interaction {:?} was offered with another kind, direction or client",
+                offer.external_id
+            ),
+        ));
     }
     let transferred = existing.agent != offer.agent;
     let details_changed = existing.queue != offer.queue
@@ -341,17 +349,29 @@ pub async fn accept(
             .await?
             .ok_or_else(|| not_found(external_id))?;
         if i.state != InteractionState::Offered {
-            return Err(Error::FailedPrecondition(format!(
-                "interaction {external_id:?} is {}; only an offered interaction can be accepted",
-                i.state.as_str()
-            )));
+            return Err(Error::precondition(
+                if i.state == InteractionState::Closed {
+                    Reason::InteractionClosed
+                } else {
+                    Reason::InteractionNotOffered
+                },
+                format!("interaction/{external_id}"),
+                format!(
+                    "interaction {external_id:?} is {}; only an offered interaction can be accepted",
+                    i.state.as_str()
+                ),
+            ));
         }
         if i.agent != agent {
-            return Err(Error::FailedPrecondition(format!(
-                "interaction {external_id:?} is offered to agent {}, not {agent} (state {})",
-                i.agent,
-                i.state.as_str()
-            )));
+            return Err(Error::precondition(
+                Reason::InteractionOfferedToOtherAgent,
+                format!("interaction/{external_id}"),
+                format!(
+                    "interaction {external_id:?} is offered to agent {}, not {agent} (state {})",
+                    i.agent,
+                    i.state.as_str()
+                ),
+            ));
         }
         diesel::update(interactions::table.find(i.id))
             .set((
@@ -380,9 +400,11 @@ pub async fn close(
             .await?
             .ok_or_else(|| not_found(external_id))?;
         if i.state == InteractionState::Closed {
-            return Err(Error::FailedPrecondition(format!(
-                "interaction {external_id:?} is already closed"
-            )));
+            return Err(Error::precondition(
+                Reason::InteractionClosed,
+                format!("interaction/{external_id}"),
+                format!("interaction {external_id:?} is already closed"),
+            ));
         }
         diesel::update(interactions::table.find(i.id))
             .set((

@@ -12,7 +12,7 @@ use super::{AppState, convert, events, panel};
 use crate::auth::Caller;
 use crate::db::{interactions, outbox};
 use crate::domain::permission::Permission;
-use crate::error::{Error, Violations};
+use crate::error::{Error, Fault, Reason, Violations};
 use crate::metrics::StreamCut;
 
 /// The service.
@@ -111,13 +111,27 @@ impl Live {
                         self.ended = true;
                         return Some(Err(if self.subscription.overflowed() {
                             self.metrics.stream_cut(StreamCut::SlowConsumer);
-                            Status::resource_exhausted(format!(
-                                "the client fell behind; resume with resume_after {}",
-                                self.delivered
-                            ))
+                            crate::error::status(
+                                tonic::Code::ResourceExhausted,
+                                &Fault::new(
+                                    Reason::SlowConsumer,
+                                    format!(
+                                        "the client fell behind; resume with resume_after {}",
+                                        self.delivered
+                                    ),
+                                )
+                                .with("resume_after", self.delivered),
+                            )
                         } else {
                             self.metrics.stream_cut(StreamCut::HubStopped);
-                            Status::unavailable("the event hub stopped; resume later")
+                            crate::error::status(
+                                tonic::Code::Unavailable,
+                                &Fault::new(
+                                    Reason::EventHubStopped,
+                                    "the event hub stopped; resume later",
+                                )
+                                .with("resume_after", self.delivered),
+                            )
                         }));
                     }
                 },
@@ -131,10 +145,17 @@ impl Live {
                 _ = self.shutdown.changed() => {
                     self.ended = true;
                     self.metrics.stream_cut(StreamCut::Shutdown);
-                    return Some(Err(Status::unavailable(format!(
-                        "the server is shutting down; resume with resume_after {}",
-                        self.delivered
-                    ))));
+                    return Some(Err(crate::error::status(
+                        tonic::Code::Unavailable,
+                        &Fault::new(
+                            Reason::ShuttingDown,
+                            format!(
+                                "the server is shutting down; resume with resume_after {}",
+                                self.delivered
+                            ),
+                        )
+                        .with("resume_after", self.delivered),
+                    )));
                 }
             }
         }
@@ -167,7 +188,7 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
         let interaction = interactions::find(&mut conn, session.domain.id, &id, false)
             .await?
             .filter(|i| i.agent == caller.user_id)
-            .ok_or_else(|| Error::not_found(format!("interaction {id:?}")))?;
+            .ok_or_else(|| Error::interaction_not_found(&id))?;
         if offset > 0 && offset >= interaction.identification.candidates.len() {
             return Err(
                 Error::invalid("candidate_page_token", "is past the last candidate").into(),
@@ -219,9 +240,15 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             .into());
         }
         if resume_after > 0 && resume_after < pruned {
-            return Err(Error::OutOfRange(format!(
-                "events up to {pruned} were pruned; reconnect with resume_after 0 for a new snapshot"
-            ))
+            return Err(Error::OutOfRange(
+                Fault::new(
+                    Reason::ResumePointPruned,
+                    format!(
+                        "events up to {pruned} were pruned; reconnect with resume_after 0 for a new snapshot"
+                    ),
+                )
+                .with("oldest_sequence", pruned),
+            )
             .into());
         }
         let viewer = panel::Viewer::of(&session, &self.state.keys);

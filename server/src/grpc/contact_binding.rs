@@ -17,7 +17,7 @@ use crate::db::{binding, interactions, users};
 use crate::domain::ids::{ContactId, UserId};
 use crate::domain::interaction::Interaction;
 use crate::domain::permission::Permission;
-use crate::error::{Error, Violations};
+use crate::error::{Error, Fault, Reason, Violations};
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -348,7 +348,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let (mut conn, session) = self.state.session(caller).await?;
         let domain = session.domain.id;
         if !contacts::exists(&mut conn, domain, id).await? {
-            return Err(Error::not_found(format!("contact {id}")).into());
+            return Err(Error::contact_not_found(id).into());
         }
         let mut rows = interactions::history(&mut conn, domain, id, before, limit + 1).await?;
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -426,7 +426,11 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
             caller.require(Permission::InteractionsHandle)?;
             if interaction.is_none() {
                 return Err(Error::PermissionDenied(
-                    "a read-only link needs contacts.read, or interactions.handle with the interaction_id the contact was found for".into(),
+                    Fault::new(
+                        Reason::PermissionMissing,
+                        "a read-only link needs contacts.read, or interactions.handle with the interaction_id the contact was found for",
+                    )
+                    .with("permission", "contacts.read"),
                 )
                 .into());
             }
@@ -435,23 +439,29 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let (mut conn, session) = self.state.session(caller).await?;
         let domain = session.domain.id;
         if !contacts::exists(&mut conn, domain, id).await? {
-            return Err(Error::not_found(format!("contact {id}")).into());
+            return Err(Error::contact_not_found(id).into());
         }
         if !full {
             let iid = interaction.as_deref().unwrap_or_default();
             let i = interactions::find(&mut conn, domain, iid, false)
                 .await?
                 .filter(|i| i.agent == caller.user_id)
-                .ok_or_else(|| Error::not_found(format!("interaction {iid:?}")))?;
+                .ok_or_else(|| Error::interaction_not_found(&iid))?;
             let related = i.bound_contact == Some(id)
                 || i.identification
                     .candidates
                     .iter()
                     .any(|c| c.contact_id == id.0);
             if !related {
-                return Err(Error::PermissionDenied(format!(
-                    "contact {id} is neither bound to nor found for interaction {iid:?}"
-                ))
+                return Err(Error::PermissionDenied(
+                    Fault::new(
+                        Reason::ContactNotInInteraction,
+                        format!(
+                            "contact {id} is neither bound to nor found for interaction {iid:?}"
+                        ),
+                    )
+                    .about(format!("contact/{id}")),
+                )
                 .into());
             }
         }
@@ -484,12 +494,18 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
             .state
             .keys
             .verify_card_link(&link.unwrap_or_default())
-            .map_err(|e: CardLinkError| Error::PermissionDenied(e.to_string()))?;
+            .map_err(|e: CardLinkError| {
+                let reason = match e {
+                    CardLinkError::Expired => Reason::LinkExpired,
+                    CardLinkError::Invalid => Reason::LinkInvalid,
+                };
+                Error::PermissionDenied(Fault::new(reason, e.to_string()))
+            })?;
 
         let (mut conn, session) = self.state.session(caller).await?;
         // A link of another domain opens nothing here.
         if domain != session.domain.id {
-            return Err(Error::not_found(format!("contact {contact}")).into());
+            return Err(Error::contact_not_found(contact).into());
         }
         let card = contacts::load_card(&mut conn, domain, ContactId(contact)).await?;
         Ok(Response::new(pb::GetContactByLinkResponse {

@@ -19,7 +19,7 @@ use crate::domain::search::{
     classify_destination,
 };
 use crate::domain::text::TextRule;
-use crate::error::{Error, Violations};
+use crate::error::{Error, Fault, Reason, Violations};
 
 /// The validated parts of a search request that do not need the domain's settings.
 struct SearchDraft {
@@ -184,7 +184,11 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
             caller.require(Permission::InteractionsHandle)?;
             if draft.interaction.is_none() {
                 return Err(Error::PermissionDenied(
-                    "searching needs contacts.read, or interactions.handle with the interaction_id of an accepted interaction".into(),
+                    Fault::new(
+                        Reason::PermissionMissing,
+                        "searching needs contacts.read, or interactions.handle with the interaction_id of an accepted interaction",
+                    )
+                    .with("permission", "contacts.read"),
                 )
                 .into());
             }
@@ -197,12 +201,20 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
             let interaction = interactions::find(&mut conn, domain, id, false)
                 .await?
                 .filter(|i| i.agent == caller.user_id)
-                .ok_or_else(|| Error::not_found(format!("interaction {id:?}")))?;
+                .ok_or_else(|| Error::interaction_not_found(&id))?;
             if interaction.state != InteractionState::Accepted {
-                return Err(Error::FailedPrecondition(format!(
-                    "interaction {id:?} is {}; search is allowed once it is accepted",
-                    interaction.state.as_str()
-                ))
+                return Err(Error::precondition(
+                    if interaction.state == InteractionState::Closed {
+                        Reason::InteractionClosed
+                    } else {
+                        Reason::InteractionNotAccepted
+                    },
+                    format!("interaction/{id}"),
+                    format!(
+                        "interaction {id:?} is {}; search is allowed once it is accepted",
+                        interaction.state.as_str()
+                    ),
+                )
                 .into());
             }
         }

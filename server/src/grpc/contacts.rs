@@ -215,7 +215,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             && before.is_none()
             && !contacts::exists(&mut conn, domain, id).await?
         {
-            return Err(Error::not_found(format!("contact {id}")).into());
+            return Err(Error::contact_not_found(id).into());
         }
         let has_more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
