@@ -68,45 +68,45 @@ pub enum SdkError {
     #[error("invalid argument: {detail}")]
     InvalidArgument {
         /// The server's message and reason.
-        detail: ErrorDetail,
+        detail: Box<ErrorDetail>,
         /// The invalid fields.
         violations: Vec<FieldViolation>,
     },
     /// No such object in the caller's domain.
     #[error("not found: {0}")]
-    NotFound(ErrorDetail),
+    NotFound(Box<ErrorDetail>),
     /// It already exists (or a request id was reused with another body).
     #[error("already exists: {0}")]
-    AlreadyExists(ErrorDetail),
+    AlreadyExists(Box<ErrorDetail>),
     /// The object is not in a state that allows this.
     #[error("failed precondition: {0}")]
-    FailedPrecondition(ErrorDetail),
+    FailedPrecondition(Box<ErrorDetail>),
     /// A conflict: a stale `expected_version` (reason `CONTACT_VERSION_MISMATCH`, metadata
     /// `current_version`: reload, then retry with the new version) or a concurrent change
     /// (`CONCURRENT_CHANGE`: the same request may succeed).
     #[error("aborted: {0}")]
-    Aborted(ErrorDetail),
+    Aborted(Box<ErrorDetail>),
     /// The token lacks a permission.
     #[error("permission denied: {0}")]
-    PermissionDenied(ErrorDetail),
+    PermissionDenied(Box<ErrorDetail>),
     /// No valid token.
     #[error("unauthenticated: {0}")]
-    Unauthenticated(ErrorDetail),
+    Unauthenticated(Box<ErrorDetail>),
     /// Out of range (for example a resume point older than retention).
     #[error("out of range: {0}")]
-    OutOfRange(ErrorDetail),
+    OutOfRange(Box<ErrorDetail>),
     /// The server or its database is unavailable now; retry with backoff.
     #[error("unavailable: {0}")]
-    Unavailable(ErrorDetail),
+    Unavailable(Box<ErrorDetail>),
     /// The server is overloaded or the client too slow; retry after a while.
     #[error("resource exhausted: {0}")]
-    ResourceExhausted(ErrorDetail),
+    ResourceExhausted(Box<ErrorDetail>),
     /// The call took longer than its deadline.
     #[error("deadline exceeded: {0}")]
-    DeadlineExceeded(ErrorDetail),
+    DeadlineExceeded(Box<ErrorDetail>),
     /// The server does not implement this RPC (yet).
     #[error("unimplemented: {0}")]
-    Unimplemented(ErrorDetail),
+    Unimplemented(Box<ErrorDetail>),
     /// Any other status.
     #[error("{}: {}", .0.code(), .0.message())]
     Other(Status),
@@ -219,7 +219,7 @@ impl SdkError {
 
 impl From<Status> for SdkError {
     fn from(status: Status) -> Self {
-        let detail = ErrorDetail::of(&status);
+        let detail = Box::new(ErrorDetail::of(&status));
         match status.code() {
             Code::InvalidArgument => {
                 let violations = status

@@ -24,7 +24,7 @@ pub async fn lock_live(
     let interaction = interactions::find(conn, session.domain.id, external_id, true)
         .await?
         .filter(|i| i.agent == session.caller.user_id)
-        .ok_or_else(|| Error::interaction_not_found(&external_id))?;
+        .ok_or_else(|| Error::interaction_not_found(external_id))?;
     if interaction.state != InteractionState::Accepted {
         return Err(Error::precondition(
             if interaction.state == InteractionState::Closed {
@@ -217,7 +217,7 @@ pub async fn select(
         .await?;
         let interaction = interactions::find(conn, domain, external_id, false)
             .await?
-            .ok_or_else(|| Error::interaction_not_found(&external_id))?;
+            .ok_or_else(|| Error::interaction_not_found(external_id))?;
         Ok((interaction, relink))
     })
     .await
@@ -243,7 +243,7 @@ pub async fn unbind(
         .await?;
         let interaction = interactions::find(conn, domain, external_id, false)
             .await?
-            .ok_or_else(|| Error::interaction_not_found(&external_id))?;
+            .ok_or_else(|| Error::interaction_not_found(external_id))?;
         Ok((interaction, was))
     })
     .await

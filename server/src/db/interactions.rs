@@ -137,7 +137,7 @@ pub async fn open_for_agent(
 }
 
 fn not_found(external_id: &str) -> Error {
-    Error::interaction_not_found(&external_id)
+    Error::interaction_not_found(external_id)
 }
 
 /// What an offer did.

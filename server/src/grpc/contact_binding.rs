@@ -446,7 +446,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
             let i = interactions::find(&mut conn, domain, iid, false)
                 .await?
                 .filter(|i| i.agent == caller.user_id)
-                .ok_or_else(|| Error::interaction_not_found(&iid))?;
+                .ok_or_else(|| Error::interaction_not_found(iid))?;
             let related = i.bound_contact == Some(id)
                 || i.identification
                     .candidates

@@ -201,7 +201,7 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
             let interaction = interactions::find(&mut conn, domain, id, false)
                 .await?
                 .filter(|i| i.agent == caller.user_id)
-                .ok_or_else(|| Error::interaction_not_found(&id))?;
+                .ok_or_else(|| Error::interaction_not_found(id))?;
             if interaction.state != InteractionState::Accepted {
                 return Err(Error::precondition(
                     if interaction.state == InteractionState::Closed {
