@@ -530,6 +530,7 @@ pub struct ServerProcess {
     /// Its gRPC address.
     pub addr: std::net::SocketAddr,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A command running the server binary at `binary` (the test's
@@ -563,10 +564,22 @@ impl ServerProcess {
             .args(args)
             .envs(envs.iter().copied())
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("start the server binary");
         let stderr = child.stderr.take().expect("stderr");
+        let stdout = child.stdout.take().expect("stdout");
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out_sink = printed.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                out_sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = lines.clone();
@@ -595,7 +608,20 @@ impl ServerProcess {
             })
             .parse()
             .expect("address");
-        ServerProcess { child, addr, lines }
+        ServerProcess {
+            child,
+            addr,
+            lines,
+            printed,
+        }
+    }
+
+    /// What it printed on stdout so far (the `--demo` walkthrough).
+    pub fn stdout(&self) -> Vec<String> {
+        self.printed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Its URL.

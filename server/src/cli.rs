@@ -225,6 +225,7 @@ fn transport(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> 
 }
 
 async fn serve(cli: Cli) -> Result<(), String> {
+    let random_secret = cli.jwt_secret.as_deref().is_none_or(str::is_empty);
     let secret = match (&cli.jwt_secret, cli.serve.demo) {
         (Some(s), _) if !s.is_empty() => s.clone().into_bytes(),
         (_, true) => {
@@ -263,7 +264,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("cannot seed the demo: {e}"))?;
         println!(
             "{}",
-            demo::instructions(&d, &running.local_addr.to_string())
+            demo::instructions(&d, &running.local_addr.to_string(), random_secret)
         );
     }
     shutdown_signal().await;

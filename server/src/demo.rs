@@ -431,8 +431,10 @@ pub async fn seed_contacts(
     .await
 }
 
-/// The text `--demo` prints: tokens and grpcurl commands to paste.
-pub fn instructions(demo: &Demo, listen: &str) -> String {
+/// The text `--demo` prints: tokens, ids and grpcurl commands to paste. `random_secret` says
+/// whether the tokens die with this run (no `CLIENT_INFO_JWT_SECRET`). Every run prints a
+/// fresh interaction id (`CALL`), so the walkthrough can be run again.
+pub fn instructions(demo: &Demo, listen: &str, random_secret: bool) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "\nclient-info demo: domain {} ({}), {} users.\n",
@@ -444,34 +446,43 @@ pub fn instructions(demo: &Demo, listen: &str) -> String {
         },
         demo.users.len()
     ));
-    s.push_str("Tokens (valid 12 hours; paste into a shell):\n\n");
+    if random_secret {
+        s.push_str(
+            "Tokens are signed with a random secret for this run only. To keep them valid across \
+             restarts, and to mint more with `admin mint-token`, start the demo with \
+             CLIENT_INFO_JWT_SECRET set (it is honoured with --demo).\n",
+        );
+    } else {
+        s.push_str(
+            "Tokens are signed with CLIENT_INFO_JWT_SECRET: `admin mint-token` mints more that work here.\n",
+        );
+    }
+    s.push_str("Paste into a shell (tokens valid 12 hours):\n\n");
     for u in &demo.users {
         let perms: Vec<_> = u.permissions.iter().map(|p| p.as_str()).collect();
+        s.push_str(&format!("# {}: {}\n", u.name, perms.join(", ")));
         s.push_str(&format!(
-            "# {} (user {}): {}\n",
-            u.name,
-            u.id,
-            perms.join(", ")
+            "export {h}_TOKEN='{t}' {h}_ID={id}\n",
+            h = u.handle,
+            t = u.token,
+            id = u.id
         ));
-        s.push_str(&format!("export {}_TOKEN='{}'\n", u.handle, u.token));
     }
+    let call = format!("call-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f"));
     let c = demo.sample_contact;
     let number = &demo.sample_number;
-    let alice = demo
-        .users
-        .iter()
-        .find(|u| u.handle == "ALICE")
-        .map_or(0, |u| u.id.0);
     s.push_str(&format!(
-        "\nTry (grpcurl: bash .ci/install-tools, then .ci/tools/venv/bin/grpcurl):\n\n\
-         grpcurl -plaintext {listen} list\n\
-         grpcurl -plaintext -H \"authorization: Bearer $ALICE_TOKEN\" -d '{{\"contact_id\": {c}}}' {listen} clientinfo.v1.ContactSearchService/GetContact\n\
-         grpcurl -plaintext -H \"authorization: Bearer $CRM_TOKEN\" -d '{{\"request_id\": \"demo-1\", \"display_name\": \"Ann Lee\", \"time_zone\": \"Europe/London\", \"labels\": [\"VIP\"], \"communications\": [{{\"phone\": {{\"number\": \"07400 123456\"}}}}]}}' {listen} clientinfo.v1.ContactBindingService/CreateContact\n\
-         grpcurl -plaintext -H \"authorization: Bearer $BOB_TOKEN\" -d '{{\"contact_id\": {c}}}' {listen} clientinfo.v1.ContactSearchService/GetContact   # PERMISSION_DENIED\n\n\
-         # A call from contact {c}'s number reaches Alice; she answers and reads her panel:\n\
-         grpcurl -plaintext -H \"authorization: Bearer $ROUTING_TOKEN\" -d '{{\"interaction_id\": \"call-1\", \"kind\": \"INTERACTION_KIND_CALL\", \"direction\": \"INTERACTION_DIRECTION_INBOUND\", \"destination\": {{\"call\": {{\"number\": \"{number}\"}}}}, \"agent_user_id\": {alice}, \"queue\": {{\"id\": \"q1\", \"name\": \"Support\"}}, \"variables\": [{{\"key\": \"lang\", \"value\": \"en\"}}]}}' {listen} clientinfo.v1.InteractionsService/OfferInteraction\n\
-         grpcurl -plaintext -H \"authorization: Bearer $ROUTING_TOKEN\" -d '{{\"interaction_id\": \"call-1\", \"agent_user_id\": {alice}}}' {listen} clientinfo.v1.InteractionsService/AcceptInteraction\n\
-         grpcurl -plaintext -H \"authorization: Bearer $ALICE_TOKEN\" -d '{{\"interaction_id\": \"call-1\"}}' {listen} clientinfo.v1.ClientInfoService/GetClientInfo\n\n"
+        "export CALL={call} NUMBER='{number}' CONTACT={c}\n\
+         G=.ci/tools/venv/bin/grpcurl   # installed by: bash .ci/install-tools\n\n\
+         Try:\n\n\
+         $G -plaintext {listen} list\n\
+         $G -plaintext -H \"authorization: Bearer $ALICE_TOKEN\" -d '{{\"contact_id\": '$CONTACT'}}' {listen} clientinfo.v1.ContactSearchService/GetContact\n\
+         $G -plaintext -H \"authorization: Bearer $BOB_TOKEN\" -d '{{\"contact_id\": '$CONTACT'}}' {listen} clientinfo.v1.ContactSearchService/GetContact   # PERMISSION_DENIED: Bob has no CRM access\n\n\
+         # A call from that contact's number reaches Alice; she answers and reads her panel:\n\
+         $G -plaintext -H \"authorization: Bearer $ROUTING_TOKEN\" -d '{{\"interaction_id\": \"'$CALL'\", \"kind\": \"INTERACTION_KIND_CALL\", \"direction\": \"INTERACTION_DIRECTION_INBOUND\", \"destination\": {{\"call\": {{\"number\": \"'\"$NUMBER\"'\"}}}}, \"agent_user_id\": '$ALICE_ID', \"queue\": {{\"id\": \"q1\", \"name\": \"Support\"}}, \"variables\": [{{\"key\": \"lang\", \"value\": \"en\"}}]}}' {listen} clientinfo.v1.InteractionsService/OfferInteraction\n\
+         $G -plaintext -H \"authorization: Bearer $ROUTING_TOKEN\" -d '{{\"interaction_id\": \"'$CALL'\", \"agent_user_id\": '$ALICE_ID'}}' {listen} clientinfo.v1.InteractionsService/AcceptInteraction\n\
+         $G -plaintext -H \"authorization: Bearer $ALICE_TOKEN\" -d '{{\"interaction_id\": \"'$CALL'\"}}' {listen} clientinfo.v1.ClientInfoService/GetClientInfo\n\n\
+         More in the README (its examples use these variables).\n"
     ));
     s
 }

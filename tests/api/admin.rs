@@ -106,7 +106,7 @@ async fn demo_seed_gives_working_tokens_and_realistic_cards() {
             .await,
         Code::PermissionDenied,
     );
-    let text = demo::instructions(&seeded, "127.0.0.1:50051");
+    let text = demo::instructions(&seeded, "127.0.0.1:50051", true);
     assert!(
         text.contains("export ALICE_TOKEN=")
             && text.contains("clientinfo.v1.ContactSearchService/GetContact")

@@ -12,6 +12,7 @@ mod import;
 mod interactions;
 mod operations;
 mod phones;
+mod readme;
 mod search;
 mod server;
 mod tenancy;

@@ -1,0 +1,154 @@
+//! The newcomer's path, exactly: a `--demo` server, the `export` lines it prints, its own
+//! walkthrough, then every `$G` (grpcurl) block of the README, as written.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use client_info_tests::{ServerProcess, TestApp};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_client-info-server-under-test");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// grpcurl from `.ci/tools`, installed by `.ci/install-tools` when missing.
+fn grpcurl() -> PathBuf {
+    let path = repo().join(".ci/tools/venv/bin/grpcurl");
+    if !path.exists() {
+        let status = std::process::Command::new("bash")
+            .arg(repo().join(".ci/install-tools"))
+            .status()
+            .expect("run .ci/install-tools");
+        assert!(status.success(), ".ci/install-tools failed");
+    }
+    path
+}
+
+/// Runs `script` with bash after `prelude`; returns (exit code, stdout + stderr).
+fn bash(prelude: &str, script: &str) -> (i32, String) {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("{prelude}\nset -e -o pipefail -x\n{script}"))
+        .current_dir(repo())
+        .output()
+        .expect("run bash");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The ```sh blocks of the README that call grpcurl on the demo (`$G -plaintext`).
+fn readme_blocks() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter(|block| block.contains("$G -plaintext"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_demo_walkthrough_and_every_readme_example_run_as_written() {
+    let g = grpcurl();
+    let app = TestApp::start().await;
+    let server = ServerProcess::start(SERVER, &app.db_name, &["--demo"], &[]);
+    let start = std::time::Instant::now();
+    let printed = loop {
+        let printed = server.stdout();
+        if printed.iter().any(|l| l.starts_with("More in the README")) {
+            break printed;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the demo printed no walkthrough: {printed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let addr = server.addr.to_string();
+    let exports: Vec<&String> = printed
+        .iter()
+        .filter(|l| l.starts_with("export "))
+        .collect();
+    assert!(exports.len() >= 6, "{printed:?}");
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.starts_with("G=.ci/tools/venv/bin/grpcurl")),
+        "the demo prints the grpcurl that works: {printed:?}"
+    );
+    let prelude = format!(
+        "{}\nG={}",
+        exports
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        g.display()
+    );
+
+    // The demo's own walkthrough.
+    for line in printed.iter().filter(|l| l.starts_with("$G ")) {
+        let (code, out) = bash(&prelude, line);
+        if line.contains("PERMISSION_DENIED") {
+            assert_ne!(code, 0, "{line}\n{out}");
+            assert!(out.contains("PermissionDenied"), "{line}\n{out}");
+        } else {
+            assert_eq!(code, 0, "{line}\n{out}");
+        }
+    }
+
+    // The README's blocks, in order, in one shell (later blocks use what earlier ones set).
+    let blocks = readme_blocks();
+    assert!(blocks.len() >= 5, "{} blocks", blocks.len());
+    let (streams, calls): (Vec<String>, Vec<String>) = blocks
+        .into_iter()
+        .map(|b| b.replace("127.0.0.1:50051", &addr))
+        .partition(|b| b.contains("WatchAgentSession"));
+    let (code, out) = bash(&prelude, &calls.join("\n"));
+    assert_eq!(code, 0, "a README example failed:\n{out}");
+    for block in streams {
+        // Streams until interrupted: give it 5 s, and it must have sent the snapshot.
+        let (code, out) = bash(&format!("{prelude}\nG=\"timeout 5 $G\""), &block);
+        assert_eq!(code, 124, "{block}\n{out}");
+        assert!(out.contains("\"snapshot\""), "{block}\n{out}");
+    }
+
+    // A second demo run on the same database works as well (fresh interaction id).
+    drop(server);
+    let again = ServerProcess::start(SERVER, &app.db_name, &["--demo"], &[]);
+    let start = std::time::Instant::now();
+    let printed = loop {
+        let printed = again.stdout();
+        if printed.iter().any(|l| l.starts_with("More in the README")) {
+            break printed;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{printed:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let prelude = format!(
+        "{}\nG={}",
+        printed
+            .iter()
+            .filter(|l| l.starts_with("export "))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        g.display()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for line in printed
+        .iter()
+        .filter(|l| l.starts_with("$G ") && !l.contains("PERMISSION_DENIED"))
+    {
+        let (code, out) = bash(&prelude, line);
+        assert_eq!(code, 0, "second run: {line}\n{out}");
+    }
+}
