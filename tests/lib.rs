@@ -82,6 +82,7 @@ async fn template() -> &'static str {
             db::run_migrations(&database_url(&name))
                 .await
                 .expect("migrate template database");
+            drop_old_templates(&mut admin, &name).await;
             admin
                 .batch_execute("SELECT pg_advisory_unlock(4242424242)")
                 .await
@@ -89,6 +90,29 @@ async fn template() -> &'static str {
             name
         })
         .await
+}
+
+/// Drops the templates of other migration sets (left by runs of older commits), so they do not
+/// pile up; one in use by a run still going is left for a later run.
+async fn drop_old_templates(admin: &mut AsyncPgConnection, current: &str) {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let old: Vec<Name> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'client\\_info\\_tmpl\\_%'",
+        ),
+        admin,
+    )
+    .await
+    .unwrap_or_default();
+    for db in old.into_iter().filter(|d| d.datname != current) {
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\"", db.datname))
+            .await;
+    }
 }
 
 /// A running server on its own database.

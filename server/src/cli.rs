@@ -254,9 +254,10 @@ async fn serve(cli: Cli) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cli.serve.listen))?;
-    let running = server::start(config, listener)
-        .await
-        .map_err(|e| format!("cannot start: {e}"))?;
+    let running = server::start(config, listener).await.map_err(|e| match e {
+        crate::error::Error::Internal(m) => format!("cannot start: {m}"),
+        other => format!("cannot start: {other}"),
+    })?;
     if cli.serve.demo {
         let keys = auth::TokenKeys::new(&secret);
         let d = demo::setup(&cli.database_url, &keys, demo::DEMO_CONTACTS)

@@ -487,6 +487,95 @@ impl From<Error> for Status {
 mod tests {
     use super::*;
 
+    fn db(kind: DatabaseErrorKind, message: &str) -> Status {
+        database_status(&diesel::result::Error::DatabaseError(
+            kind,
+            Box::new(message.to_owned()),
+        ))
+    }
+
+    fn reason(s: &Status) -> String {
+        s.get_details_error_info()
+            .map(|i| i.reason)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn database_errors_are_classified_by_kind_and_known_codes() {
+        use DatabaseErrorKind as K;
+        for (kind, message, code, why) in [
+            (
+                K::UniqueViolation,
+                "duplicate key",
+                Code::AlreadyExists,
+                "ALREADY_EXISTS",
+            ),
+            (
+                K::ForeignKeyViolation,
+                "fk",
+                Code::FailedPrecondition,
+                "REFERENCE_VIOLATED",
+            ),
+            (
+                K::CheckViolation,
+                "check",
+                Code::FailedPrecondition,
+                "STORED_RULE_VIOLATED",
+            ),
+            (
+                K::SerializationFailure,
+                "could not serialize",
+                Code::Aborted,
+                "CONCURRENT_CHANGE",
+            ),
+            (
+                K::UnableToSendCommand,
+                "broken pipe",
+                Code::Unavailable,
+                "DATABASE_UNAVAILABLE",
+            ),
+            (
+                K::ClosedConnection,
+                "closed",
+                Code::Unavailable,
+                "DATABASE_UNAVAILABLE",
+            ),
+            (
+                K::Unknown,
+                "canceling statement due to statement timeout",
+                Code::DeadlineExceeded,
+                "DEADLINE_EXCEEDED",
+            ),
+            (
+                K::Unknown,
+                "deadlock detected",
+                Code::Aborted,
+                "CONCURRENT_CHANGE",
+            ),
+            (
+                K::Unknown,
+                "terminating connection due to administrator command",
+                Code::Unavailable,
+                "DATABASE_UNAVAILABLE",
+            ),
+            // A word in a message is not a class: this is a bug, not an outage.
+            (
+                K::Unknown,
+                "column \"connection\" does not exist",
+                Code::Internal,
+                "INTERNAL",
+            ),
+        ] {
+            let s = db(kind, message);
+            assert_eq!((s.code(), reason(&s).as_str()), (code, why), "{message}");
+        }
+        let s = db(K::UnableToSendCommand, "x");
+        assert!(
+            s.get_details_retry_info().is_some(),
+            "RetryInfo on UNAVAILABLE"
+        );
+    }
+
     #[test]
     fn reasons_are_upper_snake_and_unique() {
         let mut seen = std::collections::HashSet::new();

@@ -12,6 +12,7 @@ mod import;
 mod interactions;
 mod operations;
 mod phones;
+mod python;
 mod readme;
 mod search;
 mod server;

@@ -211,12 +211,51 @@ pub async fn ensure_database(url: &str) -> Result<bool, Error> {
     }
 }
 
+/// The PostgreSQL extensions the migrations create (from the server's contrib package).
+pub const REQUIRED_EXTENSIONS: [&str; 2] = ["pg_trgm", "unaccent"];
+
+/// Which of [`REQUIRED_EXTENSIONS`] are not among `available`.
+pub fn missing_extensions(available: &[String]) -> Vec<&'static str> {
+    REQUIRED_EXTENSIONS
+        .into_iter()
+        .filter(|e| !available.iter().any(|a| a == e))
+        .collect()
+}
+
+/// Refuses to migrate, saying what to install, when the server lacks an extension.
+fn check_extensions(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>) -> Result<(), Error> {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let available: Vec<String> = diesel::sql_query(
+        "SELECT name::text AS name FROM pg_available_extensions WHERE name IN ('pg_trgm', 'unaccent')",
+    )
+    .load::<Name>(conn)?
+    .into_iter()
+    .map(|n| n.name)
+    .collect();
+    let missing = missing_extensions(&available);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!(
+            "PostgreSQL lacks the extension(s) {}: install the server's contrib modules \
+             (Debian/Ubuntu: apt-get install postgresql-contrib; they ship with most other \
+             packages and managed services), then start again",
+            missing.join(", ")
+        )))
+    }
+}
+
 /// Applies pending migrations under an advisory lock. Returns how many ran.
 pub async fn run_migrations(url: &str) -> Result<usize, Error> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || -> Result<usize, Error> {
         let mut conn =
             <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)?;
+        check_extensions(&mut conn)?;
         diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
             .execute(&mut conn)?;
         let result = conn
@@ -248,5 +287,12 @@ mod tests {
         assert_eq!(n, "x_y");
         assert!(split_database_url("postgres://localhost").is_err());
         assert!(split_database_url("postgres://localhost/").is_err());
+    }
+
+    #[test]
+    fn names_the_missing_extensions() {
+        assert!(missing_extensions(&["pg_trgm".into(), "unaccent".into()]).is_empty());
+        assert_eq!(missing_extensions(&["pg_trgm".into()]), ["unaccent"]);
+        assert_eq!(missing_extensions(&[]), ["pg_trgm", "unaccent"]);
     }
 }
