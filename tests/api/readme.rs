@@ -1,5 +1,6 @@
 //! The newcomer's path, exactly: a `--demo` server, the `export` lines it prints, its own
-//! walkthrough, then every `$G` (grpcurl) block of the README, as written.
+//! walkthrough, then every `$G` (grpcurl) block of the README, as written; and the admin and
+//! TLS walkthroughs (with the test build of the binary, this test's database and free ports).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,8 +28,9 @@ fn grpcurl() -> PathBuf {
 
 /// Runs `script` with bash after `prelude`; returns (exit code, stdout + stderr).
 fn bash(prelude: &str, script: &str) -> (i32, String) {
-    let out = std::process::Command::new("bash")
-        .arg("-c")
+    // A block that waits for a server that never comes must not hang the suite.
+    let out = std::process::Command::new("timeout")
+        .args(["300", "bash", "-c"])
         .arg(format!("{prelude}\nset -e -o pipefail -x\n{script}"))
         .current_dir(repo())
         .output()
@@ -43,16 +45,83 @@ fn bash(prelude: &str, script: &str) -> (i32, String) {
     )
 }
 
-/// The ```sh blocks of the README that call grpcurl on the demo (`$G -plaintext`).
-fn readme_blocks() -> Vec<String> {
+/// The ```sh blocks of the README.
+fn sh_blocks() -> Vec<String> {
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
     readme
         .split("```sh\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
-        .filter(|block| block.contains("$G -plaintext"))
         .map(str::to_owned)
         .collect()
+}
+
+/// The blocks that call grpcurl on the demo (`$G -plaintext`).
+fn readme_blocks() -> Vec<String> {
+    sh_blocks()
+        .into_iter()
+        .filter(|block| block.contains("$G -plaintext"))
+        .collect()
+}
+
+/// A free local port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn the_admin_and_tls_walkthroughs_run_as_written() {
+    let g = grpcurl();
+    let app = TestApp::start().await;
+    let blocks = sh_blocks();
+    let block = |needle: &str| {
+        blocks
+            .iter()
+            .find(|b| b.contains(needle))
+            .unwrap_or_else(|| panic!("no README block with {needle:?}"))
+            .clone()
+    };
+    // The blocks call the binary through cargo; here it is the test build of the same command
+    // line, on this test's database and free ports.
+    let cargo_run = "S=\"cargo run -q -p client-info-server --\"";
+    let db_url = client_info_tests::database_url(&app.db_name);
+    let prelude = format!("G={}\nexport DATABASE_URL={db_url}", g.display());
+
+    let admin = block("admin create-domain").replace(cargo_run, &format!("S={SERVER}"));
+    let (code, out) = bash(&prelude, &admin);
+    assert_eq!(code, 0, "{admin}\n{out}");
+    assert!(out.lines().any(|l| l.starts_with("eyJ")), "a token: {out}");
+
+    let dir = std::env::temp_dir().join(format!("client-info-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let certs = block("openssl req -x509");
+    let (code, out) = bash(&format!("cd {}", dir.display()), &certs);
+    assert_eq!(code, 0, "{certs}\n{out}");
+    let (port, metrics) = (free_port(), free_port());
+    let tls = block("--tls-client-ca $DIR/ca.crt")
+        .replace(cargo_run, &format!("S={SERVER}"))
+        .replace("postgres://127.0.0.1/client_info_prod", &db_url)
+        .replace(
+            "$S --tls-cert",
+            &format!("$S --listen 127.0.0.1:{port} --tls-cert"),
+        )
+        .replace("localhost:50051", &format!("localhost:{port}"))
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{metrics}"));
+    let (code, out) = tokio::task::spawn_blocking(move || {
+        bash(&format!("{prelude}\nDIR={}", dir.display()), &tls)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"displayName\": \"Ann Lee\""), "{out}");
+    assert!(out.contains("refused: no client certificate"), "{out}");
+    assert!(
+        out.contains("grpc_server_handled_total{grpc_service=\"clientinfo.v1.ContactBindingService\",grpc_method=\"CreateContact\",grpc_code=\"OK\"} 1"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
