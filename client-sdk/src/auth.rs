@@ -1,47 +1,47 @@
-//! The interceptor every call goes through: the bearer token and the call's deadline.
+//! How a call authenticates: no token, a fixed token, or a provider asked before each call.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::{Request, Status};
 
 /// Marks a request that must not carry the client's default deadline (a session stream lives
 /// as long as the desktop does).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NoDeadline;
 
-/// Adds `authorization: Bearer <token>` when a token is set, and the client's deadline
-/// (`grpc-timeout`) unless the call set its own or is a stream.
-#[derive(Debug, Clone)]
-pub struct CallInterceptor {
-    header: Option<MetadataValue<Ascii>>,
-    timeout: Duration,
+/// Asked for a token before each call.
+pub(crate) type TokenProvider =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
+
+/// The credentials of a client.
+#[derive(Clone)]
+pub(crate) enum Auth {
+    /// No token.
+    None,
+    /// `Bearer <token>`, fixed.
+    Static(MetadataValue<Ascii>),
+    /// A token asked of the provider for each call.
+    Provider(TokenProvider),
 }
 
-impl CallInterceptor {
-    /// An interceptor sending `header` (already `Bearer ...`), or nothing, and `timeout`.
-    pub(crate) fn new(header: Option<MetadataValue<Ascii>>, timeout: Duration) -> Self {
-        Self { header, timeout }
-    }
-
-    /// The same with another deadline.
-    pub(crate) fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-}
-
-impl Interceptor for CallInterceptor {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(h) = &self.header {
-            request.metadata_mut().insert("authorization", h.clone());
+impl Auth {
+    /// The `authorization` header value for the next call.
+    pub(crate) async fn header(&self) -> Result<Option<MetadataValue<Ascii>>, tonic::Status> {
+        match self {
+            Auth::None => Ok(None),
+            Auth::Static(v) => Ok(Some(v.clone())),
+            Auth::Provider(p) => {
+                let token = p().await;
+                MetadataValue::try_from(format!("Bearer {token}"))
+                    .map(Some)
+                    .map_err(|_| {
+                        tonic::Status::unauthenticated(
+                            "the token provider returned a token that is not a valid header value",
+                        )
+                    })
+            }
         }
-        if request.extensions().get::<NoDeadline>().is_none()
-            && request.metadata().get("grpc-timeout").is_none()
-        {
-            request.set_timeout(self.timeout);
-        }
-        Ok(request)
     }
 }

@@ -4,40 +4,48 @@ use client_info_proto::pb;
 
 use crate::client::Client;
 use crate::error::SdkError;
+use crate::options::{CallOptions, call_options, into_future};
+use crate::retry::Idempotent;
 
 fn panel(p: Option<pb::ClientInfoPanel>) -> Result<pb::ClientInfoPanel, SdkError> {
     p.ok_or_else(|| SdkError::Other(tonic::Status::internal("response without a panel")))
 }
 
 impl Client {
-    /// Binds the caller's accepted interaction to a contact; `relink_channel` (chats) also moves
-    /// the chat's identity to it. Returns the panel after the change.
-    pub async fn select_contact(
-        &self,
-        interaction_id: impl Into<String>,
-        contact_id: i64,
-        relink_channel: bool,
-    ) -> Result<pb::ClientInfoPanel, SdkError> {
-        let r = self
-            .contact_binding()
-            .select_contact(pb::SelectContactRequest {
+    /// Starts binding the caller's accepted interaction to a contact; `.await` sends it and
+    /// returns the panel after the change. Selecting the bound contact again changes nothing,
+    /// so it is retried when it may help.
+    ///
+    /// ```no_run
+    /// # async fn demo(agent: client_info_sdk::Client) -> Result<(), client_info_sdk::SdkError> {
+    /// let panel = agent.select_contact("chat-7", 42).relink_channel(true).await?;
+    /// # let _ = panel; Ok(()) }
+    /// ```
+    pub fn select_contact(&self, interaction_id: impl Into<String>, contact_id: i64) -> Select {
+        Select {
+            client: self.clone(),
+            options: CallOptions::default(),
+            request: pb::SelectContactRequest {
                 interaction_id: interaction_id.into(),
                 contact_id,
-                relink_channel,
-            })
-            .await?;
-        panel(r.into_inner().panel)
+                relink_channel: false,
+            },
+        }
     }
 
-    /// Removes the binding of the caller's accepted interaction (idempotent).
+    /// Removes the binding of the caller's accepted interaction (idempotent, so retried).
     pub async fn unbind_contact(
         &self,
         interaction_id: impl Into<String>,
     ) -> Result<pb::ClientInfoPanel, SdkError> {
+        let interaction_id = interaction_id.into();
         let r = self
-            .contact_binding()
-            .unbind_contact(pb::UnbindContactRequest {
-                interaction_id: interaction_id.into(),
+            .run(Idempotent::Yes, || {
+                let mut stub = self.contact_binding();
+                let request = pb::UnbindContactRequest {
+                    interaction_id: interaction_id.clone(),
+                };
+                async move { stub.unbind_contact(request).await }
             })
             .await?;
         panel(r.into_inner().panel)
@@ -50,12 +58,16 @@ impl Client {
         page_size: i32,
         page_token: impl Into<String>,
     ) -> Result<pb::ListContactInteractionsResponse, SdkError> {
+        let request = pb::ListContactInteractionsRequest {
+            contact_id,
+            page_size,
+            page_token: page_token.into(),
+        };
         Ok(self
-            .contact_binding()
-            .list_contact_interactions(pb::ListContactInteractionsRequest {
-                contact_id,
-                page_size,
-                page_token: page_token.into(),
+            .run(Idempotent::Yes, || {
+                let mut stub = self.contact_binding();
+                let request = request.clone();
+                async move { stub.list_contact_interactions(request).await }
             })
             .await?
             .into_inner())
@@ -67,11 +79,15 @@ impl Client {
         contact_id: i64,
         interaction_id: impl Into<String>,
     ) -> Result<pb::CreateReadOnlyLinkResponse, SdkError> {
+        let request = pb::CreateReadOnlyLinkRequest {
+            contact_id,
+            interaction_id: interaction_id.into(),
+        };
         Ok(self
-            .contact_binding()
-            .create_read_only_link(pb::CreateReadOnlyLinkRequest {
-                contact_id,
-                interaction_id: interaction_id.into(),
+            .run(Idempotent::Yes, || {
+                let mut stub = self.contact_binding();
+                let request = request.clone();
+                async move { stub.create_read_only_link(request).await }
             })
             .await?
             .into_inner())
@@ -82,11 +98,50 @@ impl Client {
         &self,
         link: impl Into<String>,
     ) -> Result<pb::Contact, SdkError> {
-        self.contact_binding()
-            .get_contact_by_link(pb::GetContactByLinkRequest { link: link.into() })
+        let request = pb::GetContactByLinkRequest { link: link.into() };
+        crate::contacts::card(
+            self.run(Idempotent::Yes, || {
+                let mut stub = self.contact_binding();
+                let request = request.clone();
+                async move { stub.get_contact_by_link(request).await }
+            })
             .await?
             .into_inner()
-            .contact
-            .ok_or_else(|| SdkError::Other(tonic::Status::internal("response without a contact")))
+            .contact,
+        )
+    }
+}
+
+/// A selection; see [`Client::select_contact`]. `.await` sends it.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until awaited"]
+pub struct Select {
+    client: Client,
+    options: CallOptions,
+    request: pb::SelectContactRequest,
+}
+
+call_options!(Select);
+into_future!(Select => pb::ClientInfoPanel);
+
+impl Select {
+    /// In a chat, also moves the chat's messaging identity to the selected contact.
+    pub fn relink_channel(mut self, relink: bool) -> Self {
+        self.request.relink_channel = relink;
+        self
+    }
+
+    /// Sends it (the same as `.await`).
+    pub async fn send(self) -> Result<pb::ClientInfoPanel, SdkError> {
+        self.options.check()?;
+        let r = self
+            .client
+            .run(Idempotent::Yes, || {
+                let mut stub = self.client.contact_binding();
+                let request = self.options.apply(self.request.clone());
+                async move { stub.select_contact(request).await }
+            })
+            .await?;
+        panel(r.into_inner().panel)
     }
 }

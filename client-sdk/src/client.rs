@@ -5,14 +5,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use client_info_proto::pb;
 use tonic::codec::CompressionEncoding;
-use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::auth::CallInterceptor;
+use crate::auth::{Auth, NoDeadline, TokenProvider};
 use crate::error::SdkError;
+use crate::retry::{RetryPolicy, RetryThrottle};
 
 /// Default deadline of a unary call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,12 +49,12 @@ impl Compression {
     }
 }
 
-/// The channel the generated stubs of this client run on: the connection, a per-call deadline
-/// answered as DEADLINE_EXCEEDED, and the bearer token.
-pub type AuthChannel = InterceptedService<DeadlineChannel, CallInterceptor>;
+/// The channel the generated stubs of this client run on (see [`SdkChannel`]); name it to keep
+/// a raw stub in a struct: `pb::contacts_service_client::ContactsServiceClient<AuthChannel>`.
+pub type AuthChannel = SdkChannel;
 
 /// Configures a [`Client`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
     token: Option<String>,
@@ -63,12 +65,61 @@ pub struct ClientBuilder {
     ca_certificates: Vec<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
     compression: Option<Compression>,
+    provider: Option<TokenProvider>,
+    metadata: Vec<(String, String)>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {
     /// Sends `authorization: Bearer <token>` with every call.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Asks `provider` for the token before every call (and sends `authorization: Bearer
+    /// <token>`), so a service can refresh its token without rebuilding the client. Wins over
+    /// [`ClientBuilder::token`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), client_info_sdk::SdkError> {
+    /// let client = client_info_sdk::Client::builder("http://127.0.0.1:50051")
+    ///     .token_provider(|| async { std::env::var("CLIENT_INFO_TOKEN").unwrap_or_default() })
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn token_provider<F, Fut>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = String> + Send + 'static,
+    {
+        self.provider = Some(Arc::new(move || Box::pin(provider())));
+        self
+    }
+
+    /// Sends this metadata (a gRPC header) with every call, for example a tenant or trace tag.
+    /// Keys are lower-case ASCII; a bad key or value fails `connect()` with a configuration error.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
+    /// How idempotent calls are retried (default [`RetryPolicy::default`]: 3 attempts, jittered
+    /// backoff from 100 ms, under a retry budget). [`RetryPolicy::none`] turns retries off.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -166,9 +217,26 @@ impl ClientBuilder {
             .await
             .map_err(|e| SdkError::connect(&self.url, &e))?;
         let mut client = Client::from_channel(channel, self.token.as_deref())?;
+        if let Some(provider) = self.provider {
+            client.auth = Auth::Provider(provider);
+        }
+        let mut metadata = Vec::with_capacity(self.metadata.len());
+        for (k, v) in &self.metadata {
+            let key = AsciiMetadataKey::from_bytes(k.as_bytes()).map_err(|_| {
+                SdkError::Config(format!("metadata key {k:?} is not a valid header name"))
+            })?;
+            let value = AsciiMetadataValue::try_from(v.as_str()).map_err(|_| {
+                SdkError::Config(format!(
+                    "metadata {k:?}: the value is not a valid header value"
+                ))
+            })?;
+            metadata.push((key, value));
+        }
+        client.metadata = Arc::new(metadata);
         client.endpoint = Some((self.url.clone(), endpoint));
         client.timeout = self.timeout;
         client.compression = self.compression;
+        client.retry = self.retry;
         Ok(client)
     }
 }
@@ -188,15 +256,28 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A client-info client: cheap to clone; clones share the connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     channel: Channel,
-    auth: CallInterceptor,
-    timeout: Duration,
+    auth: Auth,
+    metadata: Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) throttle: Arc<RetryThrottle>,
+    pub(crate) timeout: Duration,
     compression: Option<Compression>,
     /// The URL and endpoint it was built from, to open a fresh connection when the current one
     /// went silent (`None` for [`Client::from_channel`]).
     endpoint: Option<(String, Endpoint)>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -213,6 +294,9 @@ impl Client {
             ca_certificates: Vec::new(),
             identity: None,
             compression: None,
+            provider: None,
+            metadata: Vec::new(),
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -226,7 +310,10 @@ impl Client {
             .transpose()?;
         Ok(Client {
             channel,
-            auth: CallInterceptor::new(header, DEFAULT_TIMEOUT),
+            auth: header.map_or(Auth::None, Auth::Static),
+            metadata: Arc::new(Vec::new()),
+            retry: RetryPolicy::default(),
+            throttle: Arc::new(RetryThrottle::default()),
             timeout: DEFAULT_TIMEOUT,
             compression: None,
             endpoint: None,
@@ -235,12 +322,11 @@ impl Client {
 
     /// The same connection with another token (`None`: no token).
     pub fn with_token(&self, token: Option<&str>) -> Result<Client, SdkError> {
-        let mut other = Client::from_channel(self.channel.clone(), token)?;
-        other.timeout = self.timeout;
-        other.compression = self.compression;
-        other.endpoint = self.endpoint.clone();
-        other.auth = other.auth.with_timeout(self.timeout);
-        Ok(other)
+        let other = Client::from_channel(self.channel.clone(), token)?;
+        Ok(Client {
+            auth: other.auth,
+            ..self.clone()
+        })
     }
 
     /// The same client on a new connection of its own (the current one may be dead without
@@ -259,10 +345,12 @@ impl Client {
     }
 
     fn authed(&self) -> AuthChannel {
-        InterceptedService::new(
-            DeadlineChannel(self.channel.clone()),
-            self.auth.clone().with_timeout(self.timeout),
-        )
+        SdkChannel {
+            channel: self.channel.clone(),
+            auth: self.auth.clone(),
+            metadata: self.metadata.clone(),
+            timeout: self.timeout,
+        }
     }
 
     fn stub<T>(
@@ -326,29 +414,85 @@ impl Client {
     }
 }
 
-/// The connection, with a deadline that expires answered DEADLINE_EXCEEDED (tonic's own timer
-/// answers CANCELLED "Timeout expired"; the gRPC code of an expired deadline is
-/// DEADLINE_EXCEEDED), and a failed connection UNAVAILABLE with its cause (tonic says UNKNOWN
-/// "transport error").
-#[derive(Debug, Clone)]
-pub struct DeadlineChannel(Channel);
+/// The connection as the stubs see it: each call gets the bearer token (asked of the token
+/// provider when there is one), the client's metadata, and the client's deadline unless it
+/// set its own or is a session stream; an expired deadline is answered DEADLINE_EXCEEDED
+/// (tonic's own timer says CANCELLED "Timeout expired"), and a failed connection UNAVAILABLE
+/// with its cause (tonic says UNKNOWN "transport error").
+#[derive(Clone)]
+pub struct SdkChannel {
+    channel: Channel,
+    auth: Auth,
+    metadata: Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>,
+    timeout: Duration,
+}
 
-impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> for DeadlineChannel {
+impl std::fmt::Debug for SdkChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdkChannel")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `grpc-timeout` for `d` (milliseconds, or seconds past 8 digits of them).
+fn grpc_timeout(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 100_000_000 {
+        format!("{}m", ms.max(1))
+    } else {
+        format!("{}S", d.as_secs().min(99_999_999))
+    }
+}
+
+impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> for SdkChannel {
     type Response = tonic::codegen::http::Response<tonic::body::Body>;
     type Error = tonic::codegen::StdError;
     type Future =
         Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx).map_err(Into::into)
+        self.channel.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
-        let call = self.0.call(request);
+    fn call(
+        &mut self,
+        mut request: tonic::codegen::http::Request<tonic::body::Body>,
+    ) -> Self::Future {
+        // The channel made ready by poll_ready serves this call; a clone takes the next.
+        let clone = self.channel.clone();
+        let mut channel = std::mem::replace(&mut self.channel, clone);
+        let auth = self.auth.clone();
+        let metadata = self.metadata.clone();
+        let timeout = self.timeout;
         Box::pin(async move {
+            let headers = request.headers_mut();
+            if let Some(value) = auth.header().await? {
+                headers.insert(
+                    "authorization",
+                    tonic::codegen::http::HeaderValue::from_bytes(value.as_encoded_bytes())
+                        .map_err(|e| tonic::Status::internal(e.to_string()))?,
+                );
+            }
+            for (key, value) in metadata.iter() {
+                if !headers.contains_key(key.as_str()) {
+                    headers.insert(
+                        tonic::codegen::http::HeaderName::from_bytes(key.as_str().as_bytes())
+                            .map_err(|e| tonic::Status::internal(e.to_string()))?,
+                        tonic::codegen::http::HeaderValue::from_bytes(value.as_encoded_bytes())
+                            .map_err(|e| tonic::Status::internal(e.to_string()))?,
+                    );
+                }
+            }
+            if request.extensions().get::<NoDeadline>().is_none()
+                && !request.headers().contains_key("grpc-timeout")
+                && let Ok(v) = tonic::codegen::http::HeaderValue::from_str(&grpc_timeout(timeout))
+            {
+                request.headers_mut().insert("grpc-timeout", v);
+            }
             // No HTTP response came back: the deadline passed, or the connection failed
             // (refused, reset, TLS refused): UNAVAILABLE, as gRPC names connection failures.
-            call.await.map_err(|e| {
+            channel.call(request).await.map_err(|e| {
                 let status = if timed_out(&e) {
                     tonic::Status::deadline_exceeded("the call's deadline expired")
                 } else {

@@ -38,15 +38,21 @@ mod client;
 pub mod contacts;
 mod error;
 pub mod interactions;
+mod options;
+pub mod retry;
 pub mod search;
 pub mod watch;
 
-pub use auth::CallInterceptor;
 pub use client::{
     AuthChannel, Client, ClientBuilder, Compression, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_TIMEOUT, DeadlineChannel,
+    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_TIMEOUT, SdkChannel,
 };
 pub use error::{ErrorDetail, FieldViolation, SdkError};
+/// The prost types the requests use (`FieldMask`, `Timestamp`), re-exported.
+pub use prost_types;
+pub use retry::RetryPolicy;
+/// The gRPC library, re-exported (`tonic::Request`, `tonic::Status`, metadata).
+pub use tonic;
 
 /// The generated protobuf types and stubs (package `clientinfo.v1`).
 pub use client_info_proto::pb;

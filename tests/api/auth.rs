@@ -162,7 +162,7 @@ async fn each_rpc_needs_its_permission() {
         );
         expect_code(
             who.client
-                .link_communication(c.id, 0, client_info_sdk::contacts::email("a@b.co"), false)
+                .link_communication(c.id, client_info_sdk::contacts::email("a@b.co"))
                 .await,
             Code::PermissionDenied,
         );

@@ -318,7 +318,7 @@ async fn binding_needs_the_assigned_agent_and_an_accepted_interaction() {
 
     // Offered, not yet accepted.
     expect_code(
-        w.agent.client.select_contact("ring", c.id, false).await,
+        w.agent.client.select_contact("ring", c.id).await,
         Code::FailedPrecondition,
     );
     expect_code(
@@ -339,7 +339,7 @@ async fn binding_needs_the_assigned_agent_and_an_accepted_interaction() {
         .expect("accept");
     // Another agent, another domain, a missing interaction or contact.
     expect_code(
-        bob.client.select_contact("ring", c.id, false).await,
+        bob.client.select_contact("ring", c.id).await,
         Code::NotFound,
     );
     expect_code(
@@ -349,26 +349,23 @@ async fn binding_needs_the_assigned_agent_and_an_accepted_interaction() {
         Code::NotFound,
     );
     expect_code(
-        w.agent.client.select_contact("nope", c.id, false).await,
+        w.agent.client.select_contact("nope", c.id).await,
         Code::NotFound,
     );
     expect_code(
-        w.agent.client.select_contact("ring", 999_999, false).await,
+        w.agent.client.select_contact("ring", 999_999).await,
         Code::NotFound,
     );
     let other = w.app.domain("other", "GB").await;
     let crm_b = w.app.actor(other, "CRM B", ALL).await;
     let foreign = contact(&crm_b.client, "Foreign", vec![]).await;
     expect_code(
-        w.agent
-            .client
-            .select_contact("ring", foreign.id, false)
-            .await,
+        w.agent.client.select_contact("ring", foreign.id).await,
         Code::NotFound,
     );
     // Permission and bad input.
     expect_code(
-        reader.client.select_contact("ring", c.id, false).await,
+        reader.client.select_contact("ring", c.id).await,
         Code::PermissionDenied,
     );
     expect_code(
@@ -405,12 +402,13 @@ async fn binding_needs_the_assigned_agent_and_an_accepted_interaction() {
             .await,
         "owner_id",
     );
+    expect_invalid(w.agent.client.select_contact("ring", 0).await, "contact_id");
     expect_invalid(
-        w.agent.client.select_contact("ring", 0, false).await,
-        "contact_id",
-    );
-    expect_invalid(
-        w.agent.client.select_contact("ring", c.id, true).await,
+        w.agent
+            .client
+            .select_contact("ring", c.id)
+            .relink_channel(true)
+            .await,
         "relink_channel",
     );
     assert_eq!(
@@ -425,7 +423,7 @@ async fn binding_needs_the_assigned_agent_and_an_accepted_interaction() {
         .await
         .expect("close");
     expect_code(
-        w.agent.client.select_contact("ring", c.id, false).await,
+        w.agent.client.select_contact("ring", c.id).await,
         Code::FailedPrecondition,
     );
 }
@@ -441,7 +439,7 @@ async fn select_rebind_and_unbind_keep_the_history() {
     let p = w
         .agent
         .client
-        .select_contact("x", a.id, false)
+        .select_contact("x", a.id)
         .await
         .expect("select a");
     assert_eq!(bound_id(&p), Some(a.id));
@@ -449,7 +447,7 @@ async fn select_rebind_and_unbind_keep_the_history() {
     let p = w
         .agent
         .client
-        .select_contact("x", a.id, false)
+        .select_contact("x", a.id)
         .await
         .expect("again");
     assert_eq!(bound_id(&p), Some(a.id));
@@ -462,7 +460,7 @@ async fn select_rebind_and_unbind_keep_the_history() {
     let p = w
         .agent
         .client
-        .select_contact("x", b.id, false)
+        .select_contact("x", b.id)
         .await
         .expect("rebind");
     assert_eq!(bound_id(&p), Some(b.id));
@@ -539,7 +537,7 @@ async fn selecting_during_a_chat_moves_the_identity_only_when_asked() {
     .await;
     w.agent
         .client
-        .select_contact("ch", target.id, false)
+        .select_contact("ch", target.id)
         .await
         .expect("select");
     assert_eq!(
@@ -554,7 +552,8 @@ async fn selecting_during_a_chat_moves_the_identity_only_when_asked() {
     );
     w.agent
         .client
-        .select_contact("ch", target.id, true)
+        .select_contact("ch", target.id)
+        .relink_channel(true)
         .await
         .expect("select with relink");
     assert!(
@@ -581,7 +580,7 @@ async fn history_is_newest_first_and_paged() {
             .await;
         w.agent
             .client
-            .select_contact(&id, c.id, false)
+            .select_contact(&id, c.id)
             .await
             .expect("select");
     }
@@ -793,13 +792,14 @@ async fn a_relink_racing_a_select_stays_consistent() {
     .await;
     for _ in 0..5 {
         let (s, l) = tokio::join!(
-            w.agent.client.select_contact("race", target.id, true),
-            w.crm.client.link_communication(
-                crm_target.id,
-                0,
-                messaging("viber", "v-1", "Ann"),
-                true
-            ),
+            w.agent
+                .client
+                .select_contact("race", target.id)
+                .relink_channel(true),
+            w.crm
+                .client
+                .link_communication(crm_target.id, messaging("viber", "v-1", "Ann"))
+                .relink(),
         );
         s.expect("select");
         l.expect("link");

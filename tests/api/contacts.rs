@@ -257,26 +257,29 @@ async fn link_and_unlink_phones_emails_and_channels() {
 
     let c2 = crm
         .client
-        .link_communication(c.id, 1, phone("+44 7400 123456"), false)
+        .link_communication(c.id, phone("+44 7400 123456"))
+        .expected_version(1)
         .await
         .expect("link");
     assert_eq!(c2.version, 2);
     // The same number in another format is already linked: nothing changes.
     let c3 = crm
         .client
-        .link_communication(c.id, 0, phone("07400-123-456"), false)
+        .link_communication(c.id, phone("07400-123-456"))
         .await
         .expect("relink same");
     assert_eq!(c3.version, 2);
     assert_eq!(c3.phones.len(), 1);
     let c4 = crm
         .client
-        .link_communication(c.id, 2, email("ann@example.org"), false)
+        .link_communication(c.id, email("ann@example.org"))
+        .expected_version(2)
         .await
         .expect("email");
     let c5 = crm
         .client
-        .link_communication(c.id, 3, messaging("whatsapp", "447400123456", "Ann"), false)
+        .link_communication(c.id, messaging("whatsapp", "447400123456", "Ann"))
+        .expected_version(3)
         .await
         .expect("chat");
     assert_eq!(
@@ -286,7 +289,8 @@ async fn link_and_unlink_phones_emails_and_channels() {
     // Stale version on link.
     expect_code(
         crm.client
-            .link_communication(c.id, 2, email("x@example.org"), false)
+            .link_communication(c.id, email("x@example.org"))
+            .expected_version(2)
             .await,
         Code::Aborted,
     );
@@ -351,14 +355,15 @@ async fn a_messaging_identity_belongs_to_one_contact_and_moves_only_when_asked()
     expect_code(dup, Code::AlreadyExists);
     expect_code(
         crm.client
-            .link_communication(b.id, 0, messaging("telegram", "tg-1", "Ann"), false)
+            .link_communication(b.id, messaging("telegram", "tg-1", "Ann"))
             .await,
         Code::AlreadyExists,
     );
 
     let moved = crm
         .client
-        .link_communication(b.id, 0, messaging("telegram", "tg-1", "Ann L."), true)
+        .link_communication(b.id, messaging("telegram", "tg-1", "Ann L."))
+        .relink()
         .await
         .expect("relink");
     assert_eq!(moved.messaging_channels.len(), 1);

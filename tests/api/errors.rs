@@ -121,7 +121,7 @@ async fn every_error_names_a_reason_a_program_can_branch_on() {
         .expect("bob");
     let e = expect_reason(
         crm.client
-            .link_communication(ann.id, 0, messaging("telegram", "42", "Bob"), false)
+            .link_communication(ann.id, messaging("telegram", "42", "Bob"))
             .await,
         Code::AlreadyExists,
         "IDENTITY_HELD_BY_OTHER_CONTACT",

@@ -161,12 +161,7 @@ async fn a_shared_number_is_ambiguous_with_every_candidate_most_recent_first() {
     // Touch A so it is the most recently active.
     w.crm
         .client
-        .link_communication(
-            a.id,
-            0,
-            client_info_sdk::contacts::email("p@example.com"),
-            false,
-        )
+        .link_communication(a.id, client_info_sdk::contacts::email("p@example.com"))
         .await
         .expect("touch");
 

@@ -30,7 +30,7 @@ async fn every_format_of_a_number_is_one_phone() {
     ] {
         let card = crm
             .client
-            .link_communication(c.id, 0, phone(format), false)
+            .link_communication(c.id, phone(format))
             .await
             .expect(format);
         assert_eq!(card.phones.len(), 1, "{format} made a second phone");
@@ -105,9 +105,7 @@ async fn an_invalid_number_names_its_field() {
         .expect("create");
     for bad in ["12", "+44 1", "0000 000000"] {
         expect_invalid(
-            crm.client
-                .link_communication(c.id, 0, phone(bad), false)
-                .await,
+            crm.client.link_communication(c.id, phone(bad)).await,
             "communication.phone.number",
         );
     }

@@ -32,7 +32,7 @@ async fn another_domain_sees_and_touches_nothing() {
     expect_code(
         crm_b
             .client
-            .link_communication(c.id, 0, phone("07400 654321"), false)
+            .link_communication(c.id, phone("07400 654321"))
             .await,
         Code::NotFound,
     );

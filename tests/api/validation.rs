@@ -325,7 +325,7 @@ async fn other_rpcs_validate_ids_masks_versions_and_pages() {
     );
     expect_invalid(
         crm.client
-            .link_communication(c.id, 0, pb::CommunicationInput::default(), false)
+            .link_communication(c.id, pb::CommunicationInput::default())
             .await,
         "communication",
     );

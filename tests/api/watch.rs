@@ -152,7 +152,7 @@ async fn the_stream_starts_with_a_snapshot_then_carries_every_kind_of_event_in_o
     expect_kinds(&mut events, &["accepted"]).await;
     w.agent
         .client
-        .select_contact("c1", ann.id, false)
+        .select_contact("c1", ann.id)
         .await
         .expect("select");
     expect_kinds(&mut events, &["bound"]).await;
