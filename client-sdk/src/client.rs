@@ -212,14 +212,6 @@ impl ClientBuilder {
     /// not speak the URL's protocol).
     pub async fn connect(self) -> Result<Client, SdkError> {
         let endpoint = self.endpoint()?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| SdkError::connect(&self.url, &e))?;
-        let mut client = Client::from_channel(channel, self.token.as_deref())?;
-        if let Some(provider) = self.provider {
-            client.auth = Auth::Provider(provider);
-        }
         let mut metadata = Vec::with_capacity(self.metadata.len());
         for (k, v) in &self.metadata {
             let key = AsciiMetadataKey::from_bytes(k.as_bytes()).map_err(|_| {
@@ -231,6 +223,14 @@ impl ClientBuilder {
                 ))
             })?;
             metadata.push((key, value));
+        }
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| SdkError::connect(&self.url, &e))?;
+        let mut client = Client::from_channel(channel, self.token.as_deref())?;
+        if let Some(provider) = self.provider {
+            client.auth = Auth::Provider(provider);
         }
         client.metadata = Arc::new(metadata);
         client.endpoint = Some((self.url.clone(), endpoint));

@@ -56,3 +56,8 @@ pub use tonic;
 
 /// The generated protobuf types and stubs (package `clientinfo.v1`).
 pub use client_info_proto::pb;
+
+/// The examples of `client-sdk/README.md`, compiled by `cargo test` so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

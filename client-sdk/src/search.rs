@@ -195,10 +195,10 @@ impl Search {
     /// current one. An error ends the stream after it is yielded.
     pub fn stream(self) -> impl Stream<Item = Result<pb::SearchHit, SdkError>> + Send + 'static {
         enum State {
-            Next(Search),
+            Next(Box<Search>),
             Done,
         }
-        let pages = futures_util::stream::unfold(State::Next(self), |state| async move {
+        let pages = futures_util::stream::unfold(State::Next(Box::new(self)), |state| async move {
             let State::Next(mut search) = state else {
                 return None;
             };

@@ -14,6 +14,7 @@ mod operations;
 mod phones;
 mod python;
 mod readme;
+mod sdk;
 mod search;
 mod server;
 mod tenancy;
