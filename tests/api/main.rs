@@ -11,6 +11,7 @@ mod hostile;
 mod import;
 mod interactions;
 mod operations;
+mod ordering;
 mod phones;
 mod python;
 mod readme;

@@ -116,12 +116,13 @@ diesel::table! {
 }
 
 diesel::table! {
-    events (domain_id, sequence) {
+    events (id) {
         domain_id -> Int8,
-        sequence -> Int8,
+        sequence -> Nullable<Int8>,
         occurred_at -> Timestamptz,
         agent_ids -> Array<Nullable<Int8>>,
         payload -> Bytea,
+        id -> Int8,
     }
 }
 

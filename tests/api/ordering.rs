@@ -1,0 +1,342 @@
+//! Event ordering without a lock (see `server/src/db/outbox.rs`): concurrent writers with
+//! random delays and rollbacks, a long transaction held open while the others commit (then
+//! committed) and another rolled back, two server replicas, and watchers that drop their
+//! stream and resume at random points on either replica. Every committed event reaches its
+//! agent once, in one increasing order; nothing rolled back ever does; the numbers of the
+//! domain are 1..N without a hole.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use client_info_sdk::{Client, pb};
+use client_info_server::db::outbox::{self, Outgoing};
+use client_info_server::domain::ids::{DomainId, UserId};
+use client_info_server::domain::permission::Permission;
+use client_info_tests::TestApp;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use prost::Message as _;
+use rand::Rng as _;
+
+const AGENTS: usize = 3;
+const WRITERS: usize = 8;
+const TRANSACTIONS: usize = 25;
+
+/// An event whose payload names it (an InteractionClosed of interaction `marker`).
+fn marker_event(marker: &str, agents: &[UserId]) -> Outgoing {
+    Outgoing {
+        recipients: agents.to_vec(),
+        payload: pb::AgentEvent {
+            sequence: 0,
+            occurred_at: None,
+            event: Some(pb::agent_event::Event::InteractionClosed(
+                pb::InteractionClosed {
+                    interaction_id: marker.to_owned(),
+                },
+            )),
+        }
+        .encode_to_vec(),
+    }
+}
+
+type Committed = Arc<Mutex<HashMap<UserId, BTreeSet<String>>>>;
+
+/// One writer: transactions of 1-3 events for random agents, random delays inside, one in
+/// five rolled back. Records what committed.
+async fn writer(
+    url: String,
+    domain: DomainId,
+    agents: Vec<UserId>,
+    id: usize,
+    committed: Committed,
+) {
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    for t in 0..TRANSACTIONS {
+        let (events, delay, rollback) = {
+            let mut rng = rand::rng();
+            let n = rng.random_range(1..=3);
+            let events: Vec<(String, Vec<UserId>)> = (0..n)
+                .map(|e| {
+                    let who: Vec<UserId> = agents
+                        .iter()
+                        .copied()
+                        .filter(|_| rng.random_bool(0.6))
+                        .collect();
+                    let who = if who.is_empty() { vec![agents[0]] } else { who };
+                    (format!("w{id}-t{t}-e{e}"), who)
+                })
+                .collect();
+            (
+                events,
+                Duration::from_millis(rng.random_range(0..20)),
+                rng.random_bool(0.2),
+            )
+        };
+        let outgoing: Vec<Outgoing> = events.iter().map(|(m, who)| marker_event(m, who)).collect();
+        let result = conn
+            .transaction(async |conn| {
+                outbox::publish(conn, domain, &outgoing).await?;
+                tokio::time::sleep(delay).await;
+                if rollback {
+                    Err(client_info_server::error::Error::Internal(
+                        "rolled back on purpose".into(),
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+            .await;
+        if result.is_ok() {
+            let mut c = committed.lock().expect("lock");
+            for (marker, who) in events {
+                for agent in who {
+                    c.entry(agent).or_default().insert(marker.clone());
+                }
+            }
+        }
+    }
+}
+
+/// What one watcher received: markers in arrival order, with their numbers.
+type Seen = Arc<Mutex<Vec<(i64, String)>>>;
+
+/// Watches `token`'s session, dropping the stream after a random number of messages and
+/// resuming after the last number seen, on a random replica, until `done`.
+async fn watcher(
+    urls: Vec<String>,
+    token: String,
+    seen: Seen,
+    done: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last = 0i64;
+    while !*done.borrow() {
+        let (url, take) = {
+            let mut rng = rand::rng();
+            (
+                urls[rng.random_range(0..urls.len())].clone(),
+                rng.random_range(1..12),
+            )
+        };
+        let client = Client::builder(url)
+            .token(&token)
+            .connect()
+            .await
+            .expect("connect");
+        let mut stream = client.watch_session_once(last).await.expect("open");
+        for _ in 0..take {
+            match tokio::time::timeout(Duration::from_millis(1500), stream.message()).await {
+                Ok(Ok(Some(msg))) => {
+                    let Some(event) = msg.event else { continue };
+                    match event.event {
+                        Some(pb::agent_event::Event::Snapshot(_)) => last = event.sequence,
+                        Some(pb::agent_event::Event::InteractionClosed(c)) => {
+                            assert!(event.sequence > last, "{} after {last}", event.sequence);
+                            last = event.sequence;
+                            seen.lock()
+                                .expect("lock")
+                                .push((event.sequence, c.interaction_id));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_rollbacks_long_transactions_and_resumes_lose_nothing() {
+    let a = TestApp::start().await;
+    let b = TestApp::start_on(&a.db_name).await;
+    let d = a.domain("acme", "GB").await;
+    let mut agents = Vec::new();
+    let mut tokens = Vec::new();
+    for i in 0..AGENTS {
+        let actor = a
+            .actor(d, &format!("Agent {i}"), &[Permission::InteractionsHandle])
+            .await;
+        agents.push(actor.user);
+        tokens.push(actor.token);
+    }
+    let db_url = client_info_tests::database_url(&a.db_name);
+    let committed: Committed = Arc::default();
+
+    // Watchers first, on both replicas.
+    let (done_tx, done) = tokio::sync::watch::channel(false);
+    let urls = vec![a.url.clone(), b.url.clone()];
+    let mut seen: Vec<Seen> = Vec::new();
+    let mut watchers = Vec::new();
+    for token in &tokens {
+        let s: Seen = Arc::default();
+        seen.push(s.clone());
+        watchers.push(tokio::spawn(watcher(
+            urls.clone(),
+            token.clone(),
+            s,
+            done.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A long transaction holds an event open while everything else commits; another rolls back.
+    let mut long = AsyncPgConnection::establish(&db_url)
+        .await
+        .expect("connect");
+    long.batch_execute("BEGIN").await.expect("begin");
+    outbox::publish(&mut long, d, &[marker_event("long-commit", &[agents[0]])])
+        .await
+        .expect("publish");
+    let mut doomed = AsyncPgConnection::establish(&db_url)
+        .await
+        .expect("connect");
+    doomed.batch_execute("BEGIN").await.expect("begin");
+    outbox::publish(&mut doomed, d, &[marker_event("long-rollback", &agents)])
+        .await
+        .expect("publish");
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|id| {
+            tokio::spawn(writer(
+                db_url.clone(),
+                d,
+                agents.clone(),
+                id,
+                committed.clone(),
+            ))
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+
+    // The others' events arrive while the long transaction is still open: nobody waits on it.
+    let first_agent_total = committed.lock().expect("lock")[&agents[0]].len();
+    let start = std::time::Instant::now();
+    while seen[0].lock().expect("lock").len() < first_agent_total {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "events stuck behind an open transaction: {} of {first_agent_total}",
+            seen[0].lock().expect("lock").len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    doomed.batch_execute("ROLLBACK").await.expect("rollback");
+    long.batch_execute("COMMIT").await.expect("commit");
+    committed
+        .lock()
+        .expect("lock")
+        .entry(agents[0])
+        .or_default()
+        .insert("long-commit".into());
+
+    // Every committed event reaches its agent once; nothing rolled back does.
+    for (i, agent) in agents.iter().enumerate() {
+        let expected = committed
+            .lock()
+            .expect("lock")
+            .get(agent)
+            .cloned()
+            .unwrap_or_default();
+        let start = std::time::Instant::now();
+        loop {
+            let got: BTreeSet<String> = seen[i]
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(_, m)| m.clone())
+                .collect();
+            if got == expected {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "agent {i}: missing {:?}, unexpected {:?}",
+                expected.difference(&got).take(5).collect::<Vec<_>>(),
+                got.difference(&expected).take(5).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let _ = done_tx.send(true);
+    for w in watchers {
+        w.await.expect("watcher");
+    }
+    for (i, s) in seen.iter().enumerate() {
+        let s = s.lock().expect("lock");
+        let markers: BTreeSet<&String> = s.iter().map(|(_, m)| m).collect();
+        assert_eq!(markers.len(), s.len(), "agent {i} got an event twice");
+        assert!(
+            s.windows(2).all(|w| w[0].0 < w[1].0),
+            "agent {i}: out of order"
+        );
+        assert!(!markers.contains(&"long-rollback".to_owned()));
+    }
+
+    // The domain's numbers are 1..N, every committed event numbered, no hole.
+    #[derive(diesel::QueryableByName)]
+    struct Numbers {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        max: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        unnumbered: i64,
+    }
+    let mut check = AsyncPgConnection::establish(&db_url)
+        .await
+        .expect("connect");
+    let numbers: Numbers = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(format!(
+            "SELECT count(sequence) AS n, coalesce(max(sequence), 0) AS max, \
+                    count(*) FILTER (WHERE sequence IS NULL) AS unnumbered \
+             FROM events WHERE domain_id = {}",
+            d.0
+        )),
+        &mut check,
+    )
+    .await
+    .expect("numbers");
+    assert_eq!(numbers.unnumbered, 0);
+    assert_eq!(numbers.n, numbers.max, "a hole in 1..{}", numbers.max);
+}
+
+#[tokio::test]
+async fn another_replica_takes_over_numbering_when_the_sequencer_stops() {
+    let mut a = TestApp::start().await;
+    let b = TestApp::start_on(&a.db_name).await;
+    let d = a.domain("acme", "GB").await;
+    let agent = a.actor(d, "Alice", &[Permission::InteractionsHandle]).await;
+    let db_url = client_info_tests::database_url(&a.db_name);
+    let mut conn = AsyncPgConnection::establish(&db_url)
+        .await
+        .expect("connect");
+    // Whoever numbers now, the first event makes one of them take the role.
+    outbox::publish(&mut conn, d, &[marker_event("before", &[agent.user])])
+        .await
+        .expect("publish");
+    let watcher = Client::builder(b.url.clone())
+        .token(&agent.token)
+        .connect()
+        .await
+        .expect("connect");
+    let mut stream = watcher.watch_session_once(0).await.expect("open");
+    a.stop_server().await;
+    outbox::publish(&mut conn, d, &[marker_event("after", &[agent.user])])
+        .await
+        .expect("publish");
+    let mut markers = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !markers.contains(&"after".to_owned()) {
+        let msg = tokio::time::timeout_at(deadline, stream.message())
+            .await
+            .expect("the surviving replica numbers and delivers the event")
+            .expect("stream")
+            .expect("message");
+        if let Some(pb::agent_event::Event::InteractionClosed(c)) = msg.event.and_then(|e| e.event)
+        {
+            markers.push(c.interaction_id);
+        }
+    }
+    assert!(markers.ends_with(&["after".to_owned()]), "{markers:?}");
+}
