@@ -38,16 +38,14 @@ COALESCE((SELECT jsonb_agg(jsonb_build_array(m.id, m.protocol, m.external_user_i
 FROM contacts c WHERE c.domain_id = :d AND c.id = ANY(ARRAY[:cid]);
 ";
 
-/// The server's event publication (`db::outbox::PUBLISH_SQL`) of `n` events, to nobody and on
-/// another channel, so that watchers never see the floor's events.
+/// The server's event publication (`db::outbox::PUBLISH_SQL`) of `n` unnumbered events, to
+/// nobody and announced on another channel, so that watchers never see the floor's events (the
+/// server's sequencer numbers them on its safety poll).
 fn publish(n: u32) -> String {
     format!(
-        "WITH c AS (INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (:d, {n}) \
-ON CONFLICT (domain_id) DO UPDATE SET last_sequence = domain_event_counters.last_sequence + EXCLUDED.last_sequence \
-RETURNING last_sequence), e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
-SELECT :d, c.last_sequence - {n} + x.ord, '{{}}'::bigint[], decode(repeat('00', 300), 'hex') \
-FROM c, generate_series(1, {n}) WITH ORDINALITY AS x (g, ord)) \
-SELECT c.last_sequence, pg_notify('client_info_events_floor', :d || ':' || c.last_sequence)::text FROM c;\n"
+        "WITH e AS (INSERT INTO events (domain_id, agent_ids, payload) \
+SELECT :d, '{{}}'::bigint[], decode(repeat('00', 300), 'hex') FROM generate_series(1, {n}) \
+RETURNING 1) SELECT count(*), pg_notify('client_info_events_floor', 'w:' || :d)::text FROM e;\n"
     )
 }
 
@@ -177,9 +175,9 @@ SELECT p.contact_id AS cid FROM (SELECT contact_id, id, e164 FROM contact_phones
 INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, variables, caller_number, caller_e164, outcome, outcome_reason, candidates, offered_at) VALUES (:d, 'pgb-' || :client_id || '-' || :r, 'call', 'inbound', 'offered', :u, '[]', {E164}, {E164}, 'identified', 'one contact: exact number', '[]', now()) ON CONFLICT DO NOTHING RETURNING id;
 SELECT id FROM interactions WHERE domain_id = :d AND external_id = 'pgb-' || :client_id || '-' || :r;
 {CARD}SELECT id, name FROM users WHERE domain_id = :d AND id = ANY(ARRAY[:u]);
-WITH c AS (INSERT INTO domain_event_counters (domain_id, last_sequence) VALUES (:d, 2) ON CONFLICT (domain_id) DO UPDATE SET last_sequence = domain_event_counters.last_sequence + EXCLUDED.last_sequence RETURNING last_sequence), e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) SELECT :d, c.last_sequence - 2 + x.ord, '{{}}'::bigint[], decode(repeat('00', 300), 'hex') FROM c, generate_series(1, 2) WITH ORDINALITY AS x (g, ord)) SELECT c.last_sequence, pg_notify('client_info_events_floor', :d || ':' || c.last_sequence)::text FROM c;
-END;
-"
+{}END;
+",
+            publish(2)
         ),
         // GetClientInfo of one of the interactions the run offered (`ci-<stamp>-<k>`, set by
         // the caller): session, the interaction, the agent's name, the candidate's card.

@@ -1,9 +1,9 @@
-//! The event hub of one server: a single LISTEN connection learns that events were written
-//! (`w:<domain>`: it runs the sequencer, see [`crate::db::outbox`], and fans out what that
-//! numbered) or numbered by another server (`s:<domain>`: it reads them from the outbox in
-//! sequence order); each event goes, in memory, to the session streams of the agents it
-//! concerns. Streams of other servers on the same database get the same events through their
-//! own hubs.
+//! The event hub of one server: a single LISTEN connection learns that a domain has new
+//! events, one fetcher reads the deliverable ones (below the horizon, see
+//! [`crate::db::outbox`]) in sequence order, and each is fanned out in memory to the session
+//! streams of the agents it concerns. Events that wait for an older transaction are looked at
+//! again shortly (1 ms, doubling to 100 ms): that transaction's end may notify nothing. Streams of other servers on the
+//! same database get the same events through their own hubs.
 //!
 //! Faults: when the listener connection drops it is re-established with backoff, and every
 //! watched domain is re-read from its last fetched sequence, so nothing is missed; a periodic
@@ -29,74 +29,10 @@ use crate::error::Error;
 const SAFETY_POLL: Duration = Duration::from_secs(2);
 /// Events read per outbox query.
 const FETCH_BATCH: i64 = 500;
-/// Events numbered per sequencer run.
-const SEQUENCE_BATCH: i64 = 5000;
-
-/// This server's connection for numbering events, and whether it holds the sequencer role.
-struct Sequencer {
-    url: String,
-    conn: Option<AsyncPgConnection>,
-    /// True while this session holds the role (the lock lives as long as the session).
-    held: bool,
-    /// When the role was last asked for, so a server without it asks at most once per
-    /// [`SAFETY_POLL`], not at every write.
-    asked: Option<std::time::Instant>,
-}
-
-impl Sequencer {
-    fn new(url: String) -> Self {
-        Self {
-            url,
-            conn: None,
-            held: false,
-            asked: None,
-        }
-    }
-
-    /// The connection holding the role, taking the role when no server has it; `None` while
-    /// another server's session holds it.
-    async fn connection(&mut self) -> Result<Option<&mut AsyncPgConnection>, Error> {
-        if !self.held {
-            if self.asked.is_some_and(|t| t.elapsed() < SAFETY_POLL) {
-                return Ok(None);
-            }
-            self.asked = Some(std::time::Instant::now());
-            if self.conn.is_none() {
-                self.conn = Some(AsyncPgConnection::establish(&self.url).await?);
-            }
-            if let Some(conn) = self.conn.as_mut() {
-                match outbox::try_become_sequencer(conn).await {
-                    Ok(true) => {
-                        tracing::info!("this server numbers the events (sequencer role taken)");
-                        self.held = true;
-                    }
-                    Ok(false) => return Ok(None),
-                    Err(e) => {
-                        self.conn = None;
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Ok(self.conn.as_mut())
-    }
-
-    /// Gives the role up with the connection (after an error on it).
-    fn reset(&mut self) {
-        self.conn = None;
-        self.held = false;
-        self.asked = None;
-    }
-}
-
-/// Why the fetcher wakes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Wake {
-    /// Events were written somewhere: number them.
-    Sequence,
-    /// A domain has new numbered events: read them.
-    Fetch(DomainId),
-}
+/// First wait before looking again at a domain whose events wait for an older transaction.
+const HELD_RETRY_MIN: Duration = Duration::from_millis(1);
+/// Longest such wait (the safety poll covers the rest).
+const HELD_RETRY_MAX: Duration = Duration::from_millis(100);
 
 struct Subscriber {
     agent: UserId,
@@ -115,7 +51,7 @@ struct Inner {
     buffer: usize,
     subs: Mutex<HashMap<DomainId, DomainSubs>>,
     next_id: AtomicU64,
-    wake: mpsc::UnboundedSender<Wake>,
+    wake: mpsc::UnboundedSender<DomainId>,
     listening: AtomicBool,
     metrics: crate::metrics::Metrics,
 }
@@ -183,11 +119,8 @@ impl EventHub {
                 metrics,
             }),
         };
-        tokio::spawn(hub.clone().listen(database_url.clone(), shutdown.clone()));
-        tokio::spawn(
-            hub.clone()
-                .fetch_loop(database_url, woken, shutdown.clone()),
-        );
+        tokio::spawn(hub.clone().listen(database_url, shutdown.clone()));
+        tokio::spawn(hub.clone().fetch_loop(woken, shutdown.clone()));
         tokio::spawn(hub.clone().prune_loop(retention, shutdown));
         hub
     }
@@ -240,7 +173,7 @@ impl EventHub {
             );
         }
         // Pick up anything committed while we were reading the position.
-        let _ = self.inner.wake.send(Wake::Fetch(domain));
+        let _ = self.inner.wake.send(domain);
         Ok(Subscription {
             rx,
             overflowed,
@@ -289,22 +222,16 @@ impl EventHub {
                         connected_before = true;
                         tracing::info!("event listener connected");
                         // Catch up on whatever was committed while we were not listening.
-                        let _ = self.inner.wake.send(Wake::Sequence);
                         for d in self.watched_domains() {
-                            let _ = self.inner.wake.send(Wake::Fetch(d));
+                            let _ = self.inner.wake.send(d);
                         }
                         let mut notes = std::pin::pin!(conn.notifications_stream());
                         loop {
                             tokio::select! {
                                 note = notes.next() => match note {
                                     Some(Ok(n)) => {
-                                        let wake = match n.payload.split_once(':') {
-                                            Some(("w", _)) => Some(Wake::Sequence),
-                                            Some(("s", d)) => d.parse().ok().map(|d| Wake::Fetch(DomainId(d))),
-                                            _ => None,
-                                        };
-                                        if let Some(w) = wake {
-                                            let _ = self.inner.wake.send(w);
+                                        if let Some(d) = n.payload.split(':').next().and_then(|d| d.parse().ok()) {
+                                            let _ = self.inner.wake.send(DomainId(d));
                                         }
                                     }
                                     Some(Err(e)) => {
@@ -332,136 +259,93 @@ impl EventHub {
 
     async fn fetch_loop(
         self,
-        url: String,
-        mut woken: mpsc::UnboundedReceiver<Wake>,
+        mut woken: mpsc::UnboundedReceiver<DomainId>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut sequencer = Sequencer::new(url);
-        let mut poll = tokio::time::interval(SAFETY_POLL);
+        let mut poll =
+            tokio::time::interval_at(tokio::time::Instant::now() + SAFETY_POLL, SAFETY_POLL);
+        // Domains whose next events wait for an older transaction to end, and how long to wait
+        // before looking again (no notification says when that transaction ends).
+        let mut held: Vec<DomainId> = Vec::new();
+        let mut retry = HELD_RETRY_MIN;
         loop {
-            let mut due: Vec<Wake> = tokio::select! {
-                w = woken.recv() => match w { Some(w) => vec![w], None => return },
-                _ = poll.tick() => std::iter::once(Wake::Sequence)
-                    .chain(self.watched_domains().into_iter().map(Wake::Fetch))
-                    .collect(),
+            let recheck = async {
+                if held.is_empty() {
+                    std::future::pending::<()>().await;
+                } else {
+                    tokio::time::sleep(retry).await;
+                }
+            };
+            let mut due: Vec<DomainId> = tokio::select! {
+                d = woken.recv() => match d { Some(d) => vec![d], None => return },
+                _ = poll.tick() => self.watched_domains(),
+                () = recheck => {
+                    retry = (retry * 2).min(HELD_RETRY_MAX);
+                    std::mem::take(&mut held)
+                }
                 _ = shutdown.changed() => return,
             };
-            while let Ok(w) = woken.try_recv() {
-                due.push(w);
+            while let Ok(d) = woken.try_recv() {
+                due.push(d);
             }
+            due.append(&mut held);
             due.sort_unstable();
             due.dedup();
-            let mut fetch: Vec<DomainId> = due
-                .iter()
-                .filter_map(|w| match w {
-                    Wake::Fetch(d) => Some(*d),
-                    Wake::Sequence => None,
-                })
-                .collect();
-            if due.contains(&Wake::Sequence) {
-                match self.sequence(&mut sequencer).await {
-                    Ok(gaps) => fetch.extend(gaps),
-                    Err(e) => tracing::warn!(error = %e, "cannot number events; will retry"),
-                }
-            }
-            fetch.sort_unstable();
-            fetch.dedup();
-            for d in fetch {
-                if let Err(e) = self.fetch(d).await {
-                    tracing::warn!(domain = %d, error = %e, "cannot read events; will retry");
-                }
-            }
-        }
-    }
-
-    /// Runs the sequencer until it has nothing left, fanning out what it numbered; returns the
-    /// watched domains where it numbered past events this hub has not read (another server
-    /// numbered some in between), to read from the outbox.
-    async fn sequence(&self, sequencer: &mut Sequencer) -> Result<Vec<DomainId>, Error> {
-        let mut gaps = Vec::new();
-        loop {
-            let Some(conn) = sequencer.connection().await? else {
-                return Ok(gaps);
-            };
-            let numbered = match outbox::sequence(conn, SEQUENCE_BATCH).await {
-                Ok(n) => n,
-                Err(e) => {
-                    // Give the role up with the connection; whoever is woken next takes it.
-                    sequencer.reset();
-                    return Err(e);
-                }
-            };
-            let n = numbered.len();
-            let mut by_domain: Vec<(DomainId, Vec<StoredEvent>)> = Vec::new();
-            for e in numbered {
-                let d = DomainId(e.domain_id);
-                match by_domain.last_mut() {
-                    Some((last, events)) if *last == d => events.push(e),
-                    _ => by_domain.push((d, vec![e])),
-                }
-            }
-            for (d, events) in by_domain {
-                if !self.deliver(d, events, true) {
-                    gaps.push(d);
-                }
-            }
-            if i64::try_from(n).unwrap_or(0) < SEQUENCE_BATCH {
-                return Ok(gaps);
-            }
-        }
-    }
-
-    /// Fans `batch` (in sequence order) out to the domain's subscribers. With `contiguous`,
-    /// delivers only when the batch starts right after what this hub has read, and returns
-    /// false otherwise (the caller reads the outbox instead). Returns true when done.
-    fn deliver(&self, domain: DomainId, batch: Vec<StoredEvent>, contiguous: bool) -> bool {
-        let mut subs = lock(&self.inner.subs);
-        let Some(d) = subs.get_mut(&domain) else {
-            return true;
-        };
-        if contiguous
-            && batch
-                .first()
-                .is_some_and(|first| first.sequence > d.last_fetched + 1)
-        {
-            return false;
-        }
-        for event in batch {
-            if event.sequence <= d.last_fetched {
-                continue;
-            }
-            d.last_fetched = event.sequence;
-            let event = Arc::new(event);
-            d.subscribers.retain(|_, s| {
-                if !event.concerns(s.agent) {
-                    return true;
-                }
-                match s.tx.try_send(event.clone()) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        s.overflowed.store(true, Ordering::SeqCst);
-                        false
+            let mut still_held = Vec::new();
+            for d in due {
+                match self.fetch(d).await {
+                    Ok(true) => still_held.push(d),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(domain = %d, error = %e, "cannot read events; will retry");
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
                 }
-            });
+            }
+            if still_held.is_empty() {
+                retry = HELD_RETRY_MIN;
+            }
+            held = still_held;
         }
-        true
     }
 
-    /// Reads the domain's new events and fans them out.
-    async fn fetch(&self, domain: DomainId) -> Result<(), Error> {
+    /// Reads the domain's new deliverable events and fans them out; true when more wait for an
+    /// older transaction to end.
+    async fn fetch(&self, domain: DomainId) -> Result<bool, Error> {
         loop {
             let Some(after) = lock(&self.inner.subs).get(&domain).map(|d| d.last_fetched) else {
-                return Ok(());
+                return Ok(false);
             };
             let mut conn = db::conn(&self.inner.pool).await?;
             let batch = outbox::since(&mut conn, domain, after, None, FETCH_BATCH).await?;
             drop(conn);
-            let n = batch.len();
-            self.deliver(domain, batch, false);
-            if i64::try_from(n).unwrap_or(0) < FETCH_BATCH {
-                return Ok(());
+            let n = batch.events.len();
+            let held = batch.held;
+            let mut subs = lock(&self.inner.subs);
+            let Some(d) = subs.get_mut(&domain) else {
+                return Ok(false);
+            };
+            for event in batch.events {
+                if event.sequence <= d.last_fetched {
+                    continue;
+                }
+                d.last_fetched = event.sequence;
+                let event = Arc::new(event);
+                d.subscribers.retain(|_, s| {
+                    if !event.concerns(s.agent) {
+                        return true;
+                    }
+                    match s.tx.try_send(event.clone()) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            s.overflowed.store(true, Ordering::SeqCst);
+                            false
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    }
+                });
+            }
+            if held || i64::try_from(n).unwrap_or(0) < FETCH_BATCH {
+                return Ok(held);
             }
         }
     }

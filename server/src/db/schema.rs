@@ -1,5 +1,11 @@
 // @generated automatically by Diesel CLI.
 
+pub mod sql_types {
+    #[derive(diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "xid8", schema = "pg_catalog"))]
+    pub struct Xid8;
+}
+
 diesel::table! {
     audit_log (id) {
         id -> Int8,
@@ -116,13 +122,16 @@ diesel::table! {
 }
 
 diesel::table! {
-    events (id) {
+    use diesel::sql_types::*;
+    use super::sql_types::Xid8;
+
+    events (domain_id, sequence) {
         domain_id -> Int8,
-        sequence -> Nullable<Int8>,
+        sequence -> Int8,
         occurred_at -> Timestamptz,
         agent_ids -> Array<Nullable<Int8>>,
         payload -> Bytea,
-        id -> Int8,
+        xid -> Xid8,
     }
 }
 

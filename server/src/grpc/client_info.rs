@@ -280,12 +280,12 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
                     REPLAY_BATCH,
                 )
                 .await?;
-                let n = batch.len();
-                for e in &batch {
+                let n = batch.events.len();
+                for e in &batch.events {
                     first.push(events::render(e, &viewer)?);
                     position = e.sequence;
                 }
-                if i64::try_from(n).unwrap_or(0) < REPLAY_BATCH {
+                if batch.held || i64::try_from(n).unwrap_or(0) < REPLAY_BATCH {
                     break;
                 }
             }
