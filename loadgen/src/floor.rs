@@ -38,14 +38,14 @@ COALESCE((SELECT jsonb_agg(jsonb_build_array(m.id, m.protocol, m.external_user_i
 FROM contacts c WHERE c.domain_id = :d AND c.id = ANY(ARRAY[:cid]);
 ";
 
-/// The server's event publication (`db::outbox::PUBLISH_SQL`) of `n` unnumbered events, to
-/// nobody and announced on another channel, so that watchers never see the floor's events (the
-/// server's sequencer numbers them on its safety poll).
+/// The server's event publication (`db::outbox::PUBLISH_SQL`) of `n` events, numbered by the
+/// transaction, to nobody and announced on another channel, so that watchers never see them.
 fn publish(n: u32) -> String {
     format!(
-        "WITH e AS (INSERT INTO events (domain_id, agent_ids, payload) \
-SELECT :d, '{{}}'::bigint[], decode(repeat('00', 300), 'hex') FROM generate_series(1, {n}) \
-RETURNING 1) SELECT count(*), pg_notify('client_info_events_floor', 'w:' || :d)::text FROM e;\n"
+        "WITH e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
+SELECT :d, (pg_current_xact_id()::text::bigint << 16) + x.ord, '{{}}'::bigint[], decode(repeat('00', 300), 'hex') \
+FROM generate_series(1, {n}) WITH ORDINALITY AS x (g, ord) RETURNING 1) \
+SELECT count(*), pg_notify('client_info_events_floor', :d::text)::text FROM e;\n"
     )
 }
 
