@@ -67,11 +67,16 @@ function fail(reason) {
 
 class Failure extends Error {}
 
+/** A one-line reason for the failed line; the stack of an unforeseen error goes to stderr. */
 function describe(e) {
   if (e instanceof Failure) return e.message;
   if (e instanceof ConnectError) return `gRPC ${e.code}: ${e.rawMessage}`;
-  if (e && typeof e.code === "number") return `gRPC ${e.code}: ${e.message}`; // grpc-web RpcError
-  return e?.stack ?? String(e);
+  if (typeof e?.code === "number") return `gRPC ${e.code}: ${e.message}`; // grpc-web RpcError
+  if (e instanceof Error) {
+    console.error(e.stack);
+    return e.message;
+  }
+  return String(e);
 }
 
 process.on("uncaughtException", (e) => fail(`uncaught: ${describe(e)}`));
@@ -196,25 +201,25 @@ async function run(api, { contactId, eventKind }) {
   const before = [];
   let first = true;
   try {
-    for await (const response of watch.messages) {
-      const event = response.event;
-      const kind = event?.event.case;
+    for await (const { event } of watch.messages) {
+      if (!event) throw new Failure("the stream sent a message without an event");
+      const kind = event.event.case ?? "";
       if (first) {
         if (kind !== "snapshot") {
-          throw new Failure(`the stream's first message is ${kind ?? "empty"}, not a snapshot`);
+          throw new Failure(`the stream's first message is "${kind}", not a snapshot`);
         }
         print({ step: "snapshot", sequence: Number(event.sequence) });
         first = false;
       } else if (kind === "heartbeat") {
         heartbeats += 1;
-      } else if (kind !== "snapshot" && eventKind !== "any" && kind !== eventKind) {
-        before.push(kind ?? "");
-      } else if (kind !== "snapshot") {
+      } else if (kind === "snapshot" || (eventKind !== "any" && kind !== eventKind)) {
+        before.push(kind);
+      } else {
         const interactionId =
           kind === "interactionOffered" ? (event.event.value.panel?.interactionId ?? "") : "";
         print({
           step: "event",
-          kind: kind ?? "",
+          kind,
           sequence: Number(event.sequence),
           interactionId,
           heartbeats,
