@@ -308,6 +308,37 @@ impl TestApp {
         }
     }
 
+    /// Cuts the server off its database: no new connections, the open ones terminated.
+    pub async fn cut_off_database(&self) {
+        let name = &self.db_name;
+        self.admin()
+            .await
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .await
+            .expect("cut the database off");
+    }
+
+    /// Lets the server connect to its database again.
+    pub async fn restore_database(&self) {
+        self.admin()
+            .await
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                self.db_name
+            ))
+            .await
+            .expect("restore the database");
+    }
+
+    async fn admin(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&admin_url())
+            .await
+            .expect("connect to the maintenance database")
+    }
+
     /// Stops the server (the database stays until drop).
     pub async fn stop_server(&mut self) {
         if let Some(s) = self.server.take() {

@@ -96,7 +96,8 @@ pub(crate) enum Idempotent {
     No,
 }
 
-fn jittered(ceiling: Duration) -> Duration {
+/// A random wait between zero and `ceiling` (full jitter).
+pub(crate) fn jittered(ceiling: Duration) -> Duration {
     let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(fastrand::u64(0..=ms))
 }

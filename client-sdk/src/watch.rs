@@ -9,6 +9,7 @@ use tonic::Code;
 use crate::auth::NoDeadline;
 use crate::client::Client;
 use crate::error::SdkError;
+use crate::retry::jittered;
 
 /// How a session watch reconnects.
 #[derive(Debug, Clone)]
@@ -64,12 +65,6 @@ fn is_terminal(code: Code) -> bool {
             | Code::InvalidArgument
             | Code::Unimplemented
     )
-}
-
-/// A random wait between zero and `ceiling` (full jitter).
-fn jittered(ceiling: Duration) -> Duration {
-    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(fastrand::u64(0..=ms))
 }
 
 impl Client {

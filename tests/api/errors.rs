@@ -8,7 +8,6 @@ use client_info_sdk::{SdkError, pb};
 use client_info_server::domain::permission::Permission;
 use client_info_server::error::{ERROR_DOMAIN, Reason};
 use client_info_tests::{ALL, TestApp, expect_code};
-use diesel_async::SimpleAsyncConnection as _;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -184,19 +183,7 @@ async fn an_unavailable_database_says_when_to_retry() {
     let app = TestApp::start().await;
     let d = app.domain("acme", "GB").await;
     let crm = app.actor(d, "CRM", ALL).await;
-    let mut admin = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
-        &client_info_tests::admin_url(),
-    )
-    .await
-    .expect("admin");
-    let name = &app.db_name;
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .expect("cut the database off");
+    app.cut_off_database().await;
     let status = crm
         .client
         .contact_search()
@@ -213,10 +200,7 @@ async fn an_unavailable_database_says_when_to_retry() {
         details.retry_info().and_then(|r| r.retry_delay).is_some(),
         "RetryInfo on UNAVAILABLE"
     );
-    admin
-        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .await
-        .expect("restore");
+    app.restore_database().await;
 }
 
 #[test]

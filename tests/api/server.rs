@@ -132,7 +132,6 @@ async fn graceful_shutdown_stops_serving() {
 
 #[tokio::test]
 async fn losing_the_database_is_unavailable_then_recovers() {
-    use diesel_async::SimpleAsyncConnection as _;
     let app = TestApp::start().await;
     let d = app.domain("acme", "GB").await;
     let crm = app.actor(d, "CRM", ALL).await;
@@ -144,27 +143,12 @@ async fn losing_the_database_is_unavailable_then_recovers() {
         })
         .await
         .expect("create");
-    let mut admin = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
-        &client_info_tests::admin_url(),
-    )
-    .await
-    .expect("admin");
-    let name = &app.db_name;
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .expect("cut the database off");
+    app.cut_off_database().await;
     for _ in 0..3 {
         let e = expect_code(crm.client.get_contact(c.id).await, Code::Unavailable);
         assert!(e.is_retryable());
     }
-    admin
-        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .await
-        .expect("restore");
+    app.restore_database().await;
     assert_eq!(
         crm.client.get_contact(c.id).await.expect("recovered").id,
         c.id

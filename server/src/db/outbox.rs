@@ -47,7 +47,6 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Binary, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::schema::events;
 use crate::domain::ids::{ContactId, DomainId, UserId};
 use crate::error::Error;
 
@@ -64,18 +63,22 @@ pub struct Outgoing {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
+#[derive(Debug, Clone, QueryableByName)]
 pub struct StoredEvent {
     /// The domain.
+    #[diesel(sql_type = BigInt)]
     pub domain_id: i64,
     /// Sequence within the domain.
+    #[diesel(sql_type = BigInt)]
     pub sequence: i64,
     /// Commit time (approximately).
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub occurred_at: DateTime<Utc>,
     /// Recipients.
+    #[diesel(sql_type = Array<diesel::sql_types::Nullable<BigInt>>)]
     pub agent_ids: Vec<Option<i64>>,
     /// Encoded payload.
+    #[diesel(sql_type = Binary)]
     pub payload: Vec<u8>,
 }
 
@@ -202,16 +205,8 @@ pub async fn since(
 ) -> Result<Since, Error> {
     #[derive(QueryableByName)]
     struct Row {
-        #[diesel(sql_type = BigInt)]
-        domain_id: i64,
-        #[diesel(sql_type = BigInt)]
-        sequence: i64,
-        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-        occurred_at: DateTime<Utc>,
-        #[diesel(sql_type = Array<diesel::sql_types::Nullable<BigInt>>)]
-        agent_ids: Vec<Option<i64>>,
-        #[diesel(sql_type = Binary)]
-        payload: Vec<u8>,
+        #[diesel(embed)]
+        event: StoredEvent,
         #[diesel(sql_type = diesel::sql_types::Bool)]
         ready: bool,
     }
@@ -230,13 +225,7 @@ pub async fn since(
             held = true;
             break;
         }
-        events.push(StoredEvent {
-            domain_id: r.domain_id,
-            sequence: r.sequence,
-            occurred_at: r.occurred_at,
-            agent_ids: r.agent_ids,
-            payload: r.payload,
-        });
+        events.push(r.event);
     }
     Ok(Since { events, held })
 }
