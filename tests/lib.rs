@@ -76,9 +76,18 @@ async fn template() -> &'static str {
                 .batch_execute("SELECT pg_advisory_lock(4242424242)")
                 .await
                 .expect("lock");
-            db::ensure_database(&database_url(&name))
+            if db::ensure_database(&database_url(&name))
                 .await
-                .expect("create template database");
+                .expect("create template database")
+            {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                admin
+                    .batch_execute(&format!("COMMENT ON DATABASE {name} IS 'created {now}'"))
+                    .await
+                    .expect("date the template");
+            }
             db::run_migrations(&database_url(&name))
                 .await
                 .expect("migrate template database");
@@ -92,8 +101,13 @@ async fn template() -> &'static str {
         .await
 }
 
-/// Drops the templates of other migration sets (left by runs of older commits), so they do not
-/// pile up; one in use by a run still going is left for a later run.
+/// How long a template of another migration set is kept: another checkout (a branch with a
+/// new migration) may be testing with it right now, between creating it and copying from it.
+const TEMPLATE_KEEP_SECS: u64 = 6 * 3600;
+
+/// Drops the templates of other migration sets left by runs of older commits (so they do not
+/// pile up) once they are [`TEMPLATE_KEEP_SECS`] old; one in use by a run still going is left
+/// for a later run. A template's creation time is its database comment.
 async fn drop_old_templates(admin: &mut AsyncPgConnection, current: &str) {
     #[derive(diesel::QueryableByName)]
     struct Name {
@@ -102,8 +116,13 @@ async fn drop_old_templates(admin: &mut AsyncPgConnection, current: &str) {
     }
     let old: Vec<Name> = diesel_async::RunQueryDsl::load(
         diesel::sql_query(
-            "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'client\\_info\\_tmpl\\_%'",
-        ),
+            "SELECT datname::text AS datname FROM pg_database \
+             WHERE datname LIKE 'client\\_info\\_tmpl\\_%' \
+               AND coalesce(substring(shobj_description(oid, 'pg_database') \
+                                      FROM '^created (\\d+)$')::bigint, 0) \
+                   < extract(epoch FROM now())::bigint - $1",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(TEMPLATE_KEEP_SECS as i64),
         admin,
     )
     .await
