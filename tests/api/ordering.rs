@@ -305,3 +305,53 @@ async fn concurrent_writers_rollbacks_long_transactions_and_resumes_lose_nothing
         "the committed events and the long transaction's"
     );
 }
+
+#[tokio::test]
+async fn a_long_transaction_in_another_database_does_not_hold_delivery_back() {
+    let app = TestApp::start().await;
+    let d = app.domain("acme", "GB").await;
+    let agent = app
+        .actor(d, "Agent", &[Permission::InteractionsHandle])
+        .await;
+    let client = Client::builder(app.url.clone())
+        .token(&agent.token)
+        .connect()
+        .await
+        .expect("connect");
+    let mut stream = client.watch_session_once(0).await.expect("open");
+
+    // Another database of the cluster keeps a write transaction (one with an id) open.
+    let mut elsewhere = AsyncPgConnection::establish(&client_info_tests::admin_url())
+        .await
+        .expect("connect");
+    elsewhere
+        .batch_execute("BEGIN; SELECT pg_current_xact_id()")
+        .await
+        .expect("begin elsewhere");
+
+    let mut conn = AsyncPgConnection::establish(&client_info_tests::database_url(&app.db_name))
+        .await
+        .expect("connect");
+    conn.transaction(async |conn| {
+        outbox::publish(conn, d, &[marker_event("after-elsewhere", &[agent.user])]).await
+    })
+    .await
+    .expect("publish");
+
+    // Delivered while the other database's transaction is still open (a liveness bound, not
+    // a timing measurement).
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(msg)) = stream.message().await {
+            if let Some(pb::agent_event::Event::InteractionClosed(c)) =
+                msg.event.and_then(|e| e.event)
+            {
+                return Some(c.interaction_id);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the event arrives while the other database's transaction is open");
+    assert_eq!(got.as_deref(), Some("after-elsewhere"));
+    elsewhere.batch_execute("ROLLBACK").await.expect("rollback");
+}

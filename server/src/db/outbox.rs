@@ -9,20 +9,27 @@
 //! order; every writer of a domain then waited on every other.
 //!
 //! Now a writer takes no lock: each event's `sequence` is its transaction's id (`xid8`, from
-//! `pg_current_xact_id()`, stored in `xid`) times 65,536 plus its ordinal in the transaction.
-//! Transaction ids are handed out in increasing order, so a transaction that begins after
-//! another committed has a larger id, and so do its events. A reader delivers, in `sequence`
-//! order, only the events whose transaction is older than every transaction of this database
-//! still running: the horizon (`client_info_event_horizon()`, from the snapshot's next id and
-//! the running transactions `pg_stat_activity` lists for this database). It is computed in one
-//! statement and the events are read in the next, with a newer snapshot, inside one database
-//! function call, so every transaction below the horizon has ended for the read.
+//! `pg_current_xact_id()`, also stored in `xid`) times 65,536 plus its ordinal in the
+//! transaction. Transaction ids are handed out in increasing order, so a transaction that
+//! begins after another committed has a larger id, and so do its events. A reader delivers, in
+//! `sequence` order, only the events below the *horizon* of its own snapshot: the oldest
+//! transaction that snapshot shows running (`pg_snapshot_xip`), or its `xmax` when none is.
+//! Running transactions that `pg_stat_activity` shows in *another* database of the cluster are
+//! left out (they cannot write this database's events), so a long transaction elsewhere on the
+//! cluster does not hold delivery back. Horizon and events come from one plain statement,
+//! hence one snapshot ([`HORIZON_CTE`]).
 //!
 //! Invariants, and why they hold:
-//! - **Nothing lands below what was delivered.** Every transaction below the horizon has ended:
-//!   its events are visible (committed) or gone (rolled back), and no transaction can get an
-//!   id below the horizon any more. So the events below the horizon are final, and every event
-//!   still to come has a larger id, hence a larger number, than any delivered.
+//! - **Nothing lands below what was delivered.** Every transaction of this database below the
+//!   horizon had ended when the reading snapshot was taken (it is neither running in the
+//!   snapshot nor at or above its `xmax`), so the snapshot shows all its events (committed) or
+//!   none (rolled back), and no transaction can get an id below the horizon any more. So the
+//!   events below the horizon are final, and every event still to come has a larger id, hence
+//!   a larger number, than any delivered. A transaction of another database wrongly left out
+//!   would break this, which is why only a positive sighting in `pg_stat_activity` (same
+//!   transaction id, other database) leaves one out: a transaction the reader cannot see
+//!   there (another role without `pg_read_all_stats`, a prepared transaction) holds the
+//!   horizon, which only delays delivery.
 //! - **Every committed event is delivered once.** It is read when the horizon passes its
 //!   transaction (each read continues after the last number delivered); a resuming client
 //!   asks for numbers after the last it got, and gets each later number once.
@@ -32,15 +39,17 @@
 //!   primary key `(domain_id, sequence)` refuses a second).
 //! - **Order**: by transaction start (id), then within the transaction; causally ordered
 //!   writes keep their order.
+//! - The deliverable events are a prefix in `sequence` order (`sequence < horizon << 16`),
+//!   so readers scan the primary key and stop at the first event that is not deliverable.
+//!
+//! Readers must not run inside a write transaction of their own (a snapshot does not list its
+//! own transaction as running): the hub and the session stream read on pooled connections
+//! outside transactions.
 //!
 //! The price: a long write transaction on this database holds delivery back until it ends
 //! (commits or rolls back), for every domain. Keep write transactions on it short (the
-//! server's are; set `idle_in_transaction_session_timeout` for other clients). Transactions of
-//! other databases on the cluster do not count (`pg_snapshot_xmin` alone would: it is the
-//! cluster's). Writers never wait, and nothing is skipped or reordered when the long
-//! transaction ends. The horizon reads other sessions' transactions from `pg_stat_activity`,
-//! which shows them to the same role: write events with the server's role (or grant it
-//! `pg_read_all_stats`).
+//! server's are; set `idle_in_transaction_session_timeout` for other clients). Writers never
+//! wait, and nothing is skipped or reordered when the long transaction ends.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -175,9 +184,39 @@ pub async fn position(conn: &mut AsyncPgConnection, domain: DomainId) -> Result<
     Ok((p.last, p.pruned))
 }
 
-/// The last deliverable sequence of `$1` (the deliverable events are a prefix in sequence
-/// order; pruned ones count) and its pruned-through mark.
-pub const POSITION_SQL: &str = "SELECT last, pruned FROM client_info_event_position($1)";
+// The text of [`HORIZON_CTE`], for `concat!`.
+macro_rules! horizon_cte {
+    () => {
+        "\
+h AS (SELECT (least(pg_snapshot_xmax(s), \
+                    (SELECT min(x) FROM pg_snapshot_xip(s) AS x \
+                     WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a \
+                                       WHERE a.datname <> current_database() \
+                                         AND a.backend_xid::text::bigint \
+                                             = (x::text::bigint & 4294967295)))) \
+              ::text::bigint << 16) AS first_held \
+      FROM pg_current_snapshot() AS s)"
+    };
+}
+/// The horizon of the statement's snapshot, as the first sequence number that is not
+/// deliverable yet (`horizon << 16`; see the module documentation): the oldest transaction the
+/// snapshot shows running, unless `pg_stat_activity` places it in another database, else the
+/// snapshot's `xmax`. `backend_xid` is a 32-bit `xid`: it is compared with the low 32 bits of
+/// the `xid8` (running transactions are never 2^32 apart).
+pub const HORIZON_CTE: &str = horizon_cte!();
+
+/// The last deliverable sequence of `$1` (pruned events count) and its pruned-through mark.
+pub const POSITION_SQL: &str = concat!(
+    "WITH ",
+    horizon_cte!(),
+    ", p AS (SELECT coalesce((SELECT pruned_through FROM domain_event_counters \
+                              WHERE domain_id = $1), 0) AS pruned) \
+     SELECT greatest(p.pruned, coalesce((SELECT e.sequence FROM events e \
+                                         WHERE e.domain_id = $1 AND e.sequence < h.first_held \
+                                         ORDER BY e.sequence DESC LIMIT 1), 0)) AS last, \
+            p.pruned \
+     FROM h, p"
+);
 
 crate::db::cached::cached_statement!(
     /// [`POSITION_SQL`], prepared once per connection.
@@ -230,12 +269,19 @@ pub async fn since(
     Ok(Since { events, held })
 }
 
-/// [`since`]'s statement (`$3` 0 for every agent): the database function computes this
-/// database's horizon first, then reads with a newer snapshot (migration
-/// `order_events_by_transaction`).
-pub const SINCE_SQL: &str = "\
-SELECT domain_id, sequence, occurred_at, agent_ids, payload, ready \
-FROM client_info_events_since($1, $2, $3, $4)";
+/// [`since`]'s statement (`$3` 0 for every agent): events after `$2` in sequence order, each
+/// marked ready when below the horizon of the same snapshot ([`HORIZON_CTE`]).
+pub const SINCE_SQL: &str = concat!(
+    "WITH ",
+    horizon_cte!(),
+    " SELECT e.domain_id, e.sequence, e.occurred_at, e.agent_ids, e.payload, \
+            e.sequence < h.first_held AS ready \
+     FROM events e, h \
+     WHERE e.domain_id = $1 AND e.sequence > $2 \
+       AND ($3 = 0 OR e.agent_ids @> ARRAY[$3]) \
+     ORDER BY e.sequence \
+     LIMIT $4"
+);
 
 crate::db::cached::cached_statement!(
     /// [`SINCE_SQL`], prepared once per connection.
