@@ -49,6 +49,39 @@ impl Violations {
         }
     }
 
+    /// One violation.
+    pub fn one(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let mut v = Self::new();
+        v.add(field, description);
+        v
+    }
+
+    /// Adds every violation of `other`.
+    pub fn absorb(&mut self, other: Violations) {
+        self.0.extend(other.0);
+    }
+
+    /// Records the violations of a checked part and gives its value, for code that reads a
+    /// request with one collector.
+    pub fn keep<T>(&mut self, checked: Checked<T>) -> Option<T> {
+        match checked {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.absorb(e);
+                None
+            }
+        }
+    }
+
+    /// `Ok(value)` when nothing was recorded, else every violation recorded.
+    pub fn or<T>(self, value: T) -> Checked<T> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+
     /// Runs `check` and records its error under `field`, returning the value when valid.
     pub fn check<T, E: std::fmt::Display>(
         &mut self,
@@ -63,6 +96,65 @@ impl Violations {
             }
         }
     }
+}
+
+/// A part of a request read into its type, or every violation found in it. The `Err` side
+/// is never empty: violations come from [`Violations::one`], [`Violations::or`] and
+/// [`AllValid::all_valid`], which make one only when something was recorded.
+pub type Checked<T> = Result<T, Violations>;
+
+impl From<Violations> for Error {
+    fn from(v: Violations) -> Self {
+        Error::InvalidArgument(v.0)
+    }
+}
+
+impl From<Violations> for Status {
+    fn from(v: Violations) -> Self {
+        Error::from(v).into()
+    }
+}
+
+/// Parts of a request checked independently: all their values, or every violation of every
+/// part (so a client learns all that is wrong at once). Implemented for tuples of
+/// [`Checked`] values.
+pub trait AllValid {
+    /// The parts' values.
+    type Values;
+    /// All the values, or all the violations.
+    fn all_valid(self) -> Checked<Self::Values>;
+}
+
+macro_rules! all_valid_tuples {
+    ($(($($t:ident $v:ident),+))+) => {$(
+        impl<$($t),+> AllValid for ($(Checked<$t>,)+) {
+            type Values = ($($t,)+);
+            fn all_valid(self) -> Checked<Self::Values> {
+                let ($($v,)+) = self;
+                match ($($v,)+) {
+                    ($(Ok($v),)+) => Ok(($($v,)+)),
+                    ($($v,)+) => {
+                        let mut all = Violations::new();
+                        $(if let Err(e) = $v { all.absorb(e); })+
+                        Err(all)
+                    }
+                }
+            }
+        }
+    )+};
+}
+
+all_valid_tuples! {
+    (A a)
+    (A a, B b)
+    (A a, B b, C c)
+    (A a, B b, C c, D d)
+    (A a, B b, C c, D d, E e)
+    (A a, B b, C c, D d, E e, F f)
+    (A a, B b, C c, D d, E e, F f, G g)
+    (A a, B b, C c, D d, E e, F f, G g, H h)
+    (A a, B b, C c, D d, E e, F f, G g, H h, I i)
+    (A a, B b, C c, D d, E e, F f, G g, H h, I i, J j)
 }
 
 /// The `domain` of every `google.rpc.ErrorInfo` this server sends.

@@ -4,6 +4,7 @@
 //! tests can start the real server in-process.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;

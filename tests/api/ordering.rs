@@ -23,9 +23,9 @@ const TRANSACTIONS: usize = 25;
 
 /// An event whose payload names it (an InteractionClosed of interaction `marker`).
 fn marker_event(marker: &str, agents: &[UserId]) -> Outgoing {
-    Outgoing {
-        recipients: agents.to_vec(),
-        payload: pb::AgentEvent {
+    Outgoing::to(
+        agents.to_vec(),
+        pb::AgentEvent {
             sequence: 0,
             occurred_at: None,
             event: Some(pb::agent_event::Event::InteractionClosed(
@@ -35,7 +35,7 @@ fn marker_event(marker: &str, agents: &[UserId]) -> Outgoing {
             )),
         }
         .encode_to_vec(),
-    }
+    )
 }
 
 type Committed = Arc<Mutex<HashMap<UserId, BTreeSet<String>>>>;

@@ -1,13 +1,14 @@
 //! The agent's actions on a live interaction: create a contact from it, select (bind) a
-//! contact, unbind. Each is one transaction that locks the interaction first, so concurrent
+//! contact, unbind. Each runs in the caller's unit of work and locks the interaction first, so concurrent
 //! actions on it are serialised, and audits every change.
 
-use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 
 use super::communications::LinkOutcome;
 use super::contacts::{self, ContactDraft, CreateRequestKey, Created};
 use super::domains::Session;
 use super::interactions;
+use super::tx::Tx;
 use crate::domain::contact::{ChannelLink, Communication, ContactCard};
 use crate::domain::ids::ContactId;
 use crate::domain::interaction::{Destination, Interaction, InteractionState};
@@ -69,7 +70,7 @@ pub struct CreatedFrom {
 /// other contact), a call is bound to it and its number is linked only when asked. Idempotent
 /// on the request key: a retry returns the first contact and changes nothing.
 pub async fn create_from_interaction(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     draft: &ContactDraft,
     key: CreateRequestKey<'_>,
@@ -78,7 +79,7 @@ pub async fn create_from_interaction(
 ) -> Result<CreatedFrom, Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
-    conn.transaction(async |conn| {
+    {
         // A retry returns what the first request made, even once the interaction has ended.
         if let Some(id) = contacts::earlier(conn, domain, key).await? {
             let card = contacts::load_card(conn, domain, id).await?;
@@ -160,14 +161,13 @@ pub async fn create_from_interaction(
             interaction,
             relink,
         })
-    })
-    .await
+    }
 }
 
 /// Binds the caller's live interaction to `contact` (rebinding from another contact keeps both
 /// in the history). For chats, `relink_channel` also moves the chat's identity to the contact.
 pub async fn select(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     external_id: &str,
     contact: ContactId,
@@ -175,7 +175,7 @@ pub async fn select(
 ) -> Result<(Interaction, Relink), Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
-    conn.transaction(async |conn| {
+    {
         let interaction = lock_live(conn, session, external_id).await?;
         if relink_channel && !matches!(interaction.destination, Destination::Chat(_)) {
             return Err(Error::invalid(
@@ -219,19 +219,18 @@ pub async fn select(
             .await?
             .ok_or_else(|| Error::interaction_not_found(external_id))?;
         Ok((interaction, relink))
-    })
-    .await
+    }
 }
 
 /// Removes the binding of the caller's live interaction (idempotent); returns the contact it
 /// was bound to, if any.
 pub async fn unbind(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     external_id: &str,
 ) -> Result<(Interaction, Option<ContactId>), Error> {
     let domain = session.domain.id;
-    conn.transaction(async |conn| {
+    {
         let interaction = lock_live(conn, session, external_id).await?;
         let was = interactions::unbind(
             conn,
@@ -245,6 +244,5 @@ pub async fn unbind(
             .await?
             .ok_or_else(|| Error::interaction_not_found(external_id))?;
         Ok((interaction, was))
-    })
-    .await
+    }
 }

@@ -1,19 +1,20 @@
-//! Contacts: the card read model and the transactional writes (create, update, delete, link,
-//! unlink). Every write locks the contact row, checks the caller's expected version, raises the
-//! version, and records the change in the audit log, all in one transaction.
+//! Contacts: the card read model and the writes (create, update, delete, link, unlink), each
+//! run in the caller's unit of work ([`Tx`]). Every write locks the contact row, checks the
+//! caller's expected version, raises the version, and records the change in the audit log.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, AuditAction, AuditRecord};
 use super::cached::Dynamic;
 use super::communications::{self, LinkOutcome, LinkRef};
 use super::domains::Session;
 use super::schema::{contact_attributes, contact_create_requests, contacts};
+use super::tx::Tx;
 use super::{labels, users};
 use crate::domain::contact::{
     Attribute, ChannelIdentity, ChannelLink, Communication, ContactCard, ContactPatch, EmailLink,
@@ -322,7 +323,7 @@ pub async fn lock(
 
 /// Raises the version and stamps the change (call with the row locked).
 async fn touch(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     domain: DomainId,
     id: ContactId,
     actor: UserId,
@@ -356,28 +357,12 @@ pub struct CreateRequestKey<'a> {
 
 /// Raises a locked contact's version after a change made elsewhere (a relinked identity).
 pub async fn touch_version(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     domain: DomainId,
     id: ContactId,
     actor: UserId,
 ) -> Result<(), Error> {
     touch(conn, domain, id, actor, ContactChanges::default()).await
-}
-
-/// Creates a contact with its labels, attributes and communications, and audits it.
-/// `interaction` names the routing interaction it came from, for the audit log.
-///
-/// With a request key, a retry returns the contact the first request created (and `false`);
-/// concurrent duplicates wait on the key's row, so exactly one contact is created.
-pub async fn create(
-    conn: &mut AsyncPgConnection,
-    session: &Session,
-    draft: &ContactDraft,
-    key: Option<CreateRequestKey<'_>>,
-    interaction: Option<&str>,
-) -> Result<(ContactCard, bool), Error> {
-    conn.transaction(async |conn| create_in(conn, session, draft, key, interaction).await)
-        .await
 }
 
 /// What [`create_in`] did.
@@ -389,10 +374,13 @@ pub enum Created {
     Replayed(ContactId),
 }
 
-/// [`create`] inside the caller's transaction, so more steps can join it (binding, relinking);
-/// the card is audited by the caller once all steps are done ([`audit_created`]).
+/// Creates a contact with its labels, attributes and communications, and audits it.
+/// `interaction` names the routing interaction it came from, for the audit log.
+///
+/// With a request key, a retry returns the contact the first request created (and `false`);
+/// concurrent duplicates wait on the key's row, so exactly one contact is created.
 pub async fn create_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     draft: &ContactDraft,
     key: Option<CreateRequestKey<'_>>,
@@ -409,32 +397,28 @@ pub async fn create_in(
 
 /// Loads the new contact's card and records its creation.
 pub async fn audit_created(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     id: ContactId,
     interaction: Option<&str>,
 ) -> Result<ContactCard, Error> {
     let card = load_card(conn, session.domain.id, id).await?;
-    audit::record(
-        conn,
-        AuditRecord {
-            domain: session.domain.id,
-            actor: session.caller.user_id,
-            action: AuditAction::ContactCreate,
-            contact: id,
-            interaction,
-            before: None,
-            after: Some(audit::snapshot(&card)?),
-        },
-    )
-    .await?;
+    conn.audit(AuditRecord {
+        domain: session.domain.id,
+        actor: session.caller.user_id,
+        action: AuditAction::ContactCreate,
+        contact: id,
+        interaction,
+        before: None,
+        after: Some(audit::snapshot(&card)?),
+    });
     Ok(card)
 }
 
 /// Inserts the contact with labels, attributes and communications (call in a transaction);
 /// with a request key already used, inserts nothing and names the earlier contact.
 pub async fn insert_contact(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     draft: &ContactDraft,
     key: Option<CreateRequestKey<'_>>,
@@ -548,7 +532,7 @@ pub async fn earlier(
 
 /// Applies `patch` to a contact at `expected_version` and audits it.
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     id: ContactId,
     expected_version: i64,
@@ -556,7 +540,7 @@ pub async fn update(
 ) -> Result<ContactCard, Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
-    conn.transaction(async |conn| {
+    {
         lock(conn, domain, id, Some(expected_version)).await?;
         if let Some(owner) = patch.owner {
             check_owner(conn, domain, owner, "owner_id").await?;
@@ -576,35 +560,30 @@ pub async fn update(
             set_attributes(conn, domain, id, attributes).await?;
         }
         let after = load_card(conn, domain, id).await?;
-        audit::record(
-            conn,
-            AuditRecord {
-                domain,
-                actor,
-                action: AuditAction::ContactUpdate,
-                contact: id,
-                interaction: None,
-                before: Some(audit::snapshot(&before)?),
-                after: Some(audit::snapshot(&after)?),
-            },
-        )
-        .await?;
+        conn.audit(AuditRecord {
+            domain,
+            actor,
+            action: AuditAction::ContactUpdate,
+            contact: id,
+            interaction: None,
+            before: Some(audit::snapshot(&before)?),
+            after: Some(audit::snapshot(&after)?),
+        });
         Ok(after)
-    })
-    .await
+    }
 }
 
 /// Deletes a contact (its communications, labels and attributes go with it; its interactions
 /// stay, unbound) and audits the card as it was.
 pub async fn delete(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     id: ContactId,
     expected_version: Option<i64>,
 ) -> Result<(), Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
-    conn.transaction(async |conn| {
+    {
         lock(conn, domain, id, expected_version).await?;
         let before = load_card(conn, domain, id).await?;
         diesel::delete(
@@ -614,29 +593,24 @@ pub async fn delete(
         )
         .execute(conn)
         .await?;
-        audit::record(
-            conn,
-            AuditRecord {
-                domain,
-                actor,
-                action: AuditAction::ContactDelete,
-                contact: id,
-                interaction: None,
-                before: Some(audit::snapshot(&before)?),
-                after: None,
-            },
-        )
-        .await?;
+        conn.audit(AuditRecord {
+            domain,
+            actor,
+            action: AuditAction::ContactDelete,
+            contact: id,
+            interaction: None,
+            before: Some(audit::snapshot(&before)?),
+            after: None,
+        });
         Ok(())
-    })
-    .await
+    }
 }
 
 /// Links a communication to a contact and audits it; a messaging identity held by another
 /// contact moves when `relink` is set (both contacts' versions rise and both trails record it).
 /// Linking what the contact already has changes nothing.
 pub async fn link_communication(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     id: ContactId,
     expected_version: Option<i64>,
@@ -645,7 +619,7 @@ pub async fn link_communication(
 ) -> Result<(ContactCard, LinkOutcome), Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
-    conn.transaction(async |conn| {
+    {
         if let Communication::Channel(identity) = communication {
             communications::lock_identity(conn, domain, identity).await?;
         }
@@ -657,29 +631,24 @@ pub async fn link_communication(
         }
         touch(conn, domain, id, actor, ContactChanges::default()).await?;
         let after = load_card(conn, domain, id).await?;
-        audit::record(
-            conn,
-            AuditRecord {
-                domain,
-                actor,
-                action: AuditAction::CommunicationLink,
-                contact: id,
-                interaction: None,
-                before: Some(audit::snapshot(&before)?),
-                after: Some(audit::snapshot(&after)?),
-            },
-        )
-        .await?;
+        conn.audit(AuditRecord {
+            domain,
+            actor,
+            action: AuditAction::CommunicationLink,
+            contact: id,
+            interaction: None,
+            before: Some(audit::snapshot(&before)?),
+            after: Some(audit::snapshot(&after)?),
+        });
         Ok((after, outcome))
-    })
-    .await
+    }
 }
 
 /// Links a communication (in the caller's transaction). When a messaging identity moves from
 /// another contact, that contact's version rises too and both audit trails record the move:
 /// from, to, who, when, and the interaction it happened in.
 pub async fn link_and_relink(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     domain: DomainId,
     actor: UserId,
     id: ContactId,
@@ -697,19 +666,15 @@ pub async fn link_and_relink(
             "to_contact_id": id,
         });
         for contact in [*from, id] {
-            audit::record(
-                conn,
-                AuditRecord {
-                    domain,
-                    actor,
-                    action: AuditAction::ChannelRelink,
-                    contact,
-                    interaction,
-                    before: Some(serde_json::json!({ "contact_id": from })),
-                    after: Some(moved.clone()),
-                },
-            )
-            .await?;
+            conn.audit(AuditRecord {
+                domain,
+                actor,
+                action: AuditAction::ChannelRelink,
+                contact,
+                interaction,
+                before: Some(serde_json::json!({ "contact_id": from })),
+                after: Some(moved.clone()),
+            });
         }
     }
     Ok(outcome)
@@ -717,7 +682,7 @@ pub async fn link_and_relink(
 
 /// Unlinks a communication from a contact and audits it.
 pub async fn unlink_communication(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     id: ContactId,
     expected_version: Option<i64>,
@@ -725,26 +690,21 @@ pub async fn unlink_communication(
 ) -> Result<ContactCard, Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
-    conn.transaction(async |conn| {
+    {
         lock(conn, domain, id, expected_version).await?;
         let before = load_card(conn, domain, id).await?;
         communications::unlink(conn, domain, id, link).await?;
         touch(conn, domain, id, actor, ContactChanges::default()).await?;
         let after = load_card(conn, domain, id).await?;
-        audit::record(
-            conn,
-            AuditRecord {
-                domain,
-                actor,
-                action: AuditAction::CommunicationUnlink,
-                contact: id,
-                interaction: None,
-                before: Some(audit::snapshot(&before)?),
-                after: Some(audit::snapshot(&after)?),
-            },
-        )
-        .await?;
+        conn.audit(AuditRecord {
+            domain,
+            actor,
+            action: AuditAction::CommunicationUnlink,
+            contact: id,
+            interaction: None,
+            before: Some(audit::snapshot(&before)?),
+            after: Some(audit::snapshot(&after)?),
+        });
         Ok(after)
-    })
-    .await
+    }
 }

@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::audit::{self, AuditAction, AuditRecord};
+use super::audit::{AuditAction, AuditRecord};
 use super::domains::Session;
 use super::identification;
 use super::schema::{contacts, interaction_bindings, interactions};
+use super::tx::Tx;
 use crate::domain::contact::ChannelIdentity;
 use crate::domain::identify::{Candidate, Identification, Outcome};
 use crate::domain::ids::{ContactId, DomainId, UserId};
@@ -172,25 +173,25 @@ fn same_client(a: &Destination, b: &Destination) -> bool {
 /// Offers an interaction and identifies the client, in one transaction. Re-offering the same
 /// content changes nothing; offering to another agent transfers it (the new agent must accept).
 pub async fn offer(
-    conn: &mut AsyncPgConnection,
+    tx: &mut Tx<'_>,
     session: &Session,
     offer: &Offer,
 ) -> Result<OfferResult, Error> {
     let domain = &session.domain;
     let actor = session.caller.user_id;
-    conn.transaction(async |conn| {
+    {
         // Two rounds: a concurrent first offer of the same id makes our insert do nothing; the
         // second round then sees that row as a re-offer.
         for _ in 0..2 {
-            if let Some(existing) = find(conn, domain.id, &offer.external_id, true).await? {
-                return reoffer(conn, domain.id, existing, offer).await;
+            if let Some(existing) = find(tx, domain.id, &offer.external_id, true).await? {
+                return reoffer(tx, domain.id, existing, offer).await;
             }
             let identification = match &offer.destination {
                 Destination::Call { number } => {
-                    identification::identify_call(conn, domain, number.as_deref()).await?
+                    identification::identify_call(tx, domain, number.as_deref()).await?
                 }
                 Destination::Chat(identity) => {
-                    identification::identify_chat(conn, domain, identity).await?
+                    identification::identify_chat(tx, domain, identity).await?
                 }
             };
             let (caller_number, caller_hidden, chat) = match &offer.destination {
@@ -226,13 +227,13 @@ pub async fn offer(
                 ))
                 .on_conflict_do_nothing()
                 .returning(interactions::id)
-                .get_result(conn)
+                .get_result(tx)
                 .await
                 .optional()?;
             let Some(id) = inserted else { continue };
             if let Some(contact) = identification.autolink_target(domain.autolink) {
                 bind(
-                    conn,
+                    tx,
                     domain.id,
                     id,
                     &offer.external_id,
@@ -242,7 +243,7 @@ pub async fn offer(
                 )
                 .await?;
             }
-            let interaction = find(conn, domain.id, &offer.external_id, false)
+            let interaction = find(tx, domain.id, &offer.external_id, false)
                 .await?
                 .ok_or_else(|| not_found(&offer.external_id))?;
             return Ok(OfferResult {
@@ -256,8 +257,7 @@ pub async fn offer(
         Err(Error::concurrent(
             "the interaction was offered concurrently; retry",
         ))
-    })
-    .await
+    }
 }
 
 async fn reoffer(
@@ -338,13 +338,13 @@ async fn reoffer(
 
 /// Records that `agent` answered. FAILED_PRECONDITION unless it is offered to that agent.
 pub async fn accept(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     external_id: &str,
     agent: UserId,
 ) -> Result<Interaction, Error> {
     let domain = session.domain.id;
-    conn.transaction(async |conn| {
+    {
         let i = find(conn, domain, external_id, true)
             .await?
             .ok_or_else(|| not_found(external_id))?;
@@ -384,18 +384,17 @@ pub async fn accept(
         find(conn, domain, external_id, false)
             .await?
             .ok_or_else(|| not_found(external_id))
-    })
-    .await
+    }
 }
 
 /// Records that the interaction ended. FAILED_PRECONDITION when already closed.
 pub async fn close(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     session: &Session,
     external_id: &str,
 ) -> Result<Interaction, Error> {
     let domain = session.domain.id;
-    conn.transaction(async |conn| {
+    {
         let i = find(conn, domain, external_id, true)
             .await?
             .ok_or_else(|| not_found(external_id))?;
@@ -417,15 +416,14 @@ pub async fn close(
         find(conn, domain, external_id, false)
             .await?
             .ok_or_else(|| not_found(external_id))
-    })
-    .await
+    }
 }
 
 /// Binds interaction `id` to `contact` (ending and auditing any binding to another contact;
 /// binding to the same contact again changes nothing), marks the contact active, and audits it. `by` is the agent who selected, `None` for autolink (the audit actor is then
 /// `actor`, the routing service). Call inside a transaction.
 pub async fn bind(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     domain: DomainId,
     id: i64,
     external_id: &str,
@@ -470,30 +468,27 @@ pub async fn bind(
     .set(contacts::last_active_at.eq(diesel::dsl::now))
     .execute(conn)
     .await?;
-    audit::record(
-        conn,
-        AuditRecord {
-            domain,
-            actor,
-            action: AuditAction::InteractionBind,
-            contact,
-            interaction: Some(external_id),
-            before: None,
-            after: Some(serde_json::json!({
-                "interaction_id": external_id,
-                "contact_id": contact,
-                "bound_by": by,
-                "autolink": by.is_none(),
-            })),
-        },
-    )
-    .await
+    conn.audit(AuditRecord {
+        domain,
+        actor,
+        action: AuditAction::InteractionBind,
+        contact,
+        interaction: Some(external_id),
+        before: None,
+        after: Some(serde_json::json!({
+            "interaction_id": external_id,
+            "contact_id": contact,
+            "bound_by": by,
+            "autolink": by.is_none(),
+        })),
+    });
+    Ok(())
 }
 
 /// Ends the current binding of interaction `id` (to `contact`) and audits it (call in a
 /// transaction).
 async fn end_binding(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     domain: DomainId,
     id: i64,
     external_id: &str,
@@ -511,26 +506,21 @@ async fn end_binding(
     ))
     .execute(conn)
     .await?;
-    audit::record(
-        conn,
-        AuditRecord {
-            domain,
-            actor,
-            action: AuditAction::InteractionUnbind,
-            contact,
-            interaction: Some(external_id),
-            before: Some(
-                serde_json::json!({ "interaction_id": external_id, "contact_id": contact }),
-            ),
-            after: None,
-        },
-    )
-    .await
+    conn.audit(AuditRecord {
+        domain,
+        actor,
+        action: AuditAction::InteractionUnbind,
+        contact,
+        interaction: Some(external_id),
+        before: Some(serde_json::json!({ "interaction_id": external_id, "contact_id": contact })),
+        after: None,
+    });
+    Ok(())
 }
 
 /// Removes the binding of interaction `id`, if any (idempotent; call in a transaction).
 pub async fn unbind(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Tx<'_>,
     domain: DomainId,
     id: i64,
     external_id: &str,

@@ -53,7 +53,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Binary, Text};
+use diesel::sql_types::{Array, BigInt, Binary};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::domain::ids::{ContactId, DomainId, UserId};
@@ -62,13 +62,41 @@ use crate::error::Error;
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "client_info_events";
 
+/// Who receives an event.
+#[derive(Debug, Clone, Default)]
+pub struct Recipients {
+    /// These agents.
+    pub agents: Vec<UserId>,
+    /// And the agents whose open interactions have one of these contacts bound or as a
+    /// candidate when the transaction commits (looked up by the flush, see [`super::tx`]).
+    pub concerned_with: Vec<ContactId>,
+}
+
 /// An event to write: who it concerns and its encoded payload.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// The agents whose streams receive it.
-    pub recipients: Vec<UserId>,
+    /// Who receives it.
+    pub recipients: Recipients,
     /// The encoded event (without sequence).
     pub payload: Vec<u8>,
+}
+
+impl Outgoing {
+    /// An event for `agents`.
+    pub fn to(agents: Vec<UserId>, payload: Vec<u8>) -> Self {
+        Self {
+            recipients: Recipients {
+                agents,
+                concerned_with: Vec::new(),
+            },
+            payload,
+        }
+    }
+
+    /// True when no recipient is named, so the event can be left out.
+    pub fn reaches_nobody(&self) -> bool {
+        self.recipients.agents.is_empty() && self.recipients.concerned_with.is_empty()
+    }
 }
 
 /// A stored event.
@@ -101,72 +129,15 @@ impl StoredEvent {
 /// Most events one transaction may publish (the ordinal's share of a sequence number).
 pub const MAX_EVENTS_PER_TRANSACTION: usize = 65_535;
 
-/// Writes the events of domain `$1` (recipients `$2` as array literals, payloads `$3`),
-/// numbered by the writing transaction, and announces the domain (`NOTIFY`, delivered at
-/// commit), in one round trip, without a lock.
-pub const PUBLISH_SQL: &str = "\
-WITH e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
-           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + x.ord, \
-                  x.agents::bigint[], x.payload \
-           FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS x (agents, payload, ord) \
-           RETURNING 1) \
-SELECT count(*) AS written, \
-       pg_notify('client_info_events', $1::text)::text AS notified \
-FROM e";
-
-crate::db::cached::cached_statement!(
-    /// [`PUBLISH_SQL`], prepared once per connection.
-    PublishStatement = PUBLISH_SQL;
-    domain: BigInt => i64,
-    agents: Array<Text> => Vec<String>,
-    payloads: Array<Binary> => Vec<Vec<u8>>,
-);
-
-#[derive(QueryableByName)]
-struct Published {
-    #[diesel(sql_type = BigInt)]
-    written: i64,
-}
-
-/// Writes `events` in the caller's transaction (once per transaction; see the module
-/// documentation). Returns how many were written.
+/// Writes `events` of `domain` in the caller's transaction, once per transaction, for tools
+/// and tests that write events without a [`super::tx::Tx`] (the server's writes publish through
+/// their unit of work). Returns how many were written.
 pub async fn publish(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
-    outgoing: &[Outgoing],
+    events: &[Outgoing],
 ) -> Result<usize, Error> {
-    let outgoing: Vec<&Outgoing> = outgoing
-        .iter()
-        .filter(|o| !o.recipients.is_empty())
-        .collect();
-    if outgoing.is_empty() {
-        return Ok(0);
-    }
-    if outgoing.len() > MAX_EVENTS_PER_TRANSACTION {
-        return Err(Error::Internal(format!(
-            "{} events in one transaction (at most {MAX_EVENTS_PER_TRANSACTION})",
-            outgoing.len()
-        )));
-    }
-    let agents: Vec<String> = outgoing
-        .iter()
-        .map(|o| {
-            let mut ids: Vec<i64> = o.recipients.iter().map(|u| u.0).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-            format!("{{{}}}", ids.join(","))
-        })
-        .collect();
-    let payloads: Vec<Vec<u8>> = outgoing.iter().map(|o| o.payload.clone()).collect();
-    let row: Published = PublishStatement {
-        domain: domain.0,
-        agents,
-        payloads,
-    }
-    .get_result(conn)
-    .await?;
-    Ok(usize::try_from(row.written).unwrap_or(0))
+    super::tx::flush(conn, domain, Vec::new(), events).await
 }
 
 /// The domain's last deliverable sequence (below the horizon) and the sequence pruned through.
@@ -342,12 +313,4 @@ pub async fn concerned_agents(
         .load(conn)
         .await?;
     Ok(rows.into_iter().map(|r| UserId(r.agent_id)).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn publish_notifies_the_channel_the_hub_listens_on() {
-        assert!(super::PUBLISH_SQL.contains(&format!("pg_notify('{}'", super::CHANNEL)));
-    }
 }

@@ -1,21 +1,14 @@
 //! `clientinfo.v1.ContactBindingService`: create contacts, bind interactions to them, manage
 //! their communications.
 
-use std::fmt::Write as _;
-
 use client_info_proto::pb;
-use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use diesel_async::AsyncConnection as _;
-
-use super::{AppState, convert, events, panel};
+use super::{AppState, convert, decode};
+use crate::app;
 use crate::auth::{Caller, CardLinkError, READ_ONLY_LINK_TTL};
-use crate::db::communications::LinkOutcome;
-use crate::db::contacts::{self, CreateRequestKey};
-use crate::db::{binding, interactions, users};
+use crate::db::{contacts, interactions, users};
 use crate::domain::ids::{ContactId, UserId};
-use crate::domain::interaction::Interaction;
 use crate::domain::permission::Permission;
 use crate::error::{Error, Fault, Reason, Violations};
 
@@ -32,37 +25,6 @@ impl ContactBindingApi {
     }
 }
 
-impl ContactBindingApi {
-    async fn panel(
-        &self,
-        conn: &mut diesel_async::AsyncPgConnection,
-        session: &crate::db::domains::Session,
-        interaction: &Interaction,
-    ) -> Result<pb::ClientInfoPanel, Error> {
-        let size = usize::try_from(convert::DEFAULT_PAGE_SIZE).unwrap_or(20);
-        Ok(panel::build(
-            conn,
-            panel::Viewer::of(session, &self.state.keys),
-            interaction,
-            0,
-            size,
-        )
-        .await?
-        .0)
-    }
-}
-
-/// The request body without its request id, hex-encoded: equal bodies give equal strings
-/// (prost encodes fields in order).
-fn fingerprint(req: &pb::CreateContactRequest) -> String {
-    let mut body = req.clone();
-    body.request_id.clear();
-    body.encode_to_vec().iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 #[tonic::async_trait]
 impl pb::contact_binding_service_server::ContactBindingService for ContactBindingApi {
     #[tracing::instrument(skip_all)]
@@ -71,85 +33,25 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::CreateContactRequest>,
     ) -> Result<Response<pb::CreateContactResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let request_id = (!req.request_id.is_empty())
-            .then(|| convert::client_id(&mut v, "request_id", &req.request_id));
-        let (new, drafts) = convert::new_contact(
-            &mut v,
-            &convert::ContactFields {
-                display_name: &req.display_name,
-                description: &req.description,
-                time_zone: &req.time_zone,
-                owner_id: req.owner_id,
-                labels: &req.labels,
-                attributes: &req.attributes,
-                communications: &req.communications,
-            },
-        );
-        let interaction = (!req.interaction_id.is_empty())
-            .then(|| convert::client_id(&mut v, "interaction_id", &req.interaction_id))
-            .flatten();
-        if interaction.is_some() && req.request_id.is_empty() {
-            v.add(
-                "request_id",
-                "is required when creating from an interaction (retries must not duplicate)",
-            );
-        }
-        if interaction.is_none() && req.link_caller_number {
-            v.add("link_caller_number", "needs an interaction_id");
-        }
-        if !v.is_empty() && convert::has_phones(&drafts) {
-            // Phones are read in the domain's region: report them with the other faults rather
-            // than after those are fixed.
-            if let Ok((_, session)) = self.state.session(caller).await {
-                convert::check_phones(&mut v, &drafts, session.domain.default_region);
+        let req = request.get_ref();
+        let create = match decode::create_contact(req) {
+            Ok(create) => create,
+            Err(mut v) => {
+                // Phones are read in the domain's region: report them with the other faults
+                // rather than after those are fixed.
+                if decode::has_phones(&req.communications)
+                    && let Ok((_, session)) = self.state.session(caller).await
+                {
+                    v.absorb(decode::phone_violations(
+                        &req.communications,
+                        session.domain.default_region,
+                    ));
+                }
+                return Err(v.into());
             }
-        }
-        v.into_result()?;
-        let new = new.ok_or_else(|| Error::Internal("validated contact missing".into()))?;
-        caller.require(if interaction.is_some() {
-            Permission::InteractionsHandle
-        } else {
-            Permission::ContactsWrite
-        })?;
-
-        let (mut conn, session) = self.state.session(caller).await?;
-        let draft = convert::draft(new, drafts, caller.user_id, session.domain.default_region)?;
-        let fingerprint = fingerprint(&req);
-        let key = request_id.flatten();
-        let key = key.as_deref().map(|request_id| CreateRequestKey {
-            request_id,
-            fingerprint: &fingerprint,
-        });
-        let keys = &self.state.keys;
-        let (card, created) = match (interaction.as_deref(), key) {
-            (Some(id), Some(key)) => {
-                let link_caller = req.link_caller_number;
-                conn.transaction(async |conn| {
-                    let r = binding::create_from_interaction(
-                        conn,
-                        &session,
-                        &draft,
-                        key,
-                        id,
-                        link_caller,
-                    )
-                    .await?;
-                    if let (true, Some(i)) = (r.created, &r.interaction) {
-                        let mut out = events::created(&session, keys, i, &r.card)?;
-                        out.extend(
-                            events::moved(conn, &session, keys, Some(i), &r.relink, r.card.id)
-                                .await?,
-                        );
-                        events::publish(conn, &session, &out).await?;
-                    }
-                    Ok::<_, Error>((r.card, r.created))
-                })
-                .await?
-            }
-            (_, key) => contacts::create(&mut conn, &session, &draft, key, None).await?,
         };
+        caller.require(create.permission())?;
+        let (card, created) = app::binding::create_contact(&self.state, caller, create).await?;
         tracing::info!(contact_id = %card.id, created, "contact created");
         Ok(Response::new(pb::CreateContactResponse {
             contact: Some(convert::contact(&card, false)),
@@ -163,39 +65,11 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::SelectContactRequest>,
     ) -> Result<Response<pb::SelectContactResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = convert::client_id(&mut v, "interaction_id", &req.interaction_id);
-        let contact = convert::positive_id(&mut v, "contact_id", req.contact_id);
-        v.into_result()?;
-        let (Some(id), Some(contact)) = (id, contact) else {
-            return Err(Error::Internal("validated select incomplete".into()).into());
-        };
+        let select = decode::select(request.get_ref())?;
         caller.require(Permission::InteractionsHandle)?;
-
-        let (mut conn, session) = self.state.session(caller).await?;
-        let keys = &self.state.keys;
-        let relink_channel = req.relink_channel;
-        let interaction = conn
-            .transaction(async |conn| {
-                let (i, relink) =
-                    binding::select(conn, &session, &id, ContactId(contact), relink_channel)
-                        .await?;
-                let card = contacts::load_card(conn, session.domain.id, ContactId(contact)).await?;
-                let mut out = vec![events::bound(
-                    &session,
-                    keys,
-                    &i,
-                    &card,
-                    Some(caller.user_id),
-                )?];
-                out.extend(events::moved(conn, &session, keys, Some(&i), &relink, card.id).await?);
-                events::publish(conn, &session, &out).await?;
-                Ok::<_, Error>(i)
-            })
-            .await?;
-        tracing::info!(contact_id = contact, "interaction bound");
-        let panel = self.panel(&mut conn, &session, &interaction).await?;
+        let contact = select.contact;
+        let panel = app::binding::select(&self.state, caller, select).await?;
+        tracing::info!(contact_id = %contact, "interaction bound");
         Ok(Response::new(pb::SelectContactResponse {
             panel: Some(panel),
         }))
@@ -207,35 +81,9 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::UnbindContactRequest>,
     ) -> Result<Response<pb::UnbindContactResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = convert::client_id(&mut v, "interaction_id", &req.interaction_id);
-        v.into_result()?;
-        let id = id.unwrap_or_default();
+        let unbind = decode::unbind(request.get_ref())?;
         caller.require(Permission::InteractionsHandle)?;
-
-        let (mut conn, session) = self.state.session(caller).await?;
-        let interaction = conn
-            .transaction(async |conn| {
-                let (i, was) = binding::unbind(conn, &session, &id).await?;
-                if let Some(contact) = was {
-                    let out = [events::out(
-                        vec![i.agent],
-                        pb::agent_event::Event::ContactUnbound(pb::ContactUnbound {
-                            interaction_id: i.external_id.clone(),
-                            contact_id: contact.0,
-                            unbound_by: Some(pb::UserRef {
-                                id: caller.user_id.0,
-                                name: String::new(),
-                            }),
-                        }),
-                    )];
-                    events::publish(conn, &session, &out).await?;
-                }
-                Ok::<_, Error>(i)
-            })
-            .await?;
-        let panel = self.panel(&mut conn, &session, &interaction).await?;
+        let panel = app::binding::unbind(&self.state, caller, unbind).await?;
         Ok(Response::new(pb::UnbindContactResponse {
             panel: Some(panel),
         }))
@@ -247,50 +95,9 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::LinkCommunicationRequest>,
     ) -> Result<Response<pb::LinkCommunicationResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = convert::positive_id(&mut v, "contact_id", req.contact_id);
-        let expected = convert::optional_version(&mut v, "expected_version", req.expected_version);
-        let draft = convert::communication(&mut v, "communication", req.communication.as_ref());
-        v.into_result()?;
-        let (Some(id), Some(draft)) = (id, draft) else {
-            return Err(Error::Internal("validated link request incomplete".into()).into());
-        };
+        let link = decode::link(request.get_ref())?;
         caller.require(Permission::ContactsWrite)?;
-
-        let (mut conn, session) = self.state.session(caller).await?;
-        let communication = convert::resolve_communications(
-            vec![("communication".to_owned(), draft)],
-            session.domain.default_region,
-        )?
-        .pop()
-        .ok_or_else(|| Error::Internal("resolved communication missing".into()))?;
-        let keys = &self.state.keys;
-        let relink = req.relink;
-        let card = conn
-            .transaction(async |conn| {
-                let (card, outcome) = contacts::link_communication(
-                    conn,
-                    &session,
-                    ContactId(id),
-                    expected,
-                    &communication,
-                    relink,
-                )
-                .await?;
-                if outcome != LinkOutcome::AlreadyLinked {
-                    let mut out = events::updated(conn, &session, keys, &[&card]).await?;
-                    if let LinkOutcome::Relinked { from, link } = outcome {
-                        out.extend(
-                            events::moved(conn, &session, keys, None, &Some((from, link)), card.id)
-                                .await?,
-                        );
-                    }
-                    events::publish(conn, &session, &out).await?;
-                }
-                Ok::<_, Error>(card)
-            })
-            .await?;
+        let card = app::contacts::link(&self.state, caller, link).await?;
         Ok(Response::new(pb::LinkCommunicationResponse {
             contact: Some(convert::contact(&card, false)),
         }))
@@ -302,29 +109,9 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::UnlinkCommunicationRequest>,
     ) -> Result<Response<pb::UnlinkCommunicationResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = convert::positive_id(&mut v, "contact_id", req.contact_id);
-        let expected = convert::optional_version(&mut v, "expected_version", req.expected_version);
-        let link = convert::link_ref(&mut v, req.communication.as_ref());
-        v.into_result()?;
-        let (Some(id), Some(link)) = (id, link) else {
-            return Err(Error::Internal("validated unlink request incomplete".into()).into());
-        };
+        let unlink = decode::unlink(request.get_ref())?;
         caller.require(Permission::ContactsWrite)?;
-
-        let (mut conn, session) = self.state.session(caller).await?;
-        let keys = &self.state.keys;
-        let card = conn
-            .transaction(async |conn| {
-                let card =
-                    contacts::unlink_communication(conn, &session, ContactId(id), expected, link)
-                        .await?;
-                let out = events::updated(conn, &session, keys, &[&card]).await?;
-                events::publish(conn, &session, &out).await?;
-                Ok::<_, Error>(card)
-            })
-            .await?;
+        let card = app::contacts::unlink(&self.state, caller, unlink).await?;
         Ok(Response::new(pb::UnlinkCommunicationResponse {
             contact: Some(convert::contact(&card, false)),
         }))

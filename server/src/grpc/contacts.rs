@@ -3,12 +3,11 @@
 use client_info_proto::pb;
 use tonic::{Request, Response, Status, Streaming};
 
-use diesel_async::AsyncConnection as _;
-
-use super::{AppState, convert, events};
+use super::{AppState, convert, decode};
+use crate::app;
 use crate::auth::Caller;
 use crate::db::contacts::ContactDraft;
-use crate::db::{audit, contacts, import, outbox};
+use crate::db::{audit, contacts};
 use crate::domain::ids::ContactId;
 use crate::domain::permission::Permission;
 use crate::error::{Error, Violations};
@@ -39,31 +38,9 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         request: Request<pb::UpdateContactRequest>,
     ) -> Result<Response<pb::UpdateContactResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = convert::positive_id(&mut v, "contact_id", req.contact_id);
-        if req.expected_version <= 0 {
-            v.add(
-                "expected_version",
-                "must be the version the caller last saw (at least 1)",
-            );
-        }
-        let patch = convert::patch(&req, &mut v);
-        v.into_result()?;
-        let id = ContactId(id.unwrap_or_default());
+        let update = decode::update(request.get_ref())?;
         caller.require(Permission::ContactsWrite)?;
-
-        let (mut conn, session) = self.state.session(caller).await?;
-        let keys = &self.state.keys;
-        let expected = req.expected_version;
-        let card = conn
-            .transaction(async |conn| {
-                let card = contacts::update(conn, &session, id, expected, &patch).await?;
-                let out = events::updated(conn, &session, keys, &[&card]).await?;
-                events::publish(conn, &session, &out).await?;
-                Ok::<_, Error>(card)
-            })
-            .await?;
+        let card = app::contacts::update(&self.state, caller, update).await?;
         Ok(Response::new(pb::UpdateContactResponse {
             contact: Some(convert::contact(&card, false)),
         }))
@@ -75,26 +52,9 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         request: Request<pb::DeleteContactRequest>,
     ) -> Result<Response<pb::DeleteContactResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = convert::positive_id(&mut v, "contact_id", req.contact_id);
-        let expected = convert::optional_version(&mut v, "expected_version", req.expected_version);
-        v.into_result()?;
-        let id = ContactId(id.unwrap_or_default());
+        let delete = decode::delete(request.get_ref())?;
         caller.require(Permission::ContactsWrite)?;
-
-        let (mut conn, session) = self.state.session(caller).await?;
-        conn.transaction(async |conn| {
-            let agents = outbox::concerned_agents(conn, session.domain.id, &[id]).await?;
-            contacts::delete(conn, &session, id, expected).await?;
-            let out = [events::out(
-                agents,
-                pb::agent_event::Event::ContactDeleted(pb::ContactDeleted { contact_id: id.0 }),
-            )];
-            events::publish(conn, &session, &out).await?;
-            Ok::<_, Error>(())
-        })
-        .await?;
+        app::contacts::delete(&self.state, caller, delete).await?;
         tracing::info!("contact deleted");
         Ok(Response::new(pb::DeleteContactResponse {}))
     }
@@ -135,24 +95,17 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             };
             let index = received;
             received += 1;
-            let mut v = Violations::new();
-            let (new, drafts) = convert::new_contact(
-                &mut v,
-                &convert::ContactFields {
-                    display_name: &record.display_name,
-                    description: &record.description,
-                    time_zone: &record.time_zone,
-                    owner_id: record.owner_id,
-                    labels: &record.labels,
-                    attributes: &record.attributes,
-                    communications: &record.communications,
-                },
-            );
-            let draft = match (v.into_result(), new) {
-                (Ok(()), Some(new)) => convert::draft(new, drafts, caller.user_id, region),
-                (Err(e), _) => Err(e),
-                (Ok(()), None) => Err(Error::invalid("display_name", "is invalid")),
-            };
+            let draft = decode::new_contact(&decode::ContactFields {
+                display_name: &record.display_name,
+                description: &record.description,
+                time_zone: &record.time_zone,
+                owner_id: record.owner_id,
+                labels: &record.labels,
+                attributes: &record.attributes,
+                communications: &record.communications,
+            })
+            .map_err(Error::from)
+            .and_then(|(new, drafts)| convert::draft(new, drafts, caller.user_id, region));
             match draft {
                 Ok(d) => batch.push((index, d)),
                 Err(Error::InvalidArgument(violations)) => {
@@ -163,7 +116,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
                 Err(other) => return Err(other.into()),
             }
             if batch.len() >= IMPORT_BATCH {
-                let (n, rejected) = import::insert_batch(&mut conn, &session, &batch).await?;
+                let (n, rejected) =
+                    app::contacts::import_batch(&mut conn, &session, &batch).await?;
                 imported += i64::try_from(n).unwrap_or(0);
                 for r in rejected {
                     reject(&mut errors, r.index, r.field, r.description);
@@ -172,7 +126,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             }
         }
         if !batch.is_empty() {
-            let (n, rejected) = import::insert_batch(&mut conn, &session, &batch).await?;
+            let (n, rejected) = app::contacts::import_batch(&mut conn, &session, &batch).await?;
             imported += i64::try_from(n).unwrap_or(0);
             for r in rejected {
                 reject(&mut errors, r.index, r.field, r.description);

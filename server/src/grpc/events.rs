@@ -1,5 +1,5 @@
-//! Session events: what each change tells which agents, written to the outbox in the change's
-//! transaction, and how a stored event is shown to one watcher.
+//! Session events: what each change tells which agents (published by the change's unit of
+//! work, [`crate::db::tx`]), and how a stored event is shown to one watcher.
 //!
 //! Events are stored with full cards; a watcher without `contacts.read` gets summaries with
 //! read-only links instead, at delivery, so one stored event serves every watcher.
@@ -11,7 +11,7 @@ use prost::Message as _;
 use super::{convert, panel};
 use crate::auth::TokenKeys;
 use crate::db::domains::Session;
-use crate::db::outbox::{self, Outgoing, StoredEvent};
+use crate::db::outbox::{Outgoing, Recipients, StoredEvent};
 use crate::domain::contact::{ChannelLink, ContactCard};
 use crate::domain::ids::{ContactId, UserId};
 use crate::domain::interaction::Interaction;
@@ -33,8 +33,17 @@ fn encode(event: Event) -> Vec<u8> {
 
 /// An outgoing event for `recipients`.
 pub fn out(recipients: Vec<UserId>, event: Event) -> Outgoing {
+    Outgoing::to(recipients, encode(event))
+}
+
+/// An outgoing event for the agents whose open interactions have one of `contacts` bound or
+/// as a candidate when the change commits, and for `agents`.
+pub fn concerning(contacts: Vec<ContactId>, agents: Vec<UserId>, event: Event) -> Outgoing {
     Outgoing {
-        recipients,
+        recipients: Recipients {
+            agents,
+            concerned_with: contacts,
+        },
         payload: encode(event),
     }
 }
@@ -132,49 +141,36 @@ pub async fn moved(
     let Some((from, link)) = relink else {
         return Ok(Vec::new());
     };
-    let mut events = vec![relinked(conn, session, interaction, link, *from, to).await?];
     let from_card = crate::db::contacts::load_card(conn, session.domain.id, *from).await?;
-    events.extend(updated(conn, session, keys, &[&from_card]).await?);
-    Ok(events)
+    Ok(vec![
+        relinked(interaction, link, *from, to),
+        updated(session, keys, &from_card)?,
+    ])
 }
 
-/// ContactUpdated for each card, to the agents whose open interactions have it bound or as a
+/// ContactUpdated, to the agents whose open interactions have the contact bound or as a
 /// candidate.
-pub async fn updated(
-    conn: &mut AsyncPgConnection,
-    session: &Session,
-    keys: &TokenKeys,
-    cards: &[&ContactCard],
-) -> Result<Vec<Outgoing>, Error> {
-    let mut events = Vec::new();
-    for card in cards {
-        let agents = outbox::concerned_agents(conn, session.domain.id, &[card.id]).await?;
-        if !agents.is_empty() {
-            events.push(out(
-                agents,
-                Event::ContactUpdated(pb::ContactUpdated {
-                    contact: Some(full(session, keys).view(card)?),
-                }),
-            ));
-        }
-    }
-    Ok(events)
+pub fn updated(session: &Session, keys: &TokenKeys, card: &ContactCard) -> Result<Outgoing, Error> {
+    Ok(concerning(
+        vec![card.id],
+        Vec::new(),
+        Event::ContactUpdated(pb::ContactUpdated {
+            contact: Some(full(session, keys).view(card)?),
+        }),
+    ))
 }
 
 /// ChannelRelinked, to the interaction's agent (if any) and the agents concerned with either
 /// contact.
-pub async fn relinked(
-    conn: &mut AsyncPgConnection,
-    session: &Session,
+pub fn relinked(
     interaction: Option<&Interaction>,
     link: &ChannelLink,
     from: ContactId,
     to: ContactId,
-) -> Result<Outgoing, Error> {
-    let mut agents = outbox::concerned_agents(conn, session.domain.id, &[from, to]).await?;
-    agents.extend(interaction.map(|i| i.agent));
-    Ok(out(
-        agents,
+) -> Outgoing {
+    concerning(
+        vec![from, to],
+        interaction.map(|i| i.agent).into_iter().collect(),
         Event::ChannelRelinked(pb::ChannelRelinked {
             interaction_id: interaction
                 .map(|i| i.external_id.clone())
@@ -188,17 +184,7 @@ pub async fn relinked(
             from_contact_id: from.0,
             to_contact_id: to.0,
         }),
-    ))
-}
-
-/// Writes `events` to the outbox (call last in the transaction).
-pub async fn publish(
-    conn: &mut AsyncPgConnection,
-    session: &Session,
-    events: &[Outgoing],
-) -> Result<(), Error> {
-    outbox::publish(conn, session.domain.id, events).await?;
-    Ok(())
+    )
 }
 
 fn reduce(view: &mut Option<pb::ContactView>, viewer: &panel::Viewer<'_>) -> Result<(), Error> {

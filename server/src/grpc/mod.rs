@@ -7,6 +7,7 @@ pub mod contact_binding;
 pub mod contact_search;
 pub mod contacts;
 pub mod convert;
+pub mod decode;
 pub mod events;
 pub mod interactions;
 pub mod panel;

@@ -1,0 +1,293 @@
+//! The unit of work: every write of the server runs in one [`Tx`], which opens the transaction,
+//! collects the audit records and the session events the change produces, and writes both at
+//! commit in one statement ([`FLUSH_SQL`], with the `NOTIFY`), then commits.
+//!
+//! A `Tx` can only be had from [`write`], and every write function of `db` takes one, so a
+//! multi-statement change cannot run outside a transaction, publish twice, or forget its
+//! events: the types make it so. Audit records and events cost no round trip of their own:
+//! they travel with the flush. An event's recipients may name contacts instead of agents
+//! ([`Recipients::concerned_with`]): the agents whose open interactions have them bound or as
+//! a candidate are looked up by the flush itself, as the transaction leaves them.
+
+use std::future::Future;
+
+use diesel::sql_types::{Array, BigInt, Binary, Jsonb, Nullable, Text};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
+
+use super::audit::AuditRecord;
+use super::outbox::{MAX_EVENTS_PER_TRANSACTION, Outgoing};
+use crate::domain::ids::DomainId;
+use crate::error::Error;
+
+/// An audit record waiting for the flush.
+#[derive(Debug, Clone)]
+pub(super) struct PendingAudit {
+    actor: i64,
+    action: &'static str,
+    contact: i64,
+    interaction: Option<String>,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+}
+
+/// What a unit of work will write at commit.
+#[derive(Default)]
+struct Pending {
+    audits: Vec<PendingAudit>,
+    events: Vec<Outgoing>,
+}
+
+/// One transaction of one domain, with what it will audit and publish.
+pub struct Tx<'c> {
+    conn: &'c mut AsyncPgConnection,
+    domain: DomainId,
+    pending: &'c mut Pending,
+}
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("domain", &self.domain)
+            .field("audits", &self.pending.audits.len())
+            .field("events", &self.pending.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        self.conn
+    }
+}
+
+impl std::ops::DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        self.conn
+    }
+}
+
+// A `Tx` is a connection (diesel-async's impl for `DerefMut` connections): queries run on it
+// as on the connection it wraps.
+
+impl Tx<'_> {
+    /// The domain this transaction writes.
+    pub fn domain(&self) -> DomainId {
+        self.domain
+    }
+
+    /// Records an audit entry, written with the flush at commit.
+    pub fn audit(&mut self, rec: AuditRecord<'_>) {
+        self.pending.audits.push(PendingAudit {
+            actor: rec.actor.0,
+            action: rec.action.as_str(),
+            contact: rec.contact.0,
+            interaction: rec.interaction.map(str::to_owned),
+            before: rec.before,
+            after: rec.after,
+        });
+    }
+
+    /// Publishes an event at commit.
+    pub fn emit(&mut self, event: Outgoing) {
+        self.pending.events.push(event);
+    }
+
+    /// Publishes events at commit, in order.
+    pub fn emit_all(&mut self, events: impl IntoIterator<Item = Outgoing>) {
+        self.pending.events.extend(events);
+    }
+}
+
+/// The future of a unit of work's body; `Send`, as tonic's handlers need (the same device as
+/// diesel-async's transaction closures: `AsyncFnOnce` alone cannot say that its future is
+/// `Send`).
+pub trait WorkFn<'t, R>:
+    AsyncFnOnce(&'t mut Tx<'t>) -> Result<R, Error>
+    + FnOnce(&'t mut Tx<'t>) -> <Self as WorkFn<'t, R>>::Fut
+{
+    /// The body's future.
+    type Fut: Future<Output = Result<R, Error>> + Send;
+}
+
+impl<'t, R, F, Fut> WorkFn<'t, R> for F
+where
+    F: AsyncFnOnce(&'t mut Tx<'t>) -> Result<R, Error> + FnOnce(&'t mut Tx<'t>) -> Fut,
+    Fut: Future<Output = Result<R, Error>> + Send,
+{
+    type Fut = Fut;
+}
+
+/// Runs `body` as one unit of work of `domain`: opens the transaction, runs the body, writes
+/// its audit records and events, commits. An error anywhere rolls everything back (nothing is
+/// half-written, nothing is published). A connection whose transaction was interrupted (the
+/// request was cancelled mid-way) is not reused by the pool.
+pub async fn write<R, F>(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    body: F,
+) -> Result<R, Error>
+where
+    F: for<'t> WorkFn<'t, R>,
+{
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let mut pending = Pending::default();
+    let outcome = match body(&mut Tx {
+        conn: &mut *conn,
+        domain,
+        pending: &mut pending,
+    })
+    .await
+    {
+        Ok(r) => flush(conn, domain, pending.audits, &pending.events)
+            .await
+            .map(|_| r),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(r) => match AnsiTransactionManager::commit_transaction(conn).await {
+            Ok(()) => Ok(r),
+            Err(e) => {
+                let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            // A failed rollback leaves the connection marked broken; the pool drops it.
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+            Err(e)
+        }
+    }
+}
+
+/// Writes audit records (`$2`..`$7`, one array per column) and events (recipients `$8` as array
+/// literals, contacts whose concerned agents also receive them `$9`, payloads `$10`) of domain
+/// `$1` in one statement, numbering the events by the writing transaction (see
+/// [`super::outbox`]) and announcing the domain (`NOTIFY`, delivered at commit) when any was
+/// written. An event that reaches nobody is not written.
+pub const FLUSH_SQL: &str = "\
+WITH a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, \
+                                  before, after) \
+           SELECT $1, x.actor, x.action, x.contact, x.interaction, x.before, x.after \
+           FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::jsonb[], \
+                       $7::jsonb[]) WITH ORDINALITY \
+                AS x (actor, action, contact, interaction, before, after, ord) \
+           ORDER BY x.ord \
+           RETURNING 1), \
+     r AS (SELECT x.ord, x.payload, \
+                  ARRAY(SELECT DISTINCT s.agent FROM ( \
+                          SELECT unnest(x.agents::bigint[]) AS agent \
+                          UNION ALL \
+                          SELECT i.agent_id FROM interactions i \
+                          WHERE i.domain_id = $1 AND i.state <> 'closed' \
+                            AND i.bound_contact_id = ANY (x.contacts::bigint[]) \
+                          UNION ALL \
+                          SELECT i.agent_id FROM interactions i \
+                          WHERE i.domain_id = $1 AND i.state <> 'closed' \
+                            AND interaction_candidate_ids(i.candidates) && x.contacts::bigint[] \
+                        ) s ORDER BY s.agent) AS agents \
+           FROM unnest($8::text[], $9::text[], $10::bytea[]) WITH ORDINALITY \
+                AS x (agents, contacts, payload, ord)), \
+     e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
+           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + r.ord, r.agents, r.payload \
+           FROM r WHERE cardinality(r.agents) > 0 \
+           RETURNING 1) \
+SELECT (SELECT count(*) FROM a) AS audited, (SELECT count(*) FROM e) AS written, \
+       (SELECT pg_notify('client_info_events', $1::text) WHERE EXISTS (SELECT 1 FROM e))::text \
+         AS notified";
+
+crate::db::cached::cached_statement!(
+    /// [`FLUSH_SQL`], prepared once per connection.
+    FlushStatement = FLUSH_SQL;
+    domain: BigInt => i64,
+    actors: Array<BigInt> => Vec<i64>,
+    actions: Array<Text> => Vec<&'static str>,
+    contacts: Array<BigInt> => Vec<i64>,
+    interactions: Array<Nullable<Text>> => Vec<Option<String>>,
+    befores: Array<Nullable<Jsonb>> => Vec<Option<serde_json::Value>>,
+    afters: Array<Nullable<Jsonb>> => Vec<Option<serde_json::Value>>,
+    agents: Array<Text> => Vec<String>,
+    concerned: Array<Text> => Vec<String>,
+    payloads: Array<Binary> => Vec<Vec<u8>>,
+);
+
+#[derive(diesel::QueryableByName)]
+struct Flushed {
+    #[diesel(sql_type = BigInt)]
+    written: i64,
+}
+
+/// An array literal of ids (`{1,2,3}`), for one element of a text array cast to `bigint[]`.
+fn id_list(mut ids: Vec<i64>) -> String {
+    ids.sort_unstable();
+    ids.dedup();
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("{{{}}}", ids.join(","))
+}
+
+/// Writes `audits` and `events` of `domain` (see [`FLUSH_SQL`]); returns the events written.
+pub(super) async fn flush(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    audits: Vec<PendingAudit>,
+    events: &[Outgoing],
+) -> Result<usize, Error> {
+    let events: Vec<&Outgoing> = events.iter().filter(|o| !o.reaches_nobody()).collect();
+    if audits.is_empty() && events.is_empty() {
+        return Ok(0);
+    }
+    if events.len() > MAX_EVENTS_PER_TRANSACTION {
+        return Err(Error::Internal(format!(
+            "{} events in one transaction (at most {MAX_EVENTS_PER_TRANSACTION})",
+            events.len()
+        )));
+    }
+    let mut statement = FlushStatement {
+        domain: domain.0,
+        actors: Vec::with_capacity(audits.len()),
+        actions: Vec::with_capacity(audits.len()),
+        contacts: Vec::with_capacity(audits.len()),
+        interactions: Vec::with_capacity(audits.len()),
+        befores: Vec::with_capacity(audits.len()),
+        afters: Vec::with_capacity(audits.len()),
+        agents: Vec::with_capacity(events.len()),
+        concerned: Vec::with_capacity(events.len()),
+        payloads: Vec::with_capacity(events.len()),
+    };
+    for a in audits {
+        statement.actors.push(a.actor);
+        statement.actions.push(a.action);
+        statement.contacts.push(a.contact);
+        statement.interactions.push(a.interaction);
+        statement.befores.push(a.before);
+        statement.afters.push(a.after);
+    }
+    for e in events {
+        statement
+            .agents
+            .push(id_list(e.recipients.agents.iter().map(|u| u.0).collect()));
+        statement.concerned.push(id_list(
+            e.recipients.concerned_with.iter().map(|c| c.0).collect(),
+        ));
+        statement.payloads.push(e.payload.clone());
+    }
+    let flushed: Flushed = statement.get_result(conn).await?;
+    Ok(usize::try_from(flushed.written).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_flush_notifies_the_channel_the_hub_listens_on() {
+        assert!(
+            super::FLUSH_SQL.contains(&format!("pg_notify('{}'", super::super::outbox::CHANNEL))
+        );
+    }
+
+    #[test]
+    fn id_lists_are_sorted_array_literals() {
+        assert_eq!(super::id_list(vec![3, 1, 3]), "{1,3}");
+        assert_eq!(super::id_list(Vec::new()), "{}");
+    }
+}
