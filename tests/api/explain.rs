@@ -2,7 +2,7 @@
 //! generic (prepared-statement) plans, on a table seeded with 100,000 contacts.
 
 use client_info_server::db::identification::{
-    CHANNEL_SQL, PHONE_EXACT_SQL, PHONE_NATIONAL_SQL, PHONE_SUFFIX_SQL,
+    CHANNEL_SQL, PHONE_EXACT_SQL, PHONE_NATIONAL_SQL, PHONE_SUFFIX_SQL, phone_tiers_statement,
 };
 use client_info_server::db::outbox::CONCERNED_AGENTS_SQL;
 use client_info_server::db::search::{LABELS_SQL, explainable};
@@ -174,6 +174,19 @@ async fn identification_queries_use_indexes_at_scale() {
                 "{name} (generic: {generic}) uses no index:\n{p}"
             );
         }
+    }
+    // The three tiers in one statement, as identification runs them: index lookups, each
+    // fallback gated by a one-time filter on the tiers before it.
+    let keys = ["+447000012345".to_owned(), "+447000012346".to_owned()];
+    let tiers = phone_tiers_statement(DomainId(d), &keys, "7000012345", Some("543210000"));
+    for generic in [false, true] {
+        let p = plan_with_args(&mut conn, "tiers", &tiers.text, &tiers.args(), generic).await;
+        assert!(!p.contains("Seq Scan"), "tiers (generic: {generic}):\n{p}");
+        assert_eq!(
+            p.matches("One-Time Filter").count(),
+            2,
+            "tiers (generic: {generic}): each fallback gated:\n{p}"
+        );
     }
 }
 

@@ -849,3 +849,68 @@ async fn bad_offers_are_invalid_argument_and_unknown_interactions_not_found() {
         "agent_user_id",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_offers_of_one_interaction_make_one() {
+    let w = world("GB").await;
+    let one = contact(&w.crm.client, "One", vec![phone("07400 111111")]).await;
+    w.app.set_identification(w.agent.domain, true, 9).await;
+    let mut stream = w.agent.client.watch_session_once(0).await.expect("watch");
+
+    // The same first offer, eight times at once (routing retrying over several connections).
+    let offers: Vec<_> = (0..8)
+        .map(|_| {
+            let routing = w.routing.client.clone();
+            let req = call("race", "07400 111111", w.agent.user.0);
+            tokio::spawn(async move { routing.offer_interaction(req).await })
+        })
+        .collect();
+    let mut changed = 0;
+    for o in offers {
+        let r = o.await.expect("task").expect("every offer succeeds");
+        assert_eq!(r.bound_contact_id, one.id);
+        changed += usize::from(r.changed);
+    }
+    assert_eq!(changed, 1, "one offer made it, the others found it made");
+
+    // One interaction, one binding, one audit record of it.
+    let trail = w
+        .crm
+        .client
+        .list_contact_audit(one.id, 0, "")
+        .await
+        .expect("audit");
+    let binds = trail
+        .entries
+        .iter()
+        .filter(|e| e.action == "interaction.bind" && e.interaction_id == "race")
+        .count();
+    assert_eq!(binds, 1);
+    let history = w
+        .crm
+        .client
+        .list_contact_interactions(one.id, 0, "")
+        .await
+        .expect("history");
+    assert_eq!(history.interactions.len(), 1);
+
+    // The agent is told once: everything the stream carries until two heartbeats have passed
+    // since the offers were answered (heartbeats come every 500 ms when idle).
+    let mut offered = 0;
+    let mut bound = 0;
+    let mut heartbeats = 0;
+    while heartbeats < 2 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message())
+            .await
+            .expect("the stream keeps talking")
+            .expect("stream")
+            .expect("open");
+        match msg.event.and_then(|e| e.event) {
+            Some(pb::agent_event::Event::InteractionOffered(_)) => offered += 1,
+            Some(pb::agent_event::Event::ContactBound(_)) => bound += 1,
+            Some(pb::agent_event::Event::Heartbeat(_)) => heartbeats += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((offered, bound), (1, 1));
+}

@@ -3,11 +3,18 @@
 use client_info_proto::pb;
 use pb::agent_event::Event;
 
+use std::collections::HashMap;
+
+use diesel_async::AsyncPgConnection;
+
 use crate::auth::Caller;
+use crate::db::domains::Session;
 use crate::db::interactions::{self, OfferResult};
-use crate::db::{contacts, tx, users};
-use crate::domain::ids::UserId;
-use crate::domain::interaction::{Interaction, Offer};
+use crate::db::{contacts, identification, tx};
+use crate::domain::contact::{ContactCard, UserRef};
+use crate::domain::identify::Identification;
+use crate::domain::ids::{ContactId, UserId};
+use crate::domain::interaction::{Destination, Interaction, InteractionState, Offer};
 use crate::error::Error;
 use crate::grpc::{AppState, events};
 
@@ -29,17 +36,124 @@ pub struct Close {
 
 /// Offers an interaction to its agent and identifies the client; the agent's stream gets the
 /// panel (and the binding, when it was autolinked), a transfer tells the previous agent.
+///
+/// A first offer, the hot path, takes three round trips: the agent, whether the interaction
+/// exists and the identification, pipelined; the cards the panel shows; then one statement
+/// that writes the interaction, its autolink binding, the audit record and the events
+/// ([`interactions::insert_first_offer`]). A re-offer, a transfer, or a first offer that loses
+/// a race with a concurrent one takes the transactional path.
 pub async fn offer(state: &AppState, caller: Caller, offer: Offer) -> Result<OfferResult, Error> {
     let (mut conn, session) = state.session(caller).await?;
-    if !users::exists(&mut conn, session.domain.id, offer.agent).await? {
+    let domain = &session.domain;
+    let (context, identification) = {
+        let c: &AsyncPgConnection = &conn;
+        let identify = async {
+            match &offer.destination {
+                Destination::Call { number } => {
+                    identification::identify_call(c, domain, number.as_deref()).await
+                }
+                Destination::Chat(identity) => {
+                    identification::identify_chat(c, domain, identity).await
+                }
+            }
+        };
+        tokio::try_join!(
+            interactions::offer_context(c, domain.id, offer.agent, &offer.external_id),
+            identify
+        )?
+    };
+    let Some(agent_name) = context.agent_name else {
         return Err(Error::invalid(
             "agent_user_id",
             format!("no user {} in this domain", offer.agent),
         ));
+    };
+    if !context.known {
+        let agent = UserRef {
+            id: offer.agent,
+            name: agent_name,
+        };
+        let first = first_offer(&mut conn, state, &session, &offer, identification, agent).await?;
+        if let Some(result) = first {
+            return Ok(result);
+        }
     }
+    reoffer(&mut conn, state, &session, &offer).await
+}
+
+/// A first offer in one statement; `None` when a concurrent first offer took the routing id.
+async fn first_offer(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    session: &Session,
+    offer: &Offer,
+    identification: Identification,
+    agent: UserRef,
+) -> Result<Option<OfferResult>, Error> {
+    let bound = identification
+        .autolink_target(session.domain.autolink)
+        .map(ContactId);
+    let mut interaction = Interaction {
+        id: 0,
+        external_id: offer.external_id.clone(),
+        direction: offer.direction,
+        state: InteractionState::Offered,
+        agent: offer.agent,
+        queue: offer.queue.clone(),
+        member: offer.member.clone(),
+        variables: offer.variables.clone(),
+        destination: offer.destination.clone(),
+        identification,
+        bound_contact: bound,
+        offered_at: offer.occurred_at,
+        accepted_at: None,
+        closed_at: None,
+    };
+    let shown = events::offered_contacts(&interaction);
+    let cards: HashMap<i64, ContactCard> = contacts::load_cards(conn, session.domain.id, &shown)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.0, c))
+        .collect();
     let keys = &state.keys;
-    tx::write(&mut conn, session.domain.id, async |tx| {
-        let r = interactions::offer(tx, &session, &offer).await?;
+    let panel = events::offered_panel(session, keys, &interaction, &cards, &agent)?;
+    let mut out = events::offered_with(&interaction, panel);
+    if let Some(card) = bound.and_then(|c| cards.get(&c.0)) {
+        out.push(events::bound(session, keys, &interaction, card, None)?);
+    }
+    let payloads = out.into_iter().map(|o| o.payload).collect();
+    let id = match interactions::insert_first_offer(conn, session, &interaction, payloads).await {
+        Ok(Some(id)) => id,
+        // The routing id was taken meanwhile; or a contact it shows or binds was deleted
+        // meanwhile: the transactional path looks again.
+        Ok(None)
+        | Err(Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ))) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    interaction.id = id;
+    Ok(Some(OfferResult {
+        interaction,
+        transferred: false,
+        previous_agent: None,
+        created: true,
+        changed: true,
+    }))
+}
+
+/// The transactional offer: a re-offer (a no-op when nothing changed), a transfer to another
+/// agent, or a first offer after a concurrent one.
+async fn reoffer(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    session: &Session,
+    offer: &Offer,
+) -> Result<OfferResult, Error> {
+    let keys = &state.keys;
+    tx::write(conn, session.domain.id, async |tx| {
+        let r = interactions::offer(tx, session, offer).await?;
         if r.changed {
             let i = &r.interaction;
             if let Some(previous) = r.previous_agent {
@@ -54,11 +168,11 @@ pub async fn offer(state: &AppState, caller: Caller, offer: Offer) -> Result<Off
                     }),
                 ));
             }
-            let offered = events::offered(tx, &session, keys, i).await?;
+            let offered = events::offered(tx, session, keys, i).await?;
             tx.emit_all(offered);
             if let (true, Some(contact)) = (r.created, i.bound_contact) {
                 let card = contacts::load_card(tx, session.domain.id, contact).await?;
-                tx.emit(events::bound(&session, keys, i, &card, None)?);
+                tx.emit(events::bound(session, keys, i, &card, None)?);
             }
         }
         Ok(r)

@@ -2,6 +2,7 @@
 //! the benchmark harness can replay the very same statements with pgbench.
 
 use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -26,15 +27,6 @@ FROM (SELECT contact_id, id, e164 FROM contact_phones \
       WHERE domain_id = $1 AND e164 IN ({keys}) LIMIT 1000) p \
 ORDER BY 4 DESC, 1 LIMIT 200";
 
-/// [`PHONE_EXACT_SQL`] for `keys` (not empty), prepared once per connection and list length.
-pub fn phone_exact_statement(domain: DomainId, keys: &[String]) -> Dynamic {
-    let mut sql = Dynamic::default();
-    sql.int(domain.0); // $1
-    let list = sql.list(keys, |s, k| s.text(k));
-    sql.text = PHONE_EXACT_SQL.replacen("{keys}", &list, 1);
-    sql
-}
-
 /// Fallback 1: phones with the same national significant number.
 pub const PHONE_NATIONAL_SQL: &str = "\
 SELECT p.contact_id, p.id AS link_id, p.e164 AS matched, \
@@ -58,19 +50,6 @@ SELECT m.contact_id, m.id AS link_id, m.protocol AS matched, \
 FROM (SELECT contact_id, id, protocol FROM contact_messaging_channels \
       WHERE domain_id = $1 AND protocol = $2 AND external_user_id = $3) m";
 
-crate::db::cached::cached_statement!(
-    /// [`PHONE_NATIONAL_SQL`], prepared once per connection.
-    PhoneNational = PHONE_NATIONAL_SQL;
-    domain: BigInt => i64,
-    national: Text => String,
-);
-crate::db::cached::cached_statement!(
-    /// [`PHONE_SUFFIX_SQL`], prepared once per connection.
-    PhoneSuffix = PHONE_SUFFIX_SQL;
-    domain: BigInt => i64,
-    from: Text => String,
-    to: Text => String,
-);
 crate::db::cached::cached_statement!(
     /// [`CHANNEL_SQL`], prepared once per connection.
     Channel = CHANNEL_SQL;
@@ -103,11 +82,66 @@ fn hits(rows: Vec<HitRow>, kind: LinkKind, rule_of: impl Fn(&str) -> MatchRule) 
         .collect()
 }
 
+/// The three phone tiers in one statement: exact E.164 (`{keys}`), else the same national
+/// number (`{national}`), else the same last digits (`{from}`..`{to}`). Each later tier is gated
+/// by a one-time filter on the earlier ones being empty, so PostgreSQL runs only the lookups
+/// that are needed, and one round trip answers whichever tier matches (`tier` 1, 2 or 3).
+pub const PHONE_TIERS_SQL: &str = "\
+WITH exact AS MATERIALIZED (SELECT 1 AS tier, t.* FROM ({exact}) t), \
+     national AS MATERIALIZED (SELECT 2 AS tier, t.* FROM ({national}) t \
+                               WHERE NOT EXISTS (SELECT 1 FROM exact)), \
+     suffix AS (SELECT 3 AS tier, t.* FROM ({suffix}) t \
+                WHERE {suffix_on} AND NOT EXISTS (SELECT 1 FROM exact) \
+                  AND NOT EXISTS (SELECT 1 FROM national)) \
+SELECT * FROM exact UNION ALL SELECT * FROM national UNION ALL SELECT * FROM suffix";
+
+/// [`PHONE_TIERS_SQL`] with its binds: the exact keys (not empty), the national number and the
+/// reversed suffix (when the domain has a fallback length).
+pub fn phone_tiers_statement(
+    domain: DomainId,
+    keys: &[String],
+    national: &str,
+    suffix: Option<&str>,
+) -> Dynamic {
+    let mut sql = Dynamic::default();
+    let d = sql.int(domain.0); // $1
+    let list = sql.list(keys, |s, k| s.text(k));
+    let exact = PHONE_EXACT_SQL
+        .replace("$1", &d)
+        .replacen("{keys}", &list, 1);
+    let n = sql.text(national);
+    let national = PHONE_NATIONAL_SQL.replace("$2", &n).replace("$1", &d);
+    let from = sql.text(suffix.unwrap_or_default());
+    let to = sql.text(suffix.map(|s| format!("{s}:")).unwrap_or_default());
+    let suffix_sql = PHONE_SUFFIX_SQL
+        .replace("$3", &to)
+        .replace("$2", &from)
+        .replace("$1", &d);
+    sql.text = PHONE_TIERS_SQL
+        .replace("{exact}", &exact)
+        .replace("{national}", &national)
+        .replace("{suffix}", &suffix_sql)
+        .replace(
+            "{suffix_on}",
+            if suffix.is_some() { "true" } else { "false" },
+        );
+    sql
+}
+
+#[derive(diesel::QueryableByName)]
+struct TierRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    tier: i32,
+    #[diesel(embed)]
+    hit: HitRow,
+}
+
 /// Identifies the caller of a call: exact E.164 (and national variants), then the domain's
-/// fallbacks in order (same national number, then the same last N digits). A withheld or
-/// unparseable number is NOT_FOUND with that reason, never an error.
+/// fallbacks in order (same national number, then the same last N digits), in one statement
+/// ([`PHONE_TIERS_SQL`]). A withheld or unparseable number is NOT_FOUND with that reason,
+/// never an error. Takes a shared connection, so it can be pipelined with other reads.
 pub async fn identify_call(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     domain: &DomainSettings,
     number: Option<&str>,
 ) -> Result<Identification, Error> {
@@ -119,62 +153,54 @@ pub async fn identify_call(
     };
     let keys = identify::phone_keys(&phone, domain.fallback_digits);
     let normalized = Some(phone.e164.clone());
-    let exact_keys: Vec<String> = keys.exact.iter().map(|(k, _)| k.clone()).collect();
-    let rows: Vec<HitRow> = if exact_keys.is_empty() {
-        Vec::new()
-    } else {
-        phone_exact_statement(domain.id, &exact_keys)
-            .load(conn)
-            .await?
-    };
-    if !rows.is_empty() {
-        let rule_of = |m: &str| {
-            keys.exact
-                .iter()
-                .find(|(k, _)| k == m)
-                .map_or(MatchRule::E164, |(_, r)| *r)
-        };
-        let hits = hits(rows, LinkKind::Phone, rule_of);
-        return Ok(identify::conclude(
-            identify::rank(hits),
-            "exact number",
-            normalized,
-        ));
+    let mut exact_keys: Vec<String> = keys.exact.iter().map(|(k, _)| k.clone()).collect();
+    if exact_keys.is_empty() {
+        // Matches nothing (no stored E.164 is empty): the statement needs one key.
+        exact_keys.push(String::new());
     }
-    let rows: Vec<HitRow> = PhoneNational {
-        domain: domain.id.0,
-        national: keys.national_number.clone(),
-    }
-    .load(conn)
+    let rows: Vec<TierRow> = phone_tiers_statement(
+        domain.id,
+        &exact_keys,
+        &keys.national_number,
+        keys.reversed_suffix.as_deref(),
+    )
+    .load(&mut conn)
     .await?;
-    if !rows.is_empty() {
-        let hits = hits(rows, LinkKind::Phone, |_| MatchRule::NationalNumber);
-        return Ok(identify::conclude(
-            identify::rank(hits),
-            "fallback, same national number",
-            normalized,
-        ));
-    }
-    if let Some(suffix) = &keys.reversed_suffix {
-        let rows: Vec<HitRow> = PhoneSuffix {
-            domain: domain.id.0,
-            from: suffix.clone(),
-            to: format!("{suffix}:"),
+    let Some(tier) = rows.iter().map(|r| r.tier).next() else {
+        return Ok(Identification::not_found("no match", normalized));
+    };
+    let rows: Vec<HitRow> = rows.into_iter().map(|r| r.hit).collect();
+    let (hits, note) = match tier {
+        1 => {
+            let rule_of = |m: &str| {
+                keys.exact
+                    .iter()
+                    .find(|(k, _)| k == m)
+                    .map_or(MatchRule::E164, |(_, r)| *r)
+            };
+            (
+                hits(rows, LinkKind::Phone, rule_of),
+                "exact number".to_owned(),
+            )
         }
-        .load(conn)
-        .await?;
-        if !rows.is_empty() {
-            let hits = hits(rows, LinkKind::Phone, |_| MatchRule::LastDigits);
-            let note = format!("fallback, same last {} digits", suffix.len());
-            return Ok(identify::conclude(identify::rank(hits), &note, normalized));
-        }
-    }
-    Ok(Identification::not_found("no match", normalized))
+        2 => (
+            hits(rows, LinkKind::Phone, |_| MatchRule::NationalNumber),
+            "fallback, same national number".to_owned(),
+        ),
+        _ => (
+            hits(rows, LinkKind::Phone, |_| MatchRule::LastDigits),
+            format!(
+                "fallback, same last {} digits",
+                keys.reversed_suffix.as_deref().map_or(0, str::len)
+            ),
+        ),
+    };
+    Ok(identify::conclude(identify::rank(hits), &note, normalized))
 }
 
 /// Identifies the client of a chat by exact messaging identity.
 pub async fn identify_chat(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     domain: &DomainSettings,
     identity: &ChannelIdentity,
 ) -> Result<Identification, Error> {
@@ -183,7 +209,7 @@ pub async fn identify_chat(
         protocol: identity.protocol.clone(),
         external_user_id: identity.external_user_id.clone(),
     }
-    .load(conn)
+    .load(&mut conn)
     .await?;
     let hits = hits(rows, LinkKind::Messaging, |_| MatchRule::MessagingIdentity);
     Ok(identify::conclude(

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Binary, Bool, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{AuditAction, AuditRecord};
@@ -633,4 +634,180 @@ pub async fn history(
             })
         })
         .collect())
+}
+
+/// Who an offer is for and whether its interaction is known: the agent's name (`NULL`: no
+/// such user in the domain) and whether an interaction with the routing id exists.
+pub const OFFER_CONTEXT_SQL: &str = "\
+SELECT (SELECT name FROM users WHERE domain_id = $1 AND id = $2) AS agent_name, \
+       EXISTS (SELECT 1 FROM interactions WHERE domain_id = $1 AND external_id = $3) AS known";
+
+crate::db::cached::cached_statement!(
+    /// [`OFFER_CONTEXT_SQL`], prepared once per connection.
+    OfferContextStatement = OFFER_CONTEXT_SQL;
+    domain: BigInt => i64,
+    agent: BigInt => i64,
+    external_id: Text => String,
+);
+
+/// What [`offer_context`] found.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct OfferContext {
+    /// The agent's name; `None` when the agent is not a user of the domain.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub agent_name: Option<String>,
+    /// An interaction with this routing id exists (a re-offer or a transfer).
+    #[diesel(sql_type = Bool)]
+    pub known: bool,
+}
+
+/// Reads an offer's context ([`OFFER_CONTEXT_SQL`]) on a shared connection, so it can be
+/// pipelined with the identification.
+pub async fn offer_context(
+    mut conn: &AsyncPgConnection,
+    domain: DomainId,
+    agent: UserId,
+    external_id: &str,
+) -> Result<OfferContext, Error> {
+    Ok(OfferContextStatement {
+        domain: domain.0,
+        agent: agent.0,
+        external_id: external_id.to_owned(),
+    }
+    .get_result(&mut conn)
+    .await?)
+}
+
+/// A first offer in one statement, which is atomic on its own (no transaction, no round trip
+/// for `BEGIN` or `COMMIT`): the interaction (`$1`..`$20`), its binding when it was autolinked
+/// (`$20`, audited as actor `$21` with `$22`), and its events for the agent (`$23`, numbered
+/// by the statement's transaction as [`super::outbox`] requires, announced by `NOTIFY`). When
+/// the routing id is taken (a concurrent first offer), nothing is written and no row comes
+/// back. This is the unit of work of the hot write, written out as one statement: the same
+/// audit and event rows [`super::tx`]'s flush would write.
+pub const INSERT_OFFER_SQL: &str = "\
+WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, \
+                 queue_id, queue_name, member_id, member_description, variables, caller_number, \
+                 caller_hidden, caller_e164, chat_protocol, chat_external_user_id, \
+                 chat_display_name, outcome, outcome_reason, candidates, offered_at, \
+                 bound_contact_id) \
+             VALUES ($1, $2, $3, $4, 'offered', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                     $15, $16, $17, $18, $19, $24, $20) \
+             ON CONFLICT DO NOTHING \
+             RETURNING id, bound_contact_id), \
+     b AS (INSERT INTO interaction_bindings (domain_id, interaction_id, contact_id, bound_by) \
+           SELECT $1, ins.id, ins.bound_contact_id, NULL FROM ins \
+           WHERE ins.bound_contact_id IS NOT NULL \
+           RETURNING 1), \
+     t AS (UPDATE contacts SET last_active_at = now() \
+           WHERE domain_id = $1 AND id = (SELECT bound_contact_id FROM ins) \
+           RETURNING 1), \
+     a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, \
+                                  before, after) \
+           SELECT $1, $21, 'interaction.bind', ins.bound_contact_id, $2, NULL, $22 FROM ins \
+           WHERE ins.bound_contact_id IS NOT NULL \
+           RETURNING 1), \
+     e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
+           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + x.ord, ARRAY[$5]::bigint[], \
+                  x.payload \
+           FROM ins, unnest($23::bytea[]) WITH ORDINALITY AS x (payload, ord) \
+           RETURNING 1) \
+SELECT ins.id, \
+       (SELECT count(*) FROM b) + (SELECT count(*) FROM t) + (SELECT count(*) FROM a) \
+         + (SELECT count(*) FROM e) AS writes, \
+       pg_notify('client_info_events', $1::text)::text AS notified \
+FROM ins";
+
+crate::db::cached::cached_statement!(
+    /// [`INSERT_OFFER_SQL`], prepared once per connection.
+    InsertOfferStatement = INSERT_OFFER_SQL;
+    domain: BigInt => i64,
+    external_id: Text => String,
+    kind: Text => &'static str,
+    direction: Text => &'static str,
+    agent: BigInt => i64,
+    queue_id: Nullable<Text> => Option<String>,
+    queue_name: Nullable<Text> => Option<String>,
+    member_id: Nullable<Text> => Option<String>,
+    member_description: Nullable<Text> => Option<String>,
+    variables: Jsonb => serde_json::Value,
+    caller_number: Nullable<Text> => Option<String>,
+    caller_hidden: Bool => bool,
+    caller_e164: Nullable<Text> => Option<String>,
+    chat_protocol: Nullable<Text> => Option<String>,
+    chat_external_user_id: Nullable<Text> => Option<String>,
+    chat_display_name: Nullable<Text> => Option<String>,
+    outcome: Text => &'static str,
+    outcome_reason: Text => String,
+    candidates: Jsonb => serde_json::Value,
+    bound: Nullable<BigInt> => Option<i64>,
+    actor: BigInt => i64,
+    bind_audit: Jsonb => serde_json::Value,
+    payloads: Array<Binary> => Vec<Vec<u8>>,
+    offered_at: Timestamptz => DateTime<Utc>,
+);
+
+#[derive(diesel::QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// The audit record of a binding (see [`bind`]).
+fn bind_record(external_id: &str, contact: ContactId, by: Option<UserId>) -> serde_json::Value {
+    serde_json::json!({
+        "interaction_id": external_id,
+        "contact_id": contact,
+        "bound_by": by,
+        "autolink": by.is_none(),
+    })
+}
+
+/// Inserts a first offer, already identified (and bound when autolinked), with its events
+/// (payloads for the agent, in order), in one statement ([`INSERT_OFFER_SQL`]). Returns the
+/// interaction's id, or `None` when the routing id is taken (nothing was written).
+pub async fn insert_first_offer(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    interaction: &Interaction,
+    payloads: Vec<Vec<u8>>,
+) -> Result<Option<i64>, Error> {
+    let (caller_number, caller_hidden, chat) = match &interaction.destination {
+        Destination::Call { number } => (number.clone(), number.is_none(), None),
+        Destination::Chat(c) => (None, false, Some(c)),
+    };
+    let identification = &interaction.identification;
+    let statement = InsertOfferStatement {
+        domain: session.domain.id.0,
+        external_id: interaction.external_id.clone(),
+        kind: interaction.kind().as_str(),
+        direction: interaction.direction.as_str(),
+        agent: interaction.agent.0,
+        queue_id: interaction.queue.as_ref().map(|q| q.id.clone()),
+        queue_name: interaction.queue.as_ref().map(|q| q.name.clone()),
+        member_id: interaction.member.as_ref().map(|m| m.id.clone()),
+        member_description: interaction.member.as_ref().map(|m| m.description.clone()),
+        variables: variables_json(&interaction.variables)?,
+        caller_number,
+        caller_hidden,
+        caller_e164: identification.normalized_number.clone(),
+        chat_protocol: chat.map(|c| c.protocol.clone()),
+        chat_external_user_id: chat.map(|c| c.external_user_id.clone()),
+        chat_display_name: chat.map(|c| c.display_name.clone()),
+        outcome: identification.outcome.as_str(),
+        outcome_reason: identification.reason.clone(),
+        candidates: serde_json::to_value(&identification.candidates)
+            .map_err(|e| Error::Internal(format!("candidates: {e}")))?,
+        bound: interaction.bound_contact.map(|c| c.0),
+        actor: session.caller.user_id.0,
+        bind_audit: interaction
+            .bound_contact
+            .map_or(serde_json::Value::Null, |c| {
+                bind_record(&interaction.external_id, c, None)
+            }),
+        payloads,
+        offered_at: interaction.offered_at,
+    };
+    let inserted: Option<Inserted> = statement.get_result(conn).await.optional()?;
+    Ok(inserted.map(|r| r.id))
 }

@@ -65,8 +65,37 @@ pub async fn offered(
 ) -> Result<Vec<Outgoing>, Error> {
     let (panel, _) =
         panel::build(conn, full(session, keys), interaction, 0, EVENT_CANDIDATES).await?;
+    Ok(offered_with(interaction, panel))
+}
+
+/// The contacts the offer's events show ([`offered_panel`] needs their cards).
+pub fn offered_contacts(interaction: &Interaction) -> Vec<i64> {
+    panel::contacts_shown(interaction, 0, EVENT_CANDIDATES)
+}
+
+/// The panel the offer's events carry, from the cards of [`offered_contacts`].
+pub fn offered_panel(
+    session: &Session,
+    keys: &TokenKeys,
+    interaction: &Interaction,
+    cards: &std::collections::HashMap<i64, ContactCard>,
+    agent: &crate::domain::contact::UserRef,
+) -> Result<pb::ClientInfoPanel, Error> {
+    Ok(panel::render(
+        full(session, keys),
+        interaction,
+        cards,
+        Some(agent),
+        0,
+        EVENT_CANDIDATES,
+    )?
+    .0)
+}
+
+/// ContactIdentified and InteractionOffered carrying `panel`, for the interaction's agent.
+pub fn offered_with(interaction: &Interaction, panel: pb::ClientInfoPanel) -> Vec<Outgoing> {
     let to = vec![interaction.agent];
-    Ok(vec![
+    vec![
         out(
             to.clone(),
             Event::ContactIdentified(pb::ContactIdentified {
@@ -79,7 +108,7 @@ pub async fn offered(
             to,
             Event::InteractionOffered(pb::InteractionOffered { panel: Some(panel) }),
         ),
-    ])
+    ]
 }
 
 /// ContactBound, for the interaction's agent.

@@ -104,6 +104,23 @@ fn candidate(
     })
 }
 
+/// The contacts a panel page shows: its candidates `offset..offset+size` and the bound contact.
+pub fn contacts_shown(interaction: &Interaction, offset: usize, size: usize) -> Vec<i64> {
+    let page = candidate_page(interaction, offset, size);
+    let mut ids: Vec<i64> = page.iter().map(|c| c.contact_id).collect();
+    ids.extend(interaction.bound_contact.map(|c| c.0));
+    ids
+}
+
+fn candidate_page(interaction: &Interaction, offset: usize, size: usize) -> &[Candidate] {
+    let page: &[Candidate] = interaction
+        .identification
+        .candidates
+        .get(offset..)
+        .unwrap_or(&[]);
+    &page[..page.len().min(size)]
+}
+
 /// Builds the panel with the candidates `offset..offset+size`; also returns the next offset
 /// when more candidates follow.
 /// The panel is always built for the interaction's assigned agent (who alone may see it), as
@@ -116,13 +133,7 @@ pub async fn build(
     size: usize,
 ) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
     let domain = viewer.domain;
-    let all = &interaction.identification.candidates;
-    let page: &[Candidate] = all.get(offset..).unwrap_or(&[]);
-    let page = &page[..page.len().min(size)];
-    let next = (offset + page.len() < all.len()).then_some(offset + page.len());
-
-    let mut ids: Vec<i64> = page.iter().map(|c| c.contact_id).collect();
-    ids.extend(interaction.bound_contact.map(|c| c.0));
+    let ids = contacts_shown(interaction, offset, size);
     let cards: HashMap<i64, ContactCard> = contacts::load_cards(conn, domain, &ids)
         .await?
         .into_iter()
@@ -131,6 +142,21 @@ pub async fn build(
     let agent = users::refs(conn, domain, &[interaction.agent.0])
         .await?
         .remove(&interaction.agent.0);
+    render(viewer, interaction, &cards, agent.as_ref(), offset, size)
+}
+
+/// The panel from loaded contacts ([`contacts_shown`] of them, by id) and the agent's name.
+pub fn render(
+    viewer: Viewer<'_>,
+    interaction: &Interaction,
+    cards: &HashMap<i64, ContactCard>,
+    agent: Option<&crate::domain::contact::UserRef>,
+    offset: usize,
+    size: usize,
+) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
+    let all = &interaction.identification.candidates;
+    let page = candidate_page(interaction, offset, size);
+    let next = (offset + page.len() < all.len()).then_some(offset + page.len());
 
     let bound = interaction.bound_contact.and_then(|c| cards.get(&c.0));
     let actions = AllowedActions::decide(interaction.state, true, true, bound.is_some());
@@ -176,7 +202,7 @@ pub async fn build(
         offered_at: Some(convert::timestamp(interaction.offered_at)),
         accepted_at: interaction.accepted_at.map(convert::timestamp),
         closed_at: interaction.closed_at.map(convert::timestamp),
-        agent: agent.as_ref().map(convert::user_ref),
+        agent: agent.map(convert::user_ref),
     };
     Ok((panel, next))
 }
