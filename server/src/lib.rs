@@ -18,3 +18,4 @@ pub mod rpc;
 pub mod server;
 pub mod telemetry;
 pub mod transport;
+pub mod web;
