@@ -233,7 +233,9 @@ fn transport(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> 
     config.web = match args.web_listen.as_deref().map(str::trim) {
         Some(v) if !v.is_empty() => {
             let addr = v.parse::<SocketAddr>().map_err(|_| {
-                format!("--web-listen {v:?}: not an address (expected IP:PORT, e.g. 127.0.0.1:8080)")
+                format!(
+                    "--web-listen {v:?}: not an address (expected IP:PORT, e.g. 127.0.0.1:8080)"
+                )
             })?;
             std::net::TcpListener::bind(addr)
                 .map_err(|e| format!("--web-listen {addr}: cannot listen: {e}"))?;

@@ -93,33 +93,32 @@ impl Site {
     /// The answer to a request that is not gRPC.
     fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         let path = if path == "/index.html" { "/" } else { path };
-        let (status, content_type, body): (_, &str, Bytes) = if method != Method::GET
-            && method != Method::HEAD
-        {
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain; charset=utf-8",
-                Bytes::from_static(b"the agent panel is read with GET\n"),
-            )
-        } else if path == "/config.json" {
-            (
-                StatusCode::OK,
-                "application/json",
-                Bytes::from(self.config.clone()),
-            )
-        } else if let Some(asset) = ASSETS.iter().find(|a| a.path == path) {
-            (
-                StatusCode::OK,
-                asset.content_type,
-                Bytes::from_static(asset.body),
-            )
-        } else {
-            (
-                StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
-                Bytes::from_static(b"not found: the agent panel is at /\n"),
-            )
-        };
+        let (status, content_type, body): (_, &str, Bytes) =
+            if method != Method::GET && method != Method::HEAD {
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "text/plain; charset=utf-8",
+                    Bytes::from_static(b"the agent panel is read with GET\n"),
+                )
+            } else if path == "/config.json" {
+                (
+                    StatusCode::OK,
+                    "application/json",
+                    Bytes::from(self.config.clone()),
+                )
+            } else if let Some(asset) = ASSETS.iter().find(|a| a.path == path) {
+                (
+                    StatusCode::OK,
+                    asset.content_type,
+                    Bytes::from_static(asset.body),
+                )
+            } else {
+                (
+                    StatusCode::NOT_FOUND,
+                    "text/plain; charset=utf-8",
+                    Bytes::from_static(b"not found: the agent panel is at /\n"),
+                )
+            };
         let length = body.len();
         let body = if method == Method::HEAD {
             Bytes::new()
@@ -137,7 +136,10 @@ impl Site {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
         headers.insert(header::CONTENT_SECURITY_POLICY, self.policy.clone());
         response
     }

@@ -2,7 +2,7 @@
 // JSON answer per line on stdout ({"ok":true,"value":...} or {"ok":false,"error":"..."}).
 // Elements are found as a user finds them: buttons by their accessible name, fields by their
 // label, text by what it says, optionally within a CSS selector ("within"). Every wait has a
-// timeout ("timeout" in ms, default 10000). Diagnostics go to stderr.
+// timeout ("timeout" in ms, default 20000). Diagnostics go to stderr.
 //
 //   node drive.mjs --chromium /usr/bin/chromium --shots DIR
 import { createInterface } from "node:readline";
@@ -41,7 +41,8 @@ async function page(name = "main") {
     p = await context.newPage();
     p.on("pageerror", (e) => problems.push(`${name}: page error: ${e.message}`));
     p.on("console", (m) => {
-      if (m.type() === "error") problems.push(`${name}: console: ${m.text()}`);
+      // Failed requests while the test cuts the connection are expected; script errors are not.
+      if (m.type() === "error" && !/net::ERR_|Failed to load resource/.test(m.text())) problems.push(`${name}: console: ${m.text()}`);
     });
     pages.set(name, p);
   }
@@ -54,7 +55,7 @@ function scope(p, c) {
 
 async function run(c) {
   const p = await page(c.page);
-  const timeout = c.timeout ?? 10000;
+  const timeout = c.timeout ?? 20000;
   const s = scope(p, c);
   switch (c.op) {
     case "goto":
@@ -78,6 +79,16 @@ async function run(c) {
     case "waitSelector":
       await p.locator(c.selector).first().waitFor({ state: c.state ?? "visible", timeout });
       return null;
+    case "waitEnabled": {
+      const want = c.enabled ?? true;
+      const button = s.getByRole(c.role ?? "button", { name: c.name, exact: true });
+      const until = Date.now() + timeout;
+      for (;;) {
+        if ((await button.count()) === 1 && (await button.isEnabled()) === want) return null;
+        if (Date.now() > until) throw new Error(`${c.name}: not ${want ? "enabled" : "disabled"} within ${timeout} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     case "text":
       return await p.locator(c.selector).first().innerText({ timeout });
     case "enabled":
