@@ -408,6 +408,11 @@ async fn the_agent_panel_works_in_a_real_browser() {
     b.click(main, &three, "Add").await;
     let add = format!("{three} form[aria-label=\"Add a contact\"]");
     b.fill(main, &add, "Name", "Carl New").await;
+    // A refused request shows the server's message, and the form stays for a correction.
+    b.fill(main, &add, "Time zone", "Mars/Olympus").await;
+    b.click(main, &add, "Add").await;
+    b.see(main, &three, "Invalid input").await;
+    b.see(main, &three, "time_zone").await;
     b.fill(main, &add, "Time zone", "Europe/Paris").await;
     b.fill(main, &add, "Labels", "New, Callback").await;
     b.fill(main, &add, "Description", "Asked about a delivery")
@@ -473,6 +478,7 @@ async fn the_agent_panel_works_in_a_real_browser() {
 
     // A lost connection: a banner, then the stream resumes after the last sequence and
     // delivers what happened meanwhile.
+    // A notice that only the replayed event gives (a new snapshot would not) proves the resume.
     proxy.cut();
     b.see(main, "body", "Connection lost").await;
     routing
@@ -481,8 +487,23 @@ async fn the_agent_panel_works_in_a_real_browser() {
         .queue("q1", "Support")
         .await
         .expect("offer call-4 while the browser is cut off");
+    crm.client
+        .link_communication(dora.id, messaging("telegram", "tg-777", "Dora"))
+        .relink()
+        .await
+        .expect("relink back to Dora while the browser is cut off");
     proxy.restore();
     b.see(main, &article("call-4"), "Ann Lee").await;
+    b.see(
+        main,
+        &four,
+        &format!(
+            "telegram: tg-777 moved from contact #{} to Dora Chat",
+            eve.contact.id
+        ),
+    )
+    .await;
+    b.see(main, &four, "Messaging (1)").await;
     b.run(json!({"op": "waitSelector", "page": main, "selector": "#banner", "state": "hidden"}))
         .await;
     b.see(main, "header", "Live").await;
