@@ -213,6 +213,14 @@ impl TestApp {
             .expect("the server is running")
     }
 
+    /// Where the server serves the agent panel (when configured with `web`).
+    pub fn web_addr(&self) -> std::net::SocketAddr {
+        self.server
+            .as_ref()
+            .and_then(|s| s.web_addr)
+            .expect("the server serves the agent panel")
+    }
+
     /// Where the server serves `/metrics` (when configured with `metrics_listen`).
     pub fn metrics_addr(&self) -> std::net::SocketAddr {
         self.server

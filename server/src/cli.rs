@@ -14,6 +14,7 @@ use crate::config::{self, ServerConfig};
 use crate::domain::ids::{DomainId, UserId};
 use crate::domain::phone::Region;
 use crate::transport::{CorsOrigins, Keepalive, ServerTls};
+use crate::web::WebPanel;
 use crate::{admin, auth, demo, server, telemetry};
 
 /// Tells a contact-center agent who is on the line: a gRPC service over PostgreSQL.
@@ -99,6 +100,14 @@ struct ServeArgs {
     /// when unset.
     #[arg(long, env = "CLIENT_INFO_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// Serve the agent panel (a web page calling the API through gRPC-Web) at / on the gRPC
+    /// port.
+    #[arg(long, env = "CLIENT_INFO_WEB")]
+    web: bool,
+    /// Serve the agent panel on this address instead (plain HTTP, for example
+    /// 127.0.0.1:8080); its origin is allowed through CORS.
+    #[arg(long, env = "CLIENT_INFO_WEB_LISTEN")]
+    web_listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -221,6 +230,20 @@ fn transport(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> 
         std::net::TcpListener::bind(addr)
             .map_err(|e| format!("--metrics-listen {addr}: cannot listen: {e}"))?;
     }
+    config.web = match args.web_listen.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => {
+            let addr = v.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "--web-listen {v:?}: not an address (expected IP:PORT, e.g. 127.0.0.1:8080)"
+                )
+            })?;
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("--web-listen {addr}: cannot listen: {e}"))?;
+            WebPanel::Listen(addr)
+        }
+        _ if args.web => WebPanel::SamePort,
+        _ => WebPanel::Off,
+    };
     Ok(())
 }
 
@@ -251,6 +274,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("--event-retention: {e}"))?;
     config.stream_buffer = cli.serve.stream_buffer.max(1);
     transport(&cli.serve, &mut config)?;
+    let tls = config.tls.is_some();
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cli.serve.listen))?;
@@ -267,6 +291,18 @@ async fn serve(cli: Cli) -> Result<(), String> {
             "{}",
             demo::instructions(&d, &running.local_addr.to_string(), random_secret)
         );
+        if let Some(addr) = running.web_addr {
+            let scheme = if tls && addr == running.local_addr {
+                "https"
+            } else {
+                "http"
+            };
+            println!(
+                "Agent panel: open {scheme}://{addr}/ and paste a token: ALICE_TOKEN's value \
+                 (an agent with CRM access) or BOB_TOKEN's (without). Offers made with \
+                 ROUTING_TOKEN (the commands above) appear there as they happen.\n"
+            );
+        }
     }
     shutdown_signal().await;
     tracing::info!("shutting down");

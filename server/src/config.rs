@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::db::PoolSettings;
 use crate::transport::{CorsOrigins, Keepalive, ServerTls};
+use crate::web::WebPanel;
 
 /// Default database: created on start-up when missing.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://localhost/client_info";
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     pub cors_origins: CorsOrigins,
     /// Where to serve Prometheus metrics (`/metrics`); `None`: not served.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where the agent panel (`--web`, `--web-listen`) is served.
+    pub web: WebPanel,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("keepalive", &self.keepalive)
             .field("cors_origins", &self.cors_origins)
             .field("metrics_listen", &self.metrics_listen)
+            .field("web", &self.web)
             .finish()
     }
 }
@@ -89,6 +93,7 @@ impl ServerConfig {
             keepalive: Keepalive::default(),
             cors_origins: CorsOrigins::default(),
             metrics_listen: None,
+            web: WebPanel::Off,
         }
     }
 }

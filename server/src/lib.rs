@@ -19,3 +19,4 @@ pub mod rpc;
 pub mod server;
 pub mod telemetry;
 pub mod transport;
+pub mod web;

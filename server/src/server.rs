@@ -2,7 +2,8 @@
 //! behind the authentication interceptor, `grpc.health.v1`, and server reflection v1 and
 //! v1alpha; TLS (and mTLS), HTTP/2 and TCP keepalive, gzip/deflate/zstd compression, gRPC-Web
 //! (with CORS for the configured origins) on the same port, the per-RPC layer ([`crate::rpc`]:
-//! deadlines, traces, metrics, access log) and the Prometheus endpoint.
+//! deadlines, traces, metrics, access log), the Prometheus endpoint and the agent panel
+//! ([`crate::web`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::grpc::interactions::InteractionsApi;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
 use crate::rpc::RpcLayer;
+use crate::web::{WebLayer, WebPanel};
 use tonic::codec::CompressionEncoding;
 
 /// The fully-qualified names of the API services, as reflection and health list them.
@@ -48,6 +50,9 @@ pub struct RunningServer {
     pub state: AppState,
     /// Where `/metrics` is served, when it is.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the agent panel is served: `local_addr` with `--web`, its own address with
+    /// `--web-listen`, `None` when off.
+    pub web_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     stop_streams: tokio::sync::watch::Sender<bool>,
     task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -95,7 +100,10 @@ impl Drop for RunningServer {
 
 /// Creates the database when missing, starts serving on `listener` (health NOT_SERVING),
 /// applies migrations, then reports SERVING and returns.
-pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<RunningServer, Error> {
+pub async fn start(
+    mut config: ServerConfig,
+    listener: TcpListener,
+) -> Result<RunningServer, Error> {
     let local_addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("listener address: {e}")))?;
@@ -137,6 +145,31 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
             Some(bound)
         }
         None => None,
+    };
+    let web_addr = match config.web {
+        WebPanel::Off => None,
+        WebPanel::SamePort => Some(local_addr),
+        WebPanel::Listen(addr) => {
+            let listener = crate::web::bind(addr).await.map_err(Error::Internal)?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Error::Internal(format!("web listener address: {e}")))?;
+            // The page is on another origin: let it call the API.
+            for host in web_origin_hosts(bound) {
+                config
+                    .cors_origins
+                    .allow(&format!("http://{host}"))
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+            }
+            crate::web::serve(
+                listener,
+                local_addr.port(),
+                config.tls.is_some(),
+                state.shutdown.clone(),
+            );
+            tracing::info!(web_addr = %bound, "serving the agent panel");
+            Some(bound)
+        }
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -205,6 +238,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         .accept_http1(true)
         .http2_keepalive_interval(Some(keepalive.interval))
         .http2_keepalive_timeout(Some(keepalive.timeout))
+        .layer(WebLayer::new(config.web))
         .layer(tower::util::option_layer(config.cors_origins.layer()))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(rpc_layer)
@@ -245,6 +279,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         local_addr,
         state,
         metrics_addr,
+        web_addr,
         shutdown: Some(tx),
         stop_streams,
         task: Some(task),
@@ -264,8 +299,21 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
+    if config.web == WebPanel::SamePort {
+        tracing::info!(%local_addr, "serving the agent panel at /");
+    }
     tracing::info!(%local_addr, "serving");
     Ok(running)
+}
+
+/// The `host:port` forms a browser may use to reach the page's own listener at `addr`: the
+/// address itself, and `localhost` for a loopback address.
+fn web_origin_hosts(addr: SocketAddr) -> Vec<String> {
+    let mut hosts = vec![addr.to_string()];
+    if addr.ip().is_loopback() {
+        hosts.push(format!("localhost:{}", addr.port()));
+    }
+    hosts
 }
 
 /// Logs a warning when the database does not vacuum itself: interactions, events and the

@@ -212,6 +212,14 @@ impl CorsOrigins {
         Ok(out)
     }
 
+    /// Also allows `origin` (`scheme://host:port`, as [`CorsOrigins::parse`] reads it): the
+    /// agent panel's own origin when it is served on an address of its own.
+    pub fn allow(&mut self, origin: &str) -> Result<(), ConfigError> {
+        let more = Self::parse(&[origin])?;
+        self.origins.extend(more.origins);
+        Ok(())
+    }
+
     /// True when no origin is allowed.
     pub fn is_empty(&self) -> bool {
         !self.any && self.origins.is_empty()

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod binding;
+mod browser;
 mod contacts;
 mod errors;
 mod explain;

@@ -585,6 +585,16 @@ fn bad_transport_settings_stop_the_start_with_one_line() {
             "cannot listen",
         ),
         (
+            vec!["--web-listen", "localhost"],
+            "--web-listen",
+            "not an address",
+        ),
+        (
+            vec!["--web-listen", "203.0.113.1:8080"],
+            "--web-listen",
+            "cannot listen",
+        ),
+        (
             vec!["--keepalive-interval", "soon"],
             "--keepalive-interval",
             "not a duration",
