@@ -66,6 +66,39 @@ VALUES (:d, :u, '{action}', {contact}, 'pgr-' || :client_id || '-' || :r, '{{}}'
     )
 }
 
+/// A first offer as the server runs it (`app::interactions::offer`): the session; the offer's
+/// context and the identification (every phone tier in one statement, the fallbacks gated
+/// off when the exact number matches) pipelined; the card of the candidate; then the one
+/// statement that writes the interaction and its two events (to nobody, announced on another
+/// channel, so that watchers never see them).
+fn offer() -> String {
+    let ext = "'pgb-' || :client_id || '-' || :r";
+    let phone = "SELECT p.contact_id, p.id AS link_id, p.e164 AS matched, \
+(SELECT last_active_at FROM contacts WHERE id = p.contact_id) AS last_active_at FROM (SELECT contact_id, id, e164 FROM contact_phones";
+    let card = CARD.replace(
+        "ANY(ARRAY[:cid])",
+        &format!("ANY(ARRAY[(SELECT contact_id FROM contact_phones WHERE domain_id = :d AND e164 = {E164} LIMIT 1)])"),
+    );
+    format!(
+        "{PICK}\\set r random(1, 1000000000)
+{SESSION}\\startpipeline
+SELECT (SELECT name FROM users WHERE domain_id = :d AND id = :u) AS agent_name, EXISTS (SELECT 1 FROM interactions WHERE domain_id = :d AND external_id = {ext}) AS known;
+WITH exact AS MATERIALIZED (SELECT 1 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND e164 IN ({E164}) LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t), \
+national AS MATERIALIZED (SELECT 2 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND national_number = substr({E164}, 4) LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t WHERE NOT EXISTS (SELECT 1 FROM exact)), \
+suffix AS (SELECT 3 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND digits_reversed >= '' AND digits_reversed < '' LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t WHERE false AND NOT EXISTS (SELECT 1 FROM exact) AND NOT EXISTS (SELECT 1 FROM national)) \
+SELECT * FROM exact UNION ALL SELECT * FROM national UNION ALL SELECT * FROM suffix;
+\\endpipeline
+{card}WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, queue_id, queue_name, member_id, member_description, variables, caller_number, caller_hidden, caller_e164, chat_protocol, chat_external_user_id, chat_display_name, outcome, outcome_reason, candidates, offered_at, bound_contact_id) \
+VALUES (:d, {ext}, 'call', 'inbound', 'offered', :u, NULL, NULL, NULL, NULL, '[]', {E164}, false, {E164}, NULL, NULL, NULL, 'identified', 'one contact: exact number', '[]', now(), NULL) ON CONFLICT DO NOTHING RETURNING id, bound_contact_id), \
+b AS (INSERT INTO interaction_bindings (domain_id, interaction_id, contact_id, bound_by) SELECT :d, ins.id, ins.bound_contact_id, NULL FROM ins WHERE ins.bound_contact_id IS NOT NULL RETURNING 1), \
+t AS (UPDATE contacts SET last_active_at = now() WHERE domain_id = :d AND id = (SELECT bound_contact_id FROM ins) RETURNING 1), \
+a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, before, after) SELECT :d, :u, 'interaction.bind', ins.bound_contact_id, {ext}, NULL, NULL FROM ins WHERE ins.bound_contact_id IS NOT NULL RETURNING 1), \
+e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) SELECT :d, (pg_current_xact_id()::text::bigint << 16) + x.ord, '{{}}'::bigint[], x.payload FROM ins, unnest(ARRAY[decode(repeat('00', 300), 'hex'), decode(repeat('00', 300), 'hex')]) WITH ORDINALITY AS x (payload, ord) RETURNING 1) \
+SELECT ins.id, (SELECT count(*) FROM b) + (SELECT count(*) FROM t) + (SELECT count(*) FROM a) + (SELECT count(*) FROM e), pg_notify('client_info_events_floor', :d::text)::text FROM ins;
+"
+    )
+}
+
 /// One create-with-relink cycle as the RPCs run it: offer a chat from a contact's Telegram
 /// identity, accept it, then create a contact in it, which moves the identity, binds the
 /// interaction and notifies the agents concerned.
@@ -166,19 +199,7 @@ pub fn script(scenario: Scenario) -> Option<String> {
                 )
             )
         }
-        Scenario::Offer => format!(
-            "{PICK}\\set r random(1, 1000000000)
-{SESSION}SELECT EXISTS (SELECT 1 FROM users WHERE domain_id = :d AND id = :u);
-BEGIN;
-SELECT id FROM interactions WHERE domain_id = :d AND external_id = 'pgb-' || :client_id || '-' || :r FOR UPDATE;
-SELECT p.contact_id AS cid FROM (SELECT contact_id, id, e164 FROM contact_phones WHERE domain_id = :d AND e164 = ANY(ARRAY[{E164}]) LIMIT 1000) p LIMIT 1 \\gset
-INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, variables, caller_number, caller_e164, outcome, outcome_reason, candidates, offered_at) VALUES (:d, 'pgb-' || :client_id || '-' || :r, 'call', 'inbound', 'offered', :u, '[]', {E164}, {E164}, 'identified', 'one contact: exact number', '[]', now()) ON CONFLICT DO NOTHING RETURNING id;
-SELECT id FROM interactions WHERE domain_id = :d AND external_id = 'pgb-' || :client_id || '-' || :r;
-{CARD}SELECT id, name FROM users WHERE domain_id = :d AND id = ANY(ARRAY[:u]);
-{}END;
-",
-            publish(2)
-        ),
+        Scenario::Offer => offer(),
         // GetClientInfo of one of the interactions the run offered (`ci-<stamp>-<k>`, set by
         // the caller): session, the interaction, the agent's name, the candidate's card.
         Scenario::ClientInfo => format!(
