@@ -94,7 +94,8 @@ b AS (INSERT INTO interaction_bindings (domain_id, interaction_id, contact_id, b
 t AS (UPDATE contacts SET last_active_at = now() WHERE domain_id = :d AND id = (SELECT bound_contact_id FROM ins) RETURNING 1), \
 a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, before, after) SELECT :d, :u, 'interaction.bind', ins.bound_contact_id, {ext}, NULL, NULL FROM ins WHERE ins.bound_contact_id IS NOT NULL RETURNING 1), \
 e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) SELECT :d, (pg_current_xact_id()::text::bigint << 16) + x.ord, '{{}}'::bigint[], x.payload FROM ins, unnest(ARRAY[decode(repeat('00', 300), 'hex'), decode(repeat('00', 300), 'hex')]) WITH ORDINALITY AS x (payload, ord) RETURNING 1) \
-SELECT ins.id, (SELECT count(*) FROM b) + (SELECT count(*) FROM t) + (SELECT count(*) FROM a) + (SELECT count(*) FROM e), pg_notify('client_info_events_floor', :d::text)::text FROM ins;
+SELECT ins.id, (SELECT count(*) FROM b) + (SELECT count(*) FROM t) + (SELECT count(*) FROM a) + (SELECT count(*) FROM e) FROM ins;
+SELECT count(pg_notify('client_info_events_floor', d::text)) FROM unnest(ARRAY[:d]) AS d;
 "
     )
 }

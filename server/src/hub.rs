@@ -1,5 +1,6 @@
-//! The event hub of one server: a single LISTEN connection learns that a domain has new
-//! events, one fetcher reads the deliverable ones (below the horizon, see
+//! The event hub of one server: its own writes announce their domain directly, a single
+//! LISTEN connection learns that a domain has new events from the other servers (each
+//! server's hub sends the `NOTIFY` for its writes, after they commit), one fetcher reads the deliverable ones (below the horizon, see
 //! [`crate::db::outbox`]) in sequence order, and each is fanned out in memory to the session
 //! streams of the agents it concerns. Events that wait for an older transaction are looked at
 //! again shortly (1 ms, doubling to 100 ms): that transaction's end may notify nothing. Streams of other servers on the
@@ -52,6 +53,7 @@ struct Inner {
     subs: Mutex<HashMap<DomainId, DomainSubs>>,
     next_id: AtomicU64,
     wake: mpsc::UnboundedSender<DomainId>,
+    announce: mpsc::UnboundedSender<DomainId>,
     listening: AtomicBool,
     metrics: crate::metrics::Metrics,
 }
@@ -93,6 +95,15 @@ impl Drop for Subscription {
     }
 }
 
+impl crate::db::tx::Announce for EventHub {
+    /// Wakes this server's reader for `domain` at once, and queues the `NOTIFY` that tells the
+    /// other servers.
+    fn announce(&self, domain: DomainId) {
+        let _ = self.inner.wake.send(domain);
+        let _ = self.inner.announce.send(domain);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -108,6 +119,7 @@ impl EventHub {
         metrics: crate::metrics::Metrics,
     ) -> EventHub {
         let (wake, woken) = mpsc::unbounded_channel();
+        let (announce, announced) = mpsc::unbounded_channel();
         let hub = EventHub {
             inner: Arc::new(Inner {
                 pool,
@@ -115,12 +127,14 @@ impl EventHub {
                 subs: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 wake,
+                announce,
                 listening: AtomicBool::new(false),
                 metrics,
             }),
         };
         tokio::spawn(hub.clone().listen(database_url, shutdown.clone()));
         tokio::spawn(hub.clone().fetch_loop(woken, shutdown.clone()));
+        tokio::spawn(hub.clone().notify_loop(announced, shutdown.clone()));
         tokio::spawn(hub.clone().prune_loop(retention, shutdown));
         hub
     }
@@ -346,6 +360,36 @@ impl EventHub {
             }
             if held || i64::try_from(n).unwrap_or(0) < FETCH_BATCH {
                 return Ok(held);
+            }
+        }
+    }
+
+    /// Sends the `NOTIFY` of committed writes for the other servers, coalescing what arrives
+    /// together into one statement. Runs off the request path: a write's answer never waits
+    /// for it. A failure is logged; the other servers' periodic re-read catches up.
+    async fn notify_loop(
+        self,
+        mut announced: mpsc::UnboundedReceiver<DomainId>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let first = tokio::select! {
+                d = announced.recv() => match d { Some(d) => d, None => return },
+                _ = shutdown.changed() => return,
+            };
+            let mut domains = vec![first];
+            while let Ok(d) = announced.try_recv() {
+                domains.push(d);
+            }
+            domains.sort_unstable();
+            domains.dedup();
+            let sent = async {
+                let mut conn = db::conn(&self.inner.pool).await?;
+                outbox::notify(&mut conn, &domains).await
+            }
+            .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "cannot announce committed events to the other servers");
             }
         }
     }

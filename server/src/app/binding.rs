@@ -92,7 +92,7 @@ pub async fn create_contact(
     )?;
     let keys = &state.keys;
     let fingerprint = cmd.fingerprint.as_str();
-    tx::write(&mut conn, session.domain.id, async |tx| match &cmd.from {
+    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| match &cmd.from {
         CreateFrom::Interaction {
             interaction,
             request_id,
@@ -113,9 +113,17 @@ pub async fn create_contact(
             .await?;
             if let (true, Some(i)) = (r.created, &r.interaction) {
                 tx.emit_all(events::created(&session, keys, i, &r.card)?);
-                let moved =
-                    events::moved(tx, &session, keys, Some(i), &r.relink, r.card.id).await?;
-                tx.emit_all(moved);
+                if let Some(m) = &r.relink {
+                    tx.emit_all(events::moved_with(
+                        &session,
+                        keys,
+                        Some(i),
+                        &m.link,
+                        m.from,
+                        m.from_card.as_ref(),
+                        r.card.id,
+                    )?);
+                }
             }
             Ok((r.card, r.created))
         }
@@ -150,7 +158,7 @@ pub async fn select(
 ) -> Result<pb::ClientInfoPanel, Error> {
     let (mut conn, session) = state.session(caller).await?;
     let keys = &state.keys;
-    let interaction = tx::write(&mut conn, session.domain.id, async |tx| {
+    let interaction = tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let (i, relink) = binding::select(
             tx,
             &session,
@@ -159,16 +167,33 @@ pub async fn select(
             cmd.relink_channel,
         )
         .await?;
-        let card = contacts::load_card(tx, session.domain.id, cmd.contact).await?;
+        // The selected card, and the card of the contact a relinked identity left, at once.
+        let mut shown = vec![cmd.contact.0];
+        shown.extend(relink.as_ref().map(|(from, _)| from.0));
+        let cards = contacts::load_cards(tx, session.domain.id, &shown).await?;
+        let card = cards
+            .iter()
+            .find(|c| c.id == cmd.contact)
+            .ok_or_else(|| Error::contact_not_found(cmd.contact))?;
         tx.emit(events::bound(
             &session,
             keys,
             &i,
-            &card,
+            card,
             Some(caller.user_id),
         )?);
-        let moved = events::moved(tx, &session, keys, Some(&i), &relink, card.id).await?;
-        tx.emit_all(moved);
+        if let Some((from, link)) = &relink {
+            let from_card = cards.iter().find(|c| c.id == *from);
+            tx.emit_all(events::moved_with(
+                &session,
+                keys,
+                Some(&i),
+                link,
+                *from,
+                from_card,
+                card.id,
+            )?);
+        }
         Ok(i)
     })
     .await?;
@@ -183,7 +208,7 @@ pub async fn unbind(
     cmd: Unbind,
 ) -> Result<pb::ClientInfoPanel, Error> {
     let (mut conn, session) = state.session(caller).await?;
-    let interaction = tx::write(&mut conn, session.domain.id, async |tx| {
+    let interaction = tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let (i, was) = binding::unbind(tx, &session, &cmd.interaction).await?;
         if let Some(contact) = was {
             tx.emit(events::out(

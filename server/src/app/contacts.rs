@@ -60,7 +60,7 @@ pub struct Unlink {
 pub async fn update(state: &AppState, caller: Caller, cmd: Update) -> Result<ContactCard, Error> {
     let (mut conn, session) = state.session(caller).await?;
     let keys = &state.keys;
-    tx::write(&mut conn, session.domain.id, async |tx| {
+    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let card =
             contacts::update(tx, &session, cmd.contact, cmd.expected_version, &cmd.patch).await?;
         tx.emit(events::updated(&session, keys, &card)?);
@@ -72,7 +72,7 @@ pub async fn update(state: &AppState, caller: Caller, cmd: Update) -> Result<Con
 /// Deletes a contact; agents who had it on screen are told.
 pub async fn delete(state: &AppState, caller: Caller, cmd: Delete) -> Result<(), Error> {
     let (mut conn, session) = state.session(caller).await?;
-    tx::write(&mut conn, session.domain.id, async |tx| {
+    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         // Looked up before the delete unbinds the contact's interactions.
         let agents = outbox::concerned_agents(tx, session.domain.id, &[cmd.contact]).await?;
         contacts::delete(tx, &session, cmd.contact, cmd.expected_version).await?;
@@ -96,7 +96,7 @@ pub async fn link(state: &AppState, caller: Caller, cmd: Link) -> Result<Contact
         session.domain.default_region,
     )?;
     let keys = &state.keys;
-    tx::write(&mut conn, session.domain.id, async |tx| {
+    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let (card, outcome) = contacts::link_communication(
             tx,
             &session,
@@ -123,7 +123,7 @@ pub async fn link(state: &AppState, caller: Caller, cmd: Link) -> Result<Contact
 pub async fn unlink(state: &AppState, caller: Caller, cmd: Unlink) -> Result<ContactCard, Error> {
     let (mut conn, session) = state.session(caller).await?;
     let keys = &state.keys;
-    tx::write(&mut conn, session.domain.id, async |tx| {
+    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let card = contacts::unlink_communication(
             tx,
             &session,
@@ -141,11 +141,12 @@ pub async fn unlink(state: &AppState, caller: Caller, cmd: Unlink) -> Result<Con
 /// Imports a batch of validated records (`(index, draft)`) as one unit of work; returns how
 /// many were imported and the records rejected.
 pub async fn import_batch(
+    state: &AppState,
     conn: &mut diesel_async::AsyncPgConnection,
     session: &crate::db::domains::Session,
     batch: &[(i64, ContactDraft)],
 ) -> Result<(usize, Vec<Rejected>), Error> {
-    tx::write(conn, session.domain.id, async |tx| {
+    tx::write(conn, &state.hub, session.domain.id, async |tx| {
         import::insert_batch(tx, session, batch).await
     })
     .await

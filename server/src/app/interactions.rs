@@ -122,7 +122,7 @@ async fn first_offer(
         out.push(events::bound(session, keys, &interaction, card, None)?);
     }
     let payloads = out.into_iter().map(|o| o.payload).collect();
-    let id = match interactions::insert_first_offer(conn, session, &interaction, payloads).await {
+    let id = match interactions::insert_first_offer(conn, &state.hub, session, &interaction, payloads).await {
         Ok(Some(id)) => id,
         // The routing id was taken meanwhile; or a contact it shows or binds was deleted
         // meanwhile: the transactional path looks again.
@@ -152,7 +152,7 @@ async fn reoffer(
     offer: &Offer,
 ) -> Result<OfferResult, Error> {
     let keys = &state.keys;
-    tx::write(conn, session.domain.id, async |tx| {
+    tx::write(conn, &state.hub, session.domain.id, async |tx| {
         let r = interactions::offer(tx, session, offer).await?;
         if r.changed {
             let i = &r.interaction;
@@ -183,7 +183,7 @@ async fn reoffer(
 /// Records that the agent answered.
 pub async fn accept(state: &AppState, caller: Caller, cmd: Accept) -> Result<Interaction, Error> {
     let (mut conn, session) = state.session(caller).await?;
-    tx::write(&mut conn, session.domain.id, async |tx| {
+    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let i = interactions::accept(tx, &session, &cmd.interaction, cmd.agent).await?;
         tx.emit(events::out(
             vec![i.agent],
@@ -199,7 +199,7 @@ pub async fn accept(state: &AppState, caller: Caller, cmd: Accept) -> Result<Int
 /// Records that the interaction ended.
 pub async fn close(state: &AppState, caller: Caller, cmd: Close) -> Result<Interaction, Error> {
     let (mut conn, session) = state.session(caller).await?;
-    tx::write(&mut conn, session.domain.id, async |tx| {
+    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let i = interactions::close(tx, &session, &cmd.interaction).await?;
         tx.emit(events::out(
             vec![i.agent],

@@ -18,7 +18,7 @@ use crate::error::{Error, Reason};
 /// Locks the caller's interaction and checks that it is live: NOT_FOUND when missing or
 /// offered to another agent, FAILED_PRECONDITION unless accepted.
 pub async fn lock_live(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     session: &Session,
     external_id: &str,
 ) -> Result<Interaction, Error> {
@@ -46,6 +46,17 @@ pub async fn lock_live(
 /// A messaging identity that moved: from which contact, and the link.
 pub type Relink = Option<(ContactId, ChannelLink)>;
 
+/// A messaging identity that moved to a new contact, with the card of the contact it left.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    /// The contact that held it.
+    pub from: ContactId,
+    /// The identity.
+    pub link: ChannelLink,
+    /// That contact's card after the move.
+    pub from_card: Option<ContactCard>,
+}
+
 fn relink_of(outcome: LinkOutcome) -> Relink {
     match outcome {
         LinkOutcome::Relinked { from, link } => Some((from, link)),
@@ -63,7 +74,7 @@ pub struct CreatedFrom {
     /// The interaction, after the binding (`None` on a retry).
     pub interaction: Option<Interaction>,
     /// The chat identity that moved to the new contact.
-    pub relink: Relink,
+    pub relink: Option<Moved>,
 }
 
 /// Creates a contact from a live interaction: a chat's identity moves to it (relinked from any
@@ -80,8 +91,16 @@ pub async fn create_from_interaction(
     let domain = session.domain.id;
     let actor = session.caller.user_id;
     {
-        // A retry returns what the first request made, even once the interaction has ended.
-        if let Some(id) = contacts::earlier(conn, domain, key).await? {
+        // Both reads in one round trip. A retry returns what the first request made, even once
+        // the interaction has ended.
+        let (earlier, live) = {
+            let c: &AsyncPgConnection = conn;
+            futures_util::join!(
+                contacts::earlier(c, domain, key),
+                lock_live(c, session, external_id)
+            )
+        };
+        if let Some(id) = earlier? {
             let card = contacts::load_card(conn, domain, id).await?;
             return Ok(CreatedFrom {
                 card,
@@ -90,7 +109,7 @@ pub async fn create_from_interaction(
                 relink: None,
             });
         }
-        let interaction = lock_live(conn, session, external_id).await?;
+        let interaction = live?;
         let extra = match (&interaction.destination, link_caller_number) {
             (Destination::Chat(identity), _) => Some(Communication::Channel(identity.clone())),
             (
@@ -143,22 +162,42 @@ pub async fn create_from_interaction(
                 .await?,
             );
         }
-        let card = contacts::audit_created(conn, session, id, Some(external_id)).await?;
+        // The new card, and the card of the contact the identity moved from, in one statement.
+        let mut shown = vec![id.0];
+        shown.extend(relink.as_ref().map(|(from, _)| from.0));
+        let mut cards = contacts::load_cards(conn, domain, &shown).await?;
+        let from_card = relink
+            .as_ref()
+            .and_then(|(from, _)| cards.iter().position(|c| c.id == *from))
+            .map(|at| cards.swap_remove(at));
+        let card = cards
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| Error::contact_not_found(id))?;
+        contacts::audit_created_card(conn, session, &card, Some(external_id))?;
         interactions::bind(
             conn,
             domain,
             interaction.id,
             external_id,
+            interaction.bound_contact,
             id,
             actor,
             Some(actor),
         )
         .await?;
-        let interaction = interactions::find(conn, domain, external_id, false).await?;
+        let relink = relink.map(|(from, link)| Moved {
+            from,
+            link,
+            from_card,
+        });
         Ok(CreatedFrom {
             card,
             created: true,
-            interaction,
+            interaction: Some(Interaction {
+                bound_contact: Some(id),
+                ..interaction
+            }),
             relink,
         })
     }
@@ -210,15 +249,19 @@ pub async fn select(
             domain,
             interaction.id,
             external_id,
+            interaction.bound_contact,
             contact,
             actor,
             Some(actor),
         )
         .await?;
-        let interaction = interactions::find(conn, domain, external_id, false)
-            .await?
-            .ok_or_else(|| Error::interaction_not_found(external_id))?;
-        Ok((interaction, relink))
+        Ok((
+            Interaction {
+                bound_contact: Some(contact),
+                ..interaction
+            },
+            relink,
+        ))
     }
 }
 

@@ -403,20 +403,72 @@ pub async fn audit_created(
     interaction: Option<&str>,
 ) -> Result<ContactCard, Error> {
     let card = load_card(conn, session.domain.id, id).await?;
+    audit_created_card(conn, session, &card, interaction)?;
+    Ok(card)
+}
+
+/// Records the creation of the contact whose new card is `card`.
+pub fn audit_created_card(
+    conn: &mut Tx<'_>,
+    session: &Session,
+    card: &ContactCard,
+    interaction: Option<&str>,
+) -> Result<(), Error> {
     conn.audit(AuditRecord {
         domain: session.domain.id,
         actor: session.caller.user_id,
         action: AuditAction::ContactCreate,
-        contact: id,
+        contact: card.id,
         interaction,
         before: None,
-        after: Some(audit::snapshot(&card)?),
+        after: Some(audit::snapshot(card)?),
     });
-    Ok(card)
+    Ok(())
 }
 
-/// Inserts the contact with labels, attributes and communications (call in a transaction);
-/// with a request key already used, inserts nothing and names the earlier contact.
+/// Claims the request key (`$3`, `''` for none, with the body's fingerprint `$4`) and inserts
+/// the contact row, in one statement: the id is drawn first so that the claim names it. Nothing
+/// is written when the owner (`$2`) is not a user of the domain (`owner_ok` false) or the key
+/// was claimed before (`id` NULL).
+pub const INSERT_CONTACT_SQL: &str = "\
+WITH owner AS (SELECT EXISTS (SELECT 1 FROM users WHERE domain_id = $1 AND id = $2) AS ok), \
+     n AS (SELECT nextval(pg_get_serial_sequence('contacts', 'id')) AS id FROM owner \
+           WHERE owner.ok), \
+     claim AS (INSERT INTO contact_create_requests (domain_id, request_id, fingerprint, contact_id) \
+               SELECT $1, $3, $4, n.id FROM n WHERE $3 <> '' \
+               ON CONFLICT DO NOTHING \
+               RETURNING contact_id), \
+     c AS (INSERT INTO contacts (id, domain_id, display_name, description, time_zone, owner_id, \
+                                 created_by, updated_by) \
+           OVERRIDING SYSTEM VALUE \
+           SELECT n.id, $1, $5, $6, $7, $2, $8, $8 FROM n \
+           WHERE $3 = '' OR EXISTS (SELECT 1 FROM claim) \
+           RETURNING id) \
+SELECT (SELECT ok FROM owner) AS owner_ok, (SELECT id FROM c) AS id";
+
+crate::db::cached::cached_statement!(
+    /// [`INSERT_CONTACT_SQL`], prepared once per connection.
+    InsertContactStatement = INSERT_CONTACT_SQL;
+    domain: BigInt => i64,
+    owner: BigInt => i64,
+    request_id: Text => String,
+    fingerprint: Text => String,
+    display_name: Text => String,
+    description: Text => String,
+    time_zone: Text => String,
+    actor: BigInt => i64,
+);
+
+#[derive(diesel::QueryableByName)]
+struct InsertedContact {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    owner_ok: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+}
+
+/// Inserts the contact with labels, attributes and communications; with a request key
+/// already used, inserts nothing and names the earlier contact.
 pub async fn insert_contact(
     conn: &mut Tx<'_>,
     session: &Session,
@@ -424,54 +476,43 @@ pub async fn insert_contact(
     key: Option<CreateRequestKey<'_>>,
 ) -> Result<Created, Error> {
     let domain = session.domain.id;
-    let actor = session.caller.user_id;
-    {
-        if let Some(key) = key {
-            let claimed = diesel::insert_into(contact_create_requests::table)
-                .values((
-                    contact_create_requests::domain_id.eq(domain.0),
-                    contact_create_requests::request_id.eq(key.request_id),
-                    contact_create_requests::fingerprint.eq(key.fingerprint),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            if claimed == 0 {
-                return replay(conn, domain, key).await.map(Created::Replayed);
-            }
-        }
-        check_owner(conn, domain, draft.owner, "owner_id").await?;
-        let id: i64 = diesel::insert_into(contacts::table)
-            .values((
-                contacts::domain_id.eq(domain.0),
-                contacts::display_name.eq(&draft.display_name),
-                contacts::description.eq(&draft.description),
-                contacts::time_zone.eq(&draft.time_zone),
-                contacts::owner_id.eq(draft.owner.0),
-                contacts::created_by.eq(actor.0),
-                contacts::updated_by.eq(actor.0),
-            ))
-            .returning(contacts::id)
-            .get_result(conn)
-            .await?;
-        let id = ContactId(id);
-        labels::set_for_contact(conn, domain, id, &draft.labels).await?;
-        set_attributes(conn, domain, id, &draft.attributes).await?;
-        for communication in &draft.communications {
-            communications::link(conn, domain, id, communication, false).await?;
-        }
-        if let Some(key) = key {
-            diesel::update(
-                contact_create_requests::table
-                    .filter(contact_create_requests::domain_id.eq(domain.0))
-                    .filter(contact_create_requests::request_id.eq(key.request_id)),
-            )
-            .set(contact_create_requests::contact_id.eq(id.0))
-            .execute(conn)
-            .await?;
-        }
-        Ok(Created::New(id))
+    let inserted: InsertedContact = InsertContactStatement {
+        domain: domain.0,
+        owner: draft.owner.0,
+        request_id: key.map(|k| k.request_id.to_owned()).unwrap_or_default(),
+        fingerprint: key.map(|k| k.fingerprint.to_owned()).unwrap_or_default(),
+        display_name: draft.display_name.clone(),
+        description: draft.description.clone(),
+        time_zone: draft.time_zone.clone(),
+        actor: session.caller.user_id.0,
     }
+    .get_result(conn)
+    .await?;
+    let id = match (inserted.id, key) {
+        (Some(id), _) => ContactId(id),
+        // A retry: the key's first request made the contact (checked before the owner, who
+        // may have changed since).
+        (None, Some(key)) if inserted.owner_ok || earlier(conn, domain, key).await?.is_some() => {
+            return replay(conn, domain, key).await.map(Created::Replayed);
+        }
+        (None, _) => {
+            return Err(Error::invalid(
+                "owner_id",
+                format!("no user {} in this domain", draft.owner),
+            ));
+        }
+    };
+    // A new contact has no labels or attributes to replace.
+    if !draft.labels.is_empty() {
+        labels::set_for_contact(conn, domain, id, &draft.labels).await?;
+    }
+    if !draft.attributes.is_empty() {
+        set_attributes(conn, domain, id, &draft.attributes).await?;
+    }
+    for communication in &draft.communications {
+        communications::link(conn, domain, id, communication, false).await?;
+    }
+    Ok(Created::New(id))
 }
 
 /// The contact an earlier request with the same key created.
@@ -488,7 +529,7 @@ async fn replay(
 /// The contact an earlier request with this key created, if the key was used: ALREADY_EXISTS
 /// when it was used with another body, FAILED_PRECONDITION when that contact was deleted.
 pub async fn earlier(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     domain: DomainId,
     key: CreateRequestKey<'_>,
 ) -> Result<Option<ContactId>, Error> {
@@ -499,7 +540,7 @@ pub async fn earlier(
             contact_create_requests::fingerprint,
             contact_create_requests::contact_id,
         ))
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()?;
     let Some((fingerprint, contact)) = found else {
@@ -658,7 +699,7 @@ pub async fn link_and_relink(
 ) -> Result<LinkOutcome, Error> {
     let outcome = communications::link(conn, domain, id, communication, relink).await?;
     if let LinkOutcome::Relinked { from, link } = &outcome {
-        lock(conn, domain, *from, None).await?;
+        // The update locks the row (the identity's lock, taken first, orders the writers).
         touch(conn, domain, *from, actor, ContactChanges::default()).await?;
         let moved = serde_json::json!({
             "messaging_channel": link,

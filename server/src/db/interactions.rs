@@ -9,7 +9,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::audit::{AuditAction, AuditRecord};
 use super::domains::Session;
 use super::identification;
-use super::schema::{contacts, interaction_bindings, interactions};
+use super::schema::{interaction_bindings, interactions};
 use super::tx::Tx;
 use crate::domain::contact::ChannelIdentity;
 use crate::domain::identify::{Candidate, Identification, Outcome};
@@ -104,7 +104,7 @@ impl InteractionRow {
 /// Finds an interaction of `domain` by routing id; `lock` takes a row lock (use in a
 /// transaction).
 pub async fn find(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     domain: DomainId,
     external_id: &str,
     lock: bool,
@@ -114,9 +114,9 @@ pub async fn find(
         .filter(interactions::external_id.eq(external_id))
         .select(InteractionRow::as_select());
     let row = if lock {
-        query.for_update().first(conn).await.optional()?
+        query.for_update().first(&mut conn).await.optional()?
     } else {
-        query.first(conn).await.optional()?
+        query.first(&mut conn).await.optional()?
     };
     row.map(InteractionRow::into_domain).transpose()
 }
@@ -238,6 +238,7 @@ pub async fn offer(
                     domain.id,
                     id,
                     &offer.external_id,
+                    None,
                     ContactId(contact),
                     actor,
                     None,
@@ -420,53 +421,37 @@ pub async fn close(
     }
 }
 
-/// Binds interaction `id` to `contact` (ending and auditing any binding to another contact;
-/// binding to the same contact again changes nothing), marks the contact active, and audits it. `by` is the agent who selected, `None` for autolink (the audit actor is then
-/// `actor`, the routing service). Call inside a transaction.
+/// Binds the interaction to `contact`, marks the contact active, and audits it: one statement
+/// ([`BIND_SQL`]), after ending (and auditing) the binding to `current`, the contact it is
+/// bound to now (read from its locked row; binding to the same contact again changes
+/// nothing). `by` is the agent who selected, `None` for autolink (the audit actor is then
+/// `actor`, the routing service).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the binding's facts, each a plain value"
+)]
 pub async fn bind(
     conn: &mut Tx<'_>,
     domain: DomainId,
     id: i64,
     external_id: &str,
+    current: Option<ContactId>,
     contact: ContactId,
     actor: UserId,
     by: Option<UserId>,
 ) -> Result<(), Error> {
-    let current: Option<i64> = interaction_bindings::table
-        .filter(interaction_bindings::interaction_id.eq(id))
-        .filter(interaction_bindings::unbound_at.is_null())
-        .select(interaction_bindings::contact_id)
-        .first(conn)
-        .await
-        .optional()?;
-    if current == Some(contact.0) {
+    if current == Some(contact) {
         return Ok(());
     }
     if let Some(previous) = current {
-        end_binding(conn, domain, id, external_id, ContactId(previous), actor).await?;
+        end_binding(conn, domain, id, external_id, previous, actor).await?;
     }
-    diesel::insert_into(interaction_bindings::table)
-        .values((
-            interaction_bindings::domain_id.eq(domain.0),
-            interaction_bindings::interaction_id.eq(id),
-            interaction_bindings::contact_id.eq(contact.0),
-            interaction_bindings::bound_by.eq(by.map(|u| u.0)),
-        ))
-        .execute(conn)
-        .await?;
-    diesel::update(interactions::table.find(id))
-        .set((
-            interactions::bound_contact_id.eq(contact.0),
-            interactions::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
-    diesel::update(
-        contacts::table
-            .filter(contacts::domain_id.eq(domain.0))
-            .filter(contacts::id.eq(contact.0)),
-    )
-    .set(contacts::last_active_at.eq(diesel::dsl::now))
+    BindStatement {
+        domain: domain.0,
+        interaction: id,
+        contact: contact.0,
+        by: by.map(|u| u.0),
+    }
     .execute(conn)
     .await?;
     conn.audit(AuditRecord {
@@ -485,6 +470,26 @@ pub async fn bind(
     });
     Ok(())
 }
+
+/// A new binding (`$2` to `$3`, by `$4`): the history row, the interaction's bound contact, and
+/// the contact's activity, in one statement.
+pub const BIND_SQL: &str = "\
+WITH b AS (INSERT INTO interaction_bindings (domain_id, interaction_id, contact_id, bound_by) \
+           VALUES ($1, $2, $3, $4) RETURNING 1), \
+     i AS (UPDATE interactions SET bound_contact_id = $3, updated_at = now() \
+           WHERE id = $2 RETURNING 1), \
+     c AS (UPDATE contacts SET last_active_at = now() WHERE domain_id = $1 AND id = $3 \
+           RETURNING 1) \
+SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM i) + (SELECT count(*) FROM c) AS n";
+
+crate::db::cached::cached_statement!(
+    /// [`BIND_SQL`], prepared once per connection.
+    BindStatement = BIND_SQL;
+    domain: BigInt => i64,
+    interaction: BigInt => i64,
+    contact: BigInt => i64,
+    by: Nullable<BigInt> => Option<i64>,
+);
 
 /// Ends the current binding of interaction `id` (to `contact`) and audits it (call in a
 /// transaction).
@@ -681,9 +686,9 @@ pub async fn offer_context(
 /// A first offer in one statement, which is atomic on its own (no transaction, no round trip
 /// for `BEGIN` or `COMMIT`): the interaction (`$1`..`$20`), its binding when it was autolinked
 /// (`$20`, audited as actor `$21` with `$22`), and its events for the agent (`$23`, numbered
-/// by the statement's transaction as [`super::outbox`] requires, announced by `NOTIFY`). When
-/// the routing id is taken (a concurrent first offer), nothing is written and no row comes
-/// back. This is the unit of work of the hot write, written out as one statement: the same
+/// by the statement's transaction as [`super::outbox`] requires; announced after it commits,
+/// see [`super::tx`]). When the routing id is taken (a concurrent
+/// first offer), nothing is written and no row comes back. This is the unit of work of the hot write, written out as one statement: the same
 /// audit and event rows [`super::tx`]'s flush would write.
 pub const INSERT_OFFER_SQL: &str = "\
 WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, \
@@ -714,8 +719,7 @@ WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, 
            RETURNING 1) \
 SELECT ins.id, \
        (SELECT count(*) FROM b) + (SELECT count(*) FROM t) + (SELECT count(*) FROM a) \
-         + (SELECT count(*) FROM e) AS writes, \
-       pg_notify('client_info_events', $1::text)::text AS notified \
+         + (SELECT count(*) FROM e) AS writes \
 FROM ins";
 
 crate::db::cached::cached_statement!(
@@ -768,6 +772,7 @@ fn bind_record(external_id: &str, contact: ContactId, by: Option<UserId>) -> ser
 /// interaction's id, or `None` when the routing id is taken (nothing was written).
 pub async fn insert_first_offer(
     conn: &mut AsyncPgConnection,
+    announcer: &dyn super::tx::Announce,
     session: &Session,
     interaction: &Interaction,
     payloads: Vec<Vec<u8>>,
@@ -809,5 +814,8 @@ pub async fn insert_first_offer(
         offered_at: interaction.offered_at,
     };
     let inserted: Option<Inserted> = statement.get_result(conn).await.optional()?;
+    if inserted.is_some() {
+        announcer.announce(session.domain.id);
+    }
     Ok(inserted.map(|r| r.id))
 }

@@ -62,6 +62,14 @@ use crate::error::Error;
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "client_info_events";
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn notify_uses_the_channel_the_hub_listens_on() {
+        assert!(super::NOTIFY_SQL.contains(&format!("pg_notify('{}'", super::CHANNEL)));
+    }
+}
+
 /// Who receives an event.
 #[derive(Debug, Clone, Default)]
 pub struct Recipients {
@@ -129,15 +137,42 @@ impl StoredEvent {
 /// Most events one transaction may publish (the ordinal's share of a sequence number).
 pub const MAX_EVENTS_PER_TRANSACTION: usize = 65_535;
 
-/// Writes `events` of `domain` in the caller's transaction, once per transaction, for tools
-/// and tests that write events without a [`super::tx::Tx`] (the server's writes publish through
-/// their unit of work). Returns how many were written.
+/// Writes `events` of `domain` in the caller's transaction, once per transaction, and
+/// announces them at its commit, for tools and tests that write events without a
+/// [`super::tx::Tx`] (the server's writes publish through their unit of work, which notifies
+/// after the commit). Returns how many were written.
 pub async fn publish(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     events: &[Outgoing],
 ) -> Result<usize, Error> {
-    super::tx::flush(conn, domain, Vec::new(), events).await
+    let written = super::tx::flush(conn, domain, Vec::new(), events).await?;
+    if written > 0 {
+        notify(conn, &[domain]).await?;
+    }
+    Ok(written)
+}
+
+/// Announces that domains `$1` have new events, to every server's hub (`LISTEN` on
+/// [`CHANNEL`]).
+pub const NOTIFY_SQL: &str =
+    "SELECT count(pg_notify('client_info_events', d::text)) AS n FROM unnest($1::bigint[]) AS d";
+
+crate::db::cached::cached_statement!(
+    /// [`NOTIFY_SQL`], prepared once per connection.
+    NotifyStatement = NOTIFY_SQL;
+    domains: Array<BigInt> => Vec<i64>,
+);
+
+/// Announces `domains` (in the caller's transaction, or in a tiny transaction of its own,
+/// which writes nothing and so flushes nothing).
+pub async fn notify(conn: &mut AsyncPgConnection, domains: &[DomainId]) -> Result<(), Error> {
+    NotifyStatement {
+        domains: domains.iter().map(|d| d.0).collect(),
+    }
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The domain's last deliverable sequence (below the horizon) and the sequence pruned through.

@@ -2,6 +2,14 @@
 //! collects the audit records and the session events the change produces, and writes both at
 //! commit in one statement ([`FLUSH_SQL`], with the `NOTIFY`), then commits.
 //!
+//! The announcement (`NOTIFY`) goes out after the commit ([`Announce`]), not from the writing
+//! transaction: a transaction that notifies takes a lock that is one for the whole PostgreSQL
+//! cluster at commit and holds it through its commit record's flush, so notifying writers
+//! would commit one at a time (no group commit) whatever their domain. A notification is only a hint that
+//! a domain has new events (readers read by horizon, and the hub re-reads every watched
+//! domain every two seconds), so one lost in a crash between commit and notify delays
+//! delivery and loses nothing.
+//!
 //! A `Tx` can only be had from [`write`], and every write function of `db` takes one, so a
 //! multi-statement change cannot run outside a transaction, publish twice, or forget its
 //! events: the types make it so. Audit records and events cost no round trip of their own:
@@ -100,6 +108,14 @@ impl Tx<'_> {
     }
 }
 
+/// Tells every server that a domain has new committed events (the event hub: it wakes its own
+/// readers at once and sends the `NOTIFY` for the other servers from a task of its own, off
+/// the request path).
+pub trait Announce: Sync {
+    /// `domain` has new committed events.
+    fn announce(&self, domain: DomainId);
+}
+
 /// The future of a unit of work's body; `Send`, as tonic's handlers need (the same device as
 /// diesel-async's transaction closures: `AsyncFnOnce` alone cannot say that its future is
 /// `Send`).
@@ -120,11 +136,12 @@ where
 }
 
 /// Runs `body` as one unit of work of `domain`: opens the transaction, runs the body, writes
-/// its audit records and events, commits. An error anywhere rolls everything back (nothing is
+/// its audit records and events, commits, then announces the domain when it wrote events. An error anywhere rolls everything back (nothing is
 /// half-written, nothing is published). A connection whose transaction was interrupted (the
 /// request was cancelled mid-way) is not reused by the pool.
 pub async fn write<R, F>(
     conn: &mut AsyncPgConnection,
+    announcer: &dyn Announce,
     domain: DomainId,
     body: F,
 ) -> Result<R, Error>
@@ -142,12 +159,17 @@ where
     {
         Ok(r) => flush(conn, domain, pending.audits, &pending.events)
             .await
-            .map(|_| r),
+            .map(|written| (r, written)),
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(r) => match AnsiTransactionManager::commit_transaction(conn).await {
-            Ok(()) => Ok(r),
+        Ok((r, written)) => match AnsiTransactionManager::commit_transaction(conn).await {
+            Ok(()) => {
+                if written > 0 {
+                    announcer.announce(domain);
+                }
+                Ok(r)
+            }
             Err(e) => {
                 let _ = AnsiTransactionManager::rollback_transaction(conn).await;
                 Err(e.into())
@@ -164,8 +186,8 @@ where
 /// Writes audit records (`$2`..`$7`, one array per column) and events (recipients `$8` as array
 /// literals, contacts whose concerned agents also receive them `$9`, payloads `$10`) of domain
 /// `$1` in one statement, numbering the events by the writing transaction (see
-/// [`super::outbox`]) and announcing the domain (`NOTIFY`, delivered at commit) when any was
-/// written. An event that reaches nobody is not written.
+/// [`super::outbox`]). An event that reaches nobody is not written. The domain is announced
+/// after the commit ([`super::outbox::notify`]), not in this transaction.
 pub const FLUSH_SQL: &str = "\
 WITH a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, \
                                   before, after) \
@@ -193,9 +215,7 @@ WITH a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, inter
            SELECT $1, (pg_current_xact_id()::text::bigint << 16) + r.ord, r.agents, r.payload \
            FROM r WHERE cardinality(r.agents) > 0 \
            RETURNING 1) \
-SELECT (SELECT count(*) FROM a) AS audited, (SELECT count(*) FROM e) AS written, \
-       (SELECT pg_notify('client_info_events', $1::text) WHERE EXISTS (SELECT 1 FROM e))::text \
-         AS notified";
+SELECT (SELECT count(*) FROM a) AS audited, (SELECT count(*) FROM e) AS written";
 
 crate::db::cached::cached_statement!(
     /// [`FLUSH_SQL`], prepared once per connection.
@@ -279,15 +299,13 @@ pub(super) async fn flush(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_flush_notifies_the_channel_the_hub_listens_on() {
-        assert!(
-            super::FLUSH_SQL.contains(&format!("pg_notify('{}'", super::super::outbox::CHANNEL))
-        );
-    }
-
-    #[test]
     fn id_lists_are_sorted_array_literals() {
         assert_eq!(super::id_list(vec![3, 1, 3]), "{1,3}");
         assert_eq!(super::id_list(Vec::new()), "{}");
+    }
+
+    #[test]
+    fn the_flush_does_not_notify_inside_the_transaction() {
+        assert!(!super::FLUSH_SQL.contains("pg_notify"));
     }
 }

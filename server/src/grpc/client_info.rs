@@ -185,7 +185,7 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
 
         let (mut conn, session) = self.state.session(caller).await?;
         // Another agent's interaction is as invisible as another domain's.
-        let interaction = interactions::find(&mut conn, session.domain.id, &id, false)
+        let interaction = interactions::find(&conn, session.domain.id, &id, false)
             .await?
             .filter(|i| i.agent == caller.user_id)
             .ok_or_else(|| Error::interaction_not_found(&id))?;

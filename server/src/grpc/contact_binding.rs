@@ -230,7 +230,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         }
         if !full {
             let iid = interaction.as_deref().unwrap_or_default();
-            let i = interactions::find(&mut conn, domain, iid, false)
+            let i = interactions::find(&conn, domain, iid, false)
                 .await?
                 .filter(|i| i.agent == caller.user_id)
                 .ok_or_else(|| Error::interaction_not_found(iid))?;

@@ -198,7 +198,7 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
         let domain = session.domain.id;
         if !full {
             let id = draft.interaction.as_deref().unwrap_or_default();
-            let interaction = interactions::find(&mut conn, domain, id, false)
+            let interaction = interactions::find(&conn, domain, id, false)
                 .await?
                 .filter(|i| i.agent == caller.user_id)
                 .ok_or_else(|| Error::interaction_not_found(id))?;

@@ -117,7 +117,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             }
             if batch.len() >= IMPORT_BATCH {
                 let (n, rejected) =
-                    app::contacts::import_batch(&mut conn, &session, &batch).await?;
+                    app::contacts::import_batch(&self.state, &mut conn, &session, &batch).await?;
                 imported += i64::try_from(n).unwrap_or(0);
                 for r in rejected {
                     reject(&mut errors, r.index, r.field, r.description);
@@ -126,7 +126,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             }
         }
         if !batch.is_empty() {
-            let (n, rejected) = app::contacts::import_batch(&mut conn, &session, &batch).await?;
+            let (n, rejected) = app::contacts::import_batch(&self.state, &mut conn, &session, &batch).await?;
             imported += i64::try_from(n).unwrap_or(0);
             for r in rejected {
                 reject(&mut errors, r.index, r.field, r.description);

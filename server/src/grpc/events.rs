@@ -171,10 +171,33 @@ pub async fn moved(
         return Ok(Vec::new());
     };
     let from_card = crate::db::contacts::load_card(conn, session.domain.id, *from).await?;
-    Ok(vec![
-        relinked(interaction, link, *from, to),
-        updated(session, keys, &from_card)?,
-    ])
+    moved_with(
+        session,
+        keys,
+        interaction,
+        link,
+        *from,
+        Some(&from_card),
+        to,
+    )
+}
+
+/// [`moved`] with the card of the contact that lost the identity already loaded (`None`: it
+/// is gone, only the move is told).
+pub fn moved_with(
+    session: &Session,
+    keys: &TokenKeys,
+    interaction: Option<&Interaction>,
+    link: &ChannelLink,
+    from: ContactId,
+    from_card: Option<&ContactCard>,
+    to: ContactId,
+) -> Result<Vec<Outgoing>, Error> {
+    let mut events = vec![relinked(interaction, link, from, to)];
+    if let Some(card) = from_card {
+        events.push(updated(session, keys, card)?);
+    }
+    Ok(events)
 }
 
 /// ContactUpdated, to the agents whose open interactions have the contact bound or as a
