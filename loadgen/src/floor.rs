@@ -38,39 +38,12 @@ COALESCE((SELECT jsonb_agg(jsonb_build_array(m.id, m.protocol, m.external_user_i
 FROM contacts c WHERE c.domain_id = :d AND c.id = ANY(ARRAY[:cid]);
 ";
 
-/// The server's event publication (`db::outbox::PUBLISH_SQL`) of `n` events, numbered by the
-/// transaction, to nobody and announced on another channel, so that watchers never see them.
-fn publish(n: u32) -> String {
-    format!(
-        "WITH e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
-SELECT :d, (pg_current_xact_id()::text::bigint << 16) + x.ord, '{{}}'::bigint[], decode(repeat('00', 300), 'hex') \
-FROM generate_series(1, {n}) WITH ORDINALITY AS x (g, ord) RETURNING 1) \
-SELECT count(*), pg_notify('client_info_events_floor', :d::text)::text FROM e;\n"
-    )
-}
-
-/// The agents concerned by a contact change (`db::outbox::CONCERNED_AGENTS_SQL`).
-fn concerned(ids: &str) -> String {
-    format!(
-        "SELECT agent_id FROM interactions WHERE domain_id = :d AND state <> 'closed' \
-AND bound_contact_id = ANY(ARRAY[{ids}]::bigint[]) UNION SELECT agent_id FROM interactions \
-WHERE domain_id = :d AND state <> 'closed' AND interaction_candidate_ids(candidates) && ARRAY[{ids}]::bigint[];\n"
-    )
-}
-
-/// Audit record `action` of `contact`.
-fn audit(action: &str, contact: &str) -> String {
-    format!(
-        "INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, before, after) \
-VALUES (:d, :u, '{action}', {contact}, 'pgr-' || :client_id || '-' || :r, '{{}}', '{{}}');\n"
-    )
-}
-
 /// A first offer as the server runs it (`app::interactions::offer`): the session; the offer's
 /// context and the identification (every phone tier in one statement, the fallbacks gated
 /// off when the exact number matches) pipelined; the card of the candidate; then the one
-/// statement that writes the interaction and its two events (to nobody, announced on another
-/// channel, so that watchers never see them).
+/// statement that writes the interaction and its two events (to nobody, so that watchers never
+/// see them), and the announcement the server's hub sends after it commits (on another
+/// channel).
 fn offer() -> String {
     let ext = "'pgb-' || :client_id || '-' || :r";
     let phone = "SELECT p.contact_id, p.id AS link_id, p.e164 AS matched, \
@@ -79,6 +52,7 @@ fn offer() -> String {
         "ANY(ARRAY[:cid])",
         &format!("ANY(ARRAY[(SELECT contact_id FROM contact_phones WHERE domain_id = :d AND e164 = {E164} LIMIT 1)])"),
     );
+    let insert = insert_offer(ext, "call", E164, "NULL, NULL, NULL", "'[]'");
     format!(
         "{PICK}\\set r random(1, 1000000000)
 {SESSION}\\startpipeline
@@ -88,67 +62,111 @@ national AS MATERIALIZED (SELECT 2 AS tier, t.* FROM ({phone} WHERE domain_id = 
 suffix AS (SELECT 3 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND digits_reversed >= '' AND digits_reversed < '' LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t WHERE false AND NOT EXISTS (SELECT 1 FROM exact) AND NOT EXISTS (SELECT 1 FROM national)) \
 SELECT * FROM exact UNION ALL SELECT * FROM national UNION ALL SELECT * FROM suffix;
 \\endpipeline
-{card}WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, queue_id, queue_name, member_id, member_description, variables, caller_number, caller_hidden, caller_e164, chat_protocol, chat_external_user_id, chat_display_name, outcome, outcome_reason, candidates, offered_at, bound_contact_id) \
-VALUES (:d, {ext}, 'call', 'inbound', 'offered', :u, NULL, NULL, NULL, NULL, '[]', {E164}, false, {E164}, NULL, NULL, NULL, 'identified', 'one contact: exact number', '[]', now(), NULL) ON CONFLICT DO NOTHING RETURNING id, bound_contact_id), \
+{card}{insert}{NOTIFY}"
+    )
+}
+
+/// The one statement of a first offer (`db::interactions::INSERT_OFFER_SQL`), for `kind`,
+/// the caller's columns and the candidates' JSON, with two events to nobody; `\gset`s `iid`.
+fn insert_offer(ext: &str, kind: &str, caller: &str, chat: &str, candidates: &str) -> String {
+    format!(
+        "WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, queue_id, queue_name, member_id, member_description, variables, caller_number, caller_hidden, caller_e164, chat_protocol, chat_external_user_id, chat_display_name, outcome, outcome_reason, candidates, offered_at, bound_contact_id) \
+VALUES (:d, {ext}, '{kind}', 'inbound', 'offered', :u, NULL, NULL, NULL, NULL, '[]', {caller}, false, {caller}, {chat}, 'identified', 'one contact', {candidates}, now(), NULL) ON CONFLICT DO NOTHING RETURNING id, bound_contact_id), \
 b AS (INSERT INTO interaction_bindings (domain_id, interaction_id, contact_id, bound_by) SELECT :d, ins.id, ins.bound_contact_id, NULL FROM ins WHERE ins.bound_contact_id IS NOT NULL RETURNING 1), \
 t AS (UPDATE contacts SET last_active_at = now() WHERE domain_id = :d AND id = (SELECT bound_contact_id FROM ins) RETURNING 1), \
 a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, before, after) SELECT :d, :u, 'interaction.bind', ins.bound_contact_id, {ext}, NULL, NULL FROM ins WHERE ins.bound_contact_id IS NOT NULL RETURNING 1), \
 e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) SELECT :d, (pg_current_xact_id()::text::bigint << 16) + x.ord, '{{}}'::bigint[], x.payload FROM ins, unnest(ARRAY[decode(repeat('00', 300), 'hex'), decode(repeat('00', 300), 'hex')]) WITH ORDINALITY AS x (payload, ord) RETURNING 1) \
-SELECT ins.id, (SELECT count(*) FROM b) + (SELECT count(*) FROM t) + (SELECT count(*) FROM a) + (SELECT count(*) FROM e) FROM ins;
-SELECT count(pg_notify('client_info_events_floor', d::text)) FROM unnest(ARRAY[:d]) AS d;
-"
+SELECT ins.id AS iid, (SELECT count(*) FROM b) + (SELECT count(*) FROM t) + (SELECT count(*) FROM a) + (SELECT count(*) FROM e) AS writes FROM ins \\gset\n"
     )
 }
 
-/// One create-with-relink cycle as the RPCs run it: offer a chat from a contact's Telegram
-/// identity, accept it, then create a contact in it, which moves the identity, binds the
-/// interaction and notifies the agents concerned.
+/// The announcement the hub sends after a write commits (on another channel).
+const NOTIFY: &str =
+    "SELECT count(pg_notify('client_info_events_floor', d::text)) FROM unnest(ARRAY[:d]) AS d;\n";
+
+/// The unit of work's flush (`db::tx::FLUSH_SQL`) of audit records (`actions` on `contacts`)
+/// and events (`(agents, concerned contacts)` as array literals, payloads of 300 bytes).
+fn flush(ext: &str, audits: &[(&str, &str)], events: &[(&str, &str)]) -> String {
+    let list = |items: Vec<String>| items.join(", ");
+    let actors = list(audits.iter().map(|_| ":u".to_owned()).collect());
+    let actions = list(audits.iter().map(|(a, _)| format!("'{a}'")).collect());
+    let contacts = list(audits.iter().map(|(_, c)| (*c).to_owned()).collect());
+    let interactions = list(audits.iter().map(|_| ext.to_owned()).collect());
+    let json = list(audits.iter().map(|_| "'{}'".to_owned()).collect());
+    let agents = list(events.iter().map(|(a, _)| (*a).to_owned()).collect());
+    let concerned = list(events.iter().map(|(_, c)| (*c).to_owned()).collect());
+    let payloads = list(
+        events
+            .iter()
+            .map(|_| "decode(repeat('00', 300), 'hex')".to_owned())
+            .collect(),
+    );
+    format!(
+        "WITH a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, before, after) \
+SELECT :d, x.actor, x.action, x.contact, x.interaction, x.before, x.after FROM unnest(ARRAY[{actors}]::bigint[], ARRAY[{actions}]::text[], ARRAY[{contacts}]::bigint[], ARRAY[{interactions}]::text[], ARRAY[{json}]::jsonb[], ARRAY[{json}]::jsonb[]) WITH ORDINALITY AS x (actor, action, contact, interaction, before, after, ord) ORDER BY x.ord RETURNING 1), \
+r AS (SELECT x.ord, x.payload, ARRAY(SELECT DISTINCT s.agent FROM (SELECT unnest(x.agents::bigint[]) AS agent UNION ALL SELECT i.agent_id FROM interactions i WHERE i.domain_id = :d AND i.state <> 'closed' AND i.bound_contact_id = ANY (x.contacts::bigint[]) UNION ALL SELECT i.agent_id FROM interactions i WHERE i.domain_id = :d AND i.state <> 'closed' AND interaction_candidate_ids(i.candidates) && x.contacts::bigint[]) s ORDER BY s.agent) AS agents \
+FROM unnest(ARRAY[{agents}]::text[], ARRAY[{concerned}]::text[], ARRAY[{payloads}]::bytea[]) WITH ORDINALITY AS x (agents, contacts, payload, ord)), \
+e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) SELECT :d, (pg_current_xact_id()::text::bigint << 16) + r.ord, r.agents, r.payload FROM r WHERE cardinality(r.agents) > 0 RETURNING 1) \
+SELECT (SELECT count(*) FROM a) AS audited, (SELECT count(*) FROM e) AS written;\n"
+    )
+}
+
+/// One create-with-relink cycle as the RPCs run it (`app::interactions`, `app::binding`): offer
+/// a chat from a contact's Telegram identity, accept it, then create a contact in it, which
+/// moves the identity, binds the interaction and tells the agents concerned.
 fn create_relink() -> String {
     let ext = "'pgr-' || :client_id || '-' || :r";
-    let card_old = CARD.replace(":cid", ":old");
-    let card_new = CARD.replace(":cid", ":newc");
-    let interaction = "SELECT * FROM interactions WHERE id = :iid;\n";
+    let holder = "(SELECT contact_id FROM contact_messaging_channels WHERE domain_id = :d AND protocol = 'telegram' AND external_user_id = 'tg-' || :i)";
+    let card_old = CARD.replace(":cid", holder);
+    let cards = CARD.replace("ARRAY[:cid]", "ARRAY[:newc, :old]");
+    let offer = insert_offer(
+        ext,
+        "chat",
+        "NULL",
+        "'telegram', 'tg-' || :i, 'Floor'",
+        &format!("jsonb_build_array(jsonb_build_object('contact_id', {holder}, 'exact', true))"),
+    );
+    let audits = [
+        ("channel.relink", ":old"),
+        ("channel.relink", ":newc"),
+        ("contact.create", ":newc"),
+        ("interaction.bind", ":newc"),
+    ];
+    let events = [
+        ("'{' || :u || '}'", "'{}'"),
+        ("'{' || :u || '}'", "'{}'"),
+        ("'{' || :u || '}'", "'{' || :old || ',' || :newc || '}'"),
+        ("'{}'", "'{' || :old || '}'"),
+    ];
+    let flush = flush(ext, &audits, &events);
+    let row = "id, external_id, kind, direction, state, agent_id, queue_id, queue_name, member_id, member_description, variables, caller_number, caller_e164, chat_protocol, chat_external_user_id, chat_display_name, outcome, outcome_reason, candidates, bound_contact_id, offered_at, accepted_at, closed_at";
     format!(
         "\\set i random(0, :n / 3 - 1) * 3
 \\set r random(1, 1000000000)
-{SESSION}SELECT EXISTS (SELECT 1 FROM users WHERE domain_id = :d AND id = :u);
-BEGIN;
-SELECT id FROM interactions WHERE domain_id = :d AND external_id = {ext} FOR UPDATE;
-SELECT m.contact_id AS old, m.id AS ch FROM contact_messaging_channels m WHERE m.domain_id = :d AND m.protocol = 'telegram' AND m.external_user_id = 'tg-' || :i \\gset
-INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, variables, chat_protocol, chat_external_user_id, chat_display_name, outcome, outcome_reason, candidates, offered_at) VALUES (:d, {ext}, 'chat', 'inbound', 'offered', :u, '[]', 'telegram', 'tg-' || :i, 'Floor', 'identified', 'one contact: messaging identity', jsonb_build_array(jsonb_build_object('contact_id', :old, 'exact', true)), now()) RETURNING id AS iid \\gset
-{interaction}{card_old}SELECT id, name FROM users WHERE domain_id = :d AND id = ANY(ARRAY[:u]);
-{}END;
-{SESSION}BEGIN;
-SELECT id FROM interactions WHERE id = :iid FOR UPDATE;
-UPDATE interactions SET state = 'accepted', accepted_at = now(), updated_at = now() WHERE id = :iid;
-{interaction}{}END;
-{SESSION}BEGIN;
+{SESSION}\\startpipeline
+SELECT (SELECT name FROM users WHERE domain_id = :d AND id = :u) AS agent_name, EXISTS (SELECT 1 FROM interactions WHERE domain_id = :d AND external_id = {ext}) AS known;
+SELECT m.contact_id, m.id AS link_id, m.protocol AS matched, (SELECT last_active_at FROM contacts WHERE id = m.contact_id) AS last_active_at FROM (SELECT contact_id, id, protocol FROM contact_messaging_channels WHERE domain_id = :d AND protocol = 'telegram' AND external_user_id = 'tg-' || :i) m;
+\\endpipeline
+{card_old}{offer}{NOTIFY}{SESSION}WITH u AS (UPDATE interactions SET state = 'accepted', accepted_at = now(), updated_at = now() WHERE domain_id = :d AND external_id = {ext} AND state = 'offered' AND agent_id = :u RETURNING {row}), \
+e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) SELECT :d, (pg_current_xact_id()::text::bigint << 16) + 1, '{{}}'::bigint[], decode(repeat('00', 40), 'hex') FROM u RETURNING 1) SELECT u.* FROM u;
+{NOTIFY}{SESSION}BEGIN;
+\\startpipeline
 SELECT fingerprint, contact_id FROM contact_create_requests WHERE domain_id = :d AND request_id = {ext};
-{interaction}INSERT INTO contact_create_requests (domain_id, request_id, fingerprint) VALUES (:d, {ext}, 'floor') ON CONFLICT DO NOTHING;
-SELECT EXISTS (SELECT 1 FROM users WHERE domain_id = :d AND id = :u);
-INSERT INTO contacts (domain_id, display_name, description, time_zone, owner_id, created_by, updated_by) VALUES (:d, 'Floor Contact', '', '', :u, :u, :u) RETURNING id AS newc \\gset
-DELETE FROM contact_labels WHERE contact_id = :newc;
-DELETE FROM contact_attributes WHERE contact_id = :newc;
-UPDATE contact_create_requests SET contact_id = :newc WHERE domain_id = :d AND request_id = {ext};
-SELECT id, contact_id FROM contact_messaging_channels WHERE domain_id = :d AND protocol = 'telegram' AND external_user_id = 'tg-' || :i;
+SELECT {row} FROM interactions WHERE domain_id = :d AND external_id = {ext} FOR UPDATE;
+\\endpipeline
+WITH owner AS (SELECT EXISTS (SELECT 1 FROM users WHERE domain_id = :d AND id = :u) AS ok), n AS (SELECT nextval(pg_get_serial_sequence('contacts', 'id')) AS id FROM owner WHERE owner.ok), \
+claim AS (INSERT INTO contact_create_requests (domain_id, request_id, fingerprint, contact_id) SELECT :d, {ext}, 'floor', n.id FROM n ON CONFLICT DO NOTHING RETURNING contact_id), \
+c AS (INSERT INTO contacts (id, domain_id, display_name, description, time_zone, owner_id, created_by, updated_by) OVERRIDING SYSTEM VALUE SELECT n.id, :d, 'Floor Contact', '', '', :u, :u, :u FROM n WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) \
+SELECT (SELECT ok FROM owner) AS owner_ok, (SELECT id FROM c) AS newc \\gset
+SELECT id AS ch, contact_id AS old FROM contact_messaging_channels WHERE domain_id = :d AND protocol = 'telegram' AND external_user_id = 'tg-' || :i FOR UPDATE \\gset
 UPDATE contact_messaging_channels SET contact_id = :newc, display_name = 'Floor' WHERE id = :ch;
-SELECT version FROM contacts WHERE domain_id = :d AND id = :old FOR UPDATE;
 UPDATE contacts SET version = version + 1, updated_at = now(), updated_by = :u, last_active_at = now() WHERE domain_id = :d AND id = :old;
-{}{}{card_new}{}SELECT contact_id FROM interaction_bindings WHERE interaction_id = :iid AND unbound_at IS NULL;
-INSERT INTO interaction_bindings (domain_id, interaction_id, contact_id, bound_by) VALUES (:d, :iid, :newc, :u);
-UPDATE interactions SET bound_contact_id = :newc, updated_at = now() WHERE id = :iid;
-UPDATE contacts SET last_active_at = now() WHERE domain_id = :d AND id = :newc;
-{}{interaction}{}{card_old}{}{}END;
-",
-        publish(2),
-        publish(1),
-        audit("created", ":newc"),
-        audit("identity_moved", ":old"),
-        audit("identity_moved", ":newc"),
-        audit("bound", ":newc"),
-        concerned(":newc"),
-        concerned(":old, :newc"),
-        publish(3),
+{cards}WITH b AS (INSERT INTO interaction_bindings (domain_id, interaction_id, contact_id, bound_by) VALUES (:d, :iid, :newc, :u) RETURNING 1), \
+i AS (UPDATE interactions SET bound_contact_id = :newc, updated_at = now() WHERE id = :iid RETURNING 1), \
+c AS (UPDATE contacts SET last_active_at = now() WHERE domain_id = :d AND id = :newc RETURNING 1) \
+SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM i) + (SELECT count(*) FROM c) AS n;
+{flush}END;
+{NOTIFY}"
     )
 }
 

@@ -92,49 +92,54 @@ pub async fn create_contact(
     )?;
     let keys = &state.keys;
     let fingerprint = cmd.fingerprint.as_str();
-    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| match &cmd.from {
-        CreateFrom::Interaction {
-            interaction,
-            request_id,
-            link_caller_number,
-        } => {
-            let key = CreateRequestKey {
-                request_id,
-                fingerprint,
-            };
-            let r = binding::create_from_interaction(
-                tx,
-                &session,
-                &draft,
-                key,
+    tx::write(
+        &mut conn,
+        &state.hub,
+        session.domain.id,
+        async |tx| match &cmd.from {
+            CreateFrom::Interaction {
                 interaction,
-                *link_caller_number,
-            )
-            .await?;
-            if let (true, Some(i)) = (r.created, &r.interaction) {
-                tx.emit_all(events::created(&session, keys, i, &r.card)?);
-                if let Some(m) = &r.relink {
-                    tx.emit_all(events::moved_with(
-                        &session,
-                        keys,
-                        Some(i),
-                        &m.link,
-                        m.from,
-                        m.from_card.as_ref(),
-                        r.card.id,
-                    )?);
-                }
-            }
-            Ok((r.card, r.created))
-        }
-        CreateFrom::Crm { request_id } => {
-            let key = request_id.as_deref().map(|request_id| CreateRequestKey {
                 request_id,
-                fingerprint,
-            });
-            contacts::create_in(tx, &session, &draft, key, None).await
-        }
-    })
+                link_caller_number,
+            } => {
+                let key = CreateRequestKey {
+                    request_id,
+                    fingerprint,
+                };
+                let r = binding::create_from_interaction(
+                    tx,
+                    &session,
+                    &draft,
+                    key,
+                    interaction,
+                    *link_caller_number,
+                )
+                .await?;
+                if let (true, Some(i)) = (r.created, &r.interaction) {
+                    tx.emit_all(events::created(&session, keys, i, &r.card)?);
+                    if let Some(m) = &r.relink {
+                        tx.emit_all(events::moved_with(
+                            &session,
+                            keys,
+                            Some(i),
+                            &m.link,
+                            m.from,
+                            m.from_card.as_ref(),
+                            r.card.id,
+                        )?);
+                    }
+                }
+                Ok((r.card, r.created))
+            }
+            CreateFrom::Crm { request_id } => {
+                let key = request_id.as_deref().map(|request_id| CreateRequestKey {
+                    request_id,
+                    fingerprint,
+                });
+                contacts::create_in(tx, &session, &draft, key, None).await
+            }
+        },
+    )
     .await
 }
 

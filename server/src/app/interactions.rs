@@ -122,17 +122,20 @@ async fn first_offer(
         out.push(events::bound(session, keys, &interaction, card, None)?);
     }
     let payloads = out.into_iter().map(|o| o.payload).collect();
-    let id = match interactions::insert_first_offer(conn, &state.hub, session, &interaction, payloads).await {
-        Ok(Some(id)) => id,
-        // The routing id was taken meanwhile; or a contact it shows or binds was deleted
-        // meanwhile: the transactional path looks again.
-        Ok(None)
-        | Err(Error::Database(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-            _,
-        ))) => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    let id =
+        match interactions::insert_first_offer(conn, &state.hub, session, &interaction, payloads)
+            .await
+        {
+            Ok(Some(id)) => id,
+            // The routing id was taken meanwhile; or a contact it shows or binds was deleted
+            // meanwhile: the transactional path looks again.
+            Ok(None)
+            | Err(Error::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            ))) => return Ok(None),
+            Err(e) => return Err(e),
+        };
     interaction.id = id;
     Ok(Some(OfferResult {
         interaction,
@@ -180,34 +183,28 @@ async fn reoffer(
     .await
 }
 
-/// Records that the agent answered.
+/// Records that the agent answered (one statement, its event included).
 pub async fn accept(state: &AppState, caller: Caller, cmd: Accept) -> Result<Interaction, Error> {
     let (mut conn, session) = state.session(caller).await?;
-    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
-        let i = interactions::accept(tx, &session, &cmd.interaction, cmd.agent).await?;
-        tx.emit(events::out(
-            vec![i.agent],
-            Event::InteractionAccepted(pb::InteractionAccepted {
-                interaction_id: i.external_id.clone(),
-            }),
-        ));
-        Ok(i)
-    })
+    let event = events::encode(Event::InteractionAccepted(pb::InteractionAccepted {
+        interaction_id: cmd.interaction.clone(),
+    }));
+    interactions::accept(
+        &mut conn,
+        &state.hub,
+        &session,
+        &cmd.interaction,
+        cmd.agent,
+        event,
+    )
     .await
 }
 
-/// Records that the interaction ended.
+/// Records that the interaction ended (one statement, its event included).
 pub async fn close(state: &AppState, caller: Caller, cmd: Close) -> Result<Interaction, Error> {
     let (mut conn, session) = state.session(caller).await?;
-    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
-        let i = interactions::close(tx, &session, &cmd.interaction).await?;
-        tx.emit(events::out(
-            vec![i.agent],
-            Event::InteractionClosed(pb::InteractionClosed {
-                interaction_id: i.external_id.clone(),
-            }),
-        ));
-        Ok(i)
-    })
-    .await
+    let event = events::encode(Event::InteractionClosed(pb::InteractionClosed {
+        interaction_id: cmd.interaction.clone(),
+    }));
+    interactions::close(&mut conn, &state.hub, &session, &cmd.interaction, event).await
 }

@@ -126,7 +126,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             }
         }
         if !batch.is_empty() {
-            let (n, rejected) = app::contacts::import_batch(&self.state, &mut conn, &session, &batch).await?;
+            let (n, rejected) =
+                app::contacts::import_batch(&self.state, &mut conn, &session, &batch).await?;
             imported += i64::try_from(n).unwrap_or(0);
             for r in rejected {
                 reject(&mut errors, r.index, r.field, r.description);

@@ -22,7 +22,8 @@ use pb::agent_event::Event;
 /// Candidates carried by offer and identification events.
 const EVENT_CANDIDATES: usize = 20;
 
-fn encode(event: Event) -> Vec<u8> {
+/// The stored form of an event (its sequence and time are set at delivery).
+pub fn encode(event: Event) -> Vec<u8> {
     pb::AgentEvent {
         sequence: 0,
         occurred_at: None,
