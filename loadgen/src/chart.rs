@@ -1,0 +1,303 @@
+//! Latency-vs-rate charts (SVG, drawn with plotters) from the open-loop phases of one or more
+//! reports: for one report its p50, p99 and p99.9 by rate; for several, each report's p99 (solid)
+//! and p50 (dashed), one colour per report. A report's `--p99-limit` is a dotted line.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::report::{Mode, Percentiles, Report};
+
+/// Which percentile a line draws.
+type Pick = fn(&Percentiles) -> f64;
+
+const SIZE: (u32, u32) = (900, 540);
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+
+/// One line of the chart.
+struct Line {
+    label: String,
+    colour: RGBColor,
+    dashed: bool,
+    points: Vec<(f64, f64)>,
+}
+
+/// The lines to draw: rate (x) against latency in ms (y), open-loop phases only.
+fn lines(reports: &[Report]) -> Vec<Line> {
+    let points = |r: &Report, pick: Pick| {
+        let mut v: Vec<(f64, f64)> = r
+            .results
+            .iter()
+            .filter(|p| p.mode == Mode::Open && p.ok > 0)
+            .filter_map(|p| p.target_rate.map(|rate| (rate as f64, pick(&p.latency_ms))))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    let mut out = Vec::new();
+    if let [one] = reports {
+        let picks: [(&str, RGBColor, Pick); 3] = [
+            ("p50", COLOURS[2], |p| p.p50),
+            ("p99", COLOURS[0], |p| p.p99),
+            ("p99.9", COLOURS[1], |p| p.p999),
+        ];
+        for (label, colour, pick) in picks {
+            out.push(Line {
+                label: label.to_owned(),
+                colour,
+                dashed: false,
+                points: points(one, pick),
+            });
+        }
+    } else {
+        for (i, r) in reports.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            out.push(Line {
+                label: format!("{} p99", r.scenario),
+                colour,
+                dashed: false,
+                points: points(r, |p| p.p99),
+            });
+            out.push(Line {
+                label: format!("{} p50", r.scenario),
+                colour,
+                dashed: true,
+                points: points(r, |p| p.p50),
+            });
+        }
+    }
+    out.retain(|l| !l.points.is_empty());
+    out
+}
+
+/// The chart's title: the scenario and setting of a single report, or a generic one.
+fn title(reports: &[Report]) -> String {
+    match reports {
+        [r] => format!(
+            "{}: latency from intended start vs offered rate ({} contacts, {} s per rate)",
+            r.scenario, r.contacts, r.settings.duration_s
+        ),
+        _ => "latency from intended start vs offered rate".to_owned(),
+    }
+}
+
+/// Draws the chart of `reports` into an SVG document.
+pub fn svg(reports: &[Report]) -> Result<String, String> {
+    let lines = lines(reports);
+    if lines.is_empty() {
+        return Err("no open-loop results to chart (run with --sweep or --rate)".to_owned());
+    }
+    let all = || lines.iter().flat_map(|l| l.points.iter().copied());
+    let max_rate = all().map(|p| p.0).fold(1.0, f64::max);
+    let limits: Vec<(f64, RGBColor)> = reports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let colour = if reports.len() == 1 {
+                COLOURS[0]
+            } else {
+                COLOURS[i % COLOURS.len()]
+            };
+            r.settings.p99_limit_ms.map(|l| (l, colour))
+        })
+        .collect();
+    let values = all().map(|p| p.1).chain(limits.iter().map(|l| l.0));
+    let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = ((lo / 1.5).max(0.01), (hi * 1.5).max(lo * 2.0).max(0.1));
+    let draw_err = |e: plotters::drawing::DrawingAreaErrorKind<_>| format!("chart: {e}");
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title(reports), ("sans-serif", 18))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..max_rate * 1.05, (lo..hi).log_scale())
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("offered rate (requests/s)")
+            .y_desc("latency (ms, log scale)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y}"))
+            .draw()
+            .map_err(draw_err)?;
+        for line in &lines {
+            let style = ShapeStyle::from(&line.colour).stroke_width(2);
+            let drawn = if line.dashed {
+                chart.draw_series(DashedLineSeries::new(line.points.clone(), 6, 4, style))
+            } else {
+                chart.draw_series(LineSeries::new(line.points.clone(), style))
+            }
+            .map_err(draw_err)?;
+            let colour = line.colour;
+            drawn.label(line.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+            chart
+                .draw_series(
+                    line.points
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, line.colour.filled())),
+                )
+                .map_err(draw_err)?;
+        }
+        for (limit, colour) in &limits {
+            let style = ShapeStyle::from(colour).stroke_width(1);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, *limit), (max_rate * 1.05, *limit)],
+                    2,
+                    4,
+                    style,
+                ))
+                .map_err(draw_err)?
+                .label(format!("p99 limit {limit} ms"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(text)
+}
+
+/// Draws the chart of `reports` into the SVG file `path`.
+pub fn write(reports: &[Report], path: &Path) -> Result<(), String> {
+    let text = svg(reports)?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Options of `chart`.
+#[derive(clap::Args)]
+pub struct ChartArgs {
+    /// Reports written by `run --json` (one chart with each report's p99 and p50 by rate; a
+    /// single report draws its p50, p99 and p99.9).
+    #[arg(required = true)]
+    reports: Vec<std::path::PathBuf>,
+    /// The SVG file to write.
+    #[arg(long)]
+    out: std::path::PathBuf,
+}
+
+/// Runs `chart`.
+pub fn chart(args: ChartArgs) -> Result<(), String> {
+    let reports = args
+        .reports
+        .iter()
+        .map(|p| Report::read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    write(&reports, &args.out)?;
+    eprintln!("chart written to {}", args.out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Phase, Settings};
+
+    fn report(scenario: &str, rates: &[(u64, f64)]) -> Report {
+        Report {
+            format: crate::report::FORMAT,
+            scenario: scenario.into(),
+            server: String::new(),
+            domain: "default".into(),
+            contacts: 1000,
+            started_at: 0,
+            settings: Settings {
+                duration_s: 5.0,
+                p99_limit_ms: Some(3.0),
+                ..Settings::default()
+            },
+            results: rates
+                .iter()
+                .map(|&(rate, p99)| Phase {
+                    label: format!("rate {rate}/s"),
+                    domain: "default".into(),
+                    mode: Mode::Open,
+                    target_rate: Some(rate),
+                    concurrency: None,
+                    seconds: 5.0,
+                    scheduled: rate * 5,
+                    ok: rate * 5,
+                    throughput: rate as f64,
+                    errors: Default::default(),
+                    cap_delayed: 0,
+                    unsent: 0,
+                    latency_ms: Percentiles {
+                        count: rate * 5,
+                        p50: p99 / 4.0,
+                        p90: p99 / 2.0,
+                        p99,
+                        p999: p99 * 2.0,
+                        max: p99 * 3.0,
+                        mean: p99 / 4.0,
+                    },
+                    service_ms: None,
+                    schedule_lag_ms: None,
+                })
+                .collect(),
+            crossing: None,
+            pgbench: None,
+            interference: None,
+        }
+    }
+
+    #[test]
+    fn a_sweep_draws_an_svg_with_its_lines_and_limit() {
+        let r = report("client-info", &[(1000, 1.2), (500, 0.8), (2000, 4.5)]);
+        let lines = lines(std::slice::from_ref(&r));
+        assert_eq!(lines.len(), 3);
+        // Sorted by rate.
+        assert_eq!(
+            lines[1].points,
+            vec![(500.0, 0.8), (1000.0, 1.2), (2000.0, 4.5)]
+        );
+        let svg = svg(&[r]).expect("draws");
+        assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
+        assert!(svg.contains("p99.9") && svg.contains("p99 limit 3 ms"));
+        assert!(svg.contains("offered rate"));
+    }
+
+    #[test]
+    fn several_reports_draw_one_colour_each() {
+        let a = report("client-info", &[(500, 1.0), (1000, 2.0)]);
+        let b = report("offer", &[(100, 3.0), (200, 9.0)]);
+        let lines = lines(&[a.clone(), b.clone()]);
+        let labels: Vec<_> = lines.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "client-info p99",
+                "client-info p50",
+                "offer p99",
+                "offer p50"
+            ]
+        );
+        assert!(svg(&[a, b]).expect("draws").contains("offer p99"));
+    }
+
+    #[test]
+    fn nothing_to_draw_is_an_error_not_an_empty_chart() {
+        let empty = report("offer", &[]);
+        assert!(svg(&[empty]).is_err());
+        let mut closed = report("offer", &[(100, 3.0)]);
+        closed.results[0].mode = Mode::Closed;
+        assert!(svg(&[closed]).is_err());
+    }
+}
