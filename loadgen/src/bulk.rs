@@ -58,9 +58,42 @@ pub async fn edit(crm: &Client, i: u64, stamp: u64) -> Result<(), String> {
 /// How often the lock sampler looks.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 
-/// Samples `pg_stat_activity` of the state's database every [`SAMPLE_EVERY`] (through psql)
-/// until stopped: how many backends wait on a heavyweight lock (a row or transaction id held by
-/// another transaction, a relation).
+/// What the sampler asks: the backends of the database waiting for a lock, by the kind of
+/// lock. `notify` is the lock every transaction that sent NOTIFY takes at commit (an
+/// exclusive lock on object 0 of `pg_database`, one for the whole PostgreSQL cluster), which
+/// serialises the commits of all notifying writers, whatever their domain or database;
+/// `transactionid` and `tuple` are row locks held by another transaction; `extend`, a table
+/// being extended; `advisory`, advisory locks.
+const LOCK_WAITS_SQL: &str = "SELECT CASE WHEN l.locktype = 'object' \
+AND l.classid = 'pg_database'::regclass AND l.objid = 0 THEN 'notify' ELSE l.locktype END, \
+count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+WHERE NOT l.granted AND a.datname = current_database() GROUP BY 1";
+
+/// Parses the sampler's `psql -At` output (`kind|count` lines) into `waits`; false when it is
+/// not that shape.
+fn add_sample(waits: &mut LockWaits, out: &str) -> bool {
+    let mut sample = Vec::new();
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        let Some((kind, n)) = line.split_once('|') else {
+            return false;
+        };
+        let Ok(n) = n.trim().parse::<u64>() else {
+            return false;
+        };
+        sample.push((kind.trim().to_owned(), n));
+    }
+    let total: u64 = sample.iter().map(|(_, n)| n).sum();
+    waits.samples += 1;
+    waits.waiting += total;
+    waits.max = waits.max.max(total);
+    for (kind, n) in sample {
+        *waits.by_kind.entry(kind).or_default() += n;
+    }
+    true
+}
+
+/// Samples the lock waits of the state's database ([`LOCK_WAITS_SQL`], through psql) every
+/// [`SAMPLE_EVERY`] until stopped.
 pub struct LockSampler {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<LockWaits>,
@@ -76,23 +109,13 @@ impl LockSampler {
             let mut waits = LockWaits::default();
             while !flag.load(Ordering::Relaxed) {
                 let out = std::process::Command::new("psql")
-                    .args(["-Atq", "-c"])
-                    .arg(
-                        "SELECT count(*) FROM pg_stat_activity \
-                         WHERE wait_event_type = 'Lock' AND datname = current_database()",
-                    )
+                    .args(["-Atq", "-c", LOCK_WAITS_SQL])
                     .arg(&url)
                     .output();
-                let waiting = out.ok().filter(|o| o.status.success()).and_then(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                });
-                if let Some(n) = waiting {
-                    waits.samples += 1;
-                    waits.waiting += n;
-                    waits.max = waits.max.max(n);
+                if let Ok(o) = out
+                    && o.status.success()
+                {
+                    add_sample(&mut waits, &String::from_utf8_lossy(&o.stdout));
                 }
                 std::thread::sleep(SAMPLE_EVERY);
             }
@@ -105,5 +128,24 @@ impl LockSampler {
     pub async fn stop(self) -> LockWaits {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_add_up_by_kind() {
+        let mut w = LockWaits::default();
+        assert!(add_sample(&mut w, "notify|3\ntransactionid|1\n"));
+        assert!(add_sample(&mut w, ""));
+        assert!(add_sample(&mut w, "notify|2\n"));
+        assert_eq!((w.samples, w.waiting, w.max), (3, 6, 4));
+        assert_eq!(w.by_kind.get("notify"), Some(&5));
+        assert_eq!(w.by_kind.get("transactionid"), Some(&1));
+        assert!(!add_sample(&mut w, "psql: error: connection refused"));
+        assert!(!add_sample(&mut w, "notify|x"));
+        assert_eq!(w.samples, 3);
     }
 }

@@ -21,6 +21,9 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(23, 190, 207),
 ];
 
+/// The limit line's colour on a chart of one report.
+const LIMIT: RGBColor = RGBColor(90, 90, 90);
+
 /// One line of the chart.
 struct Line {
     label: String,
@@ -101,7 +104,7 @@ pub fn svg(reports: &[Report]) -> Result<String, String> {
         .enumerate()
         .filter_map(|(i, r)| {
             let colour = if reports.len() == 1 {
-                COLOURS[0]
+                LIMIT
             } else {
                 COLOURS[i % COLOURS.len()]
             };
@@ -127,6 +130,7 @@ pub fn svg(reports: &[Report]) -> Result<String, String> {
             .configure_mesh()
             .x_desc("offered rate (requests/s)")
             .y_desc("latency (ms, log scale)")
+            .max_light_lines(1)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y}"))
             .draw()

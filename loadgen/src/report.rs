@@ -347,7 +347,7 @@ impl Report {
 }
 
 /// A two-domain run's comparison of the measured scenario with and without the bulk load.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interference {
     /// Loaded throughput / baseline throughput.
     pub throughput: f64,
@@ -355,15 +355,14 @@ pub struct Interference {
     pub p50: f64,
     /// Loaded p99 / baseline p99.
     pub p99: f64,
-    /// Samples of `pg_stat_activity` (one every half second) during the baseline phase, and
-    /// the backends seen waiting on a lock, summed over them.
+    /// Lock waits sampled (one sample every half second) during the baseline phase.
     pub baseline_lock_waits: LockWaits,
     /// The same during the loaded phase.
     pub loaded_lock_waits: LockWaits,
 }
 
-/// Backends waiting on a heavyweight lock (row, transaction id, relation), sampled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// Backends of the measured database waiting for a heavyweight lock, sampled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LockWaits {
     /// Samples taken.
     pub samples: u64,
@@ -371,6 +370,11 @@ pub struct LockWaits {
     pub waiting: u64,
     /// The most backends waiting in one sample.
     pub max: u64,
+    /// `waiting` by kind of lock: `notify` (the cluster-wide lock a transaction that sent
+    /// NOTIFY takes at commit), `transactionid` and `tuple` (row locks), `extend`,
+    /// `relation`, `advisory`, ...
+    #[serde(default)]
+    pub by_kind: BTreeMap<String, u64>,
 }
 
 impl Interference {
@@ -393,13 +397,24 @@ impl Interference {
             self.throughput, self.p50, self.p99
         );
         for (name, w) in [
-            ("baseline", self.baseline_lock_waits),
-            ("loaded", self.loaded_lock_waits),
+            ("baseline", &self.baseline_lock_waits),
+            ("loaded", &self.loaded_lock_waits),
         ] {
             if w.samples > 0 {
+                let per = |n: u64| n as f64 / w.samples as f64;
+                let kinds: Vec<String> = w
+                    .by_kind
+                    .iter()
+                    .map(|(k, n)| format!("{k} {:.2}", per(*n)))
+                    .collect();
                 println!(
-                    "backends waiting on a lock ({name}): {:.2} per sample on average, at most {} ({} samples)",
-                    w.waiting as f64 / w.samples as f64,
+                    "backends waiting on a lock ({name}): {:.2} per sample on average{}, at most {} ({} samples)",
+                    per(w.waiting),
+                    if kinds.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", kinds.join(", "))
+                    },
                     w.max,
                     w.samples
                 );
