@@ -11,7 +11,9 @@ use crate::report::{Mode, Percentiles, Report};
 /// Which percentile a line draws.
 type Pick = fn(&Percentiles) -> f64;
 
-const SIZE: (u32, u32) = (900, 540);
+const SIZE: (u32, u32) = (960, 540);
+/// The width of the legend, right of the plot.
+const LEGEND_WIDTH: u32 = 260;
 const COLOURS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
@@ -87,7 +89,11 @@ fn title(reports: &[Report]) -> String {
             "{}: latency from intended start vs offered rate ({} contacts, {} s per rate)",
             r.scenario, r.contacts, r.settings.duration_s
         ),
-        _ => "latency from intended start vs offered rate".to_owned(),
+        [first, ..] if reports.iter().all(|r| r.contacts == first.contacts) => format!(
+            "latency from intended start vs offered rate, {} contacts (solid p99, dashed p50)",
+            first.contacts
+        ),
+        _ => "latency from intended start vs offered rate (solid p99, dashed p50)".to_owned(),
     }
 }
 
@@ -98,19 +104,8 @@ pub fn svg(reports: &[Report]) -> Result<String, String> {
         return Err("no open-loop results to chart (run with --sweep or --rate)".to_owned());
     }
     let all = || lines.iter().flat_map(|l| l.points.iter().copied());
-    let max_rate = all().map(|p| p.0).fold(1.0, f64::max);
-    let limits: Vec<(f64, RGBColor)> = reports
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            let colour = if reports.len() == 1 {
-                LIMIT
-            } else {
-                COLOURS[i % COLOURS.len()]
-            };
-            r.settings.p99_limit_ms.map(|l| (l, colour))
-        })
-        .collect();
+    let max_rate = all().map(|p| p.0).fold(1.0, f64::max) * 1.05;
+    let limits = limits(reports);
     let values = all().map(|p| p.1).chain(limits.iter().map(|l| l.0));
     let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (lo, hi) = ((lo / 1.5).max(0.01), (hi * 1.5).max(lo * 2.0).max(0.1));
@@ -119,12 +114,15 @@ pub fn svg(reports: &[Report]) -> Result<String, String> {
     {
         let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title(reports), ("sans-serif", 18))
+        let root = root
+            .titled(&title(reports), ("sans-serif", 18))
+            .map_err(draw_err)?;
+        let (plot, legend) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&plot)
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(64)
-            .build_cartesian_2d(0.0..max_rate * 1.05, (lo..hi).log_scale())
+            .build_cartesian_2d(0.0..max_rate, (lo..hi).log_scale())
             .map_err(draw_err)?;
         chart
             .configure_mesh()
@@ -137,47 +135,86 @@ pub fn svg(reports: &[Report]) -> Result<String, String> {
             .map_err(draw_err)?;
         for line in &lines {
             let style = ShapeStyle::from(&line.colour).stroke_width(2);
-            let drawn = if line.dashed {
+            if line.dashed {
                 chart.draw_series(DashedLineSeries::new(line.points.clone(), 6, 4, style))
             } else {
                 chart.draw_series(LineSeries::new(line.points.clone(), style))
             }
             .map_err(draw_err)?;
-            let colour = line.colour;
-            drawn.label(line.label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+            let dots = line
+                .points
+                .iter()
+                .map(|&p| Circle::new(p, 3, line.colour.filled()));
+            chart.draw_series(dots).map_err(draw_err)?;
+        }
+        for (limit, _) in &limits {
+            let style = ShapeStyle::from(&LIMIT).stroke_width(1);
+            let across = [(0.0, *limit), (max_rate, *limit)];
             chart
-                .draw_series(
-                    line.points
-                        .iter()
-                        .map(|&p| Circle::new(p, 3, line.colour.filled())),
-                )
+                .draw_series(DashedLineSeries::new(across, 2, 4, style))
                 .map_err(draw_err)?;
         }
-        for (limit, colour) in &limits {
-            let style = ShapeStyle::from(colour).stroke_width(1);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(0.0, *limit), (max_rate * 1.05, *limit)],
-                    2,
-                    4,
-                    style,
-                ))
-                .map_err(draw_err)?
-                .label(format!("p99 limit {limit} ms"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        // The legend beside the plot, where it hides no point; a limit set by several
+        // reports names them on a second line.
+        let entries =
+            lines
+                .iter()
+                .map(|l| (l.label.clone(), String::new(), l.colour, l.dashed, 2))
+                .chain(limits.iter().map(|(limit, of)| {
+                    (format!("p99 limit {limit} ms"), of.clone(), LIMIT, true, 1)
+                }));
+        let mut y = 40;
+        for (label, of, colour, dashed, width) in entries {
+            let style = ShapeStyle::from(&colour).stroke_width(width);
+            let segments: &[(i32, i32)] = if dashed {
+                &[(0, 8), (12, 20), (24, 30)]
+            } else {
+                &[(0, 30)]
+            };
+            for &(a, b) in segments {
+                legend
+                    .draw(&PathElement::new(vec![(a, y), (b, y)], style))
+                    .map_err(draw_err)?;
+            }
+            legend
+                .draw(&Text::new(label, (38, y - 7), ("sans-serif", 13)))
+                .map_err(draw_err)?;
+            if !of.is_empty() {
+                y += 16;
+                legend
+                    .draw(&Text::new(of, (38, y - 7), ("sans-serif", 11)))
+                    .map_err(draw_err)?;
+            }
+            y += 22;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err)?;
         root.present().map_err(draw_err)?;
     }
     Ok(text)
+}
+
+/// The distinct `--p99-limit`s of `reports`, each with the scenarios that set it when there
+/// are several reports ("(client-info, offer)").
+fn limits(reports: &[Report]) -> Vec<(f64, String)> {
+    let mut out: Vec<(f64, Vec<&str>)> = Vec::new();
+    for r in reports {
+        let Some(limit) = r.settings.p99_limit_ms else {
+            continue;
+        };
+        match out.iter_mut().find(|(l, _)| *l == limit) {
+            Some((_, of)) => of.push(&r.scenario),
+            None => out.push((limit, vec![&r.scenario])),
+        }
+    }
+    out.into_iter()
+        .map(|(limit, of)| {
+            let of = if reports.len() > 1 {
+                format!(" ({})", of.join(", "))
+            } else {
+                String::new()
+            };
+            (limit, of)
+        })
+        .collect()
 }
 
 /// Draws the chart of `reports` into the SVG file `path`.
@@ -293,7 +330,11 @@ mod tests {
                 "offer p50"
             ]
         );
-        assert!(svg(&[a, b]).expect("draws").contains("offer p99"));
+        let svg = svg(&[a, b]).expect("draws");
+        assert!(svg.contains("offer p99"));
+        // One limit line for the limit both set.
+        assert_eq!(svg.matches("p99 limit 3 ms").count(), 1);
+        assert!(svg.contains("(client-info, offer)"));
     }
 
     #[test]

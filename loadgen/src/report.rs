@@ -193,7 +193,7 @@ pub enum Load {
 }
 
 /// Where p99 crosses the limit in a sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Crossing {
     /// The limit, in milliseconds.
     pub limit_ms: f64,
@@ -204,6 +204,10 @@ pub struct Crossing {
     pub first_over: Option<u64>,
     /// The rate where p99 reaches the limit, interpolated linearly between the two.
     pub interpolated: Option<f64>,
+    /// Rates above `first_over` whose p99 was within the limit again: noise, or a warm-up
+    /// the first rate paid for (see `--warmup`).
+    #[serde(default)]
+    pub recovered: Vec<u64>,
 }
 
 impl Crossing {
@@ -225,14 +229,20 @@ impl Crossing {
             last_within: None,
             first_over: None,
             interpolated: None,
+            recovered: Vec::new(),
         };
         let mut below: Option<(u64, f64)> = None;
-        for (rate, p99, over) in rates {
+        for (k, &(rate, p99, over)) in rates.iter().enumerate() {
             if !over {
                 below = Some((rate, p99));
                 continue;
             }
             crossing.first_over = Some(rate);
+            crossing.recovered = rates[k + 1..]
+                .iter()
+                .filter(|(_, _, over)| !over)
+                .map(|(r, _, _)| *r)
+                .collect();
             crossing.last_within = below.map(|(r, _)| r);
             crossing.interpolated = below.map(|(r0, p0)| {
                 if p99 > p0 && p99 > limit_ms {
@@ -248,8 +258,19 @@ impl Crossing {
         crossing
     }
 
-    /// Prints the crossing in one sentence.
+    /// Prints the crossing in a sentence or two.
     pub fn print(&self) {
+        self.print_crossing();
+        if !self.recovered.is_empty() {
+            let rates: Vec<String> = self.recovered.iter().map(|r| format!("{r}/s")).collect();
+            println!(
+                "  but p99 was within the limit again at {}: noise, or a warm-up the first rate paid for (--warmup)",
+                rates.join(", ")
+            );
+        }
+    }
+
+    fn print_crossing(&self) {
         let limit = self.limit_ms;
         match (self.last_within, self.first_over, self.interpolated) {
             (_, None, _) => println!(
@@ -301,6 +322,9 @@ pub struct Settings {
     pub bulk_rate: Option<u64>,
     /// Watch: `--streams`.
     pub streams: Option<usize>,
+    /// `--warmup`, in seconds.
+    #[serde(default)]
+    pub warmup_s: Option<f64>,
 }
 
 /// Everything a run measured, as `--json` writes it.
@@ -467,8 +491,10 @@ mod tests {
         let c = Crossing::find(&phases, Duration::from_millis(10));
         assert_eq!(c.limit_ms, 10.0);
         assert_eq!(c.last_within, Some(1000));
-        // 4000/s came back under the limit (noise): the first crossing still counts.
+        // 4000/s came back under the limit (noise): the first crossing still counts, and
+        // the recovery is reported.
         assert_eq!(c.first_over, Some(2000));
+        assert_eq!(c.recovered, [4000]);
         // 6 ms at 1000/s, 14 ms at 2000/s: 10 ms half way.
         let i = c.interpolated.expect("interpolated");
         assert!((i - 1500.0).abs() < 1e-9, "{i}");

@@ -149,6 +149,11 @@ pub struct RunArgs {
     /// Two-domain run: pace the bulk at this many edits per second instead of flat out.
     #[arg(long, value_parser = parse_rate)]
     bulk_rate: Option<u64>,
+    /// Before measuring, load the server for this long (the first rate of a sweep, or the
+    /// concurrency) without recording: connections opened, statements prepared, caches warm,
+    /// so that the first phase does not pay for them.
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
     /// Skip the VACUUM ANALYZE run before measuring when the database has autovacuum off.
     #[arg(long)]
     no_vacuum: bool,
@@ -265,6 +270,9 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
             }
         }
     }
+    if watch && args.warmup.is_some() {
+        return Err("--warmup: watch opens its streams before it measures; run a short watch first to warm up".to_owned());
+    }
     if args.chart.is_some() && args.sweep.is_none() {
         return Err("--chart draws latency against rate: give --sweep".to_owned());
     }
@@ -340,7 +348,8 @@ struct Ctx {
     seq: AtomicU64,
     /// ClientInfo: offered interactions and the index of their agent.
     offered: Vec<(String, usize)>,
-    /// Interactions this run opened, closed once it is measured.
+    /// Interactions the scenario's requests opened, closed after each phase (the offered
+    /// ones above, at the end of the run).
     opened: Mutex<Vec<String>>,
 }
 
@@ -644,6 +653,7 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
                 .map(|_| args.bulk_clients.unwrap_or(DEFAULT_BULK_CLIENTS)),
             bulk_rate: args.bulk_rate,
             streams: (args.scenario == Scenario::Watch).then_some(args.streams),
+            warmup_s: args.warmup.map(|w| w.as_secs_f64()),
         },
         results: Vec::new(),
         crossing: None,
@@ -686,11 +696,15 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
         agents,
         stamp,
         seq: AtomicU64::new(0),
-        opened: Mutex::new(offered.iter().map(|(iid, _)| iid.clone()).collect()),
+        opened: Mutex::new(Vec::new()),
         offered,
     });
     let result = measure_all(target, &ctx, &args, &plan, bulk_state, &mut report).await;
-    close_all(&ctx.routing, ctx.take_opened()).await;
+    // The interactions GetClientInfo reads stay open until the end: the phases before only
+    // close what they opened themselves.
+    let mut opened = ctx.take_opened();
+    opened.extend(ctx.offered.iter().map(|(iid, _)| iid.clone()));
+    close_all(&ctx.routing, opened).await;
     result?;
     finish(&args, report)
 }
@@ -730,6 +744,28 @@ async fn measure_all(
         Plan::Closed(c) => vec![Load::Closed(*c)],
         Plan::Open(rates) => rates.iter().map(|r| Load::Open(*r)).collect(),
     };
+    if let (Some(warmup), Some(load)) = (args.warmup, loads.first()) {
+        let phase = measure(
+            ctx,
+            args.scenario,
+            *load,
+            warmup,
+            max_in_flight,
+            "warm-up",
+            None,
+        )
+        .await?;
+        println!(
+            "warm-up: {} ok, {} errors in {:.0} s (not recorded)",
+            phase.ok,
+            phase.error_count(),
+            phase.seconds
+        );
+        close_all(&ctx.routing, ctx.take_opened()).await;
+        if args.scenario.writes() && !args.no_vacuum {
+            vacuum_if_needed(&ctx.state);
+        }
+    }
     if let (Some(bulk), [load]) = (bulk_state, loads.as_slice()) {
         let (phases, interference) = two_domain(target, ctx, args, *load, &bulk).await?;
         report.results = phases;
@@ -1053,6 +1089,9 @@ async fn watch(
     let ids: Vec<i64> = state.agents.iter().take(watched).map(|a| a.id).collect();
     let mut phases = Vec::new();
     for (p, &rate) in rates.iter().enumerate() {
+        if rates.len() > 1 {
+            println!("rate {rate} events/s");
+        }
         if let Ok(mut h) = latency.lock() {
             h.reset();
         }
@@ -1238,6 +1277,10 @@ mod tests {
             Ok(Plan::Open(vec![500, 2000]))
         );
         assert_eq!(
+            plan_of("client-info --sweep 500,1000 --warmup 5s"),
+            Ok(Plan::Open(vec![500, 1000]))
+        );
+        assert_eq!(
             plan_of("offer --rate 300 --bulk-domain bulk --bulk-clients 2"),
             Ok(Plan::Open(vec![300]))
         );
@@ -1285,6 +1328,8 @@ mod tests {
             ("offer --bulk-clients 3", "--bulk-clients"),
             ("offer --sweep 1,2 --bulk-domain b", "--bulk-domain"),
             ("watch --bulk-domain b", "--bulk-domain"),
+            ("watch --warmup 5s", "--warmup"),
+            ("client-info --rate 10 --warmup 0s", "--warmup"),
             ("offer --bulk-domain b --pgbench", "--pgbench"),
             (
                 "offer --rate 10 --bulk-domain b --bulk-rate 0",
