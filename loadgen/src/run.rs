@@ -768,6 +768,19 @@ async fn measure_all(
     }
     if let (Some(bulk), [load]) = (bulk_state, loads.as_slice()) {
         let (phases, interference) = two_domain(target, ctx, args, *load, &bulk).await?;
+        if let Some(limit) = args.p99_limit {
+            // The baseline and the loaded phase; the bulk's own row comes last.
+            for p in phases.iter().take(2) {
+                let over = p.latency_ms.p99 > limit.as_secs_f64() * 1000.0;
+                println!(
+                    "{}: p99 {:.2} ms, {} the {:?} limit",
+                    p.label,
+                    p.latency_ms.p99,
+                    if over { "over" } else { "within" },
+                    limit
+                );
+            }
+        }
         report.results = phases;
         report.interference = Some(interference);
         return Ok(());
