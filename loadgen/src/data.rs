@@ -97,6 +97,11 @@ pub fn crm_id(i: u64) -> String {
     format!("CRM-{i:07}")
 }
 
+/// The `tier` attribute of contact `i`.
+pub fn tier(i: u64) -> &'static str {
+    TIERS[(i % 3) as usize]
+}
+
 /// The import record of contact `i`.
 pub fn record(i: u64) -> pb::ImportContactsRequest {
     let mut communications = vec![phone(written(i, i)), email(format!("user{i}@example.com"))];
@@ -123,7 +128,7 @@ pub fn record(i: u64) -> pb::ImportContactsRequest {
             },
             pb::Attribute {
                 key: "tier".into(),
-                value: TIERS[(i % 3) as usize].into(),
+                value: tier(i).into(),
             },
         ],
         communications,

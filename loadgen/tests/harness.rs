@@ -1,0 +1,230 @@
+//! The harness against a real server (the integration tests' `TestApp`: the server in-process
+//! on its own database): an open-loop run, a sweep with its JSON and chart, a closed-loop run
+//! with JSON, and a two-domain run whose bulk edits are checked in the database through the
+//! SDK. Only counts are asserted, never timings: the machine is shared.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Parser as _;
+use client_info_loadgen::report::{Mode, Report};
+use client_info_loadgen::seed::{State, StateFile, User};
+use client_info_loadgen::{Cli, data};
+use client_info_sdk::pb;
+use client_info_server::domain::permission::Permission;
+use client_info_tests::TestApp;
+
+/// A domain of `contacts` contacts (the harness's own records) with routing, CRM and three
+/// agents, as `seed` makes it (here without the admin command, which needs the server binary).
+async fn seed(app: &TestApp, name: &str, contacts: u64) -> State {
+    let domain = app.domain(name, "GB").await;
+    let user = |label: &'static str, permissions: &'static [Permission]| async move {
+        let id = app.user(domain, label).await;
+        User {
+            id: id.0,
+            token: app.token(domain, id, permissions),
+        }
+    };
+    let routing = user("routing", &[Permission::InteractionsRoute]).await;
+    let crm = user(
+        "crm",
+        &[Permission::ContactsRead, Permission::ContactsWrite],
+    )
+    .await;
+    let mut agents = Vec::new();
+    for _ in 0..3 {
+        agents.push(
+            user(
+                "agent",
+                &[Permission::InteractionsHandle, Permission::ContactsRead],
+            )
+            .await,
+        );
+    }
+    let imported = app
+        .client(Some(&crm.token))
+        .await
+        .import_contacts(tokio_stream::iter((0..contacts).map(data::record)))
+        .await
+        .expect("import");
+    assert_eq!(imported.imported, contacts as i64, "{:?}", imported.errors);
+    State {
+        domain: domain.0,
+        database_url: client_info_tests::database_url(&app.db_name),
+        contacts,
+        routing,
+        crm,
+        agents,
+    }
+}
+
+/// The card of contact `i` of the domain of `state`, found by its CRM id.
+async fn card(app: &TestApp, state: &State, i: u64) -> pb::Contact {
+    let crm = app.client(Some(&state.crm.token)).await;
+    let hits = crm
+        .search_contacts(pb::SearchContactsRequest {
+            attributes: vec![pb::AttributeCondition {
+                key: "crm_id".into(),
+                value: data::crm_id(i),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    match hits.hits.first().and_then(|h| h.contact.clone()?.view) {
+        Some(pb::contact_view::View::Contact(c)) => c,
+        other => panic!("no card for contact {i}: {other:?}"),
+    }
+}
+
+async fn loadgen(app: &TestApp, state: &Path, line: &str) {
+    let argv = [
+        "client-info-loadgen",
+        "--url",
+        &app.url,
+        "--state",
+        state.to_str().expect("utf-8 path"),
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(line.split_whitespace().map(str::to_owned));
+    let cli = Cli::try_parse_from(argv).expect("command line");
+    client_info_loadgen::execute(cli)
+        .await
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-harness-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
+    let app = TestApp::start().await;
+    let dir = scratch();
+    let state = dir.join("state.json");
+    let file = StateFile {
+        default: seed(&app, "lg-main", 60).await,
+        domains: BTreeMap::from([("bulk".to_owned(), seed(&app, "lg-bulk", 40).await)]),
+    };
+    file.save(&state).expect("state file");
+    let json = |name: &str| dir.join(name).to_string_lossy().into_owned();
+
+    // Open loop at one rate: every request due is accounted for; the healthy server fails none.
+    let one = json("one.json");
+    loadgen(
+        &app,
+        &state,
+        &format!("run client-info --rate 40 --duration 1s --p99-limit 1s --no-vacuum --json {one}"),
+    )
+    .await;
+    let r = Report::read(Path::new(&one)).expect("report");
+    assert_eq!((r.scenario.as_str(), r.contacts), ("client-info", 60));
+    let [p] = r.results.as_slice() else {
+        panic!("one phase: {:?}", r.results)
+    };
+    assert_eq!(
+        (p.mode, p.target_rate, p.scheduled),
+        (Mode::Open, Some(40), 40)
+    );
+    assert_eq!(p.ok + p.error_count() + p.unsent, 40);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(p.latency_ms.count, p.ok);
+    assert!(p.service_ms.is_some() && p.schedule_lag_ms.is_some());
+    assert_eq!(r.settings.max_in_flight, Some(1000));
+    assert!(r.crossing.is_some());
+
+    // A sweep: one phase per rate in increasing order, its JSON and its chart.
+    let sweep = json("sweep.json");
+    let chart = dir.join("sweep.svg");
+    loadgen(
+        &app,
+        &state,
+        &format!(
+            "run search-destination --sweep 40,20 --duration 1s --max-in-flight 8 --no-vacuum --json {sweep} --chart {}",
+            chart.display()
+        ),
+    )
+    .await;
+    let r = Report::read(Path::new(&sweep)).expect("report");
+    let rates: Vec<_> = r
+        .results
+        .iter()
+        .map(|p| (p.target_rate, p.scheduled))
+        .collect();
+    assert_eq!(rates, [(Some(20), 20), (Some(40), 40)]);
+    assert_eq!(r.settings.sweep, [20, 40]);
+    assert_eq!(r.settings.max_in_flight, Some(8));
+    let svg = std::fs::read_to_string(&chart).expect("chart written");
+    assert!(svg.starts_with("<svg") && svg.contains("p99.9"));
+
+    // Closed loop, as before, now also as JSON.
+    let closed = json("closed.json");
+    loadgen(
+        &app,
+        &state,
+        &format!("run search-attribute --concurrency 2 --duration 1s --no-vacuum --json {closed}"),
+    )
+    .await;
+    let r = Report::read(Path::new(&closed)).expect("report");
+    let [p] = r.results.as_slice() else {
+        panic!("one phase")
+    };
+    assert_eq!(
+        (p.mode, p.concurrency, p.target_rate),
+        (Mode::Closed, Some(2), None)
+    );
+    assert!(p.ok > 0 && p.errors.is_empty(), "{p:?}");
+    assert_eq!(p.scheduled, p.ok);
+
+    // Two domains: offers in the default domain alone, then beside a bulk sync of "bulk".
+    let two = json("two.json");
+    loadgen(
+        &app,
+        &state,
+        &format!(
+            "run offer --rate 20 --duration 1s --bulk-domain bulk --bulk-clients 2 --no-vacuum --json {two}"
+        ),
+    )
+    .await;
+    let r = Report::read(Path::new(&two)).expect("report");
+    let labels: Vec<_> = r
+        .results
+        .iter()
+        .map(|p| (p.label.as_str(), p.domain.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("baseline", "default"),
+            ("loaded", "default"),
+            ("bulk", "bulk")
+        ]
+    );
+    for p in &r.results[..2] {
+        assert_eq!((p.scheduled, p.ok + p.error_count() + p.unsent), (20, 20));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+    }
+    let bulk = &r.results[2];
+    assert_eq!((bulk.mode, bulk.concurrency), (Mode::Closed, Some(2)));
+    assert!(bulk.ok >= 2 && bulk.errors.is_empty(), "{bulk:?}");
+    let i = r.interference.expect("comparison");
+    assert!(i.baseline_lock_waits.samples > 0 && i.loaded_lock_waits.samples > 0);
+    assert_eq!(r.settings.bulk_domain.as_deref(), Some("bulk"));
+
+    // The bulk edits reached the bulk domain's first contacts (each client starts with its
+    // own), and the default domain's contacts were left alone.
+    for i in [0, 1] {
+        let c = card(&app, &file.domains["bulk"], i).await;
+        assert!(c.description.starts_with("Synced from the CRM"), "{c:?}");
+        assert!(c.version >= 2);
+        let keys: Vec<_> = c.attributes.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["crm_id", "synced", "tier"]);
+    }
+    let untouched = card(&app, &file.default, 0).await;
+    assert_eq!(untouched.version, 1);
+
+    let _ = std::fs::remove_dir_all(&dir);
+}
