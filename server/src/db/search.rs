@@ -503,6 +503,8 @@ fn band_statement(
             (inner, None, by_name)
         }
         NameBand::Word => {
+            // A contact comes once, through its first matching word (`>=`: the least of its
+            // matching words; an equality would be taken for a join key and misestimated).
             let cursor = after
                 .map(|at| {
                     let t = sql.text(at.tiebreak.clone());
@@ -517,7 +519,7 @@ fn band_statement(
                  WHERE w.domain_id = {d} AND w.word >= {norm} AND w.word < {norm} || chr(1114111) \
                    AND NOT w.first {cursor} \
                    AND NOT starts_with(c.name_search, {norm}) \
-                   AND w.word = name_word_starting(c.name_search, {norm})"
+                   AND name_word_starting(c.name_search, {norm}) >= w.word"
             );
             (inner, None, "agg.tiebreak COLLATE \"C\", agg.id")
         }
