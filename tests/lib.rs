@@ -260,6 +260,14 @@ impl TestApp {
             .is_some_and(|s| s.state.hub.is_listening())
     }
 
+    /// The server's session cache.
+    pub fn sessions(&self) -> client_info_server::sessions::SessionCache {
+        self.server
+            .as_ref()
+            .map(|s| s.state.sessions.clone())
+            .expect("the server is running")
+    }
+
     /// A direct database connection, for setting up and checking state.
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&database_url(&self.db_name))

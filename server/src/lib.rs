@@ -16,5 +16,6 @@ pub mod hub;
 pub mod metrics;
 pub mod rpc;
 pub mod server;
+pub mod sessions;
 pub mod telemetry;
 pub mod transport;

@@ -28,6 +28,7 @@ use crate::grpc::interactions::InteractionsApi;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
 use crate::rpc::RpcLayer;
+use crate::sessions::SessionCache;
 use tonic::codec::CompressionEncoding;
 
 /// The fully-qualified names of the API services, as reflection and health list them.
@@ -106,6 +107,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
     let keys = Arc::new(TokenKeys::new(&config.jwt_secret));
     let (stop_streams, shutdown) = tokio::sync::watch::channel(false);
     let metrics = Metrics::default();
+    let sessions = SessionCache::default();
     let hub = EventHub::start(
         config.database_url.clone(),
         pool.clone(),
@@ -113,6 +115,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         config.event_retention,
         shutdown.clone(),
         metrics.clone(),
+        sessions.clone(),
     );
     let state = AppState {
         pool,
@@ -122,6 +125,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         heartbeat: config.heartbeat,
         metrics,
         statement_timeout: config.pool.statement_timeout,
+        sessions,
     };
     let metrics_addr = match config.metrics_listen {
         Some(addr) => {

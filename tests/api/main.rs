@@ -18,6 +18,7 @@ mod readme;
 mod sdk;
 mod search;
 mod server;
+mod sessions;
 mod tenancy;
 mod transport;
 mod validation;
