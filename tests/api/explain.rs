@@ -283,8 +283,8 @@ async fn search_queries_use_indexes_at_scale() {
         }
     }
     // A first name alone (30,000 names start with it), a surname alone (a later word of
-    // 18,750 names) and a typo of that surname each read their first page off a btree in
-    // result order, with custom and generic plans: no sort of the matches.
+    // 18,750 names), one with punctuation, and a typo of that surname each read their first
+    // page off a btree in result order, with custom and generic plans: no sort of the matches.
     let broad = |q: &str| SearchQuery {
         conditions: vec![name(q)],
         any: false,
@@ -294,6 +294,7 @@ async fn search_queries_use_indexes_at_scale() {
     for (q, band, index) in [
         ("anna", "prefix", "contacts_name_order_idx"),
         ("kowalski", "word", "contact_name_words_pkey"),
+        ("o'kowalski", "word", "contact_name_words_pkey"),
         ("kowalsky", "similar_word", "contact_name_words_pkey"),
     ] {
         let statements = explainable(DomainId(d.0), &broad(q), 21, "kowalski");

@@ -503,8 +503,9 @@ fn band_statement(
             (inner, None, by_name)
         }
         NameBand::Word => {
-            // A contact comes once, through its first matching word (`>=`: the least of its
-            // matching words; an equality would be taken for a join key and misestimated).
+            // The later words starting with a one-word query, or equal to the first word of a
+            // longer one ("o" for "o'b"). A contact comes once, through its least matching
+            // word (`>=`: an equality would be taken for a join key and misestimated).
             let cursor = after
                 .map(|at| {
                     let t = sql.text(at.tiebreak.clone());
@@ -516,8 +517,10 @@ fn band_statement(
                 "SELECT c.id, {key}::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
                  FROM contact_name_words w \
                  JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
-                 WHERE w.domain_id = {d} AND w.word >= {norm} AND w.word < {norm} || chr(1114111) \
-                   AND NOT w.first {cursor} \
+                 WHERE w.domain_id = {d} AND w.word >= (name_words({norm}))[1] \
+                   AND w.word < CASE WHEN {norm} ~ '[\\x01-\\x2f]' THEN (name_words({norm}))[1] || chr(1) \
+                                     ELSE {norm} || chr(1114111) END \
+                   AND w.later {cursor} \
                    AND NOT starts_with(c.name_search, {norm}) \
                    AND name_word_starting(c.name_search, {norm}) >= w.word"
             );
