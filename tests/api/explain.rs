@@ -321,6 +321,10 @@ async fn search_queries_use_indexes_at_scale() {
                 "{q} ({band}, generic: {generic}) sorts:\n{p}"
             );
             assert!(
+                !p.contains("Gather"),
+                "{q} ({band}, generic: {generic}) in parallel:\n{p}"
+            );
+            assert!(
                 !p.contains("Seq Scan"),
                 "{q} ({band}, generic: {generic}):\n{p}"
             );

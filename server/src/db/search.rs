@@ -542,7 +542,8 @@ fn band_statement(
             let inner = format!(
                 "SELECT c.id, {} AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
                  FROM contacts c WHERE c.domain_id = {d} \
-                   AND {norm} <% c.name_search AND strpos(c.name_search, {norm}) = 0 \
+                   AND {norm} <% c.name_search \
+                   AND c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\' \
                    AND NOT (name_words(c.name_search) && string_to_array({terms}, ' '))",
                 n.ranked(NameBand::Similar, &n.similarity())
             );
@@ -555,7 +556,9 @@ fn band_statement(
 /// One word of [`NameBand::SimilarWord`]: the names holding `term` and none of the `better`
 /// words (whose statements came first), in id order after `after_id`, straight off
 /// `contact_name_words`. The similarity test is a function call, not the operator, so that
-/// the planner never trades this ordered scan for the trigram index.
+/// the planner never trades this ordered scan for the trigram index; "not a substring" is a
+/// NOT LIKE, which the planner estimates as the near-certainty it is (as `strpos() = 0` it
+/// was taken for a rare match, and the scan planned in parallel).
 fn similar_word_statement(
     domain: DomainId,
     query: &SearchQuery,
@@ -568,7 +571,7 @@ fn similar_word_statement(
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
     let n = NameSql::bind(&mut sql, q);
-    let (norm, found) = (&n.norm, n.found_by());
+    let (norm, pattern, found) = (&n.norm, &n.pattern, n.found_by());
     let key = sql.int(term.key);
     let word = sql.text(term.word.clone());
     let better = sql.text(better.to_owned());
@@ -580,7 +583,7 @@ fn similar_word_statement(
          FROM contact_name_words w \
          JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
          WHERE w.domain_id = {d} AND w.word = {word} {cursor} \
-           AND strpos(c.name_search, {norm}) = 0 \
+           AND c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\' \
            AND word_similarity_op({norm}, c.name_search) \
            AND NOT (name_words(c.name_search) && string_to_array({better}, ' '))"
     );
