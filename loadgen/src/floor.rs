@@ -186,7 +186,8 @@ fn name_search(q: &str, bands: &[NameBand]) -> String {
                     "SELECT c.id, (3000 + 999 - floor(word_similarity({q}, c.name_search) * 999))::bigint AS sort_key, \
                      c.name_search AS tiebreak, {found} AS found_by FROM contacts c WHERE c.domain_id = :d \
                      AND c.name_search LIKE '%' || {q} || '%' AND NOT starts_with(c.name_search, {q}) \
-                     AND NOT name_has_word_starting(c.name_search, {q})"
+                     AND NOT (c.name_search ~ (SELECT name_word_pattern({q})) \
+                     AND name_word_starting(c.name_search, {q}) IS NOT NULL)"
                 ),
                 "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
             ),

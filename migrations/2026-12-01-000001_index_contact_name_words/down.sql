@@ -8,6 +8,7 @@ DROP FUNCTION contact_name_words_deleted();
 DROP FUNCTION contact_name_words_inserted();
 DROP TABLE contact_name_vocabulary;
 DROP TABLE contact_name_words;
-DROP FUNCTION name_has_word_starting(text, text);
+DROP FUNCTION name_word_pattern(text);
 DROP FUNCTION name_word_starting(text, text);
+DROP FUNCTION name_phrase_starting(text, text);
 DROP FUNCTION name_words(text);

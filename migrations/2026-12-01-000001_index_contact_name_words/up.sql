@@ -24,8 +24,9 @@ COMMENT ON FUNCTION name_words(text) IS 'The words of a normalised name, in orde
 -- Where a query starts a later word of a name: the least (in byte order) word after the first
 -- at whose start the name continues with prefix, or NULL. For a one-word prefix that is the
 -- least later word starting with it; for "o'b" it is "o" when some later word is "o" followed
--- by "'b" ("amelia o'brien").
-CREATE FUNCTION name_word_starting(name text, prefix text) RETURNS text
+-- by "'b" ("amelia o'brien"). The general case walks the name (name_phrase_starting); a
+-- one-word prefix, the common case, only compares words.
+CREATE FUNCTION name_phrase_starting(name text, prefix text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE STRICT
     AS $$
 DECLARE
@@ -53,16 +54,23 @@ BEGIN
     RETURN best;
 END
 $$;
+COMMENT ON FUNCTION name_phrase_starting(text, text) IS 'name_word_starting for any prefix, by walking the name.';
+
+CREATE FUNCTION name_word_starting(name text, prefix text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    AS $$ SELECT CASE WHEN prefix ~ '[\x01-\x2f]' THEN name_phrase_starting(name, prefix)
+                      ELSE (SELECT min(w.word COLLATE "C")
+                            FROM unnest(name_words(name)) WITH ORDINALITY AS w (word, ord)
+                            WHERE w.ord > 1 AND starts_with(w.word, prefix)) END $$;
 COMMENT ON FUNCTION name_word_starting(text, text) IS 'The least word after the first word of a name at whose start the name continues with prefix; NULL when there is none.';
 
--- name_word_starting(name, prefix) IS NOT NULL, answered by a regular expression for the names
--- where prefix never follows a separator (almost all of them, when ranking a broad band).
--- The prefix is quoted for the regular expression (its punctuation escaped).
-CREATE FUNCTION name_has_word_starting(name text, prefix text) RETURNS boolean
+-- A regular expression that a name matches when prefix follows a separator in it: a cheap
+-- necessary condition of name_word_starting(name, prefix) IS NOT NULL. Statements compute it
+-- once (as a scalar subquery) and test every row against it before calling that function.
+CREATE FUNCTION name_word_pattern(prefix text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
-    AS $$ SELECT name ~ ('[\x01-\x2f]' || regexp_replace(prefix, '([^[:alnum:][:space:]])', '\\\1', 'g'))
-                 AND name_word_starting(name, prefix) IS NOT NULL $$;
-COMMENT ON FUNCTION name_has_word_starting(text, text) IS 'True when the name continues with prefix at the start of a word after its first word.';
+    AS $$ SELECT '[\x01-\x2f]' || regexp_replace(prefix, '([^[:alnum:][:space:]])', '\\\1', 'g') $$;
+COMMENT ON FUNCTION name_word_pattern(text) IS 'A regular expression matching names in which prefix follows a separator.';
 
 CREATE TABLE contact_name_words (
     domain_id   bigint  NOT NULL,

@@ -103,6 +103,17 @@ impl NameSql {
         )
     }
 
+    /// True when the query starts a word after the first of the contact's name (band
+    /// [`NameBand::Word`]): a regular expression computed once per statement rules out
+    /// almost every name before the exact test runs.
+    fn starts_later_word(&self) -> String {
+        format!(
+            "(c.name_search ~ (SELECT name_word_pattern({norm})) \
+              AND name_word_starting(c.name_search, {norm}) IS NOT NULL)",
+            norm = self.norm
+        )
+    }
+
     /// The contact's similarity to the query (pg_trgm's word similarity).
     fn similarity(&self) -> String {
         format!("word_similarity({}, c.name_search)", self.norm)
@@ -234,7 +245,7 @@ fn name_branch(sql: &mut Dynamic, domain: &str, cond: usize, q: &str) -> (String
                 ELSE c.name_search END, \
            'name', c.name_search = {norm}, c.display_name \
          FROM contacts c CROSS JOIN LATERAL (SELECT {similarity} AS sim, \
-             CASE WHEN name_has_word_starting(c.name_search, {norm}) \
+             CASE WHEN {starts_later_word} \
                   THEN name_word_starting(c.name_search, {norm}) END AS later, \
              CASE WHEN name_words(c.name_search) && {terms} \
                   THEN (SELECT t.w FROM unnest({terms}) WITH ORDINALITY AS t (w, o) \
@@ -251,6 +262,7 @@ fn name_branch(sql: &mut Dynamic, domain: &str, cond: usize, q: &str) -> (String
         ),
         similar = n.ranked(NameBand::Similar, sim),
         similarity = n.similarity(),
+        starts_later_word = n.starts_later_word(),
     );
     (terms_cte, branch)
 }
@@ -532,8 +544,9 @@ fn band_statement(
                  FROM contacts c WHERE c.domain_id = {d} \
                    AND c.name_search LIKE '%' || {pattern} || '%' ESCAPE '\\' \
                    AND NOT starts_with(c.name_search, {norm}) \
-                   AND NOT name_has_word_starting(c.name_search, {norm})",
-                n.ranked(band, &n.similarity())
+                   AND NOT {}",
+                n.ranked(band, &n.similarity()),
+                n.starts_later_word()
             );
             (inner, ranked_cursor(&mut sql, after), ranked)
         }
