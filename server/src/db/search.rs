@@ -465,6 +465,18 @@ fn ranked_cursor(sql: &mut Dynamic, after: Option<&Position>) -> Option<String> 
     })
 }
 
+/// `AND (columns) > (tiebreak, id)` of `after` (nothing without a cursor), on the two columns
+/// an index orders a band by.
+fn text_cursor(sql: &mut Dynamic, after: Option<&Position>, columns: &str) -> String {
+    after
+        .map(|at| {
+            let t = sql.text(at.tiebreak.clone());
+            let i = sql.int(at.id);
+            format!("AND ({columns}) > ({t}, {i})")
+        })
+        .unwrap_or_default()
+}
+
 /// The statement of one band of a name-only search, continuing after `after` when the cursor
 /// lies in that band. `terms`: the words that [`NameBand::SimilarWord`] searched (their names
 /// are not among the [`NameBand::Similar`] ones). [`NameBand::SimilarWord`] itself runs one
@@ -499,13 +511,7 @@ fn band_statement(
             (inner, None, "agg.id")
         }
         NameBand::Prefix => {
-            let cursor = after
-                .map(|at| {
-                    let t = sql.text(at.tiebreak.clone());
-                    let i = sql.int(at.id);
-                    format!("AND (c.name_search COLLATE \"C\", c.id) > ({t}, {i})")
-                })
-                .unwrap_or_default();
+            let cursor = text_cursor(&mut sql, after, "c.name_search COLLATE \"C\", c.id");
             let inner = format!(
                 "SELECT c.id, {key}::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
                  FROM contacts c WHERE c.domain_id = {d} \
@@ -518,13 +524,7 @@ fn band_statement(
             // The later words starting with a one-word query, or equal to the first word of a
             // longer one ("o" for "o'b"). A contact comes once, through its least matching
             // word (`>=`: an equality would be taken for a join key and misestimated).
-            let cursor = after
-                .map(|at| {
-                    let t = sql.text(at.tiebreak.clone());
-                    let i = sql.int(at.id);
-                    format!("AND (w.word, w.contact_id) > ({t}, {i})")
-                })
-                .unwrap_or_default();
+            let cursor = text_cursor(&mut sql, after, "w.word, w.contact_id");
             let inner = format!(
                 "SELECT c.id, {key}::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
                  FROM contact_name_words w \
