@@ -503,6 +503,13 @@ const QUERIES: &[&str] = &[
     "o brien",
     "lee o'",
     "o'brein",
+    "(anna)",
+    "a+b",
+    "[lee]",
+    "^lee$",
+    ".*",
+    "lee\\",
+    "lee?",
 ];
 
 #[tokio::test]
