@@ -268,6 +268,14 @@ impl TestApp {
             .is_some_and(|s| s.state.hub.is_listening())
     }
 
+    /// The server's session cache.
+    pub fn sessions(&self) -> client_info_server::sessions::SessionCache {
+        self.server
+            .as_ref()
+            .map(|s| s.state.sessions.clone())
+            .expect("the server is running")
+    }
+
     /// A direct database connection, for setting up and checking state.
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&database_url(&self.db_name))
@@ -291,12 +299,29 @@ impl TestApp {
         .expect("create domain")
     }
 
-    /// Changes a domain's identification settings.
+    /// Changes a domain's identification settings, and waits until the server has dropped
+    /// the settings it cached (it hears of the change through NOTIFY, as every replica does;
+    /// a request sent at once could otherwise still see the old settings).
     pub async fn set_identification(&self, domain: DomainId, autolink: bool, fallback_digits: i16) {
+        let mut invalidated = self
+            .server
+            .as_ref()
+            .map(|s| s.state.sessions.invalidations());
+        if let Some(rx) = invalidated.as_mut() {
+            rx.borrow_and_update();
+        }
         let mut conn = self.db().await;
         domains::update_settings(&mut conn, domain, autolink, fallback_digits)
             .await
             .expect("update domain settings");
+        if let Some(mut rx) = invalidated
+            && self.sessions().is_live()
+        {
+            tokio::time::timeout(Duration::from_secs(30), rx.changed())
+                .await
+                .expect("the server heard the change")
+                .expect("session cache alive");
+        }
     }
 
     /// Creates a user.

@@ -87,6 +87,25 @@ pub fn name(i: u64) -> String {
     )
 }
 
+/// A first name (contact `i`'s; a twenty-fourth of the contacts have each).
+pub fn first_name(i: u64) -> &'static str {
+    FIRST[(i % 24) as usize]
+}
+
+/// A surname (the last name of contact `i * 24`).
+pub fn surname(i: u64) -> &'static str {
+    LAST[(i % 24) as usize]
+}
+
+/// A typo of a first name: its last letter doubled ("Ameliaa", "Miaa").
+pub fn first_name_typo(i: u64) -> String {
+    let first = first_name(i);
+    first
+        .chars()
+        .last()
+        .map_or_else(String::new, |c| format!("{first}{c}"))
+}
+
 /// The messaging identity of contact `i`, which every third contact has.
 pub fn identity(i: u64) -> Option<String> {
     i.is_multiple_of(3).then(|| format!("tg-{i}"))

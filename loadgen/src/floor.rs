@@ -1,11 +1,12 @@
 //! The floor: the SQL a scenario's RPC runs, replayed by pgbench with prepared statements at the
-//! same concurrency and duration. The scripts mirror the server's statements (session check,
-//! the lookup itself, and the card loads); values are derived from the contact index exactly as
-//! `data` derives them.
+//! same concurrency and duration. The scripts mirror the server's statements (the lookup
+//! itself, and the card loads; the writes also check the session, which reads take from the
+//! server's session cache); values are derived from the contact index exactly as `data`
+//! derives them.
 
 use std::time::Duration;
 
-use crate::data::{FIRST, LAST};
+use crate::data::{self, FIRST, LAST};
 use crate::run::Scenario;
 use crate::seed::State;
 
@@ -172,12 +173,97 @@ SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM i) + (SELECT count(*) FR
 
 fn search(branch: &str) -> String {
     format!(
-        "{PICK}{SESSION}WITH hits (id, cond, sort_key, field, exact, value) AS ({branch}), \
+        "{PICK}WITH hits (id, cond, sort_key, field, exact, value) AS ({branch}), \
 agg AS (SELECT id, min(sort_key) AS sort_key, count(DISTINCT cond) AS n, \
 jsonb_agg(jsonb_build_object('f', field, 'e', exact, 'v', value) ORDER BY cond, sort_key) AS found_by \
 FROM hits GROUP BY id) \
 SELECT agg.id AS cid FROM agg WHERE agg.n >= 1 ORDER BY agg.sort_key, agg.id LIMIT 1 \\gset\n{CARD}"
     )
+}
+
+/// The bands of a name search (server `db::search`), in the order the server runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameBand {
+    Exact,
+    Prefix,
+    Word,
+    Substring,
+    SimilarWord,
+}
+
+/// The statements of a name search for the query `q` (an SQL expression) that runs `bands`
+/// until the last fills the page of 20 (21 fetched to know whether more follow), then the
+/// cards of the 20.
+fn name_search(q: &str, bands: &[NameBand]) -> String {
+    let found = format!(
+        "jsonb_build_array(jsonb_build_object('f', 'name', 'e', c.name_search = {q}, 'v', c.display_name))"
+    );
+    let page = |inner: String, order: &str| {
+        format!(
+            "SELECT string_agg(id::text, ',') AS ids FROM (SELECT agg.id FROM ({inner}) agg \
+             ORDER BY {order} LIMIT 21) page \\gset\n"
+        )
+    };
+    let mut script = String::from(PICK);
+    for band in bands {
+        script += &match band {
+            NameBand::Exact => page(
+                format!(
+                    "SELECT c.id, 0::bigint AS sort_key, ''::text AS tiebreak, {found} AS found_by \
+                     FROM contacts c WHERE c.domain_id = :d AND c.name_search COLLATE \"C\" = {q}"
+                ),
+                "agg.id",
+            ),
+            NameBand::Prefix => page(
+                format!(
+                    "SELECT c.id, 1000::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
+                     FROM contacts c WHERE c.domain_id = :d AND c.name_search COLLATE \"C\" > {q} \
+                     AND c.name_search COLLATE \"C\" < {q} || chr(1114111)"
+                ),
+                "agg.tiebreak COLLATE \"C\", agg.id",
+            ),
+            NameBand::Word => page(
+                format!(
+                    "SELECT c.id, 2000::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
+                     FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
+                     WHERE w.domain_id = :d AND w.word >= (name_words({q}))[1] \
+                     AND w.word < CASE WHEN {q} ~ '[\\x01-\\x2f]' THEN (name_words({q}))[1] || chr(1) ELSE {q} || chr(1114111) END \
+                     AND w.later AND NOT starts_with(c.name_search, {q}) \
+                     AND name_word_starting(c.name_search, {q}) >= w.word"
+                ),
+                "agg.tiebreak COLLATE \"C\", agg.id",
+            ),
+            NameBand::Substring => page(
+                format!(
+                    "SELECT c.id, (3000 + 999 - floor(word_similarity({q}, c.name_search) * 999))::bigint AS sort_key, \
+                     c.name_search AS tiebreak, {found} AS found_by FROM contacts c WHERE c.domain_id = :d \
+                     AND c.name_search LIKE '%' || {q} || '%' AND NOT starts_with(c.name_search, {q}) \
+                     AND NOT (c.name_search ~ (SELECT name_word_pattern({q})) \
+                     AND name_word_starting(c.name_search, {q}) IS NOT NULL)"
+                ),
+                "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
+            ),
+            NameBand::SimilarWord => format!(
+                "SELECT v.word::text AS word, (4000 + 999 - floor(word_similarity({q}, v.word) * 999))::bigint AS key \
+                 FROM contact_name_vocabulary v WHERE v.domain_id = :d AND {q} <% v.word ORDER BY 2, v.word LIMIT 1 \\gset\n{}",
+                page(
+                    format!(
+                        "SELECT c.id, :key::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
+                         FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
+                         WHERE w.domain_id = :d AND w.word = :word AND c.name_search NOT LIKE '%' || {q} || '%' \
+                         AND word_similarity_op({q}, c.name_search) \
+                         AND NOT (name_words(c.name_search) && string_to_array('', ' '))"
+                    ),
+                    "agg.id",
+                )
+            ),
+        };
+    }
+    script
+        + &CARD.replace(
+            "c.id = ANY(ARRAY[:cid])",
+            "c.id = ANY((string_to_array(:ids, ','))[1:20]::bigint[])",
+        )
 }
 
 /// The pgbench script of a scenario, if it has one.
@@ -198,33 +284,43 @@ pub fn script(scenario: Scenario) -> Option<String> {
              FROM contact_attributes WHERE domain_id = :d AND key = 'crm_id' \
              AND value = 'CRM-' || lpad(:i::text, 7, '0')",
         ),
-        Scenario::SearchName => {
-            let q = format!(
+        Scenario::SearchName => name_search(
+            &format!(
                 "lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1] || ' ' || (ARRAY[{}])[(:i / 24) % 24 + 1]))",
                 names(&FIRST),
                 names(&LAST)
-            );
-            // A name alone runs band by band (server `db::search`); a full name that many
-            // contacts share fills its page from the exact band: the page of 20 (21 fetched to
-            // know whether more follow) and the cards of the 20.
-            format!(
-                "{PICK}{SESSION}SELECT string_agg(id::text, ',') AS ids FROM (SELECT agg.id FROM \
-                 (SELECT id, (999 - floor(word_similarity({q}, name_search) * 999))::bigint AS sort_key, \
-                 jsonb_build_array(jsonb_build_object('f', 'name', 'e', name_search = {q}, 'v', display_name)) AS found_by \
-                 FROM contacts WHERE domain_id = :d AND name_search = {q}) agg ORDER BY agg.id LIMIT 21) page \\gset\n{}",
-                CARD.replace(
-                    "c.id = ANY(ARRAY[:cid])",
-                    "c.id = ANY((string_to_array(:ids, ','))[1:20]::bigint[])"
-                )
+            ),
+            &[NameBand::Exact],
+        ),
+        Scenario::SearchFirstName => name_search(
+            &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&FIRST)),
+            &[NameBand::Exact, NameBand::Prefix],
+        ),
+        Scenario::SearchSurname => name_search(
+            &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&LAST)),
+            &[NameBand::Exact, NameBand::Prefix, NameBand::Word],
+        ),
+        Scenario::SearchTypo => {
+            let typos: Vec<String> = (0..24).map(data::first_name_typo).collect();
+            let typos: Vec<&str> = typos.iter().map(String::as_str).collect();
+            name_search(
+                &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&typos)),
+                &[
+                    NameBand::Exact,
+                    NameBand::Prefix,
+                    NameBand::Word,
+                    NameBand::Substring,
+                    NameBand::SimilarWord,
+                ],
             )
         }
         Scenario::Offer => offer(),
         // GetClientInfo of one of the interactions the run offered (`ci-<stamp>-<k>`, set by
-        // the caller): session, the interaction, the agent's name, the candidate's card.
+        // the caller): the interaction, the candidate's card (the session and the agent's name
+        // come from the server's session cache).
         Scenario::ClientInfo => format!(
             "\\set k random(0, :offered - 1)
-{SESSION}SELECT i.*, coalesce(i.bound_contact_id, (i.candidates->0->>'contact_id')::bigint, 0) AS cid FROM interactions i WHERE i.domain_id = :d AND i.external_id = 'ci-' || :stamp || '-' || :k \\gset
-SELECT id, name FROM users WHERE domain_id = :d AND id = ANY(ARRAY[:u]);
+SELECT i.*, coalesce(i.bound_contact_id, (i.candidates->0->>'contact_id')::bigint, 0) AS cid FROM interactions i WHERE i.domain_id = :d AND i.external_id = 'ci-' || :stamp || '-' || :k \\gset
 {CARD}"
         ),
         Scenario::CreateRelink => create_relink(),

@@ -47,6 +47,12 @@ pub enum Scenario {
     SearchAttribute,
     /// SearchContacts by a full name.
     SearchName,
+    /// SearchContacts by a first name alone (each starts a twenty-fourth of the names).
+    SearchFirstName,
+    /// SearchContacts by a surname alone (a later word; O'Brien with punctuation).
+    SearchSurname,
+    /// SearchContacts by a typo of a first name alone (its last letter doubled: "Ameliaa").
+    SearchTypo,
     /// CreateContact from an accepted chat whose identity another contact holds (relink);
     /// closed loop times only the create, open loop the whole offer-accept-create cycle from
     /// its intended start.
@@ -453,11 +459,20 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
                 })
                 .await?;
         }
-        Scenario::SearchName => {
+        Scenario::SearchName
+        | Scenario::SearchFirstName
+        | Scenario::SearchSurname
+        | Scenario::SearchTypo => {
             let i = random_index(&ctx.state);
+            let name = match scenario {
+                Scenario::SearchFirstName => data::first_name(i).to_owned(),
+                Scenario::SearchSurname => data::surname(i).to_owned(),
+                Scenario::SearchTypo => data::first_name_typo(i),
+                _ => data::name(i),
+            };
             ctx.crm
                 .search_contacts(pb::SearchContactsRequest {
-                    name: data::name(i),
+                    name,
                     ..Default::default()
                 })
                 .await?;

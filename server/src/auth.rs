@@ -12,6 +12,7 @@ use tonic::{Request, Status};
 
 use crate::domain::ids::{DomainId, UserId};
 use crate::domain::permission::{Permission, PermissionSet};
+use crate::domain::search::Position;
 use crate::error::{Error, Fault, Reason};
 
 /// The claims of a client-info token.
@@ -197,6 +198,9 @@ struct PageClaims {
     s: i64,
     /// Id of the last row of the previous page.
     i: i64,
+    /// Tiebreak text of the last row of the previous page (absent when empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    t: String,
 }
 
 /// Why a page token was refused.
@@ -211,20 +215,21 @@ pub enum PageTokenError {
 }
 
 impl TokenKeys {
-    /// Signs a position (sort key, id) in the results of the query with `fingerprint`.
-    pub fn sign_page(&self, fingerprint: u64, sort_key: i64, id: i64) -> Result<String, Error> {
+    /// Signs a position in the results of the query with `fingerprint`.
+    pub fn sign_page(&self, fingerprint: u64, at: &Position) -> Result<String, Error> {
         let claims = PageClaims {
             typ: "page".into(),
             q: format!("{fingerprint:016x}"),
-            s: sort_key,
-            i: id,
+            s: at.sort_key,
+            i: at.id,
+            t: at.tiebreak.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Internal(format!("cannot sign page token: {e}")))
     }
 
-    /// Verifies a page token for the query with `fingerprint`; returns (sort key, id).
-    pub fn verify_page(&self, token: &str, fingerprint: u64) -> Result<(i64, i64), PageTokenError> {
+    /// Verifies a page token for the query with `fingerprint`; returns the position it holds.
+    pub fn verify_page(&self, token: &str, fingerprint: u64) -> Result<Position, PageTokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         validation.set_required_spec_claims::<&str>(&[]);
@@ -237,7 +242,11 @@ impl TokenKeys {
         if claims.q != format!("{fingerprint:016x}") {
             return Err(PageTokenError::OtherQuery);
         }
-        Ok((claims.s, claims.i))
+        Ok(Position {
+            sort_key: claims.s,
+            tiebreak: claims.t,
+            id: claims.i,
+        })
     }
 }
 
@@ -432,8 +441,15 @@ mod tests {
     #[test]
     fn page_tokens_are_bound_to_their_query() {
         let keys = TokenKeys::new(b"secret");
-        let t = keys.sign_page(42, 7, 99).expect("sign");
-        assert_eq!(keys.verify_page(&t, 42), Ok((7, 99)));
+        let at = |tiebreak: &str| Position {
+            sort_key: 7,
+            tiebreak: tiebreak.into(),
+            id: 99,
+        };
+        let t = keys.sign_page(42, &at("")).expect("sign");
+        assert_eq!(keys.verify_page(&t, 42), Ok(at("")));
+        let named = keys.sign_page(42, &at("amelia smith")).expect("sign");
+        assert_eq!(keys.verify_page(&named, 42), Ok(at("amelia smith")));
         assert_eq!(keys.verify_page(&t, 43), Err(PageTokenError::OtherQuery));
         assert_eq!(
             TokenKeys::new(b"other").verify_page(&t, 42),
@@ -459,7 +475,16 @@ mod tests {
             TokenKeys::new(b"x").verify_card_link(&link),
             Err(CardLinkError::Invalid)
         );
-        let page = keys.sign_page(1, 2, 3).expect("page");
+        let page = keys
+            .sign_page(
+                1,
+                &Position {
+                    sort_key: 2,
+                    tiebreak: String::new(),
+                    id: 3,
+                },
+            )
+            .expect("page");
         assert_eq!(keys.verify_card_link(&page), Err(CardLinkError::Invalid));
     }
 

@@ -6,6 +6,9 @@
 //! again shortly (1 ms, doubling to 100 ms): that transaction's end may notify nothing. Streams of other servers on the
 //! same database get the same events through their own hubs.
 //!
+//! The same connection listens on [`sessions::CHANNEL`] and empties the session cache on each
+//! notification; the cache is used only while this connection is up.
+//!
 //! Faults: when the listener connection drops it is re-established with backoff, and every
 //! watched domain is re-read from its last fetched sequence, so nothing is missed; a periodic
 //! re-read covers notifications lost in between. A subscriber whose buffer is full is dropped
@@ -17,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
@@ -25,6 +28,7 @@ use crate::db::outbox::{self, StoredEvent};
 use crate::db::{self, DbPool};
 use crate::domain::ids::{DomainId, UserId};
 use crate::error::Error;
+use crate::sessions::{self, SessionCache};
 
 /// How often every watched domain is re-read even without a notification.
 const SAFETY_POLL: Duration = Duration::from_secs(2);
@@ -56,6 +60,8 @@ struct Inner {
     announce: mpsc::UnboundedSender<DomainId>,
     listening: AtomicBool,
     metrics: crate::metrics::Metrics,
+    /// Emptied on every `client_info_sessions` notification, and used only while listening.
+    sessions: SessionCache,
 }
 
 /// The hub; cheap to clone.
@@ -117,6 +123,7 @@ impl EventHub {
         retention: Duration,
         shutdown: tokio::sync::watch::Receiver<bool>,
         metrics: crate::metrics::Metrics,
+        sessions: SessionCache,
     ) -> EventHub {
         let (wake, woken) = mpsc::unbounded_channel();
         let (announce, announced) = mpsc::unbounded_channel();
@@ -130,6 +137,7 @@ impl EventHub {
                 announce,
                 listening: AtomicBool::new(false),
                 metrics,
+                sessions,
             }),
         };
         tokio::spawn(hub.clone().listen(database_url, shutdown.clone()));
@@ -220,16 +228,20 @@ impl EventHub {
             }
             match AsyncPgConnection::establish(&url).await {
                 Ok(mut conn) => {
-                    let listened = diesel_async::RunQueryDsl::execute(
-                        diesel::sql_query(format!("LISTEN {}", outbox::CHANNEL)),
-                        &mut conn,
-                    )
-                    .await;
+                    let listened = conn
+                        .batch_execute(&format!(
+                            "LISTEN {}; LISTEN {}",
+                            outbox::CHANNEL,
+                            sessions::CHANNEL
+                        ))
+                        .await;
                     if let Err(e) = listened {
                         tracing::warn!(error = %e, "cannot LISTEN; retrying");
                     } else {
                         backoff = Duration::from_millis(50);
                         self.inner.listening.store(true, Ordering::SeqCst);
+                        // Changes made while not listening were not heard: start empty.
+                        self.inner.sessions.set_live(true);
                         if connected_before {
                             self.inner.metrics.listen_reconnected();
                         }
@@ -243,6 +255,9 @@ impl EventHub {
                         loop {
                             tokio::select! {
                                 note = notes.next() => match note {
+                                    Some(Ok(n)) if n.channel == sessions::CHANNEL => {
+                                        self.inner.sessions.invalidate();
+                                    }
                                     Some(Ok(n)) => {
                                         if let Some(d) = n.payload.split(':').next().and_then(|d| d.parse().ok()) {
                                             let _ = self.inner.wake.send(DomainId(d));
@@ -254,10 +269,14 @@ impl EventHub {
                                     }
                                     None => break,
                                 },
-                                _ = shutdown.changed() => return,
+                                _ = shutdown.changed() => {
+                                    self.inner.sessions.set_live(false);
+                                    return;
+                                }
                             }
                         }
                         self.inner.listening.store(false, Ordering::SeqCst);
+                        self.inner.sessions.set_live(false);
                         tracing::warn!("event listener connection lost; reconnecting");
                     }
                 }

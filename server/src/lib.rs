@@ -17,6 +17,7 @@ pub mod hub;
 pub mod metrics;
 pub mod rpc;
 pub mod server;
+pub mod sessions;
 pub mod telemetry;
 pub mod transport;
 pub mod web;

@@ -29,6 +29,7 @@ use crate::grpc::interactions::InteractionsApi;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
 use crate::rpc::RpcLayer;
+use crate::sessions::SessionCache;
 use crate::web::{WebLayer, WebPanel};
 use tonic::codec::CompressionEncoding;
 
@@ -114,6 +115,7 @@ pub async fn start(
     let keys = Arc::new(TokenKeys::new(&config.jwt_secret));
     let (stop_streams, shutdown) = tokio::sync::watch::channel(false);
     let metrics = Metrics::default();
+    let sessions = SessionCache::default();
     let hub = EventHub::start(
         config.database_url.clone(),
         pool.clone(),
@@ -121,6 +123,7 @@ pub async fn start(
         config.event_retention,
         shutdown.clone(),
         metrics.clone(),
+        sessions.clone(),
     );
     let state = AppState {
         pool,
@@ -130,6 +133,7 @@ pub async fn start(
         heartbeat: config.heartbeat,
         metrics,
         statement_timeout: config.pool.statement_timeout,
+        sessions,
     };
     let metrics_addr = match config.metrics_listen {
         Some(addr) => {

@@ -19,6 +19,7 @@ mod readme;
 mod sdk;
 mod search;
 mod server;
+mod sessions;
 mod tenancy;
 mod transport;
 mod validation;

@@ -430,6 +430,215 @@ async fn a_name_alone_is_ranked_and_paged_like_any_other_query() {
     }
 }
 
+/// Names that land in every band of a name search, including words after punctuation, names
+/// that repeat a word, a name that starts with punctuation, and a word that is both a first
+/// and a later word.
+const VARIED: &[&str] = &[
+    "Anna Lee",
+    "Anna Lee",
+    "Anna Leeds",
+    "Lee Anna",
+    "Joanna Lee",
+    "Hanna Lee",
+    "Ana Lee",
+    "Jean-Pierre Lee",
+    "O'Brien Lee",
+    "Lee Lee",
+    "(Anna) Lee",
+    "Annabel Smith",
+    "John Smith",
+    "Jane Smith-Jones",
+    "Smithers Anna",
+    "Anna Smith Smith",
+    "Anna Smithson Smith",
+    "Zoë Müller",
+    "Muller Zoe",
+    "Mullerova Anna",
+    "Bob Stone",
+    "Jon Snow",
+    "John Snow",
+    "Johnny Snow",
+    "Smith",
+    "Anna",
+    "Pierre-Anna Smyth",
+    "Joan Smiths",
+    "Sm1th Anna",
+    "a_b Lee",
+    "Anna O'Brien",
+    "Lee O'Brien-Smith",
+    "O Brien",
+];
+
+/// Queries of every kind: first names, surnames, prefixes of words, fragments inside words,
+/// several words, punctuation, typos, nothing.
+const QUERIES: &[&str] = &[
+    "anna",
+    "lee",
+    "smith",
+    "smi",
+    "ann",
+    "muller",
+    "mul",
+    "smiht",
+    "jonh",
+    "anna lee",
+    "lee anna",
+    "ith",
+    "nna",
+    "lee-",
+    "o'b",
+    "brien",
+    "pierre",
+    "annna",
+    "xyzzy",
+    "zoe",
+    "an",
+    "sm",
+    "a_b",
+    "smiths",
+    "o'brien",
+    "o'brien-smith",
+    "smith-jones",
+    "jean-p",
+    "o brien",
+    "lee o'",
+    "o'brein",
+    "(anna)",
+    "a+b",
+    "[lee]",
+    "^lee$",
+    ".*",
+    "lee\\",
+    "lee?",
+];
+
+#[tokio::test]
+async fn a_name_alone_matches_as_before_and_pages_like_the_combined_statement() {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let w = world("GB").await;
+    let c = &w.crm.client;
+    for name in VARIED.iter().copied() {
+        add(c, name, &[], &[], vec![]).await;
+    }
+    let mut db = w.app.db().await;
+    db.batch_execute("SET pg_trgm.word_similarity_threshold = 0.45")
+        .await
+        .expect("threshold");
+    for q in QUERIES.iter().copied() {
+        let alone = by_name(q);
+        let general = pb::SearchContactsRequest {
+            attributes: vec![pb::AttributeCondition {
+                key: "nobody".into(),
+                value: "*".into(),
+            }],
+            combine: pb::SearchCombine::Any as i32,
+            ..by_name(q)
+        };
+        let expected = walk(c, &general, 100).await;
+        for size in [1, 2, 5, 100] {
+            assert_eq!(
+                walk(c, &alone, size).await,
+                expected,
+                "{q:?}, page size {size}"
+            );
+        }
+        let mut found: Vec<i64> = expected.iter().map(|(id, _)| *id).collect();
+        found.sort_unstable();
+        let before = found.len();
+        found.dedup();
+        assert_eq!(found.len(), before, "{q:?}: a contact twice");
+        // The same contacts as the substring-or-similar test that search used before the
+        // bands (only their order changed).
+        let typo = client_info_server::domain::search::typo_tolerant(q);
+        let like = client_info_server::domain::search::escape_like(q);
+        let mut matching: Vec<i64> = diesel::sql_query(
+            "SELECT id FROM contacts WHERE domain_id = $1 AND \
+               (name_search LIKE '%' || lower(immutable_unaccent($2)) || '%' ESCAPE '\\' \
+                OR ($4 AND lower(immutable_unaccent($3)) <% name_search))",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(w.crm.domain.0)
+        .bind::<diesel::sql_types::Text, _>(like)
+        .bind::<diesel::sql_types::Text, _>(q)
+        .bind::<diesel::sql_types::Bool, _>(typo)
+        .load::<Id>(&mut db)
+        .await
+        .expect("old matches")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+        matching.sort_unstable();
+        assert_eq!(found, matching, "{q:?}");
+    }
+}
+
+/// The words of a contact in the word index.
+async fn words_of(db: &mut diesel_async::AsyncPgConnection, contact: i64) -> Vec<String> {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Word {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        word: String,
+    }
+    diesel::sql_query(
+        "SELECT word::text AS word FROM contact_name_words WHERE contact_id = $1 ORDER BY 1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(contact)
+    .load::<Word>(db)
+    .await
+    .expect("words")
+    .into_iter()
+    .map(|r| r.word)
+    .collect()
+}
+
+#[tokio::test]
+async fn renamed_and_deleted_contacts_leave_the_name_index() {
+    let w = world("GB").await;
+    let c = &w.crm.client;
+    let ann = add(c, "Ann Quill", &[], &[], vec![]).await;
+    let bob = add(c, "Bob Quill", &[], &[], vec![]).await;
+    assert_eq!(
+        sorted(ids(c, by_name("quill")).await),
+        sorted(vec![ann, bob])
+    );
+    c.update_contact(pb::UpdateContactRequest {
+        contact_id: ann,
+        expected_version: 1,
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["display_name".into()],
+        }),
+        display_name: "Ann Zebedee-Nuttall".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("rename");
+    assert_eq!(ids(c, by_name("quill")).await, vec![bob]);
+    assert_eq!(ids(c, by_name("nuttall")).await, vec![ann], "a later word");
+    assert_eq!(ids(c, by_name("zebedee")).await, vec![ann]);
+    assert_eq!(
+        ids(c, by_name("zebedea")).await,
+        vec![ann],
+        "a typo of a new word"
+    );
+    assert_eq!(
+        ids(c, by_name("nutall")).await,
+        vec![ann],
+        "a typo of a new later word"
+    );
+    c.delete_contact(bob, 0).await.expect("delete");
+    assert!(ids(c, by_name("quill")).await.is_empty());
+    let mut db = w.app.db().await;
+    let left = words_of(&mut db, bob).await;
+    assert!(left.is_empty(), "the deleted contact's words: {left:?}");
+    let kept = words_of(&mut db, ann).await;
+    assert_eq!(kept, ["ann", "nuttall", "zebedee"]);
+}
+
 #[tokio::test]
 async fn pages_cover_every_hit_once_in_a_stable_order() {
     let w = world("GB").await;

@@ -1,5 +1,7 @@
 //! Domains (tenants) and the per-request session: the caller's domain settings.
 
+use std::sync::Arc;
+
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -112,25 +114,28 @@ pub async fn update_settings(
     Ok(())
 }
 
-/// What every request knows about its caller after one query: the domain's settings, checked
-/// together with the existence of the calling user in that domain.
+/// What every request knows about its caller: the domain's settings and the calling user's
+/// name, read together with the check that the user exists in that domain (from the database,
+/// or from [`crate::sessions::SessionCache`]).
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The verified caller.
     pub caller: Caller,
     /// The caller's domain.
-    pub domain: DomainSettings,
+    pub domain: Arc<DomainSettings>,
+    /// The calling user's name.
+    pub user_name: Arc<str>,
 }
 
 /// Loads the caller's session: UNAUTHENTICATED when the token names a domain or user that does
 /// not exist (for example a token minted for a deleted domain).
 pub async fn session(conn: &mut AsyncPgConnection, caller: Caller) -> Result<Session, Error> {
-    let row = domains::table
+    let (row, user_name) = domains::table
         .inner_join(users::table)
         .filter(domains::id.eq(caller.domain_id.0))
         .filter(users::id.eq(caller.user_id.0))
-        .select(DomainRow::as_select())
-        .first(conn)
+        .select((DomainRow::as_select(), users::name))
+        .first::<(DomainRow, String)>(conn)
         .await
         .optional()?
         .ok_or_else(|| {
@@ -141,6 +146,7 @@ pub async fn session(conn: &mut AsyncPgConnection, caller: Caller) -> Result<Ses
         })?;
     Ok(Session {
         caller,
-        domain: row.into_settings()?,
+        domain: Arc::new(row.into_settings()?),
+        user_name: user_name.into(),
     })
 }

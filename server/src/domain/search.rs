@@ -68,6 +68,26 @@ pub fn typo_tolerant(q: &str) -> bool {
         && !q.chars().any(|c| LITERAL_MARKERS.contains(c))
 }
 
+/// True when a name query is one word: it holds no space or ASCII punctuation below `0`
+/// (`!"#$%&'()*+,-./`), the characters that separate the words of a name in the database
+/// (`name_words()` in the migrations). A typo of one word is matched against the domain's
+/// vocabulary of name words.
+pub fn one_word(q: &str) -> bool {
+    !q.trim().chars().any(|c| c < '0')
+}
+
+/// Where a page of hits ended: the last hit's place in the result order, which is by
+/// `sort_key`, then `tiebreak` (byte order), then contact id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The rank of the hit (lower is better): its band, and how well it matched within it.
+    pub sort_key: i64,
+    /// The text that orders hits of one rank (a name, a word); empty when ids alone do.
+    pub tiebreak: String,
+    /// The contact.
+    pub id: i64,
+}
+
 /// Escapes `%`, `_` and `\` so a LIKE pattern matches them literally (ESCAPE '\').
 pub fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -159,6 +179,17 @@ mod tests {
     fn like_patterns_are_escaped() {
         assert_eq!(escape_like(r"50%_off\"), r"50\%\_off\\");
         assert_eq!(escape_like("o'brien*"), "o'brien*");
+    }
+
+    #[test]
+    fn one_word_queries_have_no_separator() {
+        assert!(one_word("amelia"));
+        assert!(one_word(" Zoë "));
+        assert!(one_word("a_b"), "_ is not a separator");
+        assert!(!one_word("amelia smith"));
+        assert!(!one_word("o'brien"));
+        assert!(!one_word("jean-pierre"));
+        assert!(!one_word("50%"));
     }
 
     #[test]

@@ -195,12 +195,13 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             );
         }
         let size = usize::try_from(size).unwrap_or(20);
-        let (panel, next) = panel::build(
+        let (panel, next) = panel::build_for_agent(
             &mut conn,
             panel::Viewer::of(&session, &self.state.keys),
             &interaction,
             offset,
             size,
+            &session,
         )
         .await?;
         Ok(Response::new(pb::GetClientInfoResponse {
@@ -259,7 +260,7 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             let mut panels = Vec::with_capacity(open.len());
             for i in &open {
                 panels.push(
-                    panel::build(&mut conn, viewer, i, 0, SNAPSHOT_CANDIDATES)
+                    panel::build_for_agent(&mut conn, viewer, i, 0, SNAPSHOT_CANDIDATES, &session)
                         .await?
                         .0,
                 );

@@ -252,12 +252,13 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
             )
         };
 
-        let mut rows = search::search(&mut conn, domain, &query, after, draft.limit + 1).await?;
+        let mut rows =
+            search::search(&mut conn, domain, &query, after.as_ref(), draft.limit + 1).await?;
         let limit = usize::try_from(draft.limit).unwrap_or(usize::MAX);
         let has_more = rows.len() > limit;
         rows.truncate(limit);
         let next_page_token = match rows.last() {
-            Some(last) if has_more => self.state.keys.sign_page(fp, last.sort_key, last.id)?,
+            Some(last) if has_more => self.state.keys.sign_page(fp, &last.position())?,
             _ => String::new(),
         };
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();

@@ -19,6 +19,7 @@ use crate::db::domains::Session;
 use crate::db::{self, DbPool, RequestConn};
 use crate::error::Error;
 use crate::hub::EventHub;
+use crate::sessions::SessionCache;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -37,6 +38,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The pool's statement timeout (a request's deadline may lower it).
     pub statement_timeout: std::time::Duration,
+    /// Callers' sessions, so a request does not read them every time.
+    pub sessions: SessionCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -46,10 +49,16 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// A pooled connection bounded by the request's deadline, and the caller's session (domain settings, user checked).
+    /// A pooled connection bounded by the request's deadline, and the caller's session (domain
+    /// settings, user checked): from the session cache, or read and cached.
     pub async fn session(&self, caller: Caller) -> Result<(RequestConn, Session), Error> {
         let mut conn = RequestConn::get(&self.pool, self.statement_timeout).await?;
+        if let Some(session) = self.sessions.get(caller) {
+            return Ok((conn, session));
+        }
+        let ticket = self.sessions.ticket();
         let session = db::domains::session(&mut conn, caller).await?;
+        self.sessions.put(ticket, &session);
         Ok((conn, session))
     }
 }

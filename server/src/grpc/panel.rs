@@ -10,7 +10,7 @@ use super::convert;
 use crate::auth::{READ_ONLY_LINK_TTL, TokenKeys};
 use crate::db::domains::Session;
 use crate::db::{contacts, users};
-use crate::domain::contact::ContactCard;
+use crate::domain::contact::{ContactCard, UserRef};
 use crate::domain::identify::{Candidate, LinkKind};
 use crate::domain::ids::DomainId;
 use crate::domain::interaction::{AllowedActions, Interaction};
@@ -132,6 +132,34 @@ pub async fn build(
     offset: usize,
     size: usize,
 ) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
+    build_for(conn, viewer, interaction, offset, size, None).await
+}
+
+/// [`build`] for the interaction's assigned agent as the caller: the agent's name comes from
+/// the caller's session instead of a query.
+pub async fn build_for_agent(
+    conn: &mut AsyncPgConnection,
+    viewer: Viewer<'_>,
+    interaction: &Interaction,
+    offset: usize,
+    size: usize,
+    agent: &Session,
+) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
+    let known = (agent.caller.user_id == interaction.agent).then(|| UserRef {
+        id: agent.caller.user_id,
+        name: agent.user_name.to_string(),
+    });
+    build_for(conn, viewer, interaction, offset, size, known).await
+}
+
+async fn build_for(
+    conn: &mut AsyncPgConnection,
+    viewer: Viewer<'_>,
+    interaction: &Interaction,
+    offset: usize,
+    size: usize,
+    agent: Option<UserRef>,
+) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
     let domain = viewer.domain;
     let ids = contacts_shown(interaction, offset, size);
     let cards: HashMap<i64, ContactCard> = contacts::load_cards(conn, domain, &ids)
@@ -139,9 +167,12 @@ pub async fn build(
         .into_iter()
         .map(|c| (c.id.0, c))
         .collect();
-    let agent = users::refs(conn, domain, &[interaction.agent.0])
-        .await?
-        .remove(&interaction.agent.0);
+    let agent = match agent {
+        Some(known) => Some(known),
+        None => users::refs(conn, domain, &[interaction.agent.0])
+            .await?
+            .remove(&interaction.agent.0),
+    };
     render(viewer, interaction, &cards, agent.as_ref(), offset, size)
 }
 
@@ -150,7 +181,7 @@ pub fn render(
     viewer: Viewer<'_>,
     interaction: &Interaction,
     cards: &HashMap<i64, ContactCard>,
-    agent: Option<&crate::domain::contact::UserRef>,
+    agent: Option<&UserRef>,
     offset: usize,
     size: usize,
 ) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {

@@ -1,0 +1,14 @@
+DROP INDEX contacts_name_order_idx;
+CREATE INDEX contacts_name_exact_idx ON contacts (domain_id, name_search, id);
+DROP TRIGGER contacts_name_words_rename ON contacts;
+DROP TRIGGER contacts_name_words_delete ON contacts;
+DROP TRIGGER contacts_name_words_insert ON contacts;
+DROP FUNCTION contact_name_words_renamed();
+DROP FUNCTION contact_name_words_deleted();
+DROP FUNCTION contact_name_words_inserted();
+DROP TABLE contact_name_vocabulary;
+DROP TABLE contact_name_words;
+DROP FUNCTION name_word_pattern(text);
+DROP FUNCTION name_word_starting(text, text);
+DROP FUNCTION name_phrase_starting(text, text);
+DROP FUNCTION name_words(text);
