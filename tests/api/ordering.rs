@@ -120,12 +120,20 @@ async fn watcher(
                 rng.random_range(1..12),
             )
         };
-        let client = Client::builder(url)
-            .token(&token)
-            .connect()
-            .await
-            .expect("connect");
-        let mut stream = client.watch_session_once(last).await.expect("open");
+        // A refused open (the database busy, a replica stopping at the end) is retried, as a
+        // desktop would; what matters is what arrives.
+        let Ok(client) = Client::builder(url).token(&token).connect().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let mut stream = match client.watch_session_once(last).await {
+            Ok(stream) => stream,
+            Err(e) if e.is_retryable() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => panic!("open: {e:?}"),
+        };
         for _ in 0..take {
             match tokio::time::timeout(Duration::from_millis(1500), stream.message()).await {
                 Ok(Ok(Some(msg))) => {

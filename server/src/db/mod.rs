@@ -98,8 +98,12 @@ pub async fn conn(pool: &DbPool) -> Result<Conn, Error> {
     Ok(pool.get().await?)
 }
 
+/// How much shorter than the pool's statement timeout a request's deadline must be before its
+/// connection's timeout is lowered to it.
+pub const DEADLINE_SLACK: Duration = Duration::from_secs(2);
+
 /// A pooled connection for one request, whose statements may not outlive the request's
-/// deadline: when the client's deadline ([`crate::rpc::remaining`]) is shorter than the pool's
+/// deadline (give or take [`DEADLINE_SLACK`]): when the client's deadline ([`crate::rpc::remaining`]) is shorter than the pool's
 /// statement timeout, the connection's `statement_timeout` is lowered to it (one `SET`), and
 /// restored before the connection goes back to the pool. A statement cut short answers
 /// DEADLINE_EXCEEDED, and PostgreSQL stops working on it.
@@ -114,8 +118,11 @@ impl RequestConn {
     pub async fn get(pool: &DbPool, default: Duration) -> Result<Self, Error> {
         let mut conn = conn(pool).await?;
         let mut restore_ms = None;
+        // Lowered only when the deadline is clearly shorter: a client whose deadline is about
+        // the pool's timeout (the SDK's default is 10 s) would otherwise pay two statements
+        // per call (the SET, and the one restoring it) for nothing.
         if let Some(left) = crate::rpc::remaining()
-            && left < default
+            && left + DEADLINE_SLACK < default
         {
             let ms = left.as_millis().max(1);
             conn.batch_execute(&format!("SET statement_timeout = {ms}"))
