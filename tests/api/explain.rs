@@ -6,6 +6,7 @@ use client_info_server::db::identification::{
 };
 use client_info_server::db::outbox::CONCERNED_AGENTS_SQL;
 use client_info_server::db::search::{LABELS_SQL, explainable};
+use client_info_server::db::tx::FLUSH_SQL;
 use client_info_server::domain::ids::{DomainId, UserId};
 use client_info_server::domain::search::{Condition, DestinationQuery, SearchQuery};
 use client_info_tests::TestApp;
@@ -434,6 +435,53 @@ async fn contact_changes_find_concerned_agents_through_indexes() {
         )
         .await;
         assert!(!p.contains("Seq Scan"), "generic: {generic}\n{p}");
+        assert!(p.contains("interactions_open_candidates_idx"), "{p}");
+        assert!(p.contains("interactions_open_bound_idx"), "{p}");
+    }
+}
+
+#[tokio::test]
+async fn the_flush_finds_concerned_agents_through_contact_indexes_with_stale_statistics() {
+    let app = TestApp::start().await;
+    let d = app.domain("big", "GB").await;
+    let u = app.user(d, "Agent").await;
+    let mut conn = app.db().await;
+    // Statistics taken while every interaction was closed (as after a vacuum between runs,
+    // with autovacuum off), then 20,000 interactions open during the day.
+    conn.batch_execute(&format!(
+        "INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id,
+                                   outcome, candidates, offered_at)
+           SELECT {d}, 'closed-' || g, 'call', 'inbound', 'closed', {u}, 'identified',
+                  jsonb_build_array(jsonb_build_object('contact_id', g, 'exact', true)), now()
+           FROM generate_series(1, 50000) g;
+         ANALYZE interactions;
+         INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id,
+                                   outcome, candidates, offered_at)
+           SELECT {d}, 'open-' || g, 'call', 'inbound', 'offered', {u}, 'identified',
+                  jsonb_build_array(jsonb_build_object('contact_id', g, 'exact', true)), now()
+           FROM generate_series(1, 20000) g",
+        d = d.0,
+        u = u.0
+    ))
+    .await
+    .expect("seed interactions");
+    let types =
+        "bigint, bigint[], text[], bigint[], text[], jsonb[], jsonb[], text[], text[], bytea[]";
+    let args = format!(
+        "{}, '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', ARRAY['{{}}'], ARRAY['{{4242,4243}}'], \
+         ARRAY['\\x00'::bytea]",
+        d.0
+    );
+    for generic in [false, true] {
+        let p = plan(&mut conn, "flush", types, FLUSH_SQL, &args, generic).await;
+        assert!(
+            !p.contains("Seq Scan on interactions"),
+            "generic: {generic}\n{p}"
+        );
+        assert!(
+            !p.contains("interactions_agent_open_idx"),
+            "the agent index walks every open interaction (generic: {generic}):\n{p}"
+        );
         assert!(p.contains("interactions_open_candidates_idx"), "{p}");
         assert!(p.contains("interactions_open_bound_idx"), "{p}");
     }

@@ -130,7 +130,12 @@ pub async fn open_for_agent(
     let rows: Vec<InteractionRow> = interactions::table
         .filter(interactions::domain_id.eq(domain.0))
         .filter(interactions::agent_id.eq(agent.0))
-        .filter(interactions::state.ne(InteractionState::Closed.as_str()))
+        // By state, as `interactions_agent_open_idx` is (migration
+        // `index_open_interactions_by_agent_and_state`).
+        .filter(interactions::state.eq_any([
+            InteractionState::Offered.as_str(),
+            InteractionState::Accepted.as_str(),
+        ]))
         .order(interactions::offered_at)
         .select(InteractionRow::as_select())
         .load(conn)

@@ -323,12 +323,17 @@ pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> Resul
 
 /// The agents whose open interactions have any of `$2` bound or as a candidate: two lookups in
 /// the partial indexes on open interactions (migration `index_open_interaction_contacts`).
+/// The domain is checked on the result, not in the lookups: an interaction and the contacts it
+/// binds or lists are of one domain, and only the two contact indexes must serve the lookups
+/// (see [`super::tx::FLUSH_SQL`]).
 pub const CONCERNED_AGENTS_SQL: &str = "\
-SELECT agent_id FROM interactions \
-WHERE domain_id = $1 AND state <> 'closed' AND bound_contact_id = ANY($2) \
-UNION \
-SELECT agent_id FROM interactions \
-WHERE domain_id = $1 AND state <> 'closed' AND interaction_candidate_ids(candidates) && $2";
+SELECT agent_id FROM ( \
+  SELECT domain_id, agent_id FROM interactions \
+  WHERE state <> 'closed' AND bound_contact_id = ANY($2) \
+  UNION \
+  SELECT domain_id, agent_id FROM interactions \
+  WHERE state <> 'closed' AND interaction_candidate_ids(candidates) && $2) c \
+WHERE c.domain_id = $1";
 
 /// The agents whose open interactions have any of `contacts` bound or as a candidate.
 pub async fn concerned_agents(
