@@ -58,6 +58,8 @@ struct Inner {
     next_id: AtomicU64,
     wake: mpsc::UnboundedSender<DomainId>,
     announce: mpsc::UnboundedSender<DomainId>,
+    /// Names this hub in its announcements (random per start).
+    origin: String,
     listening: AtomicBool,
     metrics: crate::metrics::Metrics,
     /// Emptied on every `client_info_sessions` notification, and used only while listening.
@@ -135,6 +137,7 @@ impl EventHub {
                 next_id: AtomicU64::new(1),
                 wake,
                 announce,
+                origin: format!("{:016x}", rand::random::<u64>()),
                 listening: AtomicBool::new(false),
                 metrics,
                 sessions,
@@ -259,8 +262,13 @@ impl EventHub {
                                         self.inner.sessions.invalidate();
                                     }
                                     Some(Ok(n)) => {
-                                        if let Some(d) = n.payload.split(':').next().and_then(|d| d.parse().ok()) {
-                                            let _ = self.inner.wake.send(DomainId(d));
+                                        // Our own announcements were acted on when made.
+                                        match outbox::parse_announcement(&n.payload) {
+                                            Some((_, origin)) if origin == self.inner.origin => {}
+                                            Some((d, _)) => {
+                                                let _ = self.inner.wake.send(d);
+                                            }
+                                            None => {}
                                         }
                                     }
                                     Some(Err(e)) => {
@@ -404,7 +412,7 @@ impl EventHub {
             domains.dedup();
             let sent = async {
                 let mut conn = db::conn(&self.inner.pool).await?;
-                outbox::notify(&mut conn, &domains).await
+                outbox::notify(&mut conn, &domains, &self.inner.origin).await
             }
             .await;
             if let Err(e) = sent {

@@ -53,7 +53,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Binary};
+use diesel::sql_types::{Array, BigInt, Binary, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::domain::ids::{ContactId, DomainId, UserId};
@@ -67,6 +67,18 @@ mod tests {
     #[test]
     fn notify_uses_the_channel_the_hub_listens_on() {
         assert!(super::NOTIFY_SQL.contains(&format!("pg_notify('{}'", super::CHANNEL)));
+    }
+
+    #[test]
+    fn announcements_name_their_domain_and_origin() {
+        use crate::domain::ids::DomainId;
+        assert_eq!(
+            super::parse_announcement("7:abc"),
+            Some((DomainId(7), "abc"))
+        );
+        assert_eq!(super::parse_announcement("7:"), Some((DomainId(7), "")));
+        assert_eq!(super::parse_announcement("7"), Some((DomainId(7), "")));
+        assert_eq!(super::parse_announcement("x:abc"), None);
     }
 }
 
@@ -148,31 +160,45 @@ pub async fn publish(
 ) -> Result<usize, Error> {
     let written = super::tx::flush(conn, domain, Vec::new(), events).await?;
     if written > 0 {
-        notify(conn, &[domain]).await?;
+        notify(conn, &[domain], "").await?;
     }
     Ok(written)
 }
 
 /// Announces that domains `$1` have new events, to every server's hub (`LISTEN` on
-/// [`CHANNEL`]).
-pub const NOTIFY_SQL: &str =
-    "SELECT count(pg_notify('client_info_events', d::text)) AS n FROM unnest($1::bigint[]) AS d";
+/// [`CHANNEL`]); the payload is `domain:origin`, `$2` naming the announcing hub (so that it
+/// can skip its own announcements, which it acted on already).
+pub const NOTIFY_SQL: &str = "SELECT count(pg_notify('client_info_events', d::text || ':' || $2)) AS n \
+     FROM unnest($1::bigint[]) AS d";
 
 crate::db::cached::cached_statement!(
     /// [`NOTIFY_SQL`], prepared once per connection.
     NotifyStatement = NOTIFY_SQL;
     domains: Array<BigInt> => Vec<i64>,
+    origin: Text => String,
 );
 
-/// Announces `domains` (in the caller's transaction, or in a tiny transaction of its own,
-/// which writes nothing and so flushes nothing).
-pub async fn notify(conn: &mut AsyncPgConnection, domains: &[DomainId]) -> Result<(), Error> {
+/// Announces `domains` from `origin` (`""`: no hub), in the caller's transaction, or in a tiny
+/// transaction of its own, which writes nothing and so flushes nothing.
+pub async fn notify(
+    conn: &mut AsyncPgConnection,
+    domains: &[DomainId],
+    origin: &str,
+) -> Result<(), Error> {
     NotifyStatement {
         domains: domains.iter().map(|d| d.0).collect(),
+        origin: origin.to_owned(),
     }
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The domain and the announcing hub of a notification's payload (`domain:origin`; older
+/// payloads carry the domain alone).
+pub fn parse_announcement(payload: &str) -> Option<(DomainId, &str)> {
+    let (domain, origin) = payload.split_once(':').unwrap_or((payload, ""));
+    domain.parse().ok().map(|d| (DomainId(d), origin))
 }
 
 /// The domain's last deliverable sequence (below the horizon) and the sequence pruned through.
@@ -255,14 +281,27 @@ pub async fn since(
         #[diesel(sql_type = diesel::sql_types::Bool)]
         ready: bool,
     }
-    let rows: Vec<Row> = SinceStatement {
-        domain: domain.0,
-        after,
-        agent: agent.map_or(0, |a| a.0),
-        limit,
-    }
-    .load(conn)
-    .await?;
+    let rows: Vec<Row> = match agent {
+        None => {
+            SinceStatement {
+                domain: domain.0,
+                after,
+                limit,
+            }
+            .load(conn)
+            .await?
+        }
+        Some(agent) => {
+            SinceAgentStatement {
+                domain: domain.0,
+                after,
+                limit,
+                agent: agent.0,
+            }
+            .load(conn)
+            .await?
+        }
+    };
     let mut events = Vec::with_capacity(rows.len());
     let mut held = false;
     for r in rows {
@@ -275,8 +314,9 @@ pub async fn since(
     Ok(Since { events, held })
 }
 
-/// [`since`]'s statement (`$3` 0 for every agent): events after `$2` in sequence order, each
-/// marked ready when below the horizon of the same snapshot ([`HORIZON_CTE`]).
+/// [`since`]'s statement for every agent (the hub's read): events of `$1` after `$2` in
+/// sequence order, each marked ready when below the horizon of the same snapshot
+/// ([`HORIZON_CTE`]), at most `$3`.
 pub const SINCE_SQL: &str = concat!(
     "WITH ",
     horizon_cte!(),
@@ -284,9 +324,23 @@ pub const SINCE_SQL: &str = concat!(
             e.sequence < h.first_held AS ready \
      FROM events e, h \
      WHERE e.domain_id = $1 AND e.sequence > $2 \
-       AND ($3 = 0 OR e.agent_ids @> ARRAY[$3]) \
      ORDER BY e.sequence \
-     LIMIT $4"
+     LIMIT $3"
+);
+
+/// [`SINCE_SQL`] for one agent (`$4`), a stream catching up. Two statements rather than one
+/// with an "every agent" switch: with the switch, PostgreSQL planned each execution anew (the
+/// plan for a switch value is cheaper than the generic plan), and planning this statement
+/// costs more than running it.
+pub const SINCE_AGENT_SQL: &str = concat!(
+    "WITH ",
+    horizon_cte!(),
+    " SELECT e.domain_id, e.sequence, e.occurred_at, e.agent_ids, e.payload, \
+            e.sequence < h.first_held AS ready \
+     FROM events e, h \
+     WHERE e.domain_id = $1 AND e.sequence > $2 AND e.agent_ids @> ARRAY[$4] \
+     ORDER BY e.sequence \
+     LIMIT $3"
 );
 
 crate::db::cached::cached_statement!(
@@ -294,8 +348,16 @@ crate::db::cached::cached_statement!(
     SinceStatement = SINCE_SQL;
     domain: BigInt => i64,
     after: BigInt => i64,
-    agent: BigInt => i64,
     limit: BigInt => i64,
+);
+
+crate::db::cached::cached_statement!(
+    /// [`SINCE_AGENT_SQL`], prepared once per connection.
+    SinceAgentStatement = SINCE_AGENT_SQL;
+    domain: BigInt => i64,
+    after: BigInt => i64,
+    limit: BigInt => i64,
+    agent: BigInt => i64,
 );
 
 /// Deletes events older than `before` and records, per domain, the sequence pruned through.
