@@ -60,6 +60,8 @@ struct Inner {
     announce: mpsc::UnboundedSender<DomainId>,
     /// Names this hub in its announcements (random per start).
     origin: String,
+    /// True while some watched domain has events waiting for an older transaction.
+    holding: AtomicBool,
     listening: AtomicBool,
     metrics: crate::metrics::Metrics,
     /// Emptied on every `client_info_sessions` notification, and used only while listening.
@@ -112,6 +114,21 @@ impl crate::db::tx::Announce for EventHub {
     }
 }
 
+/// The notifier's connection: `synchronous_commit` off, as its transactions write nothing but
+/// notifications (see [`EventHub`]'s `notify_loop`).
+async fn notifier_connection(url: &str) -> Option<AsyncPgConnection> {
+    use diesel_async::SimpleAsyncConnection as _;
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "the notifier cannot connect"))
+        .ok()?;
+    conn.batch_execute("SET synchronous_commit = off")
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "the notifier cannot set up its connection"))
+        .ok()?;
+    Some(conn)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -138,14 +155,18 @@ impl EventHub {
                 wake,
                 announce,
                 origin: format!("{:016x}", rand::random::<u64>()),
+                holding: AtomicBool::new(false),
                 listening: AtomicBool::new(false),
                 metrics,
                 sessions,
             }),
         };
-        tokio::spawn(hub.clone().listen(database_url, shutdown.clone()));
+        tokio::spawn(hub.clone().listen(database_url.clone(), shutdown.clone()));
         tokio::spawn(hub.clone().fetch_loop(woken, shutdown.clone()));
-        tokio::spawn(hub.clone().notify_loop(announced, shutdown.clone()));
+        tokio::spawn(
+            hub.clone()
+                .notify_loop(database_url, announced, shutdown.clone()),
+        );
         tokio::spawn(hub.clone().prune_loop(retention, shutdown));
         hub
     }
@@ -318,7 +339,14 @@ impl EventHub {
                 }
             };
             let mut due: Vec<DomainId> = tokio::select! {
-                d = woken.recv() => match d { Some(d) => vec![d], None => return },
+                d = woken.recv() => match d {
+                    // New activity: a held domain is looked at again now, and soon after.
+                    Some(d) => {
+                        retry = HELD_RETRY_MIN;
+                        vec![d]
+                    }
+                    None => return,
+                },
                 _ = poll.tick() => self.watched_domains(),
                 () = recheck => {
                     retry = (retry * 2).min(HELD_RETRY_MAX);
@@ -345,6 +373,9 @@ impl EventHub {
             if still_held.is_empty() {
                 retry = HELD_RETRY_MIN;
             }
+            self.inner
+                .holding
+                .store(!still_held.is_empty(), Ordering::SeqCst);
             held = still_held;
         }
     }
@@ -392,13 +423,20 @@ impl EventHub {
     }
 
     /// Sends the `NOTIFY` of committed writes for the other servers, coalescing what arrives
-    /// together into one statement. Runs off the request path: a write's answer never waits
-    /// for it. A failure is logged; the other servers' periodic re-read catches up.
+    /// together into one statement, on a connection of its own with `synchronous_commit` off.
+    /// A notifying transaction is given a transaction id and commits under a lock that is one
+    /// for the whole cluster: flushing its commit record would hold that lock for a disk
+    /// write, and its transaction id would hold this server's own readers back meanwhile (it
+    /// announces nothing itself, so they are woken again once it is done). Runs off the
+    /// request path: a write's answer never waits for it. A failure is logged; the other
+    /// servers' periodic re-read catches up, and a notification lost in a crash only delays.
     async fn notify_loop(
         self,
+        url: String,
         mut announced: mpsc::UnboundedReceiver<DomainId>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        let mut conn: Option<AsyncPgConnection> = None;
         loop {
             let first = tokio::select! {
                 d = announced.recv() => match d { Some(d) => d, None => return },
@@ -410,13 +448,21 @@ impl EventHub {
             }
             domains.sort_unstable();
             domains.dedup();
-            let sent = async {
-                let mut conn = db::conn(&self.inner.pool).await?;
-                outbox::notify(&mut conn, &domains, &self.inner.origin).await
+            if conn.is_none() {
+                conn = notifier_connection(&url).await;
             }
-            .await;
-            if let Err(e) = sent {
+            let Some(c) = conn.as_mut() else {
+                tracing::warn!(
+                    "cannot announce committed events to the other servers: no connection"
+                );
+                continue;
+            };
+            if let Err(e) = outbox::notify(c, &domains, &self.inner.origin).await {
                 tracing::warn!(error = %e, "cannot announce committed events to the other servers");
+                conn = None;
+            }
+            if self.inner.holding.load(Ordering::SeqCst) {
+                let _ = self.inner.wake.send(first);
             }
         }
     }
