@@ -362,8 +362,9 @@ WITH u AS (UPDATE interactions \
                      chat_protocol, chat_external_user_id, chat_display_name, outcome, \
                      outcome_reason, candidates, bound_contact_id, offered_at, accepted_at, \
                      closed_at), \
-     e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
-           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + 1, ARRAY[u.agent_id], $5 \
+     e AS (INSERT INTO events (domain_id, sequence, occurred_at, agent_ids, payload) \
+           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + 1, clock_timestamp(), \
+                  ARRAY[u.agent_id], $5 \
            FROM u \
            RETURNING 1) \
 SELECT u.* FROM u";
@@ -761,8 +762,9 @@ WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, 
            SELECT $1, $21, 'interaction.bind', ins.bound_contact_id, $2, NULL, $22 FROM ins \
            WHERE ins.bound_contact_id IS NOT NULL \
            RETURNING 1), \
-     e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
-           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + x.ord, ARRAY[$5]::bigint[], \
+     e AS (INSERT INTO events (domain_id, sequence, occurred_at, agent_ids, payload) \
+           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + x.ord, clock_timestamp(), \
+                  ARRAY[$5]::bigint[], \
                   x.payload \
            FROM ins, unnest($23::bytea[]) WITH ORDINALITY AS x (payload, ord) \
            RETURNING 1) \

@@ -128,7 +128,7 @@ pub struct StoredEvent {
     /// Sequence within the domain.
     #[diesel(sql_type = BigInt)]
     pub sequence: i64,
-    /// Commit time (approximately).
+    /// When it was written: the clock at its write, the change's last step before its commit.
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub occurred_at: DateTime<Utc>,
     /// Recipients.

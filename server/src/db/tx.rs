@@ -217,8 +217,9 @@ WITH a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, inter
                         ) s ORDER BY s.agent) AS agents \
            FROM unnest($8::text[], $9::text[], $10::bytea[]) WITH ORDINALITY \
                 AS x (agents, contacts, payload, ord)), \
-     e AS (INSERT INTO events (domain_id, sequence, agent_ids, payload) \
-           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + r.ord, r.agents, r.payload \
+     e AS (INSERT INTO events (domain_id, sequence, occurred_at, agent_ids, payload) \
+           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + r.ord, clock_timestamp(), \
+                  r.agents, r.payload \
            FROM r WHERE cardinality(r.agents) > 0 \
            RETURNING 1) \
 SELECT (SELECT count(*) FROM a) AS audited, (SELECT count(*) FROM e) AS written";
