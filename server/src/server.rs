@@ -122,6 +122,7 @@ pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<Runnin
         heartbeat: config.heartbeat,
         metrics,
         statement_timeout: config.pool.statement_timeout,
+        merge_retention: config.merge_retention,
     };
     let metrics_addr = match config.metrics_listen {
         Some(addr) => {

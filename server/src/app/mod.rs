@@ -9,3 +9,4 @@
 pub mod binding;
 pub mod contacts;
 pub mod interactions;
+pub mod merge;

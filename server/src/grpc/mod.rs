@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The pool's statement timeout (a request's deadline may lower it).
     pub statement_timeout: std::time::Duration,
+    /// How long a merge can be undone.
+    pub merge_retention: std::time::Duration,
 }
 
 impl std::fmt::Debug for AppState {
