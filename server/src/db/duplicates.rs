@@ -326,7 +326,9 @@ pub async fn find(
     let mut groups: Vec<Group> = Vec::new();
     let start = after.as_ref().map_or(Kind::Email, |c| c.kind);
     for kind in Kind::ALL.into_iter().filter(|k| *k >= start) {
-        let from = after.as_ref().filter(|c| c.kind == kind && !c.key.is_empty());
+        let from = after
+            .as_ref()
+            .filter(|c| c.kind == kind && !c.key.is_empty());
         let room = limit.saturating_sub(groups.len());
         let row: StepRow = step_statement(domain, kind, filters, from, room as i64 + 1)
             .get_result(conn)

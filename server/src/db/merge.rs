@@ -512,10 +512,10 @@ pub async fn merge(
     let before = contacts::load_cards(tx, domain, &all_ids).await?;
     let card_of = |id: ContactId| before.iter().find(|c| c.id == id).cloned();
     let survivor_before = card_of(s).ok_or_else(|| Error::contact_not_found(s))?;
-    let merged_before: Vec<ContactCard> = merged.iter().filter_map(|m| card_of(m.contact)).collect();
-    let fields = rules::merged_fields(&survivor_before, &merged_before, sources).map_err(|e| {
-        Error::precondition(Reason::MergeLimitExceeded, format!("contact/{s}"), e)
-    })?;
+    let merged_before: Vec<ContactCard> =
+        merged.iter().filter_map(|m| card_of(m.contact)).collect();
+    let fields = rules::merged_fields(&survivor_before, &merged_before, sources)
+        .map_err(|e| Error::precondition(Reason::MergeLimitExceeded, format!("contact/{s}"), e))?;
     let owner_ok = fields.owner == survivor_before.owner.id
         || crate::db::users::exists(tx, domain, fields.owner).await?;
     if !owner_ok {
@@ -921,15 +921,14 @@ pub async fn unmerge(
     .bind::<Array<Text>, _>(&externals)
     .load(tx)
     .await?;
-    let survivor_found: Option<i64> = diesel::sql_query(
-        "SELECT id FROM contacts WHERE domain_id = $1 AND id = $2 FOR UPDATE",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<BigInt, _>(s.0)
-    .get_result::<IdRow>(tx)
-    .await
-    .optional()?
-    .map(|r| r.id);
+    let survivor_found: Option<i64> =
+        diesel::sql_query("SELECT id FROM contacts WHERE domain_id = $1 AND id = $2 FOR UPDATE")
+            .bind::<BigInt, _>(domain.0)
+            .bind::<BigInt, _>(s.0)
+            .get_result::<IdRow>(tx)
+            .await
+            .optional()?
+            .map(|r| r.id);
     if survivor_found.is_none() {
         let mut fault = Fault::new(
             Reason::MergeSurvivorGone,
@@ -964,37 +963,43 @@ pub async fn unmerge(
         .iter()
         .flat_map(|c| c.emails.iter().filter(|e| e.moved).map(|e| e.id))
         .collect();
-    let phones_on_survivor: BTreeSet<i64> = diesel::sql_query(
-        "SELECT id FROM contact_phones WHERE id = ANY($1) AND contact_id = $2",
-    )
-    .bind::<Array<BigInt>, _>(&phone_ids)
-    .bind::<BigInt, _>(s.0)
-    .load::<IdRow>(tx)
-    .await?
-    .into_iter()
-    .map(|r| r.id)
-    .collect();
-    let emails_on_survivor: BTreeSet<i64> = diesel::sql_query(
-        "SELECT id FROM contact_emails WHERE id = ANY($1) AND contact_id = $2",
-    )
-    .bind::<Array<BigInt>, _>(&email_ids)
-    .bind::<BigInt, _>(s.0)
-    .load::<IdRow>(tx)
-    .await?
-    .into_iter()
-    .map(|r| r.id)
-    .collect();
+    let phones_on_survivor: BTreeSet<i64> =
+        diesel::sql_query("SELECT id FROM contact_phones WHERE id = ANY($1) AND contact_id = $2")
+            .bind::<Array<BigInt>, _>(&phone_ids)
+            .bind::<BigInt, _>(s.0)
+            .load::<IdRow>(tx)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+    let emails_on_survivor: BTreeSet<i64> =
+        diesel::sql_query("SELECT id FROM contact_emails WHERE id = ANY($1) AND contact_id = $2")
+            .bind::<Array<BigInt>, _>(&email_ids)
+            .bind::<BigInt, _>(s.0)
+            .load::<IdRow>(tx)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
     let mut conflicts = Vec::new();
     for c in &archive.contacts {
         let contact = ContactId(c.id);
-        for p in c.phones.iter().filter(|p| p.moved && !phones_on_survivor.contains(&p.id)) {
+        for p in c
+            .phones
+            .iter()
+            .filter(|p| p.moved && !phones_on_survivor.contains(&p.id))
+        {
             conflicts.push(Conflict {
                 contact,
                 kind: ConflictKind::Removed,
                 communication: ArchivedLink::Phone(phone_link(p)),
             });
         }
-        for e in c.emails.iter().filter(|e| e.moved && !emails_on_survivor.contains(&e.id)) {
+        for e in c
+            .emails
+            .iter()
+            .filter(|e| e.moved && !emails_on_survivor.contains(&e.id))
+        {
             conflicts.push(Conflict {
                 contact,
                 kind: ConflictKind::Removed,

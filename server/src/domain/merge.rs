@@ -114,8 +114,12 @@ pub fn merged_candidates(
     merged: &[ContactId],
     survivor: ContactId,
 ) -> Option<Vec<Candidate>> {
-    let folds = |c: &Candidate| c.contact_id == survivor.0 || merged.iter().any(|m| m.0 == c.contact_id);
-    if !candidates.iter().any(|c| merged.iter().any(|m| m.0 == c.contact_id)) {
+    let folds =
+        |c: &Candidate| c.contact_id == survivor.0 || merged.iter().any(|m| m.0 == c.contact_id);
+    if !candidates
+        .iter()
+        .any(|c| merged.iter().any(|m| m.0 == c.contact_id))
+    {
         return None;
     }
     let mut out: Vec<Candidate> = Vec::with_capacity(candidates.len());
@@ -215,33 +219,63 @@ mod tests {
     #[test]
     fn the_survivor_keeps_its_values_unless_a_source_is_named() {
         let s = card(1, "Ann", &[("tier", "gold")], &["VIP"]);
-        let m = card(2, "Ann Lee", &[("tier", "silver"), ("crm_id", "C2")], &["Retail", "VIP"]);
+        let m = card(
+            2,
+            "Ann Lee",
+            &[("tier", "silver"), ("crm_id", "C2")],
+            &["Retail", "VIP"],
+        );
         let f = merged_fields(&s, std::slice::from_ref(&m), &FieldSources::default()).expect("ok");
         assert_eq!(f.display_name, "Ann");
         assert_eq!(f.description, "about 1");
         assert_eq!(f.owner, UserId(10));
         assert_eq!(f.labels, ["Retail", "VIP"]);
-        let attrs: Vec<_> = f.attributes.iter().map(|a| (a.key.as_str(), a.value.as_str())).collect();
+        let attrs: Vec<_> = f
+            .attributes
+            .iter()
+            .map(|a| (a.key.as_str(), a.value.as_str()))
+            .collect();
         assert_eq!(attrs, [("crm_id", "C2"), ("tier", "gold")]);
 
         let sources = FieldSources {
             display_name: Some(ContactId(2)),
             owner: Some(ContactId(2)),
-            attributes: vec![("tier".into(), ContactId(2)), ("crm_id".into(), ContactId(1))],
+            attributes: vec![
+                ("tier".into(), ContactId(2)),
+                ("crm_id".into(), ContactId(1)),
+            ],
             ..FieldSources::default()
         };
         let f = merged_fields(&s, std::slice::from_ref(&m), &sources).expect("ok");
         assert_eq!((f.display_name.as_str(), f.owner), ("Ann Lee", UserId(20)));
-        let attrs: Vec<_> = f.attributes.iter().map(|a| (a.key.as_str(), a.value.as_str())).collect();
-        assert_eq!(attrs, [("tier", "silver")], "a source without the key removes it");
+        let attrs: Vec<_> = f
+            .attributes
+            .iter()
+            .map(|a| (a.key.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(
+            attrs,
+            [("tier", "silver")],
+            "a source without the key removes it"
+        );
     }
 
     #[test]
     fn a_merge_that_exceeds_the_limits_is_refused() {
         let labels: Vec<String> = (0..30).map(|i| format!("a{i}")).collect();
         let more: Vec<String> = (0..30).map(|i| format!("b{i}")).collect();
-        let a = card(1, "A", &[], &labels.iter().map(String::as_str).collect::<Vec<_>>());
-        let b = card(2, "B", &[], &more.iter().map(String::as_str).collect::<Vec<_>>());
+        let a = card(
+            1,
+            "A",
+            &[],
+            &labels.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let b = card(
+            2,
+            "B",
+            &[],
+            &more.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let e = merged_fields(&a, &[b], &FieldSources::default()).expect_err("60 labels");
         assert!(e.contains("60 labels"), "{e}");
     }
@@ -251,7 +285,11 @@ mod tests {
             contact_id: id,
             exact,
             matches: vec![CandidateMatch {
-                rule: if exact { MatchRule::E164 } else { MatchRule::LastDigits },
+                rule: if exact {
+                    MatchRule::E164
+                } else {
+                    MatchRule::LastDigits
+                },
                 kind: LinkKind::Phone,
                 link_id: link,
             }],
@@ -261,7 +299,11 @@ mod tests {
 
     #[test]
     fn candidates_fold_onto_the_survivor_where_the_first_stood() {
-        let before = vec![cand(7, true, 70, 5), cand(3, false, 30, 9), cand(2, true, 20, 1)];
+        let before = vec![
+            cand(7, true, 70, 5),
+            cand(3, false, 30, 9),
+            cand(2, true, 20, 1),
+        ];
         let after = merged_candidates(&before, &[ContactId(2), ContactId(7)], ContactId(1))
             .expect("changed");
         assert_eq!(after.len(), 2);
@@ -280,6 +322,10 @@ mod tests {
     fn an_undo_gives_back_only_what_nobody_changed_since() {
         assert_eq!(reverted(&"a", &"b", &"b"), Some("a"));
         assert_eq!(reverted(&"a", &"b", &"c"), None, "changed since the merge");
-        assert_eq!(reverted(&"a", &"a", &"a"), None, "the merge did not change it");
+        assert_eq!(
+            reverted(&"a", &"a", &"a"),
+            None,
+            "the merge did not change it"
+        );
     }
 }

@@ -189,11 +189,12 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         let shown: Vec<Vec<i64>> = groups.iter().map(|g| g.members.clone()).collect();
         let likeness = duplicates::name_likeness(&mut conn, &shown).await?;
         let ids: Vec<i64> = shown.iter().flatten().copied().collect();
-        let cards: std::collections::HashMap<i64, _> = contacts::load_cards(&mut conn, domain, &ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.id.0, c))
-            .collect();
+        let cards: std::collections::HashMap<i64, _> =
+            contacts::load_cards(&mut conn, domain, &ids)
+                .await?
+                .into_iter()
+                .map(|c| (c.id.0, c))
+                .collect();
         let groups = groups
             .iter()
             .zip(likeness)
@@ -322,7 +323,11 @@ fn base_score(kind: Kind, least_similarity: Option<f64>) -> f64 {
 }
 
 /// A group as sent: its contacts, why they look alike, and its score.
-fn group(g: &duplicates::Group, names_alike: f64, contacts: Vec<pb::Contact>) -> pb::DuplicateGroup {
+fn group(
+    g: &duplicates::Group,
+    names_alike: f64,
+    contacts: Vec<pb::Contact>,
+) -> pb::DuplicateGroup {
     let found = |field: pb::SearchField, exact: bool, value: String| pb::FoundBy {
         field: field as i32,
         exact,
@@ -338,10 +343,17 @@ fn group(g: &duplicates::Group, names_alike: f64, contacts: Vec<pb::Contact>) ->
         Kind::Name => vec![found(
             pb::SearchField::Attribute,
             true,
-            format!("{}={}", g.key, g.attribute_value.clone().unwrap_or_default()),
+            format!(
+                "{}={}",
+                g.key,
+                g.attribute_value.clone().unwrap_or_default()
+            ),
         )],
     };
-    let first_name = contacts.first().map(|c| c.display_name.clone()).unwrap_or_default();
+    let first_name = contacts
+        .first()
+        .map(|c| c.display_name.clone())
+        .unwrap_or_default();
     let similar_names =
         g.kind == Kind::Name || names_alike >= crate::domain::merge::NAME_SIMILARITY_THRESHOLD;
     if similar_names {

@@ -11,10 +11,9 @@ use crate::app::binding::{CreateContact, CreateFrom, Select, Unbind};
 use crate::app::contacts::{Delete, Link, Unlink, Update};
 use crate::app::interactions::{Accept, Close};
 use crate::app::merge::{Merge, Unmerge};
+use crate::db::communications::LinkRef;
 use crate::db::duplicates::Filters;
 use crate::db::merge::Member as MergeMember;
-use crate::domain::merge::{FieldSources, MAX_MERGE_CONTACTS};
-use crate::db::communications::LinkRef;
 use crate::domain::contact::{
     self as rules, Attribute, ChannelIdentity, CommunicationDraft, ContactPatch, NewContact,
 };
@@ -24,6 +23,7 @@ use crate::domain::interaction::{
     Destination, Direction, InteractionKind, MAX_MEMBER_DESCRIPTION_LEN, MAX_QUEUE_FIELD_LEN,
     MAX_VARIABLE_KEY_LEN, MAX_VARIABLE_VALUE_LEN, MAX_VARIABLES, Member, Offer, Queue, Variable,
 };
+use crate::domain::merge::{FieldSources, MAX_MERGE_CONTACTS};
 use crate::domain::phone::Region;
 use crate::domain::text::{Text, TextRule};
 use crate::error::{AllValid, Checked, Violations};
@@ -759,7 +759,10 @@ fn members(req: &pb::MergeContactsRequest) -> Checked<(MergeMember, Vec<MergeMem
     };
     let mut v = Violations::new();
     if req.merged.is_empty() {
-        v.add("merged", "name at least one contact to merge into the survivor");
+        v.add(
+            "merged",
+            "name at least one contact to merge into the survivor",
+        );
     }
     if req.merged.len() >= MAX_MERGE_CONTACTS {
         v.add(
@@ -776,10 +779,17 @@ fn members(req: &pb::MergeContactsRequest) -> Checked<(MergeMember, Vec<MergeMem
         let Some(m) = v.keep(merge_member(&field, m)) else {
             continue;
         };
-        if req.survivor.as_ref().is_some_and(|s| s.contact_id == m.contact.0) {
+        if req
+            .survivor
+            .as_ref()
+            .is_some_and(|s| s.contact_id == m.contact.0)
+        {
             v.add(
                 &m.field,
-                format!("contact {} is the survivor: a contact cannot be merged with itself", m.contact),
+                format!(
+                    "contact {} is the survivor: a contact cannot be merged with itself",
+                    m.contact
+                ),
             );
         } else if merged.iter().any(|o| o.contact == m.contact) {
             v.add(&m.field, format!("contact {} is named twice", m.contact));
@@ -796,7 +806,10 @@ fn source(field: &str, id: i64, ids: &[i64]) -> Checked<Option<ContactId>> {
     match id {
         0 => Ok(None),
         id if ids.contains(&id) => Ok(Some(ContactId(id))),
-        id if id < 0 => Err(Violations::one(field, "must be a contact of the merge, or 0")),
+        id if id < 0 => Err(Violations::one(
+            field,
+            "must be a contact of the merge, or 0",
+        )),
         id => Err(Violations::one(
             field,
             format!("contact {id} is not in the merge (name the survivor or a merged contact)"),
@@ -881,7 +894,10 @@ pub fn find_duplicates(req: &pb::FindDuplicatesRequest) -> Checked<(Filters, usi
     let owner = match req.owner_id {
         0 => Ok(None),
         id if id > 0 => Ok(Some(UserId(id))),
-        _ => Err(Violations::one("owner_id", "must be a user id, or 0 for any owner")),
+        _ => Err(Violations::one(
+            "owner_id",
+            "must be a user id, or 0 for any owner",
+        )),
     };
     let size = match req.page_size {
         0 => Ok(20),

@@ -195,7 +195,10 @@ fn per_agent(
 ) -> Vec<Outgoing> {
     let mut by_agent: std::collections::BTreeMap<UserId, Vec<String>> = Default::default();
     for t in touched {
-        by_agent.entry(t.agent).or_default().push(t.external_id.clone());
+        by_agent
+            .entry(t.agent)
+            .or_default()
+            .push(t.external_id.clone());
     }
     by_agent
         .into_iter()
