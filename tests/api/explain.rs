@@ -350,3 +350,75 @@ async fn contact_changes_find_concerned_agents_through_indexes() {
         assert!(p.contains("interactions_open_bound_idx"), "{p}");
     }
 }
+
+#[tokio::test]
+async fn duplicate_finding_reads_slices_of_indexes() {
+    use client_info_server::db::duplicates::{Filters, explainable};
+    let app = TestApp::start().await;
+    let d = app.domain("big", "GB").await;
+    let u = app.user(d, "Owner").await;
+    let mut conn = app.db().await;
+    seed(&mut conn, d.0, u.0, SEEDED).await;
+    // One contact in fifty shares its number, e-mail and a name-alike with its neighbour; one in
+    // ten has a WhatsApp identity that is a phone number.
+    conn.batch_execute(&format!(
+        "UPDATE contact_phones SET e164 = '+4479' || lpad((contact_id / 2)::text, 8, '0') \
+           WHERE domain_id = {d} AND contact_id % 50 IN (0, 1);
+         UPDATE contact_emails SET normalized = 'twin' || (contact_id / 2) || '@example.com' \
+           WHERE domain_id = {d} AND contact_id % 50 IN (0, 1);
+         UPDATE contact_attributes SET value = 'CRM-T' || (contact_id / 2) \
+           WHERE domain_id = {d} AND key = 'crm_id' AND contact_id % 50 IN (0, 1);
+         UPDATE contact_messaging_channels SET protocol = 'whatsapp', \
+                external_user_id = '447' || lpad(contact_id::text, 9, '0') \
+           WHERE domain_id = {d} AND contact_id % 10 = 3",
+        d = d.0
+    ))
+    .await
+    .expect("seed duplicates");
+    conn.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
+    let index = |kind: &str| match kind {
+        "Email" => "contact_emails_lookup_idx",
+        "Messaging" => "contact_messaging_channels_phone_idx",
+        "Phone" => "contact_phones_e164_idx",
+        _ => "contact_attributes_lookup_idx",
+    };
+    for filters in [
+        Filters::default(),
+        Filters {
+            labels: vec!["VIP".into()],
+            owner: Some(u),
+        },
+    ] {
+        for (kind, sql, args) in explainable(DomainId(d.0), &filters, 20) {
+            let kind = format!("{kind:?}");
+            for generic in [false, true] {
+                let p = plan_with_args(
+                    &mut conn,
+                    &format!("dup_{kind}_{}_{generic}", filters.labels.len()),
+                    &sql,
+                    &args,
+                    generic,
+                )
+                .await;
+                assert!(
+                    !p.contains("Seq Scan"),
+                    "{kind} (generic: {generic}) scans:\n{p}"
+                );
+                assert!(
+                    p.contains(index(&kind)),
+                    "{kind} (generic: {generic}) reads no slice of {}:\n{p}",
+                    index(&kind)
+                );
+                // The slice is read in value order straight off the index: no sort of it.
+                let slice = p
+                    .split("CTE ")
+                    .find(|part| part.starts_with("slice"))
+                    .unwrap_or_default();
+                assert!(
+                    !slice.contains("Sort"),
+                    "{kind} (generic: {generic}) sorts its slice:\n{p}"
+                );
+            }
+        }
+    }
+}

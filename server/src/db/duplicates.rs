@@ -87,7 +87,9 @@ impl Filters {
         self.labels.is_empty() && self.owner.is_none()
     }
 
-    /// SQL conditions on the contact id `col`.
+    /// SQL conditions on the contact id `col`: scalar subqueries on primary keys, which the
+    /// planner keeps as lookups per entry of the slice (an EXISTS would become a join that
+    /// reads a whole label's contacts and sorts them).
     fn sql(&self, sql: &mut Dynamic, d: &str, col: &str) -> String {
         let mut out = String::new();
         if let Some(owner) = self.owner {
@@ -99,9 +101,9 @@ impl Filters {
         for label in &self.labels {
             let l = sql.text(label.clone());
             out.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM contact_labels cl WHERE cl.contact_id = {col} \
+                " AND (SELECT count(*) FROM contact_labels cl WHERE cl.contact_id = {col} \
                    AND cl.label_id = (SELECT l.id FROM labels l WHERE l.domain_id = {d} \
-                                      AND l.name = {l}))"
+                                      AND l.name = {l})) = 1"
             ));
         }
         out
@@ -192,7 +194,6 @@ fn step_statement(
             });
             let f1 = filters.sql(&mut sql, &d, "t.contact_id");
             let f2 = filters.sql(&mut sql, &d, "t2.contact_id");
-            let slice = sql.int(slice);
             let room = sql.int(room);
             let members = members_sql(&format!(
                 "SELECT t2.contact_id FROM {table} t2 WHERE t2.domain_id = {d} \
@@ -221,7 +222,6 @@ fn step_statement(
             let f1 = filters.sql(&mut sql, &d, "t.contact_id");
             let f2 = filters.sql(&mut sql, &d, "m2.contact_id");
             let f3 = filters.sql(&mut sql, &d, "p2.contact_id");
-            let slice = sql.int(slice);
             let room = sql.int(room);
             sql.text = format!(
                 "WITH slice AS (SELECT phone_shaped_identity(t.external_user_id) AS key \
@@ -265,7 +265,6 @@ fn step_statement(
             });
             let f1 = filters.sql(&mut sql, &d, "t.contact_id");
             let f2 = filters.sql(&mut sql, &d, "a2.contact_id");
-            let slice = sql.int(slice);
             let threshold = NAME_SIMILARITY_THRESHOLD;
             sql.text = format!(
                 "WITH slice AS (SELECT t.key, t.value FROM contact_attributes t \
