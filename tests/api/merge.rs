@@ -71,6 +71,57 @@ impl World {
             .n
     }
 
+    /// A live chat from Anne's identity, bound to `contact`.
+    async fn chat_bound_to(&self, iid: &str, contact: &pb::Contact) {
+        self.live(chat(iid, "telegram", "tg-anne", "Anne", self.agent.user.0))
+            .await;
+        self.agent
+            .client
+            .select_contact(iid, contact.id)
+            .await
+            .expect("select");
+    }
+
+    /// Offers a call from `number` and returns its candidates' ids.
+    async fn identify_call(&self, iid: &str, number: &str) -> Vec<Option<i64>> {
+        self.routing
+            .client
+            .offer_interaction(call(iid, number, self.agent.user.0))
+            .await
+            .expect("offer");
+        candidate_ids(&self.agent.client.get_client_info(iid).await.expect("panel"))
+    }
+
+    /// Merges `merged` (at the versions given) into `survivor`.
+    async fn merge(
+        &self,
+        survivor: &pb::Contact,
+        merged: &[&pb::Contact],
+    ) -> pb::MergeContactsResponse {
+        merged
+            .iter()
+            .fold(
+                self.crm.client.merge_into(survivor.id, survivor.version),
+                |m, c| m.contact(c.id, c.version),
+            )
+            .await
+            .expect("merge")
+    }
+
+    /// A contact created by the CRM.
+    async fn make(&self, name: &str, comms: Vec<pb::CommunicationInput>) -> pb::Contact {
+        contact(&self.crm.client, named(name, comms)).await
+    }
+
+    /// Makes a merge look `interval` old.
+    async fn age(&self, merge: &pb::MergeContactsResponse, interval: &str) {
+        self.sql(&format!(
+            "UPDATE contact_merges SET merged_at = now() - interval '{interval}' WHERE id = {}",
+            merge.merge_id
+        ))
+        .await;
+    }
+
     async fn sql(&self, sql: &str) {
         self.app.db().await.batch_execute(sql).await.expect("sql");
     }
@@ -106,6 +157,14 @@ fn e164s(c: &pb::Contact) -> Vec<String> {
     let mut v: Vec<String> = c.phones.iter().map(|p| p.e164.clone()).collect();
     v.sort();
     v
+}
+
+fn candidate_ids(panel: &pb::ClientInfoPanel) -> Vec<Option<i64>> {
+    panel
+        .candidates
+        .iter()
+        .map(|c| view_id(&c.contact))
+        .collect()
 }
 
 fn view_id(v: &Option<pb::ContactView>) -> Option<i64> {
@@ -243,23 +302,10 @@ async fn a_merge_unions_communications_moves_history_and_hides_the_merged_contac
     assert!(item.bound_at.is_some());
 
     // Identification and search find only the survivor.
-    w.routing
-        .client
-        .offer_interaction(call("new-call", "07400 222222", w.agent.user.0))
-        .await
-        .expect("offer");
-    let panel = w
-        .agent
-        .client
-        .get_client_info("new-call")
-        .await
-        .expect("panel");
-    let ids: Vec<Option<i64>> = panel
-        .candidates
-        .iter()
-        .map(|c| view_id(&c.contact))
-        .collect();
-    assert_eq!(ids, [Some(ann.id)]);
+    assert_eq!(
+        w.identify_call("new-call", "07400 222222").await,
+        [Some(ann.id)]
+    );
     w.routing
         .client
         .offer_interaction(chat(
@@ -352,19 +398,7 @@ async fn open_interactions_show_the_survivor_and_their_agents_are_told() {
         Some(pb::IdentificationOutcome::Ambiguous)
     );
     // And a chat bound to Anne.
-    w.live(chat(
-        "chatting",
-        "telegram",
-        "tg-anne",
-        "Anne",
-        w.agent.user.0,
-    ))
-    .await;
-    w.agent
-        .client
-        .select_contact("chatting", anne.id)
-        .await
-        .expect("select");
+    w.chat_bound_to("chatting", &anne).await;
 
     let mut events = Box::pin(w.agent.client.watch_session(WatchOptions::default()));
     let first = tokio::time::timeout(Duration::from_secs(10), events.next())
@@ -377,13 +411,7 @@ async fn open_interactions_show_the_survivor_and_their_agents_are_told() {
         Some(pb::agent_event::Event::Snapshot(_))
     ));
 
-    let merged = w
-        .crm
-        .client
-        .merge_into(ann.id, ann.version)
-        .contact(anne.id, anne.version)
-        .await
-        .expect("merge");
+    let merged = w.merge(&ann, &[&anne]).await;
     let mut got_merged = None;
     while got_merged.is_none() {
         let e = tokio::time::timeout(Duration::from_secs(10), events.next())
@@ -555,11 +583,7 @@ async fn bad_merges_name_the_field() {
     );
 
     // A merged contact cannot be merged again: it is gone, and the answer says where.
-    let merged = c
-        .merge_into(ann.id, ann.version)
-        .contact(anne.id, anne.version)
-        .await
-        .expect("merge");
+    let merged = w.merge(&ann, &[&anne]).await;
     let again = c.get_contact(ann.id).await.expect("survivor");
     let e = expect_code(
         c.merge_into(again.id, again.version)
@@ -579,19 +603,7 @@ async fn bad_merges_name_the_field() {
 async fn an_undo_restores_the_merged_contacts_as_they_were_and_keeps_later_changes() {
     let w = world().await;
     let (ann, anne) = ann_and_anne(&w).await;
-    w.live(chat(
-        "chatting",
-        "telegram",
-        "tg-anne",
-        "Anne",
-        w.agent.user.0,
-    ))
-    .await;
-    w.agent
-        .client
-        .select_contact("chatting", anne.id)
-        .await
-        .expect("select");
+    w.chat_bound_to("chatting", &anne).await;
     let anne_before = w.crm.client.get_contact(anne.id).await.expect("card");
     let merged = w
         .crm
@@ -672,23 +684,10 @@ async fn an_undo_restores_the_merged_contacts_as_they_were_and_keeps_later_chang
         .await
         .expect("panel");
     assert_eq!(view_id(&panel.bound_contact), Some(anne.id));
-    w.routing
-        .client
-        .offer_interaction(call("after", "07400 222222", w.agent.user.0))
-        .await
-        .expect("offer");
-    let panel = w
-        .agent
-        .client
-        .get_client_info("after")
-        .await
-        .expect("panel");
-    let ids: Vec<Option<i64>> = panel
-        .candidates
-        .iter()
-        .map(|c| view_id(&c.contact))
-        .collect();
-    assert_eq!(ids, [Some(anne.id)]);
+    assert_eq!(
+        w.identify_call("after", "07400 222222").await,
+        [Some(anne.id)]
+    );
     for c in [ann.id, anne.id] {
         assert_eq!(
             w.count(&format!(
@@ -713,14 +712,8 @@ async fn an_undo_restores_the_merged_contacts_as_they_were_and_keeps_later_chang
 async fn what_cannot_go_back_is_listed_and_force_skips_it() {
     let w = world().await;
     let (ann, anne) = ann_and_anne(&w).await;
-    let other = contact(&w.crm.client, named("Other", vec![])).await;
-    let merged = w
-        .crm
-        .client
-        .merge_into(ann.id, ann.version)
-        .contact(anne.id, anne.version)
-        .await
-        .expect("merge");
+    let other = w.make("Other", vec![]).await;
+    let merged = w.merge(&ann, &[&anne]).await;
     let s = merged.survivor.expect("survivor");
     // Since the merge: Anne's e-mail removed from the survivor, her chat identity moved on.
     let mail = s
@@ -810,17 +803,9 @@ async fn an_unknown_expired_or_orphaned_merge_cannot_be_undone() {
     assert_eq!(e.metadata("field"), Some("merge_id"));
 
     let (ann, anne) = ann_and_anne(&w).await;
-    let merged = c
-        .merge_into(ann.id, ann.version)
-        .contact(anne.id, anne.version)
-        .await
-        .expect("merge");
+    let merged = w.merge(&ann, &[&anne]).await;
     // Older than the configured window (an hour here).
-    w.sql(&format!(
-        "UPDATE contact_merges SET merged_at = now() - interval '61 minutes' WHERE id = {}",
-        merged.merge_id
-    ))
-    .await;
+    w.age(&merged, "61 minutes").await;
     let e = expect_code(
         c.unmerge_contacts(merged.merge_id, true).await,
         Code::FailedPrecondition,
@@ -841,22 +826,11 @@ async fn an_unknown_expired_or_orphaned_merge_cannot_be_undone() {
     assert_eq!(e.reason(), Some("MERGE_NOT_FOUND"));
 
     // A survivor merged into another since: undo that merge first.
-    let (b1, b2) = (
-        contact(c, named("B1", vec![])).await,
-        contact(c, named("B2", vec![])).await,
-    );
-    let b3 = contact(c, named("B3", vec![])).await;
-    let first = c
-        .merge_into(b1.id, b1.version)
-        .contact(b2.id, b2.version)
-        .await
-        .expect("first");
+    let (b1, b2) = (w.make("B1", vec![]).await, w.make("B2", vec![]).await);
+    let b3 = w.make("B3", vec![]).await;
+    let first = w.merge(&b1, &[&b2]).await;
     let b1 = c.get_contact(b1.id).await.expect("b1");
-    let second = c
-        .merge_into(b3.id, b3.version)
-        .contact(b1.id, b1.version)
-        .await
-        .expect("second");
+    let second = w.merge(&b3, &[&b1]).await;
     let e = expect_code(
         c.unmerge_contacts(first.merge_id, true).await,
         Code::FailedPrecondition,
@@ -875,15 +849,8 @@ async fn an_unknown_expired_or_orphaned_merge_cannot_be_undone() {
     assert_eq!(c.get_contact(b2.id).await.expect("back").display_name, "B2");
 
     // A deleted survivor.
-    let (d1, d2) = (
-        contact(c, named("D1", vec![])).await,
-        contact(c, named("D2", vec![])).await,
-    );
-    let m = c
-        .merge_into(d1.id, d1.version)
-        .contact(d2.id, d2.version)
-        .await
-        .expect("merge");
+    let (d1, d2) = (w.make("D1", vec![]).await, w.make("D2", vec![]).await);
+    let m = w.merge(&d1, &[&d2]).await;
     c.delete_contact(d1.id, 0).await.expect("delete");
     let e = expect_code(
         c.unmerge_contacts(m.merge_id, true).await,
@@ -896,18 +863,8 @@ async fn an_unknown_expired_or_orphaned_merge_cannot_be_undone() {
 async fn the_default_window_is_thirty_days() {
     let w = world().await;
     let (ann, anne) = ann_and_anne(&w).await;
-    let merged = w
-        .crm
-        .client
-        .merge_into(ann.id, ann.version)
-        .contact(anne.id, anne.version)
-        .await
-        .expect("merge");
-    w.sql(&format!(
-        "UPDATE contact_merges SET merged_at = now() - interval '29 days 23 hours' WHERE id = {}",
-        merged.merge_id
-    ))
-    .await;
+    let merged = w.merge(&ann, &[&anne]).await;
+    w.age(&merged, "29 days 23 hours").await;
     w.crm
         .client
         .unmerge_contacts(merged.merge_id, false)
@@ -915,18 +872,8 @@ async fn the_default_window_is_thirty_days() {
         .expect("within 30 days");
     let ann = w.crm.client.get_contact(ann.id).await.expect("ann");
     let anne = w.crm.client.get_contact(anne.id).await.expect("anne");
-    let merged = w
-        .crm
-        .client
-        .merge_into(ann.id, ann.version)
-        .contact(anne.id, anne.version)
-        .await
-        .expect("merge again");
-    w.sql(&format!(
-        "UPDATE contact_merges SET merged_at = now() - interval '30 days 1 minute' WHERE id = {}",
-        merged.merge_id
-    ))
-    .await;
+    let merged = w.merge(&ann, &[&anne]).await;
+    w.age(&merged, "30 days 1 minute").await;
     let e = expect_code(
         w.crm.client.unmerge_contacts(merged.merge_id, false).await,
         Code::FailedPrecondition,
@@ -980,13 +927,9 @@ async fn a_merge_racing_a_relink_leaves_one_owner() {
     let w = world().await;
     for round in 0..6 {
         let id = format!("tg-race-{round}");
-        let s = contact(&w.crm.client, named("S", vec![])).await;
-        let x = contact(
-            &w.crm.client,
-            named("X", vec![messaging("telegram", &id, "X")]),
-        )
-        .await;
-        let y = contact(&w.crm.client, named("Y", vec![])).await;
+        let s = w.make("S", vec![]).await;
+        let x = w.make("X", vec![messaging("telegram", &id, "X")]).await;
+        let y = w.make("Y", vec![]).await;
         let (m, l) = tokio::join!(
             w.crm
                 .client
@@ -1015,8 +958,8 @@ async fn a_merge_racing_a_relink_leaves_one_owner() {
 async fn a_merge_racing_an_update_of_the_merged_contact_is_one_or_the_other() {
     let w = world().await;
     for _ in 0..6 {
-        let s = contact(&w.crm.client, named("S", vec![])).await;
-        let x = contact(&w.crm.client, named("X", vec![phone("07400 333333")])).await;
+        let s = w.make("S", vec![]).await;
+        let x = w.make("X", vec![phone("07400 333333")]).await;
         let (m, u) = tokio::join!(
             w.crm
                 .client
@@ -1042,8 +985,8 @@ async fn a_merge_racing_an_update_of_the_merged_contact_is_one_or_the_other() {
 async fn a_merge_racing_a_select_of_the_merged_contact_never_binds_it() {
     let w = world().await;
     for round in 0..6 {
-        let s = contact(&w.crm.client, named("S", vec![])).await;
-        let x = contact(&w.crm.client, named("X", vec![])).await;
+        let s = w.make("S", vec![]).await;
+        let x = w.make("X", vec![]).await;
         let iid = format!("race-{round}");
         w.live(call(&iid, "07400 444444", w.agent.user.0)).await;
         let (m, sel) = tokio::join!(
@@ -1074,13 +1017,9 @@ async fn overlapping_merges_are_one_after_the_other() {
     let w = world().await;
     for round in 0..6 {
         let id = format!("tg-overlap-{round}");
-        let a = contact(&w.crm.client, named("A", vec![])).await;
-        let b = contact(
-            &w.crm.client,
-            named("B", vec![messaging("telegram", &id, "B")]),
-        )
-        .await;
-        let c = contact(&w.crm.client, named("C", vec![phone("07400 555555")])).await;
+        let a = w.make("A", vec![]).await;
+        let b = w.make("B", vec![messaging("telegram", &id, "B")]).await;
+        let c = w.make("C", vec![phone("07400 555555")]).await;
         // a <- b and c <- b, and b <- c: every pair overlaps.
         let (m1, m2, m3) = tokio::join!(
             w.crm

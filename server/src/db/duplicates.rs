@@ -9,10 +9,11 @@
 //! of one kind's index in value order ([`SLICE`] entries, fewer with filters), keeps the
 //! values seen twice in it (and the slice's last value, which may go on past it), and counts
 //! each such value's contacts with one index lookup of its own: a group is always complete,
-//! whatever the slice cut. A page ends when it is full or its slice did not reach the end of
-//! its kind; the cursor is (kind, last value), so the next page starts right after. A page can
-//! therefore hold fewer groups than asked, even none, while there are more: callers page until
-//! the token is empty. Every page costs at most one slice per kind, whatever the domain's size.
+//! whatever the slice cut. A page goes on, slice after slice and kind after kind, until it is
+//! full or it read [`STEPS_PER_PAGE`] slices; the cursor is (kind, last value), so the next page
+//! starts right after. A page can therefore hold fewer groups than asked, even none, while
+//! there are more: callers page until the token is empty. Every page costs at most
+//! [`STEPS_PER_PAGE`] slices, whatever the domain's size.
 
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -26,6 +27,8 @@ use crate::error::Error;
 /// Index entries one step of a page reads at most (a quarter with label or owner filters,
 /// which cost a lookup per entry).
 pub const SLICE: i64 = 20_000;
+/// Most slices one page reads: a page costs at most this many slices' work.
+pub const STEPS_PER_PAGE: usize = 5;
 /// Contacts listed per group (the count says how many share the value).
 pub const SHOWN_PER_GROUP: usize = 10;
 /// Most contacts counted per group.
@@ -314,7 +317,7 @@ fn slice_of(kind: Kind, filters: &Filters) -> i64 {
 }
 
 /// One page: up to `limit` groups after `after`, and where the next page starts (`None`: every
-/// contact was compared).
+/// contact was compared). A page reads at most [`STEPS_PER_PAGE`] slices.
 pub async fn find(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
@@ -323,11 +326,14 @@ pub async fn find(
     limit: usize,
 ) -> Result<(Vec<Group>, Option<Cursor>), Error> {
     let mut groups: Vec<Group> = Vec::new();
-    let start = after.as_ref().map_or(Kind::Email, |c| c.kind);
-    for kind in Kind::ALL.into_iter().filter(|k| *k >= start) {
-        let from = after
-            .as_ref()
-            .filter(|c| c.kind == kind && !c.key.is_empty());
+    let mut position = after.unwrap_or(Cursor {
+        kind: Kind::Email,
+        key: String::new(),
+        value: String::new(),
+    });
+    for _ in 0..STEPS_PER_PAGE {
+        let kind = position.kind;
+        let from = (!position.key.is_empty()).then_some(&position);
         let room = limit.saturating_sub(groups.len());
         let row: StepRow = step_statement(domain, kind, filters, from, room as i64 + 1)
             .get_result(conn)
@@ -349,20 +355,24 @@ pub async fn find(
                 least_similarity: g.least,
             });
         }
-        if row.scanned >= slice_of(kind, filters) {
-            // The slice ended before the kind did: continue after its last value.
-            let next = Cursor {
+        position = if row.scanned >= slice_of(kind, filters) {
+            // The slice ended before the kind did: go on after its last value.
+            Cursor {
                 kind,
                 key: row.last_key.unwrap_or_default(),
                 value: row.last_value.unwrap_or_default(),
-            };
-            return Ok((groups, Some(next)));
-        }
+            }
+        } else {
+            match next_kind(kind) {
+                Some(next) => next,
+                None => return Ok((groups, None)),
+            }
+        };
         if groups.len() == limit {
-            return Ok((groups, next_kind(kind)));
+            return Ok((groups, Some(position)));
         }
     }
-    Ok((groups, None))
+    Ok((groups, Some(position)))
 }
 
 fn next_kind(kind: Kind) -> Option<Cursor> {

@@ -415,6 +415,139 @@ pub async fn explain(conn: &mut AsyncPgConnection, domain: DomainId, err: Error)
 }
 
 // ---------------------------------------------------------------------------------------------
+// Moving rows between contacts
+
+/// Phones and e-mails: a contact holds a value (E.164, normalised address) once, so they move
+/// by value, and the links whose value the survivor already had are deleted with the merged
+/// contact (and inserted again, with their ids, by an undo).
+struct ValueLinks {
+    table: &'static str,
+    key: &'static str,
+    /// The columns an undo inserts again, and their types in the archive's JSON.
+    columns: &'static str,
+    record: &'static str,
+}
+
+const PHONES: ValueLinks = ValueLinks {
+    table: "contact_phones",
+    key: "e164",
+    columns: "number, e164, region, national_number, digits_reversed, created_at",
+    record: "number text, e164 text, region text, national_number text, digits_reversed text, \
+             created_at timestamptz",
+};
+
+const EMAILS: ValueLinks = ValueLinks {
+    table: "contact_emails",
+    key: "normalized",
+    columns: "address, normalized, created_at",
+    record: "address text, normalized text, created_at timestamptz",
+};
+
+impl ValueLinks {
+    /// Moves to `to` the oldest link of each value of `from` that `to` lacks; returns the ids
+    /// moved.
+    async fn merge(
+        &self,
+        tx: &mut Tx<'_>,
+        domain: DomainId,
+        from: &[i64],
+        to: ContactId,
+    ) -> Result<BTreeSet<i64>, Error> {
+        let (t, k) = (self.table, self.key);
+        let moved: Vec<IdRow> = diesel::sql_query(format!(
+            "UPDATE {t} SET contact_id = $3 WHERE id IN ( \
+               SELECT DISTINCT ON ({k}) id FROM {t} \
+               WHERE contact_id = ANY($2) AND {k} NOT IN (SELECT {k} FROM {t} WHERE contact_id = $3) \
+               ORDER BY {k}, id) AND domain_id = $1 RETURNING id"
+        ))
+        .bind::<BigInt, _>(domain.0)
+        .bind::<Array<BigInt>, _>(from)
+        .bind::<BigInt, _>(to.0)
+        .load(tx)
+        .await?;
+        Ok(moved.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Which of the links `ids` `contact` holds.
+    async fn held(
+        &self,
+        tx: &mut Tx<'_>,
+        ids: &[i64],
+        contact: ContactId,
+    ) -> Result<BTreeSet<i64>, Error> {
+        let rows: Vec<IdRow> = diesel::sql_query(format!(
+            "SELECT id FROM {} WHERE id = ANY($1) AND contact_id = $2",
+            self.table
+        ))
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<BigInt, _>(contact.0)
+        .load(tx)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Inserts the archived links `rows` (JSON objects with their ids) for `contact` again.
+    async fn restore(
+        &self,
+        tx: &mut Tx<'_>,
+        domain: DomainId,
+        contact: ContactId,
+        rows: serde_json::Value,
+    ) -> Result<(), Error> {
+        let (t, c) = (self.table, self.columns);
+        diesel::sql_query(format!(
+            "INSERT INTO {t} (id, domain_id, contact_id, {c}) OVERRIDING SYSTEM VALUE \
+             SELECT id, $1, $2, {c} FROM jsonb_to_recordset($3) AS x (id bigint, {})",
+            self.record
+        ))
+        .bind::<BigInt, _>(domain.0)
+        .bind::<BigInt, _>(contact.0)
+        .bind::<Jsonb, _>(&rows)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Moves the rows `ids` of `table` that `from` holds to `to`.
+async fn move_rows(
+    tx: &mut Tx<'_>,
+    table: &str,
+    ids: &[i64],
+    from: ContactId,
+    to: ContactId,
+) -> Result<(), Error> {
+    diesel::sql_query(format!(
+        "UPDATE {table} SET contact_id = $2 WHERE id = ANY($1) AND contact_id = $3"
+    ))
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<BigInt, _>(to.0)
+    .bind::<BigInt, _>(from.0)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Points every row of `table` that names one of `from` (in `domain`) at `to`.
+async fn repoint(
+    tx: &mut Tx<'_>,
+    table: &str,
+    domain: DomainId,
+    from: &[i64],
+    to: ContactId,
+) -> Result<(), Error> {
+    diesel::sql_query(format!(
+        "UPDATE {table} SET contact_id = $3 WHERE domain_id = $1 AND contact_id = ANY($2)"
+    ))
+    .bind::<BigInt, _>(domain.0)
+    .bind::<Array<BigInt>, _>(from)
+    .bind::<BigInt, _>(to.0)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Merge
 
 const LOCK_INTERACTIONS_SQL: &str = "\
@@ -537,36 +670,8 @@ pub async fn merge(
 
     // Communications: phones and e-mails the survivor lacks move (the oldest link of each
     // value); identities, unique per domain, all move.
-    let moved_phones: BTreeSet<i64> = diesel::sql_query(
-        "UPDATE contact_phones SET contact_id = $3 WHERE id IN ( \
-           SELECT DISTINCT ON (e164) id FROM contact_phones \
-           WHERE contact_id = ANY($2) AND e164 NOT IN \
-                 (SELECT e164 FROM contact_phones WHERE contact_id = $3) \
-           ORDER BY e164, id) AND domain_id = $1 RETURNING id",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(s.0)
-    .load::<IdRow>(tx)
-    .await?
-    .into_iter()
-    .map(|r| r.id)
-    .collect();
-    let moved_emails: BTreeSet<i64> = diesel::sql_query(
-        "UPDATE contact_emails SET contact_id = $3 WHERE id IN ( \
-           SELECT DISTINCT ON (normalized) id FROM contact_emails \
-           WHERE contact_id = ANY($2) AND normalized NOT IN \
-                 (SELECT normalized FROM contact_emails WHERE contact_id = $3) \
-           ORDER BY normalized, id) AND domain_id = $1 RETURNING id",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(s.0)
-    .load::<IdRow>(tx)
-    .await?
-    .into_iter()
-    .map(|r| r.id)
-    .collect();
+    let moved_phones = PHONES.merge(tx, domain, &merged_ids, s).await?;
+    let moved_emails = EMAILS.merge(tx, domain, &merged_ids, s).await?;
     for a in &mut archived {
         for p in &mut a.phones {
             p.moved = moved_phones.contains(&p.id);
@@ -575,15 +680,7 @@ pub async fn merge(
             e.moved = moved_emails.contains(&e.id);
         }
     }
-    diesel::sql_query(
-        "UPDATE contact_messaging_channels SET contact_id = $3 \
-         WHERE domain_id = $1 AND contact_id = ANY($2)",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(s.0)
-    .execute(tx)
-    .await?;
+    repoint(tx, "contact_messaging_channels", domain, &merged_ids, s).await?;
 
     // History: bindings change contact, keeping who and when; interactions bound now (open or
     // closed) follow; create requests that made a merged contact return the survivor.
@@ -605,15 +702,7 @@ pub async fn merge(
     .into_iter()
     .map(|r| r.interaction_id)
     .collect();
-    diesel::sql_query(
-        "UPDATE interaction_bindings SET contact_id = $3 \
-         WHERE domain_id = $1 AND contact_id = ANY($2)",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(s.0)
-    .execute(tx)
-    .await?;
+    repoint(tx, "interaction_bindings", domain, &merged_ids, s).await?;
     diesel::sql_query(
         "UPDATE interactions SET bound_contact_id = $3, updated_at = now() \
          WHERE domain_id = $1 AND id = ANY($4) AND bound_contact_id = ANY($2)",
@@ -624,15 +713,7 @@ pub async fn merge(
     .bind::<Array<BigInt>, _>(&current)
     .execute(tx)
     .await?;
-    diesel::sql_query(
-        "UPDATE contact_create_requests SET contact_id = $3 \
-         WHERE domain_id = $1 AND contact_id = ANY($2)",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(s.0)
-    .execute(tx)
-    .await?;
+    repoint(tx, "contact_create_requests", domain, &merged_ids, s).await?;
 
     // Candidates of open interactions fold onto the survivor (also of interactions offered
     // since the locks were taken).
@@ -963,24 +1044,8 @@ pub async fn unmerge(
         .iter()
         .flat_map(|c| c.emails.iter().filter(|e| e.moved).map(|e| e.id))
         .collect();
-    let phones_on_survivor: BTreeSet<i64> =
-        diesel::sql_query("SELECT id FROM contact_phones WHERE id = ANY($1) AND contact_id = $2")
-            .bind::<Array<BigInt>, _>(&phone_ids)
-            .bind::<BigInt, _>(s.0)
-            .load::<IdRow>(tx)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-    let emails_on_survivor: BTreeSet<i64> =
-        diesel::sql_query("SELECT id FROM contact_emails WHERE id = ANY($1) AND contact_id = $2")
-            .bind::<Array<BigInt>, _>(&email_ids)
-            .bind::<BigInt, _>(s.0)
-            .load::<IdRow>(tx)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+    let phones_on_survivor = PHONES.held(tx, &phone_ids, s).await?;
+    let emails_on_survivor = EMAILS.held(tx, &email_ids, s).await?;
     let mut conflicts = Vec::new();
     for c in &archive.contacts {
         let contact = ContactId(c.id);
@@ -1083,59 +1148,20 @@ pub async fn unmerge(
             .filter(|p| p.moved && phones_on_survivor.contains(&p.id))
             .map(|p| p.id)
             .collect();
-        diesel::sql_query(
-            "UPDATE contact_phones SET contact_id = $2 WHERE id = ANY($1) AND contact_id = $3",
-        )
-        .bind::<Array<BigInt>, _>(&back)
-        .bind::<BigInt, _>(x.0)
-        .bind::<BigInt, _>(s.0)
-        .execute(tx)
-        .await?;
+        move_rows(tx, "contact_phones", &back, s, x).await?;
         let again: Vec<&ArchivedPhone> = c.phones.iter().filter(|p| !p.moved).collect();
         let again = serde_json::to_value(&again).map_err(|_| corrupt("phones"))?;
-        diesel::sql_query(
-            "INSERT INTO contact_phones (id, domain_id, contact_id, number, e164, region, \
-                                         national_number, digits_reversed, created_at) \
-             OVERRIDING SYSTEM VALUE \
-             SELECT id, $1, $2, number, e164, region, national_number, digits_reversed, created_at \
-             FROM jsonb_to_recordset($3) AS x (id bigint, number text, e164 text, region text, \
-                  national_number text, digits_reversed text, created_at timestamptz)",
-        )
-        .bind::<BigInt, _>(domain.0)
-        .bind::<BigInt, _>(x.0)
-        .bind::<Jsonb, _>(&again)
-        .execute(tx)
-        .await?;
-
+        PHONES.restore(tx, domain, x, again).await?;
         let back: Vec<i64> = c
             .emails
             .iter()
             .filter(|e| e.moved && emails_on_survivor.contains(&e.id))
             .map(|e| e.id)
             .collect();
-        diesel::sql_query(
-            "UPDATE contact_emails SET contact_id = $2 WHERE id = ANY($1) AND contact_id = $3",
-        )
-        .bind::<Array<BigInt>, _>(&back)
-        .bind::<BigInt, _>(x.0)
-        .bind::<BigInt, _>(s.0)
-        .execute(tx)
-        .await?;
+        move_rows(tx, "contact_emails", &back, s, x).await?;
         let again: Vec<&ArchivedEmail> = c.emails.iter().filter(|e| !e.moved).collect();
         let again = serde_json::to_value(&again).map_err(|_| corrupt("emails"))?;
-        diesel::sql_query(
-            "INSERT INTO contact_emails (id, domain_id, contact_id, address, normalized, created_at) \
-             OVERRIDING SYSTEM VALUE \
-             SELECT id, $1, $2, address, normalized, created_at \
-             FROM jsonb_to_recordset($3) AS x (id bigint, address text, normalized text, \
-                                               created_at timestamptz)",
-        )
-        .bind::<BigInt, _>(domain.0)
-        .bind::<BigInt, _>(x.0)
-        .bind::<Jsonb, _>(&again)
-        .execute(tx)
-        .await?;
-
+        EMAILS.restore(tx, domain, x, again).await?;
         let back: Vec<i64> = c
             .channels
             .iter()
@@ -1150,15 +1176,7 @@ pub async fn unmerge(
                     .map(|h| h.id)
             })
             .collect();
-        diesel::sql_query(
-            "UPDATE contact_messaging_channels SET contact_id = $2 \
-             WHERE id = ANY($1) AND contact_id = $3",
-        )
-        .bind::<Array<BigInt>, _>(&back)
-        .bind::<BigInt, _>(x.0)
-        .bind::<BigInt, _>(s.0)
-        .execute(tx)
-        .await?;
+        move_rows(tx, "contact_messaging_channels", &back, s, x).await?;
 
         // History goes back, and the interactions bound through it.
         #[derive(QueryableByName)]
