@@ -15,6 +15,7 @@
 //! there are more: callers page until the token is empty. Every page costs at most
 //! [`STEPS_PER_PAGE`] slices, whatever the domain's size.
 
+use diesel::OptionalExtension as _;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -152,13 +153,21 @@ struct GroupJson {
 }
 
 #[derive(diesel::QueryableByName)]
-struct StepRow {
+struct BoundRow {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct GroupsRow {
+    #[diesel(sql_type = BigInt)]
+    candidates: i64,
     #[diesel(sql_type = Nullable<Text>)]
     last_key: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     last_value: Option<String>,
-    #[diesel(sql_type = BigInt)]
-    scanned: i64,
     #[diesel(sql_type = Jsonb)]
     groups: serde_json::Value,
 }
@@ -170,77 +179,151 @@ fn members_sql(inner: &str) -> String {
     )
 }
 
-/// The statement of one step: a slice of `kind` after `after`, at most `room` groups.
-fn step_statement(
+// (A phone lookup per messaging value is a scalar subquery with LIMIT: an EXISTS would be
+// planned as a hash of every phone of the domain.)
+
+/// How a kind's values are read: the table, the value (in index order), and the condition of
+/// its (partial) index.
+struct Source {
+    table: &'static str,
+    /// The ordering columns, as selected and as ordered by.
+    order: &'static str,
+    /// Extra condition of a partial index.
+    only: &'static str,
+}
+
+fn source(kind: Kind) -> Source {
+    match kind {
+        Kind::Email => Source {
+            table: "contact_emails",
+            order: "t.normalized",
+            only: "",
+        },
+        Kind::Phone => Source {
+            table: "contact_phones",
+            order: "t.e164",
+            only: "",
+        },
+        Kind::Messaging => Source {
+            table: "contact_messaging_channels",
+            order: "phone_shaped_identity(t.external_user_id)",
+            only: " AND phone_shaped_identity(t.external_user_id) IS NOT NULL",
+        },
+        Kind::Name => Source {
+            table: "contact_attributes",
+            order: "t.key, t.value",
+            only: "",
+        },
+    }
+}
+
+/// `cmp` between the position columns of `kind` and `at` (`>`: after, `<=`: up to).
+fn position(sql: &mut Dynamic, kind: Kind, cmp: &str, at: &Cursor) -> String {
+    let src = source(kind);
+    if kind == Kind::Name {
+        let k = sql.text(at.key.clone());
+        let v = sql.text(at.value.clone());
+        format!(" AND (t.key, t.value) {cmp} ({k}, {v})")
+    } else {
+        let k = sql.text(at.key.clone());
+        format!(" AND {} {cmp} {k}", src.order)
+    }
+}
+
+/// The last entry of the slice of `kind` after `after` (none when the kind ends within it).
+fn bound_statement(
     domain: DomainId,
     kind: Kind,
     filters: &Filters,
     after: Option<&Cursor>,
-    room: i64,
 ) -> Dynamic {
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
-    let slice = slice_of(kind, filters);
-    let result = "SELECT (SELECT key FROM last) AS last_key, \
-                  (SELECT value FROM last) AS last_value, \
-                  (SELECT count(*) FROM slice) AS scanned, \
+    let src = source(kind);
+    let from = after.map_or(String::new(), |c| position(&mut sql, kind, ">", c));
+    let f = filters.sql(&mut sql, &d, "t.contact_id");
+    let select = if kind == Kind::Name {
+        "t.key, t.value".to_owned()
+    } else {
+        format!("{}::text AS key, NULL::text AS value", src.order)
+    };
+    sql.text = format!(
+        "SELECT {select} FROM {} t WHERE t.domain_id = {d}{}{from}{f} \
+         ORDER BY {} OFFSET {} LIMIT 1",
+        src.table,
+        src.only,
+        src.order,
+        slice_of(kind, filters) - 1
+    );
+    sql
+}
+
+/// The groups of `kind` after `after` and up to `upto` (the slice's last entry; none: to the
+/// end): the first `limit` values seen more than once (or at `upto`, which may go on past the
+/// slice), each counted whole by a lookup of its own.
+fn groups_statement(
+    domain: DomainId,
+    kind: Kind,
+    filters: &Filters,
+    after: Option<&Cursor>,
+    upto: Option<&Cursor>,
+    limit: i64,
+) -> Dynamic {
+    let mut sql = Dynamic::default();
+    let d = sql.int(domain.0);
+    let src = source(kind);
+    let from = after.map_or(String::new(), |c| position(&mut sql, kind, ">", c));
+    let to = upto.map_or(String::new(), |c| position(&mut sql, kind, "<=", c));
+    let f1 = filters.sql(&mut sql, &d, "t.contact_id");
+    let at_end = upto.map_or("false".to_owned(), |c| {
+        if kind == Kind::Name {
+            let k = sql.text(c.key.clone());
+            let v = sql.text(c.value.clone());
+            format!("(t.key, t.value) = ({k}, {v})")
+        } else if kind == Kind::Messaging {
+            format!("g.key = {}", sql.text(c.key.clone()))
+        } else {
+            format!("{} = {}", src.order, sql.text(c.key.clone()))
+        }
+    });
+    let lim = sql.int(limit);
+    let (table, order, only) = (src.table, src.order, src.only);
+    let range = format!("FROM {table} t WHERE t.domain_id = {d}{only}{from}{to}{f1}");
+    let result = "SELECT (SELECT count(*) FROM cand) AS candidates, \
+                  (SELECT key FROM cand ORDER BY key DESC, value DESC LIMIT 1) AS last_key, \
+                  (SELECT value FROM cand ORDER BY key DESC, value DESC LIMIT 1) AS last_value, \
                   COALESCE((SELECT jsonb_agg(to_jsonb(g) ORDER BY g.key, g.value) FROM groups g), \
                            '[]') AS groups";
     match kind {
         Kind::Email | Kind::Phone => {
-            let (table, col) = match kind {
-                Kind::Email => ("contact_emails", "normalized"),
-                _ => ("contact_phones", "e164"),
-            };
-            let from = after.map_or(String::new(), |c| {
-                format!(" AND t.{col} > {}", sql.text(c.key.clone()))
-            });
-            let f1 = filters.sql(&mut sql, &d, "t.contact_id");
+            let col = order.trim_start_matches("t.");
             let f2 = filters.sql(&mut sql, &d, "t2.contact_id");
-            let room = sql.int(room);
             let members = members_sql(&format!(
                 "SELECT t2.contact_id FROM {table} t2 WHERE t2.domain_id = {d} \
                    AND t2.{col} = cand.key{f2} ORDER BY t2.contact_id LIMIT {COUNTED_PER_GROUP}"
             ));
             sql.text = format!(
-                "WITH slice AS (SELECT t.{col} AS key FROM {table} t \
-                                WHERE t.domain_id = {d}{from}{f1} ORDER BY t.{col} LIMIT {slice}), \
-                      last AS (SELECT key, NULL::text AS value FROM slice \
-                               ORDER BY key DESC LIMIT 1), \
-                      cand AS (SELECT s.key FROM slice s GROUP BY s.key \
-                               HAVING count(*) > 1 OR s.key = (SELECT key FROM last) \
-                               ORDER BY s.key LIMIT {room}), \
-                      groups AS (SELECT cand.key::text AS key, NULL::text AS value, m.members, m.n \
+                "WITH cand AS (SELECT {order} AS key, NULL::text AS value {range} \
+                               GROUP BY {order} HAVING count(*) > 1 OR {at_end} \
+                               ORDER BY {order} LIMIT {lim}), \
+                      groups AS (SELECT cand.key, cand.value, m.members, m.n \
                                  FROM cand CROSS JOIN LATERAL {members} m WHERE m.n > 1) \
                  {result}"
             );
         }
         Kind::Messaging => {
-            let from = after.map_or(String::new(), |c| {
-                format!(
-                    " AND phone_shaped_identity(t.external_user_id) > {}",
-                    sql.text(c.key.clone())
-                )
-            });
-            let f1 = filters.sql(&mut sql, &d, "t.contact_id");
             let f2 = filters.sql(&mut sql, &d, "m2.contact_id");
             let f3 = filters.sql(&mut sql, &d, "p2.contact_id");
-            let room = sql.int(room);
             sql.text = format!(
-                "WITH slice AS (SELECT phone_shaped_identity(t.external_user_id) AS key \
-                                FROM contact_messaging_channels t \
-                                WHERE t.domain_id = {d} \
-                                  AND phone_shaped_identity(t.external_user_id) IS NOT NULL{from}{f1} \
-                                ORDER BY phone_shaped_identity(t.external_user_id) LIMIT {slice}), \
-                      last AS (SELECT key, NULL::text AS value FROM slice \
-                               ORDER BY key DESC LIMIT 1), \
-                      cand AS (SELECT s.key FROM slice s GROUP BY s.key \
-                               HAVING count(*) > 1 OR s.key = (SELECT key FROM last) \
-                                   OR EXISTS (SELECT 1 FROM contact_phones p \
-                                              WHERE p.domain_id = {d} AND p.e164 = s.key) \
-                               ORDER BY s.key LIMIT {room}), \
+                "WITH cand AS (SELECT g.key, NULL::text AS value \
+                               FROM (SELECT {order} AS key, count(*) AS n {range} \
+                                     GROUP BY {order}) g \
+                               WHERE g.n > 1 OR {at_end} \
+                                  OR (SELECT 1 FROM contact_phones p \
+                                      WHERE p.domain_id = {d} AND p.e164 = g.key LIMIT 1) = 1 \
+                               ORDER BY g.key LIMIT {lim}), \
                       groups AS ( \
-                        SELECT cand.key::text AS key, NULL::text AS value, m.members, m.n \
+                        SELECT cand.key, cand.value, m.members, m.n \
                         FROM cand CROSS JOIN LATERAL ( \
                           SELECT (array_agg(u.contact_id ORDER BY u.contact_id))[1:{SHOWN_PER_GROUP}] \
                                    AS members, count(*) AS n, \
@@ -261,22 +344,23 @@ fn step_statement(
             );
         }
         Kind::Name => {
-            let from = after.map_or(String::new(), |c| {
-                let k = sql.text(c.key.clone());
-                let v = sql.text(c.value.clone());
-                format!(" AND (t.key, t.value) > ({k}, {v})")
-            });
-            let f1 = filters.sql(&mut sql, &d, "t.contact_id");
             let f2 = filters.sql(&mut sql, &d, "a2.contact_id");
             let threshold = NAME_SIMILARITY_THRESHOLD;
+            let member = |alias: &str, filter: &str| {
+                format!(
+                    "SELECT {alias}.contact_id AS id, \
+                            (SELECT c.name_search FROM contacts c WHERE c.id = {alias}.contact_id) \
+                              AS name \
+                     FROM contact_attributes {alias} \
+                     WHERE {alias}.domain_id = {d} AND {alias}.key = cand.key \
+                       AND {alias}.value = cand.value{filter} LIMIT {MAX_ATTRIBUTE_GROUP}"
+                )
+            };
+            let (m1, m2) = (member("a2", &f2), member("a4", ""));
             sql.text = format!(
-                "WITH slice AS (SELECT t.key, t.value FROM contact_attributes t \
-                                WHERE t.domain_id = {d}{from}{f1} \
-                                ORDER BY t.key, t.value LIMIT {slice}), \
-                      last AS (SELECT key, value FROM slice ORDER BY key DESC, value DESC LIMIT 1), \
-                      cand AS (SELECT s.key, s.value FROM slice s GROUP BY s.key, s.value \
-                               HAVING count(*) BETWEEN 2 AND {MAX_ATTRIBUTE_GROUP} \
-                                   OR (s.key, s.value) = (SELECT key, value FROM last)), \
+                "WITH cand AS (SELECT t.key, t.value {range} GROUP BY t.key, t.value \
+                               HAVING count(*) BETWEEN 2 AND {MAX_ATTRIBUTE_GROUP} OR {at_end} \
+                               ORDER BY t.key, t.value LIMIT {lim}), \
                       groups AS ( \
                         SELECT cand.key, cand.value, m.members, m.n, m.least \
                         FROM cand CROSS JOIN LATERAL ( \
@@ -288,20 +372,7 @@ fn step_statement(
                                       AND a3.value = cand.value \
                                     LIMIT {MAX_ATTRIBUTE_GROUP} + 1) z) AS shared \
                           FROM (SELECT m1.id, max(similarity(m1.name, m2.name)) AS best \
-                                FROM (SELECT a2.contact_id AS id, \
-                                             (SELECT c.name_search FROM contacts c \
-                                              WHERE c.id = a2.contact_id) AS name \
-                                      FROM contact_attributes a2 \
-                                      WHERE a2.domain_id = {d} AND a2.key = cand.key \
-                                        AND a2.value = cand.value{f2} \
-                                      LIMIT {MAX_ATTRIBUTE_GROUP}) m1 \
-                                JOIN LATERAL (SELECT a4.contact_id AS id, \
-                                                     (SELECT c.name_search FROM contacts c \
-                                                      WHERE c.id = a4.contact_id) AS name \
-                                              FROM contact_attributes a4 \
-                                              WHERE a4.domain_id = {d} AND a4.key = cand.key \
-                                                AND a4.value = cand.value \
-                                              LIMIT {MAX_ATTRIBUTE_GROUP}) m2 ON m2.id <> m1.id \
+                                FROM ({m1}) m1 JOIN LATERAL ({m2}) m2 ON m2.id <> m1.id \
                                 GROUP BY m1.id \
                                 HAVING max(similarity(m1.name, m2.name)) >= {threshold}) p) m \
                         WHERE m.n > 1 AND m.shared <= {MAX_ATTRIBUTE_GROUP}) \
@@ -326,16 +397,25 @@ pub async fn find(
     limit: usize,
 ) -> Result<(Vec<Group>, Option<Cursor>), Error> {
     let mut groups: Vec<Group> = Vec::new();
-    let mut position = after.unwrap_or(Cursor {
+    let mut at = after.unwrap_or(Cursor {
         kind: Kind::Email,
         key: String::new(),
         value: String::new(),
     });
     for _ in 0..STEPS_PER_PAGE {
-        let kind = position.kind;
-        let from = (!position.key.is_empty()).then_some(&position);
-        let room = limit.saturating_sub(groups.len());
-        let row: StepRow = step_statement(domain, kind, filters, from, room as i64 + 1)
+        let kind = at.kind;
+        let from = (!at.key.is_empty()).then_some(&at);
+        let upto: Option<Cursor> = bound_statement(domain, kind, filters, from)
+            .get_result::<BoundRow>(conn)
+            .await
+            .optional()?
+            .map(|b| Cursor {
+                kind,
+                key: b.key,
+                value: b.value.unwrap_or_default(),
+            });
+        let want = (limit - groups.len()) as i64 + 1;
+        let row: GroupsRow = groups_statement(domain, kind, filters, from, upto.as_ref(), want)
             .get_result(conn)
             .await?;
         let found: Vec<GroupJson> = serde_json::from_value(row.groups)
@@ -355,13 +435,16 @@ pub async fn find(
                 least_similarity: g.least,
             });
         }
-        position = if row.scanned >= slice_of(kind, filters) {
-            // The slice ended before the kind did: go on after its last value.
+        at = if row.candidates >= want {
+            // Stopped at the candidates' limit: go on after the last one looked at.
             Cursor {
                 kind,
                 key: row.last_key.unwrap_or_default(),
                 value: row.last_value.unwrap_or_default(),
             }
+        } else if let Some(upto) = upto {
+            // The slice ended before the kind did: go on after it.
+            upto
         } else {
             match next_kind(kind) {
                 Some(next) => next,
@@ -369,10 +452,10 @@ pub async fn find(
             }
         };
         if groups.len() == limit {
-            return Ok((groups, Some(position)));
+            return Ok((groups, Some(at)));
         }
     }
-    Ok((groups, Some(position)))
+    Ok((groups, Some(at)))
 }
 
 fn next_kind(kind: Kind) -> Option<Cursor> {
@@ -383,21 +466,30 @@ fn next_kind(kind: Kind) -> Option<Cursor> {
     })
 }
 
-/// The statements the first page runs (one per kind), with their arguments as (SQL type,
-/// value), for EXPLAIN in tests.
+/// A statement's arguments as (SQL type, value).
+pub type Args = Vec<(&'static str, String)>;
+
+/// The statements a step runs in each of `ranges` (a kind, a cursor and the slice's last
+/// entry): the slice's bound, then its groups; and the first step of each kind. With their
+/// arguments, for EXPLAIN in tests.
 pub fn explainable(
     domain: DomainId,
     filters: &Filters,
     limit: i64,
-) -> Vec<(Kind, String, Vec<(&'static str, String)>)> {
-    Kind::ALL
-        .into_iter()
-        .map(|kind| {
-            let sql = step_statement(domain, kind, filters, None, limit + 1);
+    ranges: &[(Cursor, Cursor)],
+) -> Vec<(Kind, String, Args)> {
+    let mut out = Vec::new();
+    for (from, to) in ranges {
+        for sql in [
+            bound_statement(domain, from.kind, filters, Some(from)),
+            groups_statement(domain, from.kind, filters, Some(from), Some(to), limit + 1),
+            bound_statement(domain, from.kind, filters, None),
+        ] {
             let args = sql.args();
-            (kind, sql.text, args)
-        })
-        .collect()
+            out.push((from.kind, sql.text, args));
+        }
+    }
+    out
 }
 
 /// The least similarity of each group's listed contacts' names to its first contact's, in
