@@ -418,9 +418,6 @@ async fn duplicate_finding_reads_slices_of_indexes() {
             .enumerate()
         {
             let kind = format!("{kind:?}");
-            // As in the search test: the generic plan is checked whenever PostgreSQL could
-            // choose it (it is no dearer than the custom one).
-            let mut custom_cost = f64::MAX;
             for generic in [false, true] {
                 let p = plan_with_args(
                     &mut conn,
