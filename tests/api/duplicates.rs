@@ -321,3 +321,49 @@ async fn bad_find_requests_name_the_field() {
         "page_token",
     );
 }
+
+#[tokio::test]
+async fn groups_are_whole_and_listed_once_across_slices_and_pages() {
+    use diesel_async::SimpleAsyncConnection as _;
+    let app = TestApp::start().await;
+    let d = app.domain("big", "GB").await;
+    let crm = app.actor(d, "CRM", ALL).await;
+    // 45,000 e-mails (more than two slices): 45 pairs, and a triple across the first slice's
+    // end (its 20,000th entry falls inside the triple).
+    let mut conn = app.db().await;
+    conn.batch_execute(&format!(
+        "INSERT INTO contacts (domain_id, display_name, owner_id, created_by, updated_by)
+           SELECT {d}, 'Contact ' || g, {u}, {u}, {u} FROM generate_series(1, 45000) g;
+         INSERT INTO contact_emails (domain_id, contact_id, address, normalized)
+           SELECT domain_id, id, e, e FROM (
+             SELECT domain_id, id, 'u' || lpad((CASE WHEN n % 1000 = 501 THEN n - 1
+                                                     WHEN n IN (20000, 20001) THEN 19999
+                                                     ELSE n END)::text, 6, '0') || '@x.com' AS e
+             FROM (SELECT domain_id, id, row_number() OVER (ORDER BY id) AS n
+                   FROM contacts WHERE domain_id = {d}) c) x;
+         ANALYZE",
+        d = d.0,
+        u = crm.user.0
+    ))
+    .await
+    .expect("seed");
+    let groups = crm
+        .client
+        .all_duplicates(pb::FindDuplicatesRequest {
+            page_size: 7,
+            ..Default::default()
+        })
+        .await
+        .expect("all pages");
+    let mut values: Vec<String> = groups.iter().map(|g| g.found_by[0].value.clone()).collect();
+    assert_eq!(values.len(), 46, "{values:?}");
+    values.dedup();
+    assert_eq!(values.len(), 46, "each group once");
+    let triple = groups
+        .iter()
+        .find(|g| g.found_by[0].value == "u019999@x.com")
+        .expect("the triple");
+    assert_eq!(triple.contact_count, 3);
+    assert_eq!(triple.contacts.len(), 3);
+    assert!(groups.iter().filter(|g| g.contact_count == 2).count() == 45);
+}

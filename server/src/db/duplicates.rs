@@ -9,9 +9,9 @@
 //! of one kind's index in value order ([`SLICE`] entries, fewer with filters), keeps the
 //! values seen twice in it (and the slice's last value, which may go on past it), and counts
 //! each such value's contacts with one index lookup of its own: a group is always complete,
-//! whatever the slice cut. A page goes on, slice after slice and kind after kind, until it is
-//! full or it read [`STEPS_PER_PAGE`] slices; the cursor is (kind, last value), so the next page
-//! starts right after. A page can therefore hold fewer groups than asked, even none, while
+//! whatever the slice cut. The kinds are read side by side, a slice of each in turn, until the
+//! page is full or it read [`STEPS_PER_PAGE`] slices; the cursor holds each unfinished kind's
+//! last value, so the next page starts right after. A page can therefore hold fewer groups than asked, even none, while
 //! there are more: callers page until the token is empty. Every page costs at most
 //! [`STEPS_PER_PAGE`] slices, whatever the domain's size.
 
@@ -387,83 +387,136 @@ fn slice_of(kind: Kind, filters: &Filters) -> i64 {
     SLICE / kind.slice_divisor() / if filters.is_empty() { 1 } else { 4 }
 }
 
-/// One page: up to `limit` groups after `after`, and where the next page starts (`None`: every
-/// contact was compared). A page reads at most [`STEPS_PER_PAGE`] slices.
+/// Where the next page starts: the position of every kind not finished yet, in kind order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagePosition {
+    /// One position per kind still to read.
+    pub kinds: Vec<Cursor>,
+}
+
+impl PagePosition {
+    /// The start: every kind from its first value.
+    pub fn start() -> Self {
+        Self {
+            kinds: Kind::ALL
+                .into_iter()
+                .map(|kind| Cursor {
+                    kind,
+                    key: String::new(),
+                    value: String::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What one step found, and where its kind goes on.
+enum Step {
+    /// The kind goes on from here.
+    At(Cursor),
+    /// The kind is done.
+    Done,
+}
+
+/// One page: up to `limit` groups from `after`, and where the next page starts (`None`: every
+/// contact was compared). The kinds are read side by side, a slice of each in turn (so a kind
+/// with a million distinct values does not hold the others back for dozens of pages), and a
+/// page reads at most [`STEPS_PER_PAGE`] slices.
 pub async fn find(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     filters: &Filters,
-    after: Option<Cursor>,
+    after: PagePosition,
     limit: usize,
-) -> Result<(Vec<Group>, Option<Cursor>), Error> {
+) -> Result<(Vec<Group>, Option<PagePosition>), Error> {
     let mut groups: Vec<Group> = Vec::new();
-    let mut at = after.unwrap_or(Cursor {
-        kind: Kind::Email,
-        key: String::new(),
-        value: String::new(),
-    });
-    for _ in 0..STEPS_PER_PAGE {
-        let kind = at.kind;
-        let from = (!at.key.is_empty()).then_some(&at);
-        let upto: Option<Cursor> = bound_statement(domain, kind, filters, from)
-            .get_result::<BoundRow>(conn)
-            .await
-            .optional()?
-            .map(|b| Cursor {
-                kind,
-                key: b.key,
-                value: b.value.unwrap_or_default(),
-            });
-        let want = (limit - groups.len()) as i64 + 1;
-        let row: GroupsRow = groups_statement(domain, kind, filters, from, upto.as_ref(), want)
-            .get_result(conn)
-            .await?;
-        let found: Vec<GroupJson> = serde_json::from_value(row.groups)
-            .map_err(|e| Error::Internal(format!("duplicate groups unreadable: {e}")))?;
-        for g in found {
-            if groups.len() == limit {
-                // Full: the next page continues after the last group listed.
-                let next = groups.last().map(Group::cursor);
-                return Ok((groups, next));
+    let mut pending = after.kinds;
+    let mut steps = 0;
+    while !pending.is_empty() {
+        let mut i = 0;
+        while i < pending.len() {
+            if steps == STEPS_PER_PAGE {
+                return Ok((groups, Some(PagePosition { kinds: pending })));
             }
-            groups.push(Group {
-                kind,
-                key: g.key,
-                attribute_value: g.value,
-                members: g.members,
-                count: g.n,
-                least_similarity: g.least,
-            });
-        }
-        at = if row.candidates >= want {
-            // Stopped at the candidates' limit: go on after the last one looked at.
-            Cursor {
-                kind,
-                key: row.last_key.unwrap_or_default(),
-                value: row.last_value.unwrap_or_default(),
+            steps += 1;
+            let at = pending[i].clone();
+            let (step, full) = step(conn, domain, filters, &at, limit, &mut groups).await?;
+            match step {
+                Step::At(next) => {
+                    pending[i] = next;
+                    i += 1;
+                }
+                Step::Done => {
+                    pending.remove(i);
+                }
             }
-        } else if let Some(upto) = upto {
-            // The slice ended before the kind did: go on after it.
-            upto
-        } else {
-            match next_kind(kind) {
-                Some(next) => next,
-                None => return Ok((groups, None)),
+            if full {
+                return Ok((
+                    groups,
+                    (!pending.is_empty()).then_some(PagePosition { kinds: pending }),
+                ));
             }
-        };
-        if groups.len() == limit {
-            return Ok((groups, Some(at)));
         }
     }
-    Ok((groups, Some(at)))
+    Ok((groups, None))
 }
 
-fn next_kind(kind: Kind) -> Option<Cursor> {
-    Kind::ALL.into_iter().find(|k| *k > kind).map(|k| Cursor {
-        kind: k,
-        key: String::new(),
-        value: String::new(),
-    })
+/// One slice of `at`'s kind: adds its groups to `groups` (up to `limit` in all) and says where
+/// the kind goes on, and whether the page is full.
+async fn step(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    filters: &Filters,
+    at: &Cursor,
+    limit: usize,
+    groups: &mut Vec<Group>,
+) -> Result<(Step, bool), Error> {
+    let kind = at.kind;
+    let from = (!at.key.is_empty()).then_some(at);
+    let upto: Option<Cursor> = bound_statement(domain, kind, filters, from)
+        .get_result::<BoundRow>(conn)
+        .await
+        .optional()?
+        .map(|b| Cursor {
+            kind,
+            key: b.key,
+            value: b.value.unwrap_or_default(),
+        });
+    let want = (limit - groups.len()) as i64 + 1;
+    let row: GroupsRow = groups_statement(domain, kind, filters, from, upto.as_ref(), want)
+        .get_result(conn)
+        .await?;
+    let found: Vec<GroupJson> = serde_json::from_value(row.groups)
+        .map_err(|e| Error::Internal(format!("duplicate groups unreadable: {e}")))?;
+    for g in found {
+        if groups.len() == limit {
+            // Full: this kind goes on after the last group listed.
+            let last = groups.last().map_or_else(|| at.clone(), Group::cursor);
+            return Ok((Step::At(last), true));
+        }
+        groups.push(Group {
+            kind,
+            key: g.key,
+            attribute_value: g.value,
+            members: g.members,
+            count: g.n,
+            least_similarity: g.least,
+        });
+    }
+    let next = if row.candidates >= want {
+        // Stopped at the candidates' limit: go on after the last one looked at.
+        Step::At(Cursor {
+            kind,
+            key: row.last_key.unwrap_or_default(),
+            value: row.last_value.unwrap_or_default(),
+        })
+    } else if let Some(upto) = upto {
+        // The slice ended before the kind did: go on after it.
+        Step::At(upto)
+    } else {
+        Step::Done
+    };
+    Ok((next, groups.len() == limit))
 }
 
 /// A statement's arguments as (SQL type, value).

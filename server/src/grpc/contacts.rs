@@ -7,7 +7,7 @@ use super::{AppState, convert, decode};
 use crate::app;
 use crate::auth::Caller;
 use crate::db::contacts::ContactDraft;
-use crate::db::duplicates::{self, Cursor, Kind};
+use crate::db::duplicates::{self, Kind, PagePosition};
 use crate::db::{audit, contacts};
 use crate::domain::ids::ContactId;
 use crate::domain::permission::Permission;
@@ -165,17 +165,15 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         bytes.extend_from_slice(b"duplicates");
         let fp = crate::auth::fingerprint(&bytes);
         let after = if token.is_empty() {
-            None
+            PagePosition::start()
         } else {
             let c = self
                 .state
                 .keys
                 .verify_cursor(&token, fp)
                 .map_err(|e| Error::invalid("page_token", e.to_string()))?;
-            Some(
-                serde_json::from_str::<Cursor>(&c)
-                    .map_err(|_| Error::invalid("page_token", "is not a page token of this RPC"))?,
-            )
+            serde_json::from_str::<PagePosition>(&c)
+                .map_err(|_| Error::invalid("page_token", "is not a page token of this RPC"))?
         };
         let (groups, next) = duplicates::find(&mut conn, domain, &filters, after, limit).await?;
         let next_page_token = match next {
