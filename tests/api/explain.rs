@@ -412,6 +412,11 @@ async fn duplicate_finding_reads_slices_of_indexes() {
                 at(Kind::Name, "crm_id", "CRM-10000"),
                 at(Kind::Name, "crm_id", "CRM-10500"),
             ),
+            // A names slice that crosses from one attribute key to the next.
+            (
+                at(Kind::Name, "crm_id", "CRM-99000"),
+                at(Kind::Name, "vip", "yes"),
+            ),
         ];
         for (n, (kind, sql, args)) in explainable(DomainId(d.0), &filters, 20, &ranges)
             .into_iter()

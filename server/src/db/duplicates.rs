@@ -273,7 +273,19 @@ fn groups_statement(
     let d = sql.int(domain.0);
     let src = source(kind);
     let from = after.map_or(String::new(), |c| position(&mut sql, kind, ">", c));
-    let to = upto.map_or(String::new(), |c| position(&mut sql, kind, "<=", c));
+    // A row comparison bounds a btree scan only on its first column: a names slice ends with
+    // `key = k AND value <= v` when it stays within one attribute key (as it nearly always
+    // does), else with the slice's own limit.
+    let (to, limited) = match (kind, after, upto) {
+        (Kind::Name, Some(a), Some(u)) if a.key == u.key => {
+            let k = sql.text(u.key.clone());
+            let v = sql.text(u.value.clone());
+            (format!(" AND t.key = {k} AND t.value <= {v}"), false)
+        }
+        (Kind::Name, _, Some(_)) => (String::new(), true),
+        (_, _, Some(u)) => (position(&mut sql, kind, "<=", u), false),
+        (_, _, None) => (String::new(), false),
+    };
     let f1 = filters.sql(&mut sql, &d, "t.contact_id");
     let at_end = upto.map_or("false".to_owned(), |c| {
         if kind == Kind::Name {
@@ -288,7 +300,15 @@ fn groups_statement(
     });
     let lim = sql.int(limit);
     let (table, order, only) = (src.table, src.order, src.only);
-    let range = format!("FROM {table} t WHERE t.domain_id = {d}{only}{from}{to}{f1}");
+    let range = if limited {
+        format!(
+            "FROM (SELECT t.* FROM {table} t WHERE t.domain_id = {d}{only}{from}{f1} \
+                   ORDER BY {order} LIMIT {}) t",
+            slice_of(kind, filters)
+        )
+    } else {
+        format!("FROM {table} t WHERE t.domain_id = {d}{only}{from}{to}{f1}")
+    };
     let result = "SELECT (SELECT count(*) FROM cand) AS candidates, \
                   (SELECT key FROM cand ORDER BY key DESC, value DESC LIMIT 1) AS last_key, \
                   (SELECT value FROM cand ORDER BY key DESC, value DESC LIMIT 1) AS last_value, \
