@@ -450,7 +450,7 @@ async fn duplicate_finding_reads_slices_of_indexes() {
                 } else if filters.labels.is_empty() {
                     // Unfiltered, the values of a slice are grouped as the index gives them
                     // (no sort, no hash) and the limit stops the scan; filtered, the planner may
-                    // sort the slice's (at most 5,000) entries, which its bound caps.
+                    // sort the slice's (at most 2,500) entries, which its bound caps.
                     let cand = p
                         .split("CTE ")
                         .find(|part| part.starts_with("cand"))

@@ -46,7 +46,7 @@ with grpc.insecure_channel(address) as channel:
     stub = stubs.ContactsServiceStub(channel)
     for label, request in [
         ("first page", pb.FindDuplicatesRequest(page_size=20)),
-        ("first page, label VIP", pb.FindDuplicatesRequest(page_size=20, labels=["VIP"])),
+        ("first page, label Retail", pb.FindDuplicatesRequest(page_size=20, labels=["Retail"])),
     ]:
         stub.FindDuplicates(request, metadata=metadata)  # connection and prepared statements
         ms, groups = [], 0
