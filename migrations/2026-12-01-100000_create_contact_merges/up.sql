@@ -35,9 +35,7 @@ COMMENT ON TABLE merged_contacts IS 'Contact ids that were merged into another a
 COMMENT ON COLUMN merged_contacts.survivor_id IS 'The survivor of that merge (itself possibly merged since: follow the chain).';
 CREATE INDEX merged_contacts_merge_idx ON merged_contacts (merge_id);
 
--- Deleting a merged contact sets NULL in the rows that reference it: without these indexes each
--- delete scanned all interactions and all create requests of every domain.
-CREATE INDEX interactions_bound_contact_idx ON interactions (domain_id, bound_contact_id)
-    WHERE bound_contact_id IS NOT NULL;
+-- A merge points the create requests of the merged contacts at the survivor (and an undo points
+-- them back), and deleting a contact sets NULL in them: both find them by contact.
 CREATE INDEX contact_create_requests_contact_idx ON contact_create_requests (contact_id)
     WHERE contact_id IS NOT NULL;
