@@ -624,6 +624,7 @@ async fn an_undo_restores_the_merged_contacts_as_they_were_and_keeps_later_chang
         .await
         .expect("edit");
 
+    let mut events = Box::pin(w.agent.client.watch_session(WatchOptions::default()));
     let undone = w
         .crm
         .client
@@ -631,6 +632,26 @@ async fn an_undo_restores_the_merged_contacts_as_they_were_and_keeps_later_chang
         .await
         .expect("undo");
     assert!(undone.skipped.is_empty());
+    // The agent of the chat that goes back to Anne is told, with both cards.
+    let told = loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event")
+            .expect("stream")
+            .expect("ok");
+        if let Some(pb::agent_event::Event::ContactUnmerged(u)) = e.event {
+            break u;
+        }
+    };
+    assert_eq!(told.merge_id, merged.merge_id);
+    assert_eq!(told.interaction_ids, ["chatting"]);
+    assert_eq!(view_id(&told.survivor), Some(ann.id));
+    let restored_ids: Vec<Option<i64>> = told
+        .restored
+        .iter()
+        .map(|v| view_id(&Some(v.clone())))
+        .collect();
+    assert_eq!(restored_ids, [Some(anne.id)]);
     let restored = &undone.restored[0];
     assert_eq!(restored.id, anne.id, "the same id");
     assert_eq!(restored.display_name, anne_before.display_name);
