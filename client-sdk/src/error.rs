@@ -26,6 +26,20 @@ pub struct ErrorDetail {
     pub metadata: std::collections::HashMap<String, String>,
     /// How long to wait before retrying, when the server says.
     pub retry_after: Option<std::time::Duration>,
+    /// From `google.rpc.PreconditionFailure`: each precondition that failed (for example
+    /// each communication an undo of a merge cannot give back).
+    pub preconditions: Vec<PreconditionViolation>,
+}
+
+/// One failed precondition, from the server's `google.rpc.PreconditionFailure` details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreconditionViolation {
+    /// What kind of failure (a reason such as `IDENTITY_HELD_BY_OTHER_CONTACT`).
+    pub kind: String,
+    /// What it is about, for example `contact/12/phones/34`.
+    pub subject: String,
+    /// For people.
+    pub description: String,
 }
 
 impl std::fmt::Display for ErrorDetail {
@@ -46,6 +60,19 @@ impl ErrorDetail {
             reason,
             metadata,
             retry_after: details.retry_info().and_then(|r| r.retry_delay),
+            preconditions: details
+                .precondition_failure()
+                .map(|p| {
+                    p.violations
+                        .iter()
+                        .map(|v| PreconditionViolation {
+                            kind: v.r#type.clone(),
+                            subject: v.subject.clone(),
+                            description: v.description.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -162,6 +189,11 @@ impl SdkError {
         self.detail()
             .and_then(|d| d.metadata.get(key))
             .map(String::as_str)
+    }
+
+    /// The failed preconditions the server listed (FAILED_PRECONDITION, ABORTED).
+    pub fn preconditions(&self) -> &[PreconditionViolation] {
+        self.detail().map_or(&[], |d| d.preconditions.as_slice())
     }
 
     /// The invalid fields, when the error is INVALID_ARGUMENT.

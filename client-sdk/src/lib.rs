@@ -38,6 +38,7 @@ mod client;
 pub mod contacts;
 mod error;
 pub mod interactions;
+pub mod merge;
 mod options;
 pub mod retry;
 pub mod search;
@@ -47,7 +48,7 @@ pub use client::{
     AuthChannel, Client, ClientBuilder, Compression, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_TIMEOUT, SdkChannel,
 };
-pub use error::{ErrorDetail, FieldViolation, SdkError};
+pub use error::{ErrorDetail, FieldViolation, PreconditionViolation, SdkError};
 /// The prost types the requests use (`FieldMask`, `Timestamp`), re-exported.
 pub use prost_types;
 pub use retry::RetryPolicy;

@@ -250,6 +250,47 @@ impl TokenKeys {
     }
 }
 
+/// The claims of a cursor token: a position that is text (FindDuplicates' shared values).
+#[derive(Debug, Serialize, Deserialize)]
+struct CursorClaims {
+    /// Always "cursor".
+    typ: String,
+    /// Fingerprint of the query (and domain) the token belongs to.
+    q: String,
+    /// The position.
+    c: String,
+}
+
+impl TokenKeys {
+    /// Signs a text position in the results of the query with `fingerprint`.
+    pub fn sign_cursor(&self, fingerprint: u64, cursor: &str) -> Result<String, Error> {
+        let claims = CursorClaims {
+            typ: "cursor".into(),
+            q: format!("{fingerprint:016x}"),
+            c: cursor.to_owned(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("cannot sign page token: {e}")))
+    }
+
+    /// Verifies a cursor token for the query with `fingerprint`; returns the position.
+    pub fn verify_cursor(&self, token: &str, fingerprint: u64) -> Result<String, PageTokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        let claims = jsonwebtoken::decode::<CursorClaims>(token, &self.decoding, &validation)
+            .map_err(|_| PageTokenError::Forged)?
+            .claims;
+        if claims.typ != "cursor" {
+            return Err(PageTokenError::Forged);
+        }
+        if claims.q != format!("{fingerprint:016x}") {
+            return Err(PageTokenError::OtherQuery);
+        }
+        Ok(claims.c)
+    }
+}
+
 /// How long a read-only card link stays valid.
 pub const READ_ONLY_LINK_TTL: Duration = Duration::from_secs(3600);
 

@@ -70,6 +70,9 @@ struct ServeArgs {
     /// How long events are kept for resuming session streams (1h, 24h, 7d ...).
     #[arg(long, env = "CLIENT_INFO_EVENT_RETENTION", default_value = "24h")]
     event_retention: String,
+    /// How long a merge of contacts can be undone with UnmergeContacts (1h, 7d, 30d ...).
+    #[arg(long, env = "CLIENT_INFO_MERGE_RETENTION", default_value = "30d")]
+    merge_retention: String,
     /// Events buffered per session stream before a slow client is cut (it then resumes).
     #[arg(long, env = "CLIENT_INFO_STREAM_BUFFER", default_value_t = config::DEFAULT_STREAM_BUFFER)]
     stream_buffer: usize,
@@ -273,6 +276,8 @@ async fn serve(cli: Cli) -> Result<(), String> {
     config.event_retention = auth::parse_ttl(&cli.serve.event_retention)
         .map_err(|e| format!("--event-retention: {e}"))?;
     config.stream_buffer = cli.serve.stream_buffer.max(1);
+    config.merge_retention = auth::parse_ttl(&cli.serve.merge_retention)
+        .map_err(|e| format!("--merge-retention: {e}"))?;
     transport(&cli.serve, &mut config)?;
     let tls = config.tls.is_some();
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)

@@ -23,6 +23,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Default time events are kept for resuming session streams.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Default time a merge can be undone (UnmergeContacts) after it was made.
+pub const DEFAULT_MERGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default number of events buffered per session stream before it is cut as too slow.
 pub const DEFAULT_STREAM_BUFFER: usize = 1024;
 
@@ -43,6 +45,8 @@ pub struct ServerConfig {
     pub event_retention: Duration,
     /// Events buffered per session stream.
     pub stream_buffer: usize,
+    /// How long a merge can be undone.
+    pub merge_retention: Duration,
     /// TLS identity; `None` serves plaintext (and warns at start-up).
     pub tls: Option<ServerTls>,
     /// HTTP/2 and TCP keepalive.
@@ -65,6 +69,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("heartbeat", &self.heartbeat)
             .field("event_retention", &self.event_retention)
             .field("stream_buffer", &self.stream_buffer)
+            .field("merge_retention", &self.merge_retention)
             .field("tls", &self.tls)
             .field("keepalive", &self.keepalive)
             .field("cors_origins", &self.cors_origins)
@@ -89,6 +94,7 @@ impl ServerConfig {
             heartbeat: DEFAULT_HEARTBEAT,
             event_retention: DEFAULT_EVENT_RETENTION,
             stream_buffer: DEFAULT_STREAM_BUFFER,
+            merge_retention: DEFAULT_MERGE_RETENTION,
             tls: None,
             keepalive: Keepalive::default(),
             cors_origins: CorsOrigins::default(),

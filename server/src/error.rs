@@ -203,6 +203,11 @@ reasons! {
     UserNotFound = "USER_NOT_FOUND",
     /// NOT_FOUND: a referenced object does not exist.
     NotFound = "NOT_FOUND",
+    /// NOT_FOUND: the contact was merged into another; metadata `merged_into` (the contact
+    /// that holds it now) and `merge_id`.
+    ContactMerged = "CONTACT_MERGED",
+    /// NOT_FOUND: no such merge in the caller's domain.
+    MergeNotFound = "MERGE_NOT_FOUND",
     /// FAILED_PRECONDITION: the interaction is offered, not accepted yet.
     InteractionNotAccepted = "INTERACTION_NOT_ACCEPTED",
     /// FAILED_PRECONDITION: the interaction is closed.
@@ -222,6 +227,19 @@ reasons! {
     ReferenceViolated = "REFERENCE_VIOLATED",
     /// FAILED_PRECONDITION: a stored rule was violated.
     StoredRuleViolated = "STORED_RULE_VIOLATED",
+    /// FAILED_PRECONDITION: the merge was undone already; metadata `undone_at`.
+    MergeAlreadyUndone = "MERGE_ALREADY_UNDONE",
+    /// FAILED_PRECONDITION: the merge is older than the undo window; metadata `expired_at`.
+    MergeExpired = "MERGE_EXPIRED",
+    /// FAILED_PRECONDITION: the merge's survivor was deleted, or merged into another contact
+    /// (metadata `merged_into`: undo that merge first).
+    MergeSurvivorGone = "MERGE_SURVIVOR_GONE",
+    /// FAILED_PRECONDITION: restored communications now belong elsewhere or were removed, one
+    /// `PreconditionFailure` violation each; set `force` to restore without them.
+    UnmergeConflict = "UNMERGE_CONFLICT",
+    /// FAILED_PRECONDITION: the merged contact would have more labels or attributes than a
+    /// contact may.
+    MergeLimitExceeded = "MERGE_LIMIT_EXCEEDED",
     /// ABORTED: `expected_version` is stale; metadata `current_version`. Reload, then retry.
     ContactVersionMismatch = "CONTACT_VERSION_MISMATCH",
     /// ABORTED: a concurrent change won; the same request may succeed when retried.
@@ -279,6 +297,20 @@ pub struct Fault {
     pub subject: Option<String>,
     /// Machine-readable facts, for example `current_version`.
     pub metadata: Vec<(&'static str, String)>,
+    /// More than one precondition that failed, each with its type, subject and description
+    /// (sent as `google.rpc.PreconditionFailure` violations instead of the one `subject`).
+    pub violations: Vec<PreconditionViolation>,
+}
+
+/// One failed precondition among several (see [`Fault::violations`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreconditionViolation {
+    /// What kind of failure, UPPER_SNAKE.
+    pub kind: String,
+    /// What it is about, for example `contact/12/phones/34`.
+    pub subject: String,
+    /// For people.
+    pub description: String,
 }
 
 impl Fault {
@@ -289,6 +321,7 @@ impl Fault {
             message: message.into(),
             subject: None,
             metadata: Vec::new(),
+            violations: Vec::new(),
         }
     }
 
@@ -374,6 +407,33 @@ impl Error {
         )
     }
 
+    /// NOT_FOUND: contact `id` was merged into `survivor` (the contact that holds it now) by
+    /// merge `merge`.
+    pub fn contact_merged(id: impl std::fmt::Display, survivor: i64, merge: i64) -> Self {
+        Self::NotFound(
+            Fault::new(
+                Reason::ContactMerged,
+                format!("contact {id} was merged into contact {survivor}"),
+            )
+            .about(format!("contact/{id}"))
+            .with("merged_into", survivor)
+            .with("merge_id", merge),
+        )
+    }
+
+    /// The contact a CONTACT_NOT_FOUND error is about, if it is one (so that the caller can
+    /// tell whether the contact was merged).
+    pub fn missing_contact(&self) -> Option<i64> {
+        match self {
+            Error::NotFound(f) if f.reason == Reason::ContactNotFound => f
+                .subject
+                .as_deref()
+                .and_then(|s| s.strip_prefix("contact/"))
+                .and_then(|id| id.parse().ok()),
+            _ => None,
+        }
+    }
+
     /// NOT_FOUND: no interaction `id` (routing's id) visible to the caller.
     pub fn interaction_not_found(id: &str) -> Self {
         Self::NotFound(
@@ -436,7 +496,15 @@ pub fn status(code: Code, fault: &Fault) -> Status {
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
     details.set_error_info(fault.reason.as_str(), ERROR_DOMAIN, metadata);
-    if matches!(code, Code::FailedPrecondition | Code::Aborted)
+    if matches!(code, Code::FailedPrecondition | Code::Aborted) && !fault.violations.is_empty() {
+        for v in &fault.violations {
+            details.add_precondition_failure_violation(
+                v.kind.clone(),
+                v.subject.clone(),
+                v.description.clone(),
+            );
+        }
+    } else if matches!(code, Code::FailedPrecondition | Code::Aborted)
         && let Some(subject) = &fault.subject
     {
         details.add_precondition_failure_violation(

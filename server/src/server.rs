@@ -134,6 +134,7 @@ pub async fn start(
         metrics,
         statement_timeout: config.pool.statement_timeout,
         sessions,
+        merge_retention: config.merge_retention,
     };
     let metrics_addr = match config.metrics_listen {
         Some(addr) => {

@@ -486,3 +486,117 @@ async fn the_flush_finds_concerned_agents_through_contact_indexes_with_stale_sta
         assert!(p.contains("interactions_open_bound_idx"), "{p}");
     }
 }
+
+#[tokio::test]
+async fn duplicate_finding_reads_slices_of_indexes() {
+    use client_info_server::db::duplicates::{Cursor, Filters, Kind, explainable};
+    let app = TestApp::start().await;
+    let d = app.domain("big", "GB").await;
+    let u = app.user(d, "Owner").await;
+    let mut conn = app.db().await;
+    seed(&mut conn, d.0, u.0, SEEDED).await;
+    // One contact in fifty shares its number, e-mail and a name-alike with its neighbour; one in
+    // ten has a WhatsApp identity that is a phone number.
+    conn.batch_execute(&format!(
+        "UPDATE contact_phones SET e164 = '+4479' || lpad((contact_id / 2)::text, 8, '0') \
+           WHERE domain_id = {d} AND contact_id % 50 IN (0, 1);
+         UPDATE contact_emails SET normalized = 'twin' || (contact_id / 2) || '@example.com' \
+           WHERE domain_id = {d} AND contact_id % 50 IN (0, 1);
+         UPDATE contact_attributes SET value = 'CRM-T' || (contact_id / 2) \
+           WHERE domain_id = {d} AND key = 'crm_id' AND contact_id % 50 IN (0, 1);
+         UPDATE contact_messaging_channels SET protocol = 'whatsapp', \
+                external_user_id = '447' || lpad(contact_id::text, 9, '0') \
+           WHERE domain_id = {d} AND contact_id % 10 = 3",
+        d = d.0
+    ))
+    .await
+    .expect("seed duplicates");
+    conn.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
+    let index = |kind: &str| match kind {
+        "Email" => "contact_emails_lookup_idx",
+        "Messaging" => "contact_messaging_channels_phone_idx",
+        "Phone" => "contact_phones_e164_idx",
+        _ => "contact_attributes_lookup_idx",
+    };
+    for filters in [
+        Filters::default(),
+        Filters {
+            labels: vec!["VIP".into()],
+            owner: Some(u),
+        },
+    ] {
+        // Slices as pages meet them: a cursor and the slice's last entry, inside the data.
+        let at = |kind: Kind, key: &str, value: &str| Cursor {
+            kind,
+            key: key.into(),
+            value: value.into(),
+        };
+        let ranges = [
+            (
+                at(Kind::Email, "twin10@example.com", ""),
+                at(Kind::Email, "user5000@example.com", ""),
+            ),
+            (
+                at(Kind::Messaging, "+447000000100", ""),
+                at(Kind::Messaging, "+447000005000", ""),
+            ),
+            (
+                at(Kind::Phone, "+447000001000", ""),
+                at(Kind::Phone, "+447000006000", ""),
+            ),
+            (
+                at(Kind::Name, "crm_id", "CRM-10000"),
+                at(Kind::Name, "crm_id", "CRM-10500"),
+            ),
+            // A names slice that crosses from one attribute key to the next.
+            (
+                at(Kind::Name, "crm_id", "CRM-99000"),
+                at(Kind::Name, "vip", "yes"),
+            ),
+        ];
+        for (n, (kind, sql, args)) in explainable(DomainId(d.0), &filters, 20, &ranges)
+            .into_iter()
+            .enumerate()
+        {
+            let kind = format!("{kind:?}");
+            for generic in [false, true] {
+                let p = plan_with_args(
+                    &mut conn,
+                    &format!("dup_{kind}_{n}_{}_{generic}", filters.labels.len()),
+                    &sql,
+                    &args,
+                    generic,
+                )
+                .await;
+                assert!(
+                    !p.contains("Seq Scan"),
+                    "{kind} (generic: {generic}) scans:\n{p}"
+                );
+                assert!(
+                    p.contains(index(&kind)),
+                    "{kind} (generic: {generic}) reads no slice of {}:\n{p}",
+                    index(&kind)
+                );
+                if n % 3 != 1 {
+                    // A slice's bound is read in index order, so the scan stops at it.
+                    assert!(
+                        !p.contains("Sort"),
+                        "{kind} bound (generic: {generic}) sorts:\n{p}"
+                    );
+                } else if filters.labels.is_empty() {
+                    // Unfiltered, the values of a slice are grouped as the index gives them
+                    // (no sort, no hash) and the limit stops the scan; filtered, the planner may
+                    // sort the slice's (at most 2,500) entries, which its bound caps.
+                    let cand = p
+                        .split("CTE ")
+                        .find(|part| part.starts_with("cand"))
+                        .unwrap_or_default();
+                    assert!(
+                        !cand.contains("Sort") && !cand.contains("HashAggregate"),
+                        "{kind} (generic: {generic}) sorts or hashes its values:\n{p}"
+                    );
+                }
+            }
+        }
+    }
+}

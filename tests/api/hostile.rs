@@ -257,6 +257,16 @@ fn bases() -> BTreeMap<&'static str, &'static str> {
             "/clientinfo.v1.ContactsService/ListContactAudit",
             r#"{"contact_id": $C}"#,
         ),
+        (
+            "/clientinfo.v1.ContactsService/FindDuplicates",
+            r#"{"labels": ["VIP"]}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactsService/MergeContacts",
+            r#"{"survivor": {"contact_id": $C, "expected_version": 1},
+                "merged": [{"contact_id": 999999, "expected_version": 1}],
+                "field_sources": {"attributes": [{"key": "tier", "contact_id": $C}]}}"#,
+        ),
     ])
 }
 

@@ -74,6 +74,8 @@ fn kind(e: &pb::AgentEvent) -> &'static str {
         Some(Event::ChannelRelinked(_)) => "relinked",
         Some(Event::ContactUpdated(_)) => "updated",
         Some(Event::ContactDeleted(_)) => "deleted",
+        Some(Event::ContactMerged(_)) => "merged",
+        Some(Event::ContactUnmerged(_)) => "unmerged",
         None => "none",
     }
 }

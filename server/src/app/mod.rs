@@ -13,3 +13,4 @@
 pub mod binding;
 pub mod contacts;
 pub mod interactions;
+pub mod merge;

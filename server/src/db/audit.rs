@@ -27,6 +27,10 @@ pub enum AuditAction {
     InteractionBind,
     /// An interaction unbound.
     InteractionUnbind,
+    /// Contacts merged into this one (one entry per merge, on the survivor).
+    ContactMerge,
+    /// A merge undone (on the survivor and each restored contact).
+    ContactUnmerge,
 }
 
 impl AuditAction {
@@ -41,6 +45,8 @@ impl AuditAction {
             AuditAction::ChannelRelink => "channel.relink",
             AuditAction::InteractionBind => "interaction.bind",
             AuditAction::InteractionUnbind => "interaction.unbind",
+            AuditAction::ContactMerge => "contact.merge",
+            AuditAction::ContactUnmerge => "contact.unmerge",
         }
     }
 }

@@ -222,9 +222,9 @@ pub async fn select(
                 "only chats have a channel to relink",
             ));
         }
-        if !contacts::exists(conn, domain, contact).await? {
-            return Err(Error::contact_not_found(contact));
-        }
+        // Held until commit, so a merge cannot take the contact away before the binding is
+        // written (one that is under way is waited for, then named: CONTACT_MERGED).
+        contacts::lock_shared(conn, domain, contact).await?;
         let mut relink = None;
         if let (Destination::Chat(identity), true) = (&interaction.destination, relink_channel) {
             super::communications::lock_identity(conn, domain, identity).await?;

@@ -23,13 +23,14 @@ use crate::domain::contact::{
 use crate::domain::ids::{ContactId, DomainId, UserId};
 use crate::error::{Error, Fault, Reason};
 
+/// The scalar fields a change sets (`None`: unchanged).
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = contacts)]
-struct ContactChanges<'a> {
-    display_name: Option<&'a str>,
-    description: Option<&'a str>,
-    time_zone: Option<&'a str>,
-    owner_id: Option<i64>,
+pub(crate) struct ContactChanges<'a> {
+    pub(crate) display_name: Option<&'a str>,
+    pub(crate) description: Option<&'a str>,
+    pub(crate) time_zone: Option<&'a str>,
+    pub(crate) owner_id: Option<i64>,
 }
 
 /// A contact ready to insert: validated fields, owner resolved, phones parsed.
@@ -214,16 +215,53 @@ pub async fn load_cards(
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-/// Loads one card; NOT_FOUND when the contact is not in `domain`.
+/// Loads one card; NOT_FOUND when the contact is not in `domain` (reason CONTACT_MERGED, with
+/// the survivor, when it was merged into another).
 pub async fn load_card(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     id: ContactId,
 ) -> Result<ContactCard, Error> {
-    load_cards(conn, domain, &[id.0])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::contact_not_found(id))
+    match load_cards(conn, domain, &[id.0]).await?.pop() {
+        Some(card) => Ok(card),
+        None => Err(super::merge::not_found(conn, domain, id).await?),
+    }
+}
+
+/// `Ok` when the contact exists in `domain`; else NOT_FOUND (CONTACT_MERGED when it was
+/// merged into another).
+pub async fn ensure_exists(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: ContactId,
+) -> Result<(), Error> {
+    if exists(conn, domain, id).await? {
+        Ok(())
+    } else {
+        Err(super::merge::not_found(conn, domain, id).await?)
+    }
+}
+
+/// Takes a key-share lock on the contact row (call in a transaction): the contact cannot be
+/// deleted or merged away until the transaction ends, and a merge under way is waited for.
+/// NOT_FOUND (CONTACT_MERGED when merged) when it is not, or no longer, there.
+pub async fn lock_shared(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    id: ContactId,
+) -> Result<(), Error> {
+    let found: Option<i64> = contacts::table
+        .filter(contacts::domain_id.eq(domain.0))
+        .filter(contacts::id.eq(id.0))
+        .select(contacts::id)
+        .for_key_share()
+        .first(conn)
+        .await
+        .optional()?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(super::merge::not_found(conn, domain, id).await?),
+    }
 }
 
 /// True when the contact exists in `domain`.
@@ -241,7 +279,8 @@ pub async fn exists(
     .await?)
 }
 
-async fn set_attributes(
+/// Replaces a contact's attributes (call in a transaction).
+pub(crate) async fn set_attributes(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     contact: ContactId,
@@ -289,22 +328,25 @@ async fn check_owner(
 }
 
 /// Locks the contact row and checks the expected version (`None`: no check). Returns the
-/// current version. NOT_FOUND when the contact is not in `domain`; ABORTED when stale.
+/// current version. NOT_FOUND when the contact is not in `domain` (CONTACT_MERGED when it was
+/// merged into another); ABORTED when stale.
 pub async fn lock(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     id: ContactId,
     expected_version: Option<i64>,
 ) -> Result<i64, Error> {
-    let version: i64 = contacts::table
+    let found: Option<i64> = contacts::table
         .filter(contacts::domain_id.eq(domain.0))
         .filter(contacts::id.eq(id.0))
         .select(contacts::version)
         .for_update()
         .first(conn)
         .await
-        .optional()?
-        .ok_or_else(|| Error::contact_not_found(id))?;
+        .optional()?;
+    let Some(version) = found else {
+        return Err(super::merge::not_found(conn, domain, id).await?);
+    };
     match expected_version {
         Some(expected) if expected != version => Err(Error::Aborted(
             Fault::new(
@@ -322,7 +364,7 @@ pub async fn lock(
 }
 
 /// Raises the version and stamps the change (call with the row locked).
-async fn touch(
+pub(crate) async fn touch(
     conn: &mut Tx<'_>,
     domain: DomainId,
     id: ContactId,

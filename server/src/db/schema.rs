@@ -59,6 +59,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    contact_merges (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        survivor_id -> Int8,
+        merged_ids -> Array<Nullable<Int8>>,
+        merged_by -> Int8,
+        merged_at -> Timestamptz,
+        archive -> Jsonb,
+        undone_at -> Nullable<Timestamptz>,
+        undone_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     contact_messaging_channels (id) {
         id -> Int8,
         domain_id -> Int8,
@@ -188,6 +202,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    merged_contacts (contact_id) {
+        contact_id -> Int8,
+        domain_id -> Int8,
+        merge_id -> Int8,
+        survivor_id -> Int8,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         domain_id -> Int8,
@@ -198,6 +221,7 @@ diesel::table! {
 
 diesel::joinable!(audit_log -> domains (domain_id));
 diesel::joinable!(contact_create_requests -> domains (domain_id));
+diesel::joinable!(contact_merges -> domains (domain_id));
 diesel::joinable!(contacts -> domains (domain_id));
 diesel::joinable!(domain_event_counters -> domains (domain_id));
 diesel::joinable!(events -> domains (domain_id));
@@ -211,6 +235,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     contact_create_requests,
     contact_emails,
     contact_labels,
+    contact_merges,
     contact_messaging_channels,
     contact_phones,
     contacts,
@@ -220,5 +245,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     interaction_bindings,
     interactions,
     labels,
+    merged_contacts,
     users,
 );

@@ -178,7 +178,8 @@ where
         Err(e) => {
             // A failed rollback leaves the connection marked broken; the pool drops it.
             let _ = AnsiTransactionManager::rollback_transaction(conn).await;
-            Err(e)
+            // A contact that is not found may have been merged: say where it went.
+            Err(super::merge::explain(conn, domain, e).await)
         }
     }
 }

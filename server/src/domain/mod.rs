@@ -6,6 +6,7 @@ pub mod email;
 pub mod identify;
 pub mod ids;
 pub mod interaction;
+pub mod merge;
 pub mod permission;
 pub mod phone;
 pub mod search;

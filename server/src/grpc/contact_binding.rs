@@ -134,9 +134,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
 
         let (mut conn, session) = self.state.session(caller).await?;
         let domain = session.domain.id;
-        if !contacts::exists(&mut conn, domain, id).await? {
-            return Err(Error::contact_not_found(id).into());
-        }
+        contacts::ensure_exists(&mut conn, domain, id).await?;
         let mut rows = interactions::history(&mut conn, domain, id, before, limit + 1).await?;
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let has_more = rows.len() > limit;
@@ -225,9 +223,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
 
         let (mut conn, session) = self.state.session(caller).await?;
         let domain = session.domain.id;
-        if !contacts::exists(&mut conn, domain, id).await? {
-            return Err(Error::contact_not_found(id).into());
-        }
+        contacts::ensure_exists(&mut conn, domain, id).await?;
         if !full {
             let iid = interaction.as_deref().unwrap_or_default();
             let i = interactions::find(&conn, domain, iid, false)

@@ -7,6 +7,7 @@ use super::{AppState, convert, decode};
 use crate::app;
 use crate::auth::Caller;
 use crate::db::contacts::ContactDraft;
+use crate::db::duplicates::{self, Kind, PagePosition};
 use crate::db::{audit, contacts};
 use crate::domain::ids::ContactId;
 use crate::domain::permission::Permission;
@@ -147,6 +148,108 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn find_duplicates(
+        &self,
+        request: Request<pb::FindDuplicatesRequest>,
+    ) -> Result<Response<pb::FindDuplicatesResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (filters, limit, token) = decode::find_duplicates(request.get_ref())?;
+        caller.require(Permission::ContactsRead)?;
+        let (mut conn, session) = self.state.session(caller).await?;
+        let domain = session.domain.id;
+        let mut shape = request.get_ref().clone();
+        shape.page_size = 0;
+        shape.page_token.clear();
+        let mut bytes = prost::Message::encode_to_vec(&shape);
+        bytes.extend_from_slice(&domain.0.to_le_bytes());
+        bytes.extend_from_slice(b"duplicates");
+        let fp = crate::auth::fingerprint(&bytes);
+        let after = if token.is_empty() {
+            PagePosition::start()
+        } else {
+            let c = self
+                .state
+                .keys
+                .verify_cursor(&token, fp)
+                .map_err(|e| Error::invalid("page_token", e.to_string()))?;
+            serde_json::from_str::<PagePosition>(&c)
+                .map_err(|_| Error::invalid("page_token", "is not a page token of this RPC"))?
+        };
+        let (groups, next) = duplicates::find(&mut conn, domain, &filters, after, limit).await?;
+        let next_page_token = match next {
+            Some(c) => {
+                let c = serde_json::to_string(&c)
+                    .map_err(|e| Error::Internal(format!("cursor: {e}")))?;
+                self.state.keys.sign_cursor(fp, &c)?
+            }
+            None => String::new(),
+        };
+        let shown: Vec<Vec<i64>> = groups.iter().map(|g| g.members.clone()).collect();
+        let likeness = duplicates::name_likeness(&mut conn, &shown).await?;
+        let ids: Vec<i64> = shown.iter().flatten().copied().collect();
+        let cards: std::collections::HashMap<i64, _> =
+            contacts::load_cards(&mut conn, domain, &ids)
+                .await?
+                .into_iter()
+                .map(|c| (c.id.0, c))
+                .collect();
+        let groups = groups
+            .iter()
+            .zip(likeness)
+            .map(|(g, like)| {
+                let contacts: Vec<pb::Contact> = g
+                    .members
+                    .iter()
+                    .filter_map(|id| cards.get(id))
+                    .map(|c| convert::contact(c, false))
+                    .collect();
+                group(g, like, contacts)
+            })
+            .collect();
+        Ok(Response::new(pb::FindDuplicatesResponse {
+            groups,
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn merge_contacts(
+        &self,
+        request: Request<pb::MergeContactsRequest>,
+    ) -> Result<Response<pb::MergeContactsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let merge = decode::merge(request.get_ref())?;
+        caller.require(Permission::ContactsWrite)?;
+        let merged = app::merge::merge(&self.state, caller, merge).await?;
+        tracing::info!(merge_id = merged.merge_id, "contacts merged");
+        Ok(Response::new(pb::MergeContactsResponse {
+            merge_id: merged.merge_id,
+            survivor: Some(convert::contact(&merged.survivor, false)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(merge_id = request.get_ref().merge_id))]
+    async fn unmerge_contacts(
+        &self,
+        request: Request<pb::UnmergeContactsRequest>,
+    ) -> Result<Response<pb::UnmergeContactsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let unmerge = decode::unmerge(request.get_ref())?;
+        caller.require(Permission::ContactsWrite)?;
+        let undone = app::merge::unmerge(&self.state, caller, unmerge).await?;
+        tracing::info!(skipped = undone.skipped.len(), "merge undone");
+        Ok(Response::new(pb::UnmergeContactsResponse {
+            survivor: Some(convert::contact(&undone.survivor, false)),
+            restored: undone
+                .restored
+                .iter()
+                .map(|c| convert::contact(c, false))
+                .collect(),
+            skipped: undone.skipped.iter().map(app::merge::conflict).collect(),
+        }))
+    }
+
     #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]
     async fn list_contact_audit(
         &self,
@@ -205,5 +308,65 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             entries,
             next_page_token,
         }))
+    }
+}
+
+/// Score of a kind of likeness (see `DuplicateGroup.score` in the protos).
+fn base_score(kind: Kind, least_similarity: Option<f64>) -> f64 {
+    match kind {
+        Kind::Email => 0.95,
+        Kind::Messaging => 0.9,
+        Kind::Phone => 0.85,
+        Kind::Name => 0.5 + 0.4 * least_similarity.unwrap_or(0.0),
+    }
+}
+
+/// A group as sent: its contacts, why they look alike, and its score.
+fn group(
+    g: &duplicates::Group,
+    names_alike: f64,
+    contacts: Vec<pb::Contact>,
+) -> pb::DuplicateGroup {
+    let found = |field: pb::SearchField, exact: bool, value: String| pb::FoundBy {
+        field: field as i32,
+        exact,
+        value,
+    };
+    let mut found_by = match g.kind {
+        Kind::Email => vec![found(pb::SearchField::Email, true, g.key.clone())],
+        Kind::Phone => vec![found(pb::SearchField::Phone, true, g.key.clone())],
+        Kind::Messaging => vec![
+            found(pb::SearchField::Messaging, true, g.key.clone()),
+            found(pb::SearchField::Phone, true, g.key.clone()),
+        ],
+        Kind::Name => vec![found(
+            pb::SearchField::Attribute,
+            true,
+            format!(
+                "{}={}",
+                g.key,
+                g.attribute_value.clone().unwrap_or_default()
+            ),
+        )],
+    };
+    let first_name = contacts
+        .first()
+        .map(|c| c.display_name.clone())
+        .unwrap_or_default();
+    let similar_names =
+        g.kind == Kind::Name || names_alike >= crate::domain::merge::NAME_SIMILARITY_THRESHOLD;
+    if similar_names {
+        let exact = g.least_similarity.unwrap_or(names_alike) >= 1.0 || names_alike >= 1.0;
+        found_by.push(found(pb::SearchField::Name, exact, first_name));
+    }
+    let mut score = base_score(g.kind, g.least_similarity) - 0.05 * (g.count - 2).max(0) as f64;
+    if g.kind != Kind::Name && similar_names {
+        score += 0.05;
+    }
+    pb::DuplicateGroup {
+        contacts,
+        contact_count: i32::try_from(g.count).unwrap_or(i32::MAX),
+        found_by,
+        score: (score.clamp(0.05, 1.0) * 1000.0).round() / 1000.0,
     }
 }

@@ -240,6 +240,72 @@ pub fn relinked(
     )
 }
 
+/// One event per agent of `touched`, naming that agent's interactions (so no agent learns
+/// another's).
+fn per_agent(
+    touched: &[crate::db::merge::Touched],
+    event: impl Fn(Vec<String>) -> Event,
+) -> Vec<Outgoing> {
+    let mut by_agent: std::collections::BTreeMap<UserId, Vec<String>> = Default::default();
+    for t in touched {
+        by_agent
+            .entry(t.agent)
+            .or_default()
+            .push(t.external_id.clone());
+    }
+    by_agent
+        .into_iter()
+        .map(|(agent, ids)| out(vec![agent], event(ids)))
+        .collect()
+}
+
+/// ContactMerged for each agent whose open interactions showed a merged contact, and
+/// ContactUpdated (the survivor's card) for the agents that show the survivor.
+pub fn merged(
+    session: &Session,
+    keys: &TokenKeys,
+    merged: &crate::db::merge::Merged,
+) -> Result<Vec<Outgoing>, Error> {
+    let survivor = full(session, keys).view(&merged.survivor)?;
+    let ids: Vec<i64> = merged.merged.iter().map(|c| c.0).collect();
+    let mut events = per_agent(&merged.touched, |interaction_ids| {
+        Event::ContactMerged(pb::ContactMerged {
+            merge_id: merged.merge_id,
+            survivor: Some(survivor.clone()),
+            merged_contact_ids: ids.clone(),
+            interaction_ids,
+        })
+    });
+    events.push(updated(session, keys, &merged.survivor)?);
+    Ok(events)
+}
+
+/// ContactUnmerged for each agent whose open interactions went back to a restored contact, and
+/// ContactUpdated (the survivor's card) for the agents that show the survivor.
+pub fn unmerged(
+    session: &Session,
+    keys: &TokenKeys,
+    undone: &crate::db::merge::Unmerged,
+) -> Result<Vec<Outgoing>, Error> {
+    let viewer = full(session, keys);
+    let survivor = viewer.view(&undone.survivor)?;
+    let restored = undone
+        .restored
+        .iter()
+        .map(|c| viewer.view(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = per_agent(&undone.touched, |interaction_ids| {
+        Event::ContactUnmerged(pb::ContactUnmerged {
+            merge_id: undone.merge_id,
+            survivor: Some(survivor.clone()),
+            restored: restored.clone(),
+            interaction_ids,
+        })
+    });
+    events.push(updated(session, keys, &undone.survivor)?);
+    Ok(events)
+}
+
 fn reduce(view: &mut Option<pb::ContactView>, viewer: &panel::Viewer<'_>) -> Result<(), Error> {
     if viewer.full {
         return Ok(());
@@ -292,6 +358,15 @@ pub fn render(stored: &StoredEvent, viewer: &panel::Viewer<'_>) -> Result<pb::Ag
         Some(Event::ContactCreated(c)) => reduce(&mut c.contact, viewer)?,
         Some(Event::ContactBound(b)) => reduce(&mut b.contact, viewer)?,
         Some(Event::ContactUpdated(u)) => reduce(&mut u.contact, viewer)?,
+        Some(Event::ContactMerged(m)) => reduce(&mut m.survivor, viewer)?,
+        Some(Event::ContactUnmerged(u)) => {
+            reduce(&mut u.survivor, viewer)?;
+            for r in &mut u.restored {
+                let mut view = Some(std::mem::take(r));
+                reduce(&mut view, viewer)?;
+                *r = view.unwrap_or_default();
+            }
+        }
         Some(Event::Snapshot(s)) => {
             for p in &mut s.panels {
                 reduce_panel(p, viewer)?;

@@ -40,6 +40,8 @@ pub struct AppState {
     pub statement_timeout: std::time::Duration,
     /// Callers' sessions, so a request does not read them every time.
     pub sessions: SessionCache,
+    /// How long a merge can be undone.
+    pub merge_retention: std::time::Duration,
 }
 
 impl std::fmt::Debug for AppState {
