@@ -45,7 +45,9 @@ export type AuditEntry = Message<"clientinfo.v1.AuditEntry"> & {
 
   /**
    * What was done: "contact.create", "contact.update", "contact.delete", "communication.link",
-   * "communication.unlink", "channel.relink", "interaction.bind", "interaction.unbind".
+   * "communication.unlink", "channel.relink", "interaction.bind", "interaction.unbind",
+   * "contact.merge" (on the survivor: before holds every contact's card), "contact.unmerge" (on
+   * the survivor and on each restored contact).
    *
    * @generated from field: string action = 4;
    */

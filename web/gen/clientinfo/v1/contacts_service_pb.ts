@@ -8,6 +8,8 @@ import type { AuditEntry } from "./audit_pb";
 import { file_clientinfo_v1_audit } from "./audit_pb";
 import type { Attribute, CommunicationInput, Contact } from "./contact_pb";
 import { file_clientinfo_v1_contact } from "./contact_pb";
+import type { ContactVersion, DuplicateGroup, MergeFieldSources, UnmergeConflict } from "./merge_pb";
+import { file_clientinfo_v1_merge } from "./merge_pb";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clientinfo/v1/contacts_service.proto.
  */
 export const file_clientinfo_v1_contacts_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRjbGllbnRpbmZvL3YxL2NvbnRhY3RzX3NlcnZpY2UucHJvdG8SDWNsaWVudGluZm8udjEigwIKFFVwZGF0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFAoMZGlzcGxheV9uYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIQCghvd25lcl9pZBgHIAEoAxIOCgZsYWJlbHMYCCADKAkSLAoKYXR0cmlidXRlcxgJIAMoCzIYLmNsaWVudGluZm8udjEuQXR0cmlidXRlIkAKFVVwZGF0ZUNvbnRhY3RSZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0IkQKFERlbGV0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVDb250YWN0UmVzcG9uc2Ui4AEKFUltcG9ydENvbnRhY3RzUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEQoJdGltZV96b25lGAMgASgJEhAKCG93bmVyX2lkGAQgASgDEg4KBmxhYmVscxgFIAMoCRIsCgphdHRyaWJ1dGVzGAYgAygLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGUSOQoOY29tbXVuaWNhdGlvbnMYByADKAsyIS5jbGllbnRpbmZvLnYxLkNvbW11bmljYXRpb25JbnB1dCJACgtJbXBvcnRFcnJvchINCgVpbmRleBgBIAEoAxINCgVmaWVsZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJoChZJbXBvcnRDb250YWN0c1Jlc3BvbnNlEhAKCHJlY2VpdmVkGAEgASgDEhAKCGltcG9ydGVkGAIgASgDEioKBmVycm9ycxgDIAMoCzIaLmNsaWVudGluZm8udjEuSW1wb3J0RXJyb3IiVAoXTGlzdENvbnRhY3RBdWRpdFJlcXVlc3QSEgoKY29udGFjdF9pZBgBIAEoAxIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChhMaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USKgoHZW50cmllcxgBIAMoCzIZLmNsaWVudGluZm8udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyjwMKD0NvbnRhY3RzU2VydmljZRJaCg1VcGRhdGVDb250YWN0EiMuY2xpZW50aW5mby52MS5VcGRhdGVDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuVXBkYXRlQ29udGFjdFJlc3BvbnNlEloKDURlbGV0ZUNvbnRhY3QSIy5jbGllbnRpbmZvLnYxLkRlbGV0ZUNvbnRhY3RSZXF1ZXN0GiQuY2xpZW50aW5mby52MS5EZWxldGVDb250YWN0UmVzcG9uc2USXwoOSW1wb3J0Q29udGFjdHMSJC5jbGllbnRpbmZvLnYxLkltcG9ydENvbnRhY3RzUmVxdWVzdBolLmNsaWVudGluZm8udjEuSW1wb3J0Q29udGFjdHNSZXNwb25zZSgBEmMKEExpc3RDb250YWN0QXVkaXQSJi5jbGllbnRpbmZvLnYxLkxpc3RDb250YWN0QXVkaXRSZXF1ZXN0GicuY2xpZW50aW5mby52MS5MaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2VCawoRY29tLmNsaWVudGluZm8udjFQAVpEZ2l0aHViLmNvbS9jbGllbnQtaW5mby9jbGllbnQtaW5mby9nZW4vZ28vY2xpZW50aW5mby92MTtjbGllbnRpbmZvdjGqAg1DbGllbnRJbmZvLlYxYgZwcm90bzM", [file_clientinfo_v1_audit, file_clientinfo_v1_contact, file_google_protobuf_field_mask]);
+  fileDesc("CiRjbGllbnRpbmZvL3YxL2NvbnRhY3RzX3NlcnZpY2UucHJvdG8SDWNsaWVudGluZm8udjEigwIKFFVwZGF0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFAoMZGlzcGxheV9uYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIQCghvd25lcl9pZBgHIAEoAxIOCgZsYWJlbHMYCCADKAkSLAoKYXR0cmlidXRlcxgJIAMoCzIYLmNsaWVudGluZm8udjEuQXR0cmlidXRlIkAKFVVwZGF0ZUNvbnRhY3RSZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0IkQKFERlbGV0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVDb250YWN0UmVzcG9uc2Ui4AEKFUltcG9ydENvbnRhY3RzUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEQoJdGltZV96b25lGAMgASgJEhAKCG93bmVyX2lkGAQgASgDEg4KBmxhYmVscxgFIAMoCRIsCgphdHRyaWJ1dGVzGAYgAygLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGUSOQoOY29tbXVuaWNhdGlvbnMYByADKAsyIS5jbGllbnRpbmZvLnYxLkNvbW11bmljYXRpb25JbnB1dCJACgtJbXBvcnRFcnJvchINCgVpbmRleBgBIAEoAxINCgVmaWVsZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJoChZJbXBvcnRDb250YWN0c1Jlc3BvbnNlEhAKCHJlY2VpdmVkGAEgASgDEhAKCGltcG9ydGVkGAIgASgDEioKBmVycm9ycxgDIAMoCzIaLmNsaWVudGluZm8udjEuSW1wb3J0RXJyb3IiVAoXTGlzdENvbnRhY3RBdWRpdFJlcXVlc3QSEgoKY29udGFjdF9pZBgBIAEoAxIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChhMaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USKgoHZW50cmllcxgBIAMoCzIZLmNsaWVudGluZm8udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYAoVRmluZER1cGxpY2F0ZXNSZXF1ZXN0Eg4KBmxhYmVscxgBIAMoCRIQCghvd25lcl9pZBgCIAEoAxIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJgChZGaW5kRHVwbGljYXRlc1Jlc3BvbnNlEi0KBmdyb3VwcxgBIAMoCzIdLmNsaWVudGluZm8udjEuRHVwbGljYXRlR3JvdXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIq8BChRNZXJnZUNvbnRhY3RzUmVxdWVzdBIvCghzdXJ2aXZvchgBIAEoCzIdLmNsaWVudGluZm8udjEuQ29udGFjdFZlcnNpb24SLQoGbWVyZ2VkGAIgAygLMh0uY2xpZW50aW5mby52MS5Db250YWN0VmVyc2lvbhI3Cg1maWVsZF9zb3VyY2VzGAMgASgLMiAuY2xpZW50aW5mby52MS5NZXJnZUZpZWxkU291cmNlcyJTChVNZXJnZUNvbnRhY3RzUmVzcG9uc2USEAoIbWVyZ2VfaWQYASABKAMSKAoIc3Vydml2b3IYAiABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QiOQoWVW5tZXJnZUNvbnRhY3RzUmVxdWVzdBIQCghtZXJnZV9pZBgBIAEoAxINCgVmb3JjZRgCIAEoCCKeAQoXVW5tZXJnZUNvbnRhY3RzUmVzcG9uc2USKAoIc3Vydml2b3IYASABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSKAoIcmVzdG9yZWQYAiADKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSLwoHc2tpcHBlZBgDIAMoCzIeLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbmZsaWN0MqwFCg9Db250YWN0c1NlcnZpY2USWgoNVXBkYXRlQ29udGFjdBIjLmNsaWVudGluZm8udjEuVXBkYXRlQ29udGFjdFJlcXVlc3QaJC5jbGllbnRpbmZvLnYxLlVwZGF0ZUNvbnRhY3RSZXNwb25zZRJaCg1EZWxldGVDb250YWN0EiMuY2xpZW50aW5mby52MS5EZWxldGVDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuRGVsZXRlQ29udGFjdFJlc3BvbnNlEl8KDkltcG9ydENvbnRhY3RzEiQuY2xpZW50aW5mby52MS5JbXBvcnRDb250YWN0c1JlcXVlc3QaJS5jbGllbnRpbmZvLnYxLkltcG9ydENvbnRhY3RzUmVzcG9uc2UoARJjChBMaXN0Q29udGFjdEF1ZGl0EiYuY2xpZW50aW5mby52MS5MaXN0Q29udGFjdEF1ZGl0UmVxdWVzdBonLmNsaWVudGluZm8udjEuTGlzdENvbnRhY3RBdWRpdFJlc3BvbnNlEl0KDkZpbmREdXBsaWNhdGVzEiQuY2xpZW50aW5mby52MS5GaW5kRHVwbGljYXRlc1JlcXVlc3QaJS5jbGllbnRpbmZvLnYxLkZpbmREdXBsaWNhdGVzUmVzcG9uc2USWgoNTWVyZ2VDb250YWN0cxIjLmNsaWVudGluZm8udjEuTWVyZ2VDb250YWN0c1JlcXVlc3QaJC5jbGllbnRpbmZvLnYxLk1lcmdlQ29udGFjdHNSZXNwb25zZRJgCg9Vbm1lcmdlQ29udGFjdHMSJS5jbGllbnRpbmZvLnYxLlVubWVyZ2VDb250YWN0c1JlcXVlc3QaJi5jbGllbnRpbmZvLnYxLlVubWVyZ2VDb250YWN0c1Jlc3BvbnNlQmsKEWNvbS5jbGllbnRpbmZvLnYxUAFaRGdpdGh1Yi5jb20vY2xpZW50LWluZm8vY2xpZW50LWluZm8vZ2VuL2dvL2NsaWVudGluZm8vdjE7Y2xpZW50aW5mb3YxqgINQ2xpZW50SW5mby5WMWIGcHJvdG8z", [file_clientinfo_v1_audit, file_clientinfo_v1_contact, file_clientinfo_v1_merge, file_google_protobuf_field_mask]);
 
 /**
  * Request of UpdateContact.
@@ -356,6 +358,207 @@ export const ListContactAuditResponseSchema: GenMessage<ListContactAuditResponse
   messageDesc(file_clientinfo_v1_contacts_service, 8);
 
 /**
+ * Request of FindDuplicates.
+ *
+ * @generated from message clientinfo.v1.FindDuplicatesRequest
+ */
+export type FindDuplicatesRequest = Message<"clientinfo.v1.FindDuplicatesRequest"> & {
+  /**
+   * Filter: only contacts that carry every one of these labels are compared.
+   *
+   * @generated from field: repeated string labels = 1;
+   */
+  labels: string[];
+
+  /**
+   * Filter: only contacts owned by this user are compared (0: any owner).
+   *
+   * @generated from field: int64 owner_id = 2;
+   */
+  ownerId: bigint;
+
+  /**
+   * Most groups in a page, 1 to 100 (default 20).
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page of the same query.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message clientinfo.v1.FindDuplicatesRequest.
+ * Use `create(FindDuplicatesRequestSchema)` to create a new message.
+ */
+export const FindDuplicatesRequestSchema: GenMessage<FindDuplicatesRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 9);
+
+/**
+ * Response of FindDuplicates.
+ *
+ * @generated from message clientinfo.v1.FindDuplicatesResponse
+ */
+export type FindDuplicatesResponse = Message<"clientinfo.v1.FindDuplicatesResponse"> & {
+  /**
+   * The groups of this page. Each kind (e-mail, messaging identity, phone, names) comes in the
+   * order of its shared value; the kinds are read side by side, a slice of each in turn, so a
+   * page can hold several kinds (in that order within one turn). Not ordered by score.
+   *
+   * @generated from field: repeated clientinfo.v1.DuplicateGroup groups = 1;
+   */
+  groups: DuplicateGroup[];
+
+  /**
+   * Token for the next page; empty when every contact was compared.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message clientinfo.v1.FindDuplicatesResponse.
+ * Use `create(FindDuplicatesResponseSchema)` to create a new message.
+ */
+export const FindDuplicatesResponseSchema: GenMessage<FindDuplicatesResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 10);
+
+/**
+ * Request of MergeContacts.
+ *
+ * @generated from message clientinfo.v1.MergeContactsRequest
+ */
+export type MergeContactsRequest = Message<"clientinfo.v1.MergeContactsRequest"> & {
+  /**
+   * The contact that survives, and the version the caller last saw.
+   *
+   * @generated from field: clientinfo.v1.ContactVersion survivor = 1;
+   */
+  survivor?: ContactVersion | undefined;
+
+  /**
+   * The contacts merged into it (1 to 9, none twice, not the survivor), each at the version the
+   * caller last saw.
+   *
+   * @generated from field: repeated clientinfo.v1.ContactVersion merged = 2;
+   */
+  merged: ContactVersion[];
+
+  /**
+   * Field by field, whose value the survivor keeps (default: its own).
+   *
+   * @generated from field: clientinfo.v1.MergeFieldSources field_sources = 3;
+   */
+  fieldSources?: MergeFieldSources | undefined;
+};
+
+/**
+ * Describes the message clientinfo.v1.MergeContactsRequest.
+ * Use `create(MergeContactsRequestSchema)` to create a new message.
+ */
+export const MergeContactsRequestSchema: GenMessage<MergeContactsRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 11);
+
+/**
+ * Response of MergeContacts.
+ *
+ * @generated from message clientinfo.v1.MergeContactsResponse
+ */
+export type MergeContactsResponse = Message<"clientinfo.v1.MergeContactsResponse"> & {
+  /**
+   * The merge, for UnmergeContacts.
+   *
+   * @generated from field: int64 merge_id = 1;
+   */
+  mergeId: bigint;
+
+  /**
+   * The survivor after the merge.
+   *
+   * @generated from field: clientinfo.v1.Contact survivor = 2;
+   */
+  survivor?: Contact | undefined;
+};
+
+/**
+ * Describes the message clientinfo.v1.MergeContactsResponse.
+ * Use `create(MergeContactsResponseSchema)` to create a new message.
+ */
+export const MergeContactsResponseSchema: GenMessage<MergeContactsResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 12);
+
+/**
+ * Request of UnmergeContacts.
+ *
+ * @generated from message clientinfo.v1.UnmergeContactsRequest
+ */
+export type UnmergeContactsRequest = Message<"clientinfo.v1.UnmergeContactsRequest"> & {
+  /**
+   * The merge to undo.
+   *
+   * @generated from field: int64 merge_id = 1;
+   */
+  mergeId: bigint;
+
+  /**
+   * Restore even when some communications cannot go back (they are listed in skipped); without
+   * it such conflicts are FAILED_PRECONDITION (reason UNMERGE_CONFLICT, a PreconditionFailure
+   * violation each) and nothing changes.
+   *
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message clientinfo.v1.UnmergeContactsRequest.
+ * Use `create(UnmergeContactsRequestSchema)` to create a new message.
+ */
+export const UnmergeContactsRequestSchema: GenMessage<UnmergeContactsRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 13);
+
+/**
+ * Response of UnmergeContacts.
+ *
+ * @generated from message clientinfo.v1.UnmergeContactsResponse
+ */
+export type UnmergeContactsResponse = Message<"clientinfo.v1.UnmergeContactsResponse"> & {
+  /**
+   * The survivor after the undo.
+   *
+   * @generated from field: clientinfo.v1.Contact survivor = 1;
+   */
+  survivor?: Contact | undefined;
+
+  /**
+   * The merged contacts, restored.
+   *
+   * @generated from field: repeated clientinfo.v1.Contact restored = 2;
+   */
+  restored: Contact[];
+
+  /**
+   * What force left out.
+   *
+   * @generated from field: repeated clientinfo.v1.UnmergeConflict skipped = 3;
+   */
+  skipped: UnmergeConflict[];
+};
+
+/**
+ * Describes the message clientinfo.v1.UnmergeContactsResponse.
+ * Use `create(UnmergeContactsResponseSchema)` to create a new message.
+ */
+export const UnmergeContactsResponseSchema: GenMessage<UnmergeContactsResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 14);
+
+/**
  * Contacts is CRM upkeep: edit, delete, bulk import, audit trail.
  *
  * @generated from service clientinfo.v1.ContactsService
@@ -403,6 +606,44 @@ export const ContactsService: GenService<{
     methodKind: "unary";
     input: typeof ListContactAuditRequestSchema;
     output: typeof ListContactAuditResponseSchema;
+  },
+  /**
+   * Finds groups of contacts that look like one client: the same phone (E.164), e-mail
+   * (normalised), a messaging identity whose user id is another's phone number, or
+   * near-identical names sharing an attribute value; each group says why and is scored.
+   * Paged by cursor; a page may hold fewer groups than asked, even none, while
+   * next_page_token is set. Needs `contacts.read`.
+   *
+   * @generated from rpc clientinfo.v1.ContactsService.FindDuplicates
+   */
+  findDuplicates: {
+    methodKind: "unary";
+    input: typeof FindDuplicatesRequestSchema;
+    output: typeof FindDuplicatesResponseSchema;
+  },
+  /**
+   * Merges up to 9 contacts into a survivor, in one transaction: the survivor takes the union of
+   * their phones, e-mails, messaging identities, labels and attributes and their interaction
+   * history; the merged contacts stop existing (NOT_FOUND with reason CONTACT_MERGED). Needs
+   * `contacts.write`; every contact's expected_version (stale: ABORTED).
+   *
+   * @generated from rpc clientinfo.v1.ContactsService.MergeContacts
+   */
+  mergeContacts: {
+    methodKind: "unary";
+    input: typeof MergeContactsRequestSchema;
+    output: typeof MergeContactsResponseSchema;
+  },
+  /**
+   * Undoes a merge within the retention window (--merge-retention, 30 days by default): the
+   * merged contacts come back as they were and leave the survivor. Needs `contacts.write`.
+   *
+   * @generated from rpc clientinfo.v1.ContactsService.UnmergeContacts
+   */
+  unmergeContacts: {
+    methodKind: "unary";
+    input: typeof UnmergeContactsRequestSchema;
+    output: typeof UnmergeContactsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_clientinfo_v1_contacts_service, 0);

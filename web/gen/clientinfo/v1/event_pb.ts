@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clientinfo/v1/event.proto.
  */
 export const file_clientinfo_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChljbGllbnRpbmZvL3YxL2V2ZW50LnByb3RvEg1jbGllbnRpbmZvLnYxIkEKD1Nlc3Npb25TbmFwc2hvdBIuCgZwYW5lbHMYASADKAsyHi5jbGllbnRpbmZvLnYxLkNsaWVudEluZm9QYW5lbCILCglIZWFydGJlYXQiQwoSSW50ZXJhY3Rpb25PZmZlcmVkEi0KBXBhbmVsGAEgASgLMh4uY2xpZW50aW5mby52MS5DbGllbnRJbmZvUGFuZWwiLQoTSW50ZXJhY3Rpb25BY2NlcHRlZBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCSIrChFJbnRlcmFjdGlvbkNsb3NlZBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCSJeChpJbnRlcmFjdGlvblRyYW5zZmVycmVkQXdheRIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIoCgh0b19hZ2VudBgCIAEoCzIWLmNsaWVudGluZm8udjEuVXNlclJlZiKQAQoRQ29udGFjdElkZW50aWZpZWQSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSNQoOaWRlbnRpZmljYXRpb24YAiABKAsyHS5jbGllbnRpbmZvLnYxLklkZW50aWZpY2F0aW9uEiwKCmNhbmRpZGF0ZXMYAyADKAsyGC5jbGllbnRpbmZvLnYxLkNhbmRpZGF0ZSJVCg5Db250YWN0Q3JlYXRlZBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIrCgdjb250YWN0GAIgASgLMhouY2xpZW50aW5mby52MS5Db250YWN0VmlldyJ9CgxDb250YWN0Qm91bmQSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSKwoHY29udGFjdBgCIAEoCzIaLmNsaWVudGluZm8udjEuQ29udGFjdFZpZXcSKAoIYm91bmRfYnkYAyABKAsyFi5jbGllbnRpbmZvLnYxLlVzZXJSZWYiaAoOQ29udGFjdFVuYm91bmQSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSEgoKY29udGFjdF9pZBgCIAEoAxIqCgp1bmJvdW5kX2J5GAMgASgLMhYuY2xpZW50aW5mby52MS5Vc2VyUmVmIpUBCg9DaGFubmVsUmVsaW5rZWQSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSOgoRbWVzc2FnaW5nX2NoYW5uZWwYAiABKAsyHy5jbGllbnRpbmZvLnYxLk1lc3NhZ2luZ0NoYW5uZWwSFwoPZnJvbV9jb250YWN0X2lkGAMgASgDEhUKDXRvX2NvbnRhY3RfaWQYBCABKAMiPQoOQ29udGFjdFVwZGF0ZWQSKwoHY29udGFjdBgBIAEoCzIaLmNsaWVudGluZm8udjEuQ29udGFjdFZpZXciJAoOQ29udGFjdERlbGV0ZWQSEgoKY29udGFjdF9pZBgBIAEoAyLuBgoKQWdlbnRFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIvCgtvY2N1cnJlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoIc25hcHNob3QYCiABKAsyHi5jbGllbnRpbmZvLnYxLlNlc3Npb25TbmFwc2hvdEgAEi0KCWhlYXJ0YmVhdBgLIAEoCzIYLmNsaWVudGluZm8udjEuSGVhcnRiZWF0SAASQAoTaW50ZXJhY3Rpb25fb2ZmZXJlZBgMIAEoCzIhLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25PZmZlcmVkSAASQgoUaW50ZXJhY3Rpb25fYWNjZXB0ZWQYDSABKAsyIi5jbGllbnRpbmZvLnYxLkludGVyYWN0aW9uQWNjZXB0ZWRIABI+ChJpbnRlcmFjdGlvbl9jbG9zZWQYDiABKAsyIC5jbGllbnRpbmZvLnYxLkludGVyYWN0aW9uQ2xvc2VkSAASUQocaW50ZXJhY3Rpb25fdHJhbnNmZXJyZWRfYXdheRgPIAEoCzIpLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25UcmFuc2ZlcnJlZEF3YXlIABI+ChJjb250YWN0X2lkZW50aWZpZWQYECABKAsyIC5jbGllbnRpbmZvLnYxLkNvbnRhY3RJZGVudGlmaWVkSAASOAoPY29udGFjdF9jcmVhdGVkGBEgASgLMh0uY2xpZW50aW5mby52MS5Db250YWN0Q3JlYXRlZEgAEjQKDWNvbnRhY3RfYm91bmQYEiABKAsyGy5jbGllbnRpbmZvLnYxLkNvbnRhY3RCb3VuZEgAEjgKD2NvbnRhY3RfdW5ib3VuZBgTIAEoCzIdLmNsaWVudGluZm8udjEuQ29udGFjdFVuYm91bmRIABI6ChBjaGFubmVsX3JlbGlua2VkGBQgASgLMh4uY2xpZW50aW5mby52MS5DaGFubmVsUmVsaW5rZWRIABI4Cg9jb250YWN0X3VwZGF0ZWQYFSABKAsyHS5jbGllbnRpbmZvLnYxLkNvbnRhY3RVcGRhdGVkSAASOAoPY29udGFjdF9kZWxldGVkGBYgASgLMh0uY2xpZW50aW5mby52MS5Db250YWN0RGVsZXRlZEgAQgcKBWV2ZW50QmsKEWNvbS5jbGllbnRpbmZvLnYxUAFaRGdpdGh1Yi5jb20vY2xpZW50LWluZm8vY2xpZW50LWluZm8vZ2VuL2dvL2NsaWVudGluZm8vdjE7Y2xpZW50aW5mb3YxqgINQ2xpZW50SW5mby5WMWIGcHJvdG8z", [file_clientinfo_v1_contact, file_clientinfo_v1_interaction, file_google_protobuf_timestamp]);
+  fileDesc("ChljbGllbnRpbmZvL3YxL2V2ZW50LnByb3RvEg1jbGllbnRpbmZvLnYxIkEKD1Nlc3Npb25TbmFwc2hvdBIuCgZwYW5lbHMYASADKAsyHi5jbGllbnRpbmZvLnYxLkNsaWVudEluZm9QYW5lbCILCglIZWFydGJlYXQiQwoSSW50ZXJhY3Rpb25PZmZlcmVkEi0KBXBhbmVsGAEgASgLMh4uY2xpZW50aW5mby52MS5DbGllbnRJbmZvUGFuZWwiLQoTSW50ZXJhY3Rpb25BY2NlcHRlZBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCSIrChFJbnRlcmFjdGlvbkNsb3NlZBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCSJeChpJbnRlcmFjdGlvblRyYW5zZmVycmVkQXdheRIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIoCgh0b19hZ2VudBgCIAEoCzIWLmNsaWVudGluZm8udjEuVXNlclJlZiKQAQoRQ29udGFjdElkZW50aWZpZWQSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSNQoOaWRlbnRpZmljYXRpb24YAiABKAsyHS5jbGllbnRpbmZvLnYxLklkZW50aWZpY2F0aW9uEiwKCmNhbmRpZGF0ZXMYAyADKAsyGC5jbGllbnRpbmZvLnYxLkNhbmRpZGF0ZSJVCg5Db250YWN0Q3JlYXRlZBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIrCgdjb250YWN0GAIgASgLMhouY2xpZW50aW5mby52MS5Db250YWN0VmlldyJ9CgxDb250YWN0Qm91bmQSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSKwoHY29udGFjdBgCIAEoCzIaLmNsaWVudGluZm8udjEuQ29udGFjdFZpZXcSKAoIYm91bmRfYnkYAyABKAsyFi5jbGllbnRpbmZvLnYxLlVzZXJSZWYiaAoOQ29udGFjdFVuYm91bmQSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSEgoKY29udGFjdF9pZBgCIAEoAxIqCgp1bmJvdW5kX2J5GAMgASgLMhYuY2xpZW50aW5mby52MS5Vc2VyUmVmIpUBCg9DaGFubmVsUmVsaW5rZWQSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSOgoRbWVzc2FnaW5nX2NoYW5uZWwYAiABKAsyHy5jbGllbnRpbmZvLnYxLk1lc3NhZ2luZ0NoYW5uZWwSFwoPZnJvbV9jb250YWN0X2lkGAMgASgDEhUKDXRvX2NvbnRhY3RfaWQYBCABKAMiPQoOQ29udGFjdFVwZGF0ZWQSKwoHY29udGFjdBgBIAEoCzIaLmNsaWVudGluZm8udjEuQ29udGFjdFZpZXciJAoOQ29udGFjdERlbGV0ZWQSEgoKY29udGFjdF9pZBgBIAEoAyKEAQoNQ29udGFjdE1lcmdlZBIQCghtZXJnZV9pZBgBIAEoAxIsCghzdXJ2aXZvchgCIAEoCzIaLmNsaWVudGluZm8udjEuQ29udGFjdFZpZXcSGgoSbWVyZ2VkX2NvbnRhY3RfaWRzGAMgAygDEhcKD2ludGVyYWN0aW9uX2lkcxgEIAMoCSKYAQoPQ29udGFjdFVubWVyZ2VkEhAKCG1lcmdlX2lkGAEgASgDEiwKCHN1cnZpdm9yGAIgASgLMhouY2xpZW50aW5mby52MS5Db250YWN0VmlldxIsCghyZXN0b3JlZBgDIAMoCzIaLmNsaWVudGluZm8udjEuQ29udGFjdFZpZXcSFwoPaW50ZXJhY3Rpb25faWRzGAQgAygJIuIHCgpBZ2VudEV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi8KC29jY3VycmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCghzbmFwc2hvdBgKIAEoCzIeLmNsaWVudGluZm8udjEuU2Vzc2lvblNuYXBzaG90SAASLQoJaGVhcnRiZWF0GAsgASgLMhguY2xpZW50aW5mby52MS5IZWFydGJlYXRIABJAChNpbnRlcmFjdGlvbl9vZmZlcmVkGAwgASgLMiEuY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbk9mZmVyZWRIABJCChRpbnRlcmFjdGlvbl9hY2NlcHRlZBgNIAEoCzIiLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25BY2NlcHRlZEgAEj4KEmludGVyYWN0aW9uX2Nsb3NlZBgOIAEoCzIgLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25DbG9zZWRIABJRChxpbnRlcmFjdGlvbl90cmFuc2ZlcnJlZF9hd2F5GA8gASgLMikuY2xpZW50aW5mby52MS5JbnRlcmFjdGlvblRyYW5zZmVycmVkQXdheUgAEj4KEmNvbnRhY3RfaWRlbnRpZmllZBgQIAEoCzIgLmNsaWVudGluZm8udjEuQ29udGFjdElkZW50aWZpZWRIABI4Cg9jb250YWN0X2NyZWF0ZWQYESABKAsyHS5jbGllbnRpbmZvLnYxLkNvbnRhY3RDcmVhdGVkSAASNAoNY29udGFjdF9ib3VuZBgSIAEoCzIbLmNsaWVudGluZm8udjEuQ29udGFjdEJvdW5kSAASOAoPY29udGFjdF91bmJvdW5kGBMgASgLMh0uY2xpZW50aW5mby52MS5Db250YWN0VW5ib3VuZEgAEjoKEGNoYW5uZWxfcmVsaW5rZWQYFCABKAsyHi5jbGllbnRpbmZvLnYxLkNoYW5uZWxSZWxpbmtlZEgAEjgKD2NvbnRhY3RfdXBkYXRlZBgVIAEoCzIdLmNsaWVudGluZm8udjEuQ29udGFjdFVwZGF0ZWRIABI4Cg9jb250YWN0X2RlbGV0ZWQYFiABKAsyHS5jbGllbnRpbmZvLnYxLkNvbnRhY3REZWxldGVkSAASNgoOY29udGFjdF9tZXJnZWQYFyABKAsyHC5jbGllbnRpbmZvLnYxLkNvbnRhY3RNZXJnZWRIABI6ChBjb250YWN0X3VubWVyZ2VkGBggASgLMh4uY2xpZW50aW5mby52MS5Db250YWN0VW5tZXJnZWRIAEIHCgVldmVudEJrChFjb20uY2xpZW50aW5mby52MVABWkRnaXRodWIuY29tL2NsaWVudC1pbmZvL2NsaWVudC1pbmZvL2dlbi9nby9jbGllbnRpbmZvL3YxO2NsaWVudGluZm92MaoCDUNsaWVudEluZm8uVjFiBnByb3RvMw", [file_clientinfo_v1_contact, file_clientinfo_v1_interaction, file_google_protobuf_timestamp]);
 
 /**
  * The state of the agent's open interactions when the stream starts.
@@ -363,6 +363,91 @@ export const ContactDeletedSchema: GenMessage<ContactDeleted> = /*@__PURE__*/
   messageDesc(file_clientinfo_v1_event, 12);
 
 /**
+ * Contacts shown in interactions of the agent were merged into one.
+ *
+ * @generated from message clientinfo.v1.ContactMerged
+ */
+export type ContactMerged = Message<"clientinfo.v1.ContactMerged"> & {
+  /**
+   * The merge.
+   *
+   * @generated from field: int64 merge_id = 1;
+   */
+  mergeId: bigint;
+
+  /**
+   * The contact that holds them now.
+   *
+   * @generated from field: clientinfo.v1.ContactView survivor = 2;
+   */
+  survivor?: ContactView | undefined;
+
+  /**
+   * The contacts merged into it: they no longer exist; show the survivor in their place.
+   *
+   * @generated from field: repeated int64 merged_contact_ids = 3;
+   */
+  mergedContactIds: bigint[];
+
+  /**
+   * The agent's open interactions that had one of them bound or as a candidate (now the
+   * survivor).
+   *
+   * @generated from field: repeated string interaction_ids = 4;
+   */
+  interactionIds: string[];
+};
+
+/**
+ * Describes the message clientinfo.v1.ContactMerged.
+ * Use `create(ContactMergedSchema)` to create a new message.
+ */
+export const ContactMergedSchema: GenMessage<ContactMerged> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_event, 13);
+
+/**
+ * A merge was undone: contacts came back and left the survivor.
+ *
+ * @generated from message clientinfo.v1.ContactUnmerged
+ */
+export type ContactUnmerged = Message<"clientinfo.v1.ContactUnmerged"> & {
+  /**
+   * The merge undone.
+   *
+   * @generated from field: int64 merge_id = 1;
+   */
+  mergeId: bigint;
+
+  /**
+   * The survivor after the undo.
+   *
+   * @generated from field: clientinfo.v1.ContactView survivor = 2;
+   */
+  survivor?: ContactView | undefined;
+
+  /**
+   * The contacts restored.
+   *
+   * @generated from field: repeated clientinfo.v1.ContactView restored = 3;
+   */
+  restored: ContactView[];
+
+  /**
+   * The agent's open interactions whose binding or candidates went back to a restored contact.
+   *
+   * @generated from field: repeated string interaction_ids = 4;
+   */
+  interactionIds: string[];
+};
+
+/**
+ * Describes the message clientinfo.v1.ContactUnmerged.
+ * Use `create(ContactUnmergedSchema)` to create a new message.
+ */
+export const ContactUnmergedSchema: GenMessage<ContactUnmerged> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_event, 14);
+
+/**
  * One event of an agent's session stream.
  *
  * @generated from message clientinfo.v1.AgentEvent
@@ -492,6 +577,22 @@ export type AgentEvent = Message<"clientinfo.v1.AgentEvent"> & {
      */
     value: ContactDeleted;
     case: "contactDeleted";
+  } | {
+    /**
+     * Contacts of interest were merged.
+     *
+     * @generated from field: clientinfo.v1.ContactMerged contact_merged = 23;
+     */
+    value: ContactMerged;
+    case: "contactMerged";
+  } | {
+    /**
+     * A merge of contacts of interest was undone.
+     *
+     * @generated from field: clientinfo.v1.ContactUnmerged contact_unmerged = 24;
+     */
+    value: ContactUnmerged;
+    case: "contactUnmerged";
   } | { case: undefined; value?: undefined };
 };
 
@@ -500,5 +601,5 @@ export type AgentEvent = Message<"clientinfo.v1.AgentEvent"> & {
  * Use `create(AgentEventSchema)` to create a new message.
  */
 export const AgentEventSchema: GenMessage<AgentEvent> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_event, 13);
+  messageDesc(file_clientinfo_v1_event, 15);
 
