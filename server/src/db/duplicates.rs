@@ -25,9 +25,12 @@ use crate::domain::ids::{DomainId, UserId};
 use crate::domain::merge::NAME_SIMILARITY_THRESHOLD;
 use crate::error::Error;
 
-/// Index entries one step of a page reads at most (an eighth with label or owner filters,
-/// which cost a lookup per entry).
+/// Index entries one step of a page reads at most (a twelfth with label or owner filters,
+/// which cost a lookup per entry: [`FILTERED_SLICE_DIVISOR`]).
 pub const SLICE: i64 = 20_000;
+/// How much smaller a slice is with label or owner filters (a first filtered page at 1M
+/// contacts then costs about what an unfiltered one does; BENCHMARKS.md).
+pub const FILTERED_SLICE_DIVISOR: i64 = 12;
 /// Most slices one page reads: a page costs at most this many slices' work.
 pub const STEPS_PER_PAGE: usize = 5;
 /// Most slices one page reads with label or owner filters (each entry costs lookups).
@@ -407,7 +410,13 @@ fn groups_statement(
 }
 
 fn slice_of(kind: Kind, filters: &Filters) -> i64 {
-    SLICE / kind.slice_divisor() / if filters.is_empty() { 1 } else { 8 }
+    SLICE
+        / kind.slice_divisor()
+        / if filters.is_empty() {
+            1
+        } else {
+            FILTERED_SLICE_DIVISOR
+        }
 }
 
 /// Where the next page starts: the position of every kind not finished yet, in kind order.
