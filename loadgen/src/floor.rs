@@ -40,8 +40,9 @@ FROM contacts c WHERE c.domain_id = :d AND c.id = ANY(ARRAY[:cid]);
 ";
 
 /// A first offer as the server runs it (`app::interactions::offer`): the session; the offer's
-/// context and the identification (every phone tier in one statement, the fallbacks gated
-/// off when the exact number matches) pipelined; the card of the candidate; then the one
+/// context and the identification (the exact and national tiers in one statement, the fallback
+/// gated off when the exact number matches; the suffix tier runs only when both found nothing)
+/// pipelined; the card of the candidate; then the one
 /// statement that writes the interaction and its two events (to nobody, so that watchers never
 /// see them), and the announcement the server's hub sends after it commits (on another
 /// channel).
@@ -59,9 +60,8 @@ fn offer() -> String {
 {SESSION}\\startpipeline
 SELECT (SELECT name FROM users WHERE domain_id = :d AND id = :u) AS agent_name, EXISTS (SELECT 1 FROM interactions WHERE domain_id = :d AND external_id = {ext}) AS known;
 WITH exact AS MATERIALIZED (SELECT 1 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND e164 IN ({E164}) LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t), \
-national AS MATERIALIZED (SELECT 2 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND national_number = substr({E164}, 4) LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t WHERE NOT EXISTS (SELECT 1 FROM exact)), \
-suffix AS (SELECT 3 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND digits_reversed >= '' AND digits_reversed < '' LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t WHERE false AND NOT EXISTS (SELECT 1 FROM exact) AND NOT EXISTS (SELECT 1 FROM national)) \
-SELECT * FROM exact UNION ALL SELECT * FROM national UNION ALL SELECT * FROM suffix;
+national AS (SELECT 2 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND national_number = substr({E164}, 4) LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t WHERE NOT EXISTS (SELECT 1 FROM exact)) \
+SELECT * FROM exact UNION ALL SELECT * FROM national;
 \\endpipeline
 {card}{insert}{NOTIFY}"
     )
