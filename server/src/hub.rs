@@ -53,6 +53,8 @@ struct DomainSubs {
 
 struct Inner {
     pool: DbPool,
+    /// The fetcher's connection (generic plans: see [`db::build_generic_plan_pool`]).
+    reader: DbPool,
     buffer: usize,
     subs: Mutex<HashMap<DomainId, DomainSubs>>,
     next_id: AtomicU64,
@@ -135,9 +137,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl EventHub {
     /// Starts the listener, fetcher and pruner tasks; they stop when `shutdown` turns true.
+    /// The fetcher reads through `reader`, a pool of its own.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         database_url: String,
         pool: DbPool,
+        reader: DbPool,
         buffer: usize,
         retention: Duration,
         shutdown: tokio::sync::watch::Receiver<bool>,
@@ -149,6 +154,7 @@ impl EventHub {
         let hub = EventHub {
             inner: Arc::new(Inner {
                 pool,
+                reader,
                 buffer: buffer.max(1),
                 subs: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
@@ -387,7 +393,7 @@ impl EventHub {
             let Some(after) = lock(&self.inner.subs).get(&domain).map(|d| d.last_fetched) else {
                 return Ok(false);
             };
-            let mut conn = db::conn(&self.inner.pool).await?;
+            let mut conn = db::conn(&self.inner.reader).await?;
             let batch = outbox::since(&mut conn, domain, after, None, FETCH_BATCH).await?;
             drop(conn);
             let n = batch.events.len();

@@ -112,6 +112,14 @@ pub async fn start(
         tracing::info!("database created");
     }
     let pool = db::build_pool(&config.database_url, &config.pool)?;
+    // The hub's one fetcher reads through a connection of its own.
+    let reader = db::build_generic_plan_pool(
+        &config.database_url,
+        &db::PoolSettings {
+            max_size: 1,
+            ..config.pool.clone()
+        },
+    )?;
     let keys = Arc::new(TokenKeys::new(&config.jwt_secret));
     let (stop_streams, shutdown) = tokio::sync::watch::channel(false);
     let metrics = Metrics::default();
@@ -119,6 +127,7 @@ pub async fn start(
     let hub = EventHub::start(
         config.database_url.clone(),
         pool.clone(),
+        reader,
         config.stream_buffer,
         config.event_retention,
         shutdown.clone(),

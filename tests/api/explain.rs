@@ -2,9 +2,10 @@
 //! generic (prepared-statement) plans, on a table seeded with 100,000 contacts.
 
 use client_info_server::db::identification::{
-    CHANNEL_SQL, PHONE_EXACT_SQL, PHONE_NATIONAL_SQL, PHONE_SUFFIX_SQL, phone_suffix_statement, phone_tiers_statement,
+    CHANNEL_SQL, PHONE_EXACT_SQL, PHONE_NATIONAL_SQL, PHONE_SUFFIX_SQL, phone_suffix_statement,
+    phone_tiers_statement,
 };
-use client_info_server::db::outbox::CONCERNED_AGENTS_SQL;
+use client_info_server::db::outbox::{CONCERNED_AGENTS_SQL, SINCE_SQL};
 use client_info_server::db::search::{LABELS_SQL, explainable};
 use client_info_server::db::tx::FLUSH_SQL;
 use client_info_server::domain::ids::{DomainId, UserId};
@@ -419,6 +420,44 @@ async fn search_queries_use_indexes_at_scale() {
     )
     .await;
     assert!(!p.contains("Seq Scan on contact_labels"), "labels:\n{p}");
+}
+
+/// The hub's read runs hundreds of times a second through a connection that always uses
+/// generic plans (`db::build_generic_plan_pool`): that plan must be the ordered index scan the
+/// custom one is, on a table of many events, with no sort.
+#[tokio::test]
+async fn the_hubs_read_is_an_ordered_index_scan_as_a_generic_plan() {
+    let app = TestApp::start().await;
+    let d = app.domain("busy", "GB").await;
+    let mut conn = app.db().await;
+    conn.batch_execute(&format!(
+        "INSERT INTO events (domain_id, sequence, agent_ids, payload)
+           SELECT {d}, (1::bigint << 50) + (g::bigint << 16), '{{}}', '\\x00'
+           FROM generate_series(1, 100000) g",
+        d = d.0
+    ))
+    .await
+    .expect("seed events");
+    conn.batch_execute("VACUUM ANALYZE events")
+        .await
+        .expect("vacuum");
+    for generic in [false, true] {
+        let p = plan(
+            &mut conn,
+            "since",
+            "bigint, bigint, bigint",
+            SINCE_SQL,
+            &format!("{}, {}, 500", d.0, (1_i64 << 50) + (99_000_i64 << 16)),
+            generic,
+        )
+        .await;
+        assert!(!p.contains("Seq Scan on events"), "generic: {generic}\n{p}");
+        assert!(!p.contains("Sort"), "generic: {generic}\n{p}");
+        assert!(
+            p.contains("Index Scan using events_pkey"),
+            "generic: {generic}\n{p}"
+        );
+    }
 }
 
 #[tokio::test]

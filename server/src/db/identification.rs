@@ -157,9 +157,10 @@ pub async fn identify_call(
         // Matches nothing (no stored E.164 is empty): the statement needs one key.
         exact_keys.push(String::new());
     }
-    let mut rows: Vec<TierRow> = phone_tiers_statement(domain.id, &exact_keys, &keys.national_number)
-        .load(&mut conn)
-        .await?;
+    let mut rows: Vec<TierRow> =
+        phone_tiers_statement(domain.id, &exact_keys, &keys.national_number)
+            .load(&mut conn)
+            .await?;
     if rows.is_empty()
         && let Some(suffix) = keys.reversed_suffix.as_deref()
     {
