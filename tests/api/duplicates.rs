@@ -328,8 +328,8 @@ async fn groups_are_whole_and_listed_once_across_slices_and_pages() {
     let app = TestApp::start().await;
     let d = app.domain("big", "GB").await;
     let crm = app.actor(d, "CRM", ALL).await;
-    // 45,000 e-mails (more than two slices): 45 pairs, and a triple across the first slice's
-    // end (its 20,000th entry falls inside the triple).
+    // 45,000 e-mails (more than four slices of `duplicates::SLICE`, 10,000): 45 pairs, and a
+    // triple across the first slice's end (its 10,000th entry falls inside the triple).
     let mut conn = app.db().await;
     conn.batch_execute(&format!(
         "INSERT INTO contacts (domain_id, display_name, owner_id, created_by, updated_by)
@@ -337,7 +337,7 @@ async fn groups_are_whole_and_listed_once_across_slices_and_pages() {
          INSERT INTO contact_emails (domain_id, contact_id, address, normalized)
            SELECT domain_id, id, e, e FROM (
              SELECT domain_id, id, 'u' || lpad((CASE WHEN n % 1000 = 501 THEN n - 1
-                                                     WHEN n IN (20000, 20001) THEN 19999
+                                                     WHEN n IN (10000, 10001) THEN 9999
                                                      ELSE n END)::text, 6, '0') || '@x.com' AS e
              FROM (SELECT domain_id, id, row_number() OVER (ORDER BY id) AS n
                    FROM contacts WHERE domain_id = {d}) c) x;

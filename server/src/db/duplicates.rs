@@ -27,12 +27,12 @@ use crate::error::Error;
 
 /// Index entries one step of a page reads at most (a twelfth with label or owner filters,
 /// which cost a lookup per entry: [`FILTERED_SLICE_DIVISOR`]).
-pub const SLICE: i64 = 20_000;
+pub const SLICE: i64 = 10_000;
 /// How much smaller a slice is with label or owner filters (a first filtered page at 1M
 /// contacts then costs about what an unfiltered one does; BENCHMARKS.md).
 pub const FILTERED_SLICE_DIVISOR: i64 = 12;
 /// Most slices one page reads: a page costs at most this many slices' work.
-pub const STEPS_PER_PAGE: usize = 5;
+pub const STEPS_PER_PAGE: usize = 4;
 /// Most slices one page reads with label or owner filters (each entry costs lookups).
 pub const FILTERED_STEPS_PER_PAGE: usize = 3;
 /// Contacts listed per group (the count says how many share the value).
