@@ -361,7 +361,7 @@ async fn groups_are_whole_and_listed_once_across_slices_and_pages() {
     assert_eq!(values.len(), 46, "each group once");
     let triple = groups
         .iter()
-        .find(|g| g.found_by[0].value == "u019999@x.com")
+        .find(|g| g.found_by[0].value == "u009999@x.com")
         .expect("the triple");
     assert_eq!(triple.contact_count, 3);
     assert_eq!(triple.contacts.len(), 3);
