@@ -137,8 +137,9 @@ struct TierRow {
 /// Identifies the caller of a call: exact E.164 (and national variants), then the domain's
 /// fallbacks in order (same national number, then the same last N digits): one statement
 /// ([`PHONE_TIERS_SQL`]), and a second one for the last digits only when the first found
-/// nothing and the domain has a fallback length. A withheld or unparseable number is NOT_FOUND with that reason,
-/// never an error. Takes a shared connection, so it can be pipelined with other reads.
+/// nothing and the domain has a fallback length. A withheld or unparseable number is NOT_FOUND
+/// with that reason, never an error. Takes a shared connection, so it can be pipelined with
+/// other reads.
 pub async fn identify_call(
     mut conn: &AsyncPgConnection,
     domain: &DomainSettings,

@@ -303,19 +303,10 @@ pub(super) async fn flush(
     // Pipelined before the flush, for this transaction only: its generic plan (the same
     // index lookups, see the EXPLAIN test) costs more than a custom one in PostgreSQL's
     // estimate, so without it the flush was planned anew at every write (about 0.9 ms).
-    let (c1, c2): (&AsyncPgConnection, &AsyncPgConnection) = (conn, conn);
-    let ((), flushed) = tokio::try_join!(
-        async move {
-            let mut c = c1;
-            diesel::sql_query("SET LOCAL plan_cache_mode = force_generic_plan")
-                .execute(&mut c)
-                .await
-                .map(|_| ())
-        },
-        async move {
-            let mut c = c2;
-            statement.get_result::<Flushed>(&mut c).await
-        }
+    let (mut c1, mut c2): (&AsyncPgConnection, &AsyncPgConnection) = (conn, conn);
+    let (_, flushed) = tokio::try_join!(
+        diesel::sql_query("SET LOCAL plan_cache_mode = force_generic_plan").execute(&mut c1),
+        statement.get_result::<Flushed>(&mut c2)
     )?;
     Ok(usize::try_from(flushed.written).unwrap_or(0))
 }
