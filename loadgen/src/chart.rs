@@ -291,6 +291,7 @@ mod tests {
                     },
                     service_ms: None,
                     schedule_lag_ms: None,
+                    from_write_ms: None,
                 })
                 .collect(),
             crossing: None,

@@ -171,13 +171,22 @@ SELECT (SELECT count(*) FROM b) + (SELECT count(*) FROM i) + (SELECT count(*) FR
     )
 }
 
+/// A search that is not a name alone (server `db::search::build`): the page of hits (21 fetched
+/// to know whether more follow) and each hit's card, in one statement.
 fn search(branch: &str) -> String {
+    let card = CARD
+        .trim_end()
+        .trim_end_matches(';')
+        .replace("c.id = ANY(ARRAY[:cid])", "c.id = agg.id");
     format!(
-        "{PICK}WITH hits (id, cond, sort_key, field, exact, value) AS ({branch}), \
-agg AS (SELECT id, min(sort_key) AS sort_key, count(DISTINCT cond) AS n, \
+        "{PICK}SELECT agg.sort_key, agg.tiebreak, agg.found_by, card.* FROM (\
+WITH hits (id, cond, sort_key, field, exact, value) AS ({branch}), \
+agg AS (SELECT id, min(sort_key) AS sort_key, ''::text AS tiebreak, count(DISTINCT cond) AS n, \
 jsonb_agg(jsonb_build_object('f', field, 'e', exact, 'v', value) ORDER BY cond, sort_key) AS found_by \
 FROM hits GROUP BY id) \
-SELECT agg.id AS cid FROM agg WHERE agg.n >= 1 ORDER BY agg.sort_key, agg.id LIMIT 1 \\gset\n{CARD}"
+SELECT agg.id, agg.sort_key, agg.tiebreak, agg.found_by FROM agg WHERE agg.n >= 1 \
+ORDER BY agg.sort_key, agg.id LIMIT 21) agg \
+CROSS JOIN LATERAL ({card}) card ORDER BY agg.sort_key, agg.id;\n"
     )
 }
 

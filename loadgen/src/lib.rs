@@ -9,6 +9,7 @@
 mod bulk;
 mod chart;
 pub mod data;
+mod delivery;
 mod engine;
 mod floor;
 pub mod report;

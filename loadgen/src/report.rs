@@ -66,7 +66,8 @@ pub enum Mode {
 /// One measured stretch of load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
-    /// What it was: `rpc`, `rate 1000/s`, `baseline`, `loaded`, `bulk`, `commit-to-delivery`.
+    /// What it was: `rpc`, `rate 1000/s`, `baseline`, `loaded`, `bulk`, `commit-to-delivery`,
+    /// `write-to-delivery`.
     pub label: String,
     /// The state file's domain it ran in (`default` for the one `seed` made without
     /// `--domain`).
@@ -98,6 +99,10 @@ pub struct Phase {
     pub service_ms: Option<Percentiles>,
     /// Open loop: how late requests were sent (harness delay and waits for the cap).
     pub schedule_lag_ms: Option<Percentiles>,
+    /// Watch with commit timestamps tracked: latency from each event's write (inside its
+    /// statement, before the commit), while `latency_ms` is from its commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_write_ms: Option<Percentiles>,
 }
 
 impl Phase {
@@ -136,6 +141,7 @@ impl Phase {
             latency_ms: Percentiles::of(&recorder.latency),
             service_ms: open.then(|| Percentiles::of(&recorder.service)),
             schedule_lag_ms: open.then(|| Percentiles::of(&recorder.lag)),
+            from_write_ms: None,
         }
     }
 
@@ -476,6 +482,7 @@ mod tests {
             },
             service_ms: Some(Percentiles::default()),
             schedule_lag_ms: Some(Percentiles::default()),
+            from_write_ms: None,
         }
     }
 

@@ -27,10 +27,11 @@ use rand::Rng as _;
 use crate::Target;
 use crate::bulk::{self, LockSampler};
 use crate::data;
+use crate::delivery;
 use crate::engine::{self, Counters, OpenLoop, Recorder};
 use crate::floor;
 use crate::report::{
-    self, Crossing, Floor, Interference, Load, LockWaits, Phase, Report, Settings,
+    self, Crossing, Floor, Interference, Load, LockWaits, Percentiles, Phase, Report, Settings,
 };
 use crate::seed::{DEFAULT_DOMAIN, State, StateFile};
 
@@ -1042,6 +1043,14 @@ async fn watch(
     stamp: u64,
 ) -> Result<Vec<Phase>, String> {
     let latency = Arc::new(Mutex::new(engine::histogram()));
+    let arrivals: Arc<Mutex<Vec<delivery::Arrival>>> = Arc::default();
+    let from_commit = delivery::tracked(&state.database_url);
+    if !from_commit {
+        println!(
+            "track_commit_timestamp is off: latency is from each event's write (inside its \
+             statement, before its commit), not from the commit"
+        );
+    }
     let counters = Arc::new(Counters::default());
     let streams = args.streams.max(1);
     let watched = streams.min(state.agents.len().max(1));
@@ -1059,6 +1068,7 @@ async fn watch(
     for s in 0..streams {
         let client = agents[s % agents.len()].clone();
         let latency = latency.clone();
+        let arrivals = arrivals.clone();
         let counters = counters.clone();
         let opened = opened.clone();
         let refused = refused.clone();
@@ -1092,6 +1102,12 @@ async fn watch(
                     if let Ok(mut h) = latency.lock() {
                         h.saturating_record(micros.max(1));
                     }
+                    if from_commit && let Ok(mut a) = arrivals.lock() {
+                        a.push(delivery::Arrival {
+                            sequence: e.sequence,
+                            at_micros: now.as_micros() as i64,
+                        });
+                    }
                 }
                 counters.ops.fetch_add(1, Ordering::Relaxed);
             }
@@ -1122,6 +1138,9 @@ async fn watch(
         }
         if let Ok(mut h) = latency.lock() {
             h.reset();
+        }
+        if let Ok(mut a) = arrivals.lock() {
+            a.clear();
         }
         let created: Arc<Mutex<Vec<String>>> = Arc::default();
         let started = Instant::now();
@@ -1188,7 +1207,7 @@ async fn watch(
             offers as f64 / secs
         );
         let mut phase = Phase::new(
-            "commit-to-delivery",
+            "write-to-delivery",
             args.domain.as_deref().unwrap_or(DEFAULT_DOMAIN),
             Load::Open(rate),
             &recorder,
@@ -1197,13 +1216,32 @@ async fn watch(
         );
         phase.service_ms = None;
         phase.schedule_lag_ms = None;
-        // The row as the harness always printed it for watch (events delivered, their
-        // commit-to-delivery latency).
-        let h = &phase.latency_ms;
-        println!(
-            "{:<20} {:>9} ops {:>10.1} ops/s   p50 {:>7.2} ms   p90 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms",
-            phase.label, phase.ok, phase.throughput, h.p50, h.p90, h.p99, h.max
-        );
+        let print = |label: &str, h: &Percentiles| {
+            println!(
+                "{label:<20} {:>9} ops {:>10.1} ops/s   p50 {:>7.2} ms   p90 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms",
+                phase.ok, phase.throughput, h.p50, h.p90, h.p99, h.max
+            )
+        };
+        print("write-to-delivery", &phase.latency_ms);
+        if from_commit {
+            let arrived = arrivals
+                .lock()
+                .map(|mut a| std::mem::take(&mut *a))
+                .unwrap_or_default();
+            match delivery::from_commit(&state.database_url, &arrived) {
+                Ok(c) => {
+                    let commit = Percentiles::of(&c.latency);
+                    print("commit-to-delivery", &commit);
+                    if c.unknown > 0 {
+                        println!("({} events without a commit timestamp)", c.unknown);
+                    }
+                    phase.from_write_ms = Some(phase.latency_ms);
+                    phase.latency_ms = commit;
+                    phase.label = "commit-to-delivery".to_owned();
+                }
+                Err(e) => eprintln!("{e}; the latency stays from the events' writes"),
+            }
+        }
         let created = created
             .lock()
             .map(|mut v| std::mem::take(&mut *v))

@@ -160,15 +160,20 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
     let svg = std::fs::read_to_string(&chart).expect("chart written");
     assert!(svg.starts_with("<svg") && svg.contains("p99.9"));
 
-    // Closed loop, as before, now also as JSON.
+    // Closed loop, as before, now also as JSON, with its pgbench floor: the replayed SQL (the
+    // search and its cards in one statement) runs on the real schema.
     let closed = json("closed.json");
     loadgen(
         &app,
         &state,
-        &format!("run search-attribute --concurrency 2 --duration 1s --no-vacuum --json {closed}"),
+        &format!(
+            "run search-attribute --concurrency 2 --duration 1s --no-vacuum --pgbench --json {closed}"
+        ),
     )
     .await;
     let r = Report::read(Path::new(&closed)).expect("report");
+    let floor = r.pgbench.expect("a pgbench floor");
+    assert!(floor.tps > 0.0 && floor.ratio > 0.0, "{floor:?}");
     let [p] = r.results.as_slice() else {
         panic!("one phase")
     };
@@ -225,6 +230,37 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
     }
     let untouched = card(&app, &file.default, 0).await;
     assert_eq!(untouched.version, 1);
+
+    // Watch: streams of the three agents, offers for them; with commit timestamps recorded by
+    // the database, latency is from each event's commit, the write-based figure kept beside it.
+    let watch = json("watch.json");
+    loadgen(
+        &app,
+        &state,
+        &format!(
+            "run watch --streams 3 --rate 20 --concurrency 1 --duration 1s --no-vacuum --json {watch}"
+        ),
+    )
+    .await;
+    let r = Report::read(Path::new(&watch)).expect("report");
+    let [p] = r.results.as_slice() else {
+        panic!("one phase: {:?}", r.results)
+    };
+    assert!(p.ok > 0 && p.errors.is_empty(), "{p:?}");
+    let tracked = std::process::Command::new("psql")
+        .args(["-Atqc", "SHOW track_commit_timestamp"])
+        .arg(&file.default.database_url)
+        .output()
+        .expect("psql");
+    if String::from_utf8_lossy(&tracked.stdout).trim() == "on" {
+        assert_eq!(p.label, "commit-to-delivery");
+        let write = p.from_write_ms.expect("the write-based figure too");
+        assert_eq!(write.count, p.latency_ms.count);
+        assert!(p.latency_ms.p50 <= write.p50, "{p:?}");
+    } else {
+        assert_eq!(p.label, "write-to-delivery");
+        assert!(p.from_write_ms.is_none());
+    }
 
     let _ = std::fs::remove_dir_all(&dir);
 }

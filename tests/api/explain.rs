@@ -23,6 +23,8 @@ struct PlanLine {
     line: String,
 }
 
+/// `count` contacts of `user`, with phones, e-mails, attributes, labels and channels, and 2,000
+/// more users (the cards' user names are read by primary key, as in a domain with agents).
 async fn seed(conn: &mut AsyncPgConnection, domain: i64, user: i64, count: i64) {
     conn.batch_execute(&format!(
         "INSERT INTO contacts (domain_id, display_name, owner_id, created_by, updated_by, last_active_at)
@@ -51,6 +53,7 @@ async fn seed(conn: &mut AsyncPgConnection, domain: i64, user: i64, count: i64) 
            FROM contacts WHERE domain_id = {domain};
          INSERT INTO contact_messaging_channels (domain_id, contact_id, protocol, external_user_id)
            SELECT domain_id, id, 'telegram', 'tg-' || id FROM contacts WHERE domain_id = {domain};
+         INSERT INTO users (domain_id, name) SELECT {domain}, 'Agent ' || g FROM generate_series(1, 2000) g;
          SELECT 1;"
     ))
     .await
@@ -315,6 +318,45 @@ async fn search_queries_use_indexes_at_scale() {
             }
         }
     }
+    // The hot search, a phone number with its cards in one statement: its generic plan costs no
+    // more than a custom one, so that PostgreSQL keeps it rather than planning every call.
+    let by_phone = SearchQuery {
+        conditions: vec![Condition::Destination(DestinationQuery::Phone {
+            e164: "+447000012345".into(),
+        })],
+        any: false,
+        labels: vec![],
+        owner: None,
+    };
+    let [s] = explainable(DomainId(d.0), &by_phone, 21, "")
+        .try_into()
+        .expect("one statement");
+    let mut costs = Vec::new();
+    for generic in [false, true] {
+        let p = plan_with_args(
+            &mut conn,
+            &format!("by_phone_{generic}"),
+            &s.sql,
+            &s.args,
+            generic,
+        )
+        .await;
+        assert!(
+            !p.contains("Seq Scan"),
+            "by phone (generic: {generic}):\n{p}"
+        );
+        assert!(
+            p.contains("contacts_domain_id_id_key"),
+            "by phone (generic: {generic}): the card by key:\n{p}"
+        );
+        costs.push(total_cost(&p));
+    }
+    assert!(
+        costs[1] <= costs[0] * 1.1,
+        "by phone: the generic plan costs {} against {} for a custom one",
+        costs[1],
+        costs[0]
+    );
     // A first name alone (30,000 names start with it), a surname alone (a later word of
     // 18,750 names), one with punctuation, and a typo of that surname each read their first
     // page off a btree in result order, with custom and generic plans: no sort of the matches.

@@ -82,8 +82,9 @@ pub fn cards_statement(domain: DomainId, ids: &[i64]) -> Dynamic {
     sql
 }
 
+/// A row of [`CARDS_SELECT`].
 #[derive(diesel::QueryableByName)]
-struct CardRow {
+pub(crate) struct CardRow {
     #[diesel(sql_type = BigInt)]
     id: i64,
     #[diesel(sql_type = BigInt)]
@@ -140,7 +141,7 @@ fn int(v: &serde_json::Value, i: usize) -> i64 {
 }
 
 impl CardRow {
-    fn into_card(self) -> ContactCard {
+    pub(crate) fn into_card(self) -> ContactCard {
         let user = |id: i64, name: Option<String>| UserRef {
             id: UserId(id),
             name: name.unwrap_or_default(),

@@ -15,12 +15,20 @@
 //! paged by keyset on (sort key, tiebreak, id). Its name branch ranks each match exactly as the
 //! bands do, so a name gets the same order and reasons alone or combined. The filters are
 //! scalar subqueries on primary keys, which the planner keeps as per-hit index lookups instead
-//! of hashing a whole label's or owner's contacts.
+//! of hashing a whole label's or owner's contacts. The page's cards come back in the same
+//! statement (the card read of [`contacts::CARDS_SELECT`] joined laterally to each hit): one
+//! round trip for a destination, attribute or messaging search, and one snapshot, so a hit
+//! always has its card. A name alone loads the cards of its page after its bands.
 
+use std::collections::HashMap;
+
+use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Jsonb, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::cached::Dynamic;
+use super::contacts::{self, CardRow};
+use crate::domain::contact::ContactCard;
 use crate::domain::ids::DomainId;
 use crate::domain::search::{
     Condition, DestinationQuery, Position, SearchQuery, escape_like, one_word, typo_tolerant,
@@ -337,8 +345,29 @@ fn branch(
     }
 }
 
-/// The general statement: any conditions, AND or OR, one page after `after`.
+/// The general statement: any conditions, AND or OR, one page after `after`, each hit with its
+/// card.
 fn build(domain: DomainId, query: &SearchQuery, after: Option<&Position>, limit: i64) -> Dynamic {
+    let (mut sql, order) = general(domain, query, after, limit);
+    let d = sql.int(domain.0);
+    sql.text = format!(
+        "SELECT agg.sort_key, agg.tiebreak, agg.found_by, card.* FROM ({}) agg \
+         CROSS JOIN LATERAL ({} WHERE c.domain_id = {d} AND c.id = agg.id) card \
+         ORDER BY {order}",
+        sql.text,
+        contacts::CARDS_SELECT
+    );
+    sql
+}
+
+/// The hits of the general statement (columns id, sort_key, tiebreak, found_by) and their
+/// order (on `agg`).
+fn general(
+    domain: DomainId,
+    query: &SearchQuery,
+    after: Option<&Position>,
+    limit: i64,
+) -> (Dynamic, &'static str) {
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
     // Hits are ordered by a tiebreak text too when a name is among the conditions; destination,
@@ -406,7 +435,7 @@ fn build(domain: DomainId, query: &SearchQuery, after: Option<&Position>, limit:
         ctes.join(", "),
         filters.join(" AND "),
     );
-    sql
+    (sql, order)
 }
 
 /// The owner and label filters on `agg.id`.
@@ -667,18 +696,59 @@ pub fn explainable(
     out
 }
 
-/// One page of hits: up to `limit` rows after the position `after`.
+/// A row of the general statement: the hit and its card.
+#[derive(diesel::QueryableByName)]
+struct CardedHit {
+    #[diesel(sql_type = BigInt)]
+    sort_key: i64,
+    #[diesel(sql_type = Text)]
+    tiebreak: String,
+    #[diesel(sql_type = Jsonb)]
+    found_by: serde_json::Value,
+    #[diesel(embed)]
+    card: CardRow,
+}
+
+/// One page of hits: up to `limit` rows after the position `after`, each with its card (`None`
+/// when the contact went away between a name's bands and its card load: the hit still counts
+/// for the page's end).
 pub async fn search(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     query: &SearchQuery,
     after: Option<&Position>,
     limit: i64,
-) -> Result<Vec<SearchRow>, Error> {
-    match name_only(query) {
-        Some(q) => search_name(conn, domain, query, q, after, limit).await,
-        None => Ok(build(domain, query, after, limit).load(conn).await?),
-    }
+) -> Result<Vec<(SearchRow, Option<ContactCard>)>, Error> {
+    let Some(q) = name_only(query) else {
+        let rows: Vec<CardedHit> = build(domain, query, after, limit).load(conn).await?;
+        return Ok(rows
+            .into_iter()
+            .map(|h| {
+                let card = h.card.into_card();
+                let hit = SearchRow {
+                    id: card.id.0,
+                    sort_key: h.sort_key,
+                    tiebreak: h.tiebreak,
+                    found_by: h.found_by,
+                };
+                (hit, Some(card))
+            })
+            .collect());
+    };
+    let rows = search_name(conn, domain, query, q, after, limit).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut cards: HashMap<i64, ContactCard> = contacts::load_cards(conn, domain, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.0, c))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let card = cards.remove(&r.id);
+            (r, card)
+        })
+        .collect())
 }
 
 /// A name alone, band by band, stopping once the page is full.

@@ -3,8 +3,6 @@
 use client_info_proto::pb;
 use tonic::{Request, Response, Status};
 
-use std::collections::HashMap;
-
 use prost::Message as _;
 
 use super::{AppState, convert, panel};
@@ -258,22 +256,16 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
         let has_more = rows.len() > limit;
         rows.truncate(limit);
         let next_page_token = match rows.last() {
-            Some(last) if has_more => self.state.keys.sign_page(fp, &last.position())?,
+            Some((last, _)) if has_more => self.state.keys.sign_page(fp, &last.position())?,
             _ => String::new(),
         };
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut cards: HashMap<i64, _> = contacts::load_cards(&mut conn, domain, &ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.id.0, c))
-            .collect();
         let viewer = panel::Viewer::of(&session, &self.state.keys);
         let hits = rows
             .iter()
-            .filter_map(|r| {
-                cards.remove(&r.id).map(|card| {
+            .filter_map(|(r, card)| {
+                card.as_ref().map(|card| {
                     Ok::<_, Error>(pb::SearchHit {
-                        contact: Some(viewer.view(&card)?),
+                        contact: Some(viewer.view(card)?),
                         found_by: found_by(&r.found_by),
                     })
                 })
