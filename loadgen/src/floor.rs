@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
 use crate::data::{self, FIRST, LAST};
 use crate::run::Scenario;
 use crate::seed::State;
@@ -390,22 +392,28 @@ fn typed(script: &str) -> String {
         + "\n"
 }
 
-/// Runs pgbench with `script` and returns its transactions per second.
+/// Runs pgbench with `script` and returns its transactions per second, and the latency of its
+/// transactions in microseconds when its per-transaction log could be read.
 pub fn pgbench(
     state: &State,
     script: &str,
     vars: &[(&str, String)],
     concurrency: usize,
     duration: Duration,
-) -> Result<f64, String> {
+) -> Result<(f64, Option<Histogram<u64>>), String> {
     let path = std::env::temp_dir().join(format!("client-info-floor-{}.sql", std::process::id()));
     std::fs::write(&path, typed(script)).map_err(|e| e.to_string())?;
+    let log_dir = std::env::temp_dir().join(format!("client-info-floor-{}", std::process::id()));
+    std::fs::create_dir_all(&log_dir).map_err(|e| e.to_string())?;
     eprintln!("running pgbench for {} s ...", duration.as_secs());
     let jobs = concurrency.clamp(1, 2);
     let out = std::process::Command::new("pgbench")
         .args(["-n", "-M", "prepared"])
         .args(["-c", &concurrency.to_string(), "-j", &jobs.to_string()])
         .args(["-T", &duration.as_secs().max(1).to_string()])
+        // A tenth of the transactions logged, so that the log costs pgbench next to nothing.
+        .args(["-l", "--sampling-rate=0.1"])
+        .arg(format!("--log-prefix={}", log_dir.join("log").display()))
         .args(["-D", &format!("d={}", state.domain)])
         .args(["-D", &format!("u={}", state.crm.id)])
         .args(["-D", &format!("n={}", state.contacts.max(1))])
@@ -419,6 +427,8 @@ pub fn pgbench(
         .output()
         .map_err(|e| format!("cannot run pgbench: {e}"))?;
     let _ = std::fs::remove_file(&path);
+    let latency = read_logs(&log_dir);
+    let _ = std::fs::remove_dir_all(&log_dir);
     if script.contains("'pgb-'") || script.contains("'pgr-'") {
         // The replayed offers stay open; close them as the RPC runs close theirs.
         let closed = std::process::Command::new("psql")
@@ -441,11 +451,53 @@ pub fn pgbench(
         .and_then(|l| l.split_whitespace().next())
         .and_then(|v| v.parse::<f64>().ok());
     match tps {
-        Some(t) => Ok(t),
+        Some(t) => Ok((t, latency)),
         None => Err(format!(
             "pgbench gave no tps: {}{}",
             text,
             String::from_utf8_lossy(&out.stderr)
         )),
+    }
+}
+
+/// The latencies of pgbench's per-transaction logs in `dir` (one file per thread; the third
+/// field of each line is the transaction's time in microseconds); `None` when there are none.
+fn read_logs(dir: &std::path::Path) -> Option<Histogram<u64>> {
+    let mut h = crate::engine::histogram();
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        record_log(&mut h, &text);
+    }
+    (!h.is_empty()).then_some(h)
+}
+
+/// Records each line's transaction time (`client_id transaction_no time script_no ...`).
+fn record_log(h: &mut Histogram<u64>, text: &str) {
+    for line in text.lines() {
+        if let Some(us) = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            h.saturating_record(us.max(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgbench_logs_give_the_third_field_as_latency() {
+        let mut h = crate::engine::histogram();
+        record_log(
+            &mut h,
+            "0 1 1520 0 1764636000 123456\n1 1 2000 0 1764636000 223456\nbad line\n",
+        );
+        assert_eq!(h.len(), 2);
+        assert_eq!((h.min(), h.max()), (1520, 2000));
     }
 }

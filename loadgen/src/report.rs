@@ -303,6 +303,10 @@ pub struct Floor {
     pub tps: f64,
     /// RPC throughput / pgbench throughput.
     pub ratio: f64,
+    /// pgbench's own transaction latency (from its per-transaction log): what the same SQL
+    /// takes at the same concurrency without any server between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<Percentiles>,
 }
 
 /// The settings a run was given.

@@ -857,11 +857,23 @@ async fn measure_all(
                     ("stamp", ctx.stamp.to_string()),
                     ("offered", ctx.offered.len().max(1).to_string()),
                 ];
-                let tps = floor::pgbench(&ctx.state, &script, &vars, *concurrency, args.duration)?;
+                let (tps, latency) =
+                    floor::pgbench(&ctx.state, &script, &vars, *concurrency, args.duration)?;
                 let ratio = rpc.throughput / tps;
                 println!("pgbench (same SQL)   {tps:>25.1} tx/s");
+                let latency_ms = latency.as_ref().map(Percentiles::of);
+                if let Some(l) = &latency_ms {
+                    println!(
+                        "pgbench latency      {:>25}   p50 {:>7.2} ms   p90 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms",
+                        "", l.p50, l.p90, l.p99, l.max
+                    );
+                }
                 println!("ratio rpc/pgbench    {ratio:>25.2}");
-                report.pgbench = Some(Floor { tps, ratio });
+                report.pgbench = Some(Floor {
+                    tps,
+                    ratio,
+                    latency_ms,
+                });
             }
             None => println!("{NO_WATCH_FLOOR}"),
         }

@@ -174,6 +174,9 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
     let r = Report::read(Path::new(&closed)).expect("report");
     let floor = r.pgbench.expect("a pgbench floor");
     assert!(floor.tps > 0.0 && floor.ratio > 0.0, "{floor:?}");
+    // pgbench's own latency, from a tenth of its transactions: at least one in a second.
+    let own = floor.latency_ms.expect("pgbench's latency");
+    assert!(own.count > 0 && own.p50 > 0.0, "{own:?}");
     let [p] = r.results.as_slice() else {
         panic!("one phase")
     };
