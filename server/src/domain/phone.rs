@@ -95,14 +95,26 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-fn build(number: &phonenumber::PhoneNumber, ninth_digit_added: bool) -> ParsedPhone {
-    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+/// The national significant number: digits, with Italian-style leading zeros.
+fn national_significant(number: &phonenumber::PhoneNumber) -> String {
     let national = number.national();
-    let national_number = format!(
+    format!(
         "{}{}",
         "0".repeat(usize::from(national.zeros())),
         national.value()
-    );
+    )
+}
+
+/// E.164 is by definition `+`, the country code and the national significant number. Written
+/// here rather than through the crate's formatter, which picks a national format pattern first
+/// even for E.164 (about 4 % of a destination search's server CPU, for nothing).
+fn e164_of(number: &phonenumber::PhoneNumber, national_number: &str) -> String {
+    format!("+{}{national_number}", number.code().value())
+}
+
+fn build(number: &phonenumber::PhoneNumber, ninth_digit_added: bool) -> ParsedPhone {
+    let national_number = national_significant(number);
+    let e164 = e164_of(number, &national_number);
     let digits_reversed: String = digits(&e164).chars().rev().collect();
     ParsedPhone {
         region: number
@@ -179,7 +191,7 @@ pub fn parse_phone(input: &str, default_region: Region) -> Result<ParsedPhone, P
     match first_parsed {
         Some(number) => Err(PhoneError::Invalid {
             region: default_region,
-            e164: number.format().mode(phonenumber::Mode::E164).to_string(),
+            e164: e164_of(&number, &national_significant(&number)),
         }),
         None => Err(PhoneError::Unparseable),
     }
@@ -228,6 +240,37 @@ mod tests {
         parse_phone(input, region(default_region))
             .unwrap_or_else(|e| panic!("{input:?} in {default_region}: {e}"))
             .e164
+    }
+
+    #[test]
+    fn e164_is_the_formatters_e164() {
+        // Italian fixed lines keep their leading zero; numbers of several lengths, countries
+        // with one and with several regions, a non-geographic code.
+        for raw in [
+            "+390612345678",
+            "+39 0471 123456",
+            "+393123456789",
+            "+447400123456",
+            "+442079460000",
+            "+33628230455",
+            "+4915112345678",
+            "+5511987654321",
+            "+12025550123",
+            "+14165550123",
+            "+81312345678",
+            "+8613812345678",
+            "+971501234567",
+            "+79161234567",
+            "+870773111632",
+            "+225 07 12 34 56 78",
+        ] {
+            let n = phonenumber::parse(None, raw).expect(raw);
+            assert_eq!(
+                e164_of(&n, &national_significant(&n)),
+                n.format().mode(phonenumber::Mode::E164).to_string(),
+                "{raw}"
+            );
+        }
     }
 
     #[test]
