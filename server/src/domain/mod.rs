@@ -9,5 +9,6 @@ pub mod interaction;
 pub mod merge;
 pub mod permission;
 pub mod phone;
+pub mod phone_validity;
 pub mod search;
 pub mod text;

@@ -143,7 +143,7 @@ fn brazil_with_ninth_digit(number: &phonenumber::PhoneNumber) -> Option<phonenum
     let fixed = format!("+55{}9{}", &national[..2], &national[2..]);
     phonenumber::parse(None, fixed)
         .ok()
-        .filter(phonenumber::is_valid)
+        .filter(super::phone_validity::is_valid)
 }
 
 /// Parses `input` in `default_region` and normalises it.
@@ -180,7 +180,7 @@ pub fn parse_phone(input: &str, default_region: Region) -> Result<ParsedPhone, P
         let Ok(number) = phonenumber::parse(Some(default_region.0), &candidate) else {
             continue;
         };
-        if phonenumber::is_valid(&number) {
+        if super::phone_validity::is_valid(&number) {
             return Ok(build(&number, false));
         }
         if let Some(fixed) = brazil_with_ninth_digit(&number) {
