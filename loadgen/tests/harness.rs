@@ -94,6 +94,12 @@ async fn loadgen(app: &TestApp, state: &Path, line: &str) {
         .unwrap_or_else(|e| panic!("{line}: {e}"));
 }
 
+/// Runs `line` with `--json json` and reads the report back.
+async fn report(app: &TestApp, state: &Path, line: &str, json: &Path) -> Report {
+    loadgen(app, state, &format!("{line} --json {}", json.display())).await;
+    Report::read(json).expect("report")
+}
+
 fn scratch() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-harness-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -110,17 +116,15 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
         domains: BTreeMap::from([("bulk".to_owned(), seed(&app, "lg-bulk", 40).await)]),
     };
     file.save(&state).expect("state file");
-    let json = |name: &str| dir.join(name).to_string_lossy().into_owned();
 
     // Open loop at one rate: every request due is accounted for; the healthy server fails none.
-    let one = json("one.json");
-    loadgen(
+    let r = report(
         &app,
         &state,
-        &format!("run client-info --rate 40 --duration 1s --p99-limit 1s --no-vacuum --json {one}"),
+        "run client-info --rate 40 --duration 1s --p99-limit 1s --no-vacuum",
+        &dir.join("one.json"),
     )
     .await;
-    let r = Report::read(Path::new(&one)).expect("report");
     assert_eq!((r.scenario.as_str(), r.contacts), ("client-info", 60));
     let [p] = r.results.as_slice() else {
         panic!("one phase: {:?}", r.results)
@@ -137,18 +141,12 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
     assert!(r.crossing.is_some());
 
     // A sweep: one phase per rate in increasing order, its JSON and its chart.
-    let sweep = json("sweep.json");
     let chart = dir.join("sweep.svg");
-    loadgen(
-        &app,
-        &state,
-        &format!(
-            "run search-destination --sweep 40,20 --duration 1s --max-in-flight 8 --no-vacuum --json {sweep} --chart {}",
-            chart.display()
-        ),
-    )
-    .await;
-    let r = Report::read(Path::new(&sweep)).expect("report");
+    let line = format!(
+        "run search-destination --sweep 40,20 --duration 1s --max-in-flight 8 --no-vacuum --chart {}",
+        chart.display()
+    );
+    let r = report(&app, &state, &line, &dir.join("sweep.json")).await;
     let rates: Vec<_> = r
         .results
         .iter()
@@ -162,16 +160,13 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
 
     // Closed loop, as before, now also as JSON, with its pgbench floor: the replayed SQL (the
     // search and its cards in one statement) runs on the real schema.
-    let closed = json("closed.json");
-    loadgen(
+    let r = report(
         &app,
         &state,
-        &format!(
-            "run search-attribute --concurrency 2 --duration 1s --no-vacuum --pgbench --json {closed}"
-        ),
+        "run search-attribute --concurrency 2 --duration 1s --no-vacuum --pgbench",
+        &dir.join("closed.json"),
     )
     .await;
-    let r = Report::read(Path::new(&closed)).expect("report");
     let floor = r.pgbench.expect("a pgbench floor");
     assert!(floor.tps > 0.0 && floor.ratio > 0.0, "{floor:?}");
     // pgbench's own latency, from a tenth of its transactions: at least one in a second.
@@ -188,16 +183,13 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
     assert_eq!(p.scheduled, p.ok);
 
     // Two domains: offers in the default domain alone, then beside a bulk sync of "bulk".
-    let two = json("two.json");
-    loadgen(
+    let r = report(
         &app,
         &state,
-        &format!(
-            "run offer --rate 20 --duration 1s --bulk-domain bulk --bulk-clients 2 --no-vacuum --json {two}"
-        ),
+        "run offer --rate 20 --duration 1s --bulk-domain bulk --bulk-clients 2 --no-vacuum",
+        &dir.join("two.json"),
     )
     .await;
-    let r = Report::read(Path::new(&two)).expect("report");
     let labels: Vec<_> = r
         .results
         .iter()
@@ -236,16 +228,13 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
 
     // Watch: streams of the three agents, offers for them; with commit timestamps recorded by
     // the database, latency is from each event's commit, the write-based figure kept beside it.
-    let watch = json("watch.json");
-    loadgen(
+    let r = report(
         &app,
         &state,
-        &format!(
-            "run watch --streams 3 --rate 20 --concurrency 1 --duration 1s --no-vacuum --json {watch}"
-        ),
+        "run watch --streams 3 --rate 20 --concurrency 1 --duration 1s --no-vacuum",
+        &dir.join("watch.json"),
     )
     .await;
-    let r = Report::read(Path::new(&watch)).expect("report");
     let [p] = r.results.as_slice() else {
         panic!("one phase: {:?}", r.results)
     };

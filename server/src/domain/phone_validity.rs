@@ -19,6 +19,7 @@
 //! or, for a region without one, the first where the number has a type. The number is valid
 //! when its region's general pattern matches and so does one of its type patterns.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -130,11 +131,11 @@ pub fn is_valid(number: &PhoneNumber) -> bool {
     let (key, meta) = match regions.as_slice() {
         [] => return false,
         ["001"] => match DATABASE.by_code(&code).and_then(|m| m.into_iter().next()) {
-            Some(meta) => (format!("001+{code}"), meta),
+            Some(meta) => (Cow::Owned(format!("001+{code}")), meta),
             None => return false,
         },
         [one] => match DATABASE.by_id(*one) {
-            Some(meta) => ((*one).to_owned(), meta),
+            Some(meta) => (Cow::Borrowed(*one), meta),
             None => return false,
         },
         several => {
@@ -151,7 +152,7 @@ pub fn is_valid(number: &PhoneNumber) -> bool {
                     None => r.has_type(&national),
                 };
                 if hit {
-                    found = Some(((*region).to_owned(), meta));
+                    found = Some((Cow::Borrowed(*region), meta));
                     break;
                 }
             }
