@@ -296,6 +296,7 @@ mod tests {
                 .collect(),
             crossing: None,
             pgbench: None,
+            floor: Vec::new(),
             interference: None,
         }
     }

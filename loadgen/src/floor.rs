@@ -341,7 +341,7 @@ SELECT i.*, coalesce(i.bound_contact_id, (i.candidates->0->>'contact_id')::bigin
 }
 
 /// pgbench sends variables as untyped text: give every numeric one in SQL a type.
-fn typed(script: &str) -> String {
+pub(crate) fn typed(script: &str) -> String {
     const VARS: [&str; 13] = [
         "client_id",
         "cid",

@@ -12,6 +12,7 @@ pub mod data;
 mod delivery;
 mod engine;
 mod floor;
+mod replay;
 pub mod report;
 pub mod run;
 pub mod seed;

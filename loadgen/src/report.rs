@@ -297,7 +297,7 @@ impl Crossing {
 }
 
 /// The pgbench floor of a closed-loop run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Floor {
     /// pgbench transactions per second with the same SQL, concurrency and duration.
     pub tps: f64,
@@ -307,6 +307,10 @@ pub struct Floor {
     /// takes at the same concurrency without any server between.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Percentiles>,
+    /// With `--rounds`: each round's floor (RPC run then pgbench); the fields above are the
+    /// round whose ratio is the median.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Floor>,
 }
 
 /// The settings a run was given.
@@ -335,6 +339,13 @@ pub struct Settings {
     /// `--warmup`, in seconds.
     #[serde(default)]
     pub warmup_s: Option<f64>,
+    /// HTTP/2 connections the requests were spread over (none for watch, which opens one per
+    /// agent; none in reports written before `--connections`).
+    #[serde(default)]
+    pub connections: Option<usize>,
+    /// Closed loop with `--pgbench`: `--rounds`.
+    #[serde(default)]
+    pub rounds: Option<usize>,
 }
 
 /// Everything a run measured, as `--json` writes it.
@@ -360,6 +371,10 @@ pub struct Report {
     pub crossing: Option<Crossing>,
     /// Closed loop with `--pgbench`: the floor.
     pub pgbench: Option<Floor>,
+    /// Open loop with `--pgbench`: the scenario's SQL alone at each rate, on the same
+    /// schedule (labels `sql <rate>/s`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floor: Vec<Phase>,
     /// Two-domain run: how the scenario's phases compare (loaded / baseline).
     pub interference: Option<Interference>,
 }
@@ -579,6 +594,7 @@ mod tests {
             crossing: Some(Crossing::find(&phases, Duration::from_millis(10))),
             results: phases,
             pgbench: None,
+            floor: Vec::new(),
             interference: None,
         };
         let value = serde_json::to_value(&report).expect("serialize");

@@ -85,6 +85,9 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// the server answers at once on this machine, so that it only bounds the harness's memory
 /// when the server stalls.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
+/// Open loop with `--pgbench`: the PostgreSQL connections the SQL is replayed over (pgbench's
+/// `-c` in the closed-loop runs).
+pub const FLOOR_CONNECTIONS: usize = 16;
 /// Watch: events per second when `--rate` is not given.
 pub const DEFAULT_WATCH_RATE: u64 = 1000;
 /// Two-domain run: bulk clients when `--bulk-clients` is not given.
@@ -110,7 +113,10 @@ pub struct RunArgs {
     /// --bulk-domain, each phase.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
-    /// Closed loop: also replay the scenario's SQL with pgbench and print the ratio.
+    /// Closed loop: also replay the scenario's SQL with pgbench at the same concurrency and
+    /// print the ratio. Open loop (reads): also replay it at each rate on the same fixed
+    /// schedule, straight to PostgreSQL over 16 connections, and print its latency (pgbench's
+    /// own `-R` draws Poisson arrivals, which would not compare).
     #[arg(long)]
     pgbench: bool,
     /// Watch: streams to hold.
@@ -164,6 +170,18 @@ pub struct RunArgs {
     /// Skip the VACUUM ANALYZE run before measuring when the database has autovacuum off.
     #[arg(long)]
     no_vacuum: bool,
+    /// Closed loop with --pgbench: alternate the RPC run and the pgbench run this many times
+    /// and give the median of the rounds' ratios [default: 1]. A shared machine's speed can
+    /// drift by half within minutes, and then one RPC run against one pgbench run a minute
+    /// later says more about the drift than about the server.
+    #[arg(long, value_parser = parse_count)]
+    rounds: Option<usize>,
+    /// HTTP/2 connections the requests are spread over, worker `w` (open loop: request `k`)
+    /// on connection `w % N` [default: 1, a back-end service's one channel]. One per client
+    /// (`--connections 16` at `--concurrency 16`) is what 16 agent desktops would open; on two
+    /// shared cores it costs more CPU per request (less batching of frames and wake-ups).
+    #[arg(long, value_parser = parse_count)]
+    connections: Option<usize>,
 }
 
 /// Parses a duration of whole seconds: `30`, `30s` or `2m`, more than 0.
@@ -256,9 +274,15 @@ enum Plan {
 fn plan(args: &RunArgs) -> Result<Plan, String> {
     let open = args.rate.is_some() || args.sweep.is_some();
     let watch = args.scenario == Scenario::Watch;
-    if args.pgbench && open && !watch {
+    if args.pgbench && open && args.scenario.writes() {
         return Err(
-            "--pgbench compares closed-loop throughput: use it with --concurrency, not --rate or --sweep"
+            "--pgbench with --rate or --sweep replays a read's SQL on the same schedule; a write's floor is closed loop: use --concurrency"
+                .to_owned(),
+        );
+    }
+    if args.rounds.is_some_and(|r| r > 1) && (open || watch || !args.pgbench) {
+        return Err(
+            "--rounds alternates closed-loop runs with their pgbench floor: use it with --pgbench and --concurrency"
                 .to_owned(),
         );
     }
@@ -347,8 +371,11 @@ struct Ctx {
     state: State,
     /// The state file's name of the domain (`default` or a `seed --domain` name).
     domain: String,
+    /// Routing on the first connection: the setup and the closing of interactions.
     routing: Client,
-    crm: Client,
+    /// One per connection: worker `w` sends on `lanes[w % len]`.
+    lanes: Vec<Lane>,
+    /// Agent `a`'s client, on connection `a % lanes.len()`.
     agents: Vec<Client>,
     stamp: u64,
     /// Numbers the requests of the run, across phases, so that ids never repeat.
@@ -360,7 +387,17 @@ struct Ctx {
     opened: Mutex<Vec<String>>,
 }
 
+/// One connection and the callers that send on it.
+struct Lane {
+    routing: Client,
+    crm: Client,
+}
+
 impl Ctx {
+    fn lane(&self, worker: usize) -> &Lane {
+        &self.lanes[worker % self.lanes.len()]
+    }
+
     fn opened(&self, iid: &str) {
         if let Ok(mut v) = self.opened.lock() {
             v.push(iid.to_owned());
@@ -431,7 +468,7 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
             let agent = rand::rng().random_range(0..ctx.agents.len());
             let iid = format!("of-{}-{worker}-{n}", ctx.stamp);
             let req = call(&iid, data::written(i, n), ctx.state.agents[agent].id);
-            ctx.routing.offer_interaction(req).await?;
+            ctx.lane(worker).routing.offer_interaction(req).await?;
             ctx.opened(&iid);
         }
         Scenario::ClientInfo => {
@@ -441,7 +478,8 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
         }
         Scenario::SearchDestination => {
             let i = random_index(&ctx.state);
-            ctx.crm
+            ctx.lane(worker)
+                .crm
                 .search_contacts(pb::SearchContactsRequest {
                     destination: data::written(i, n),
                     ..Default::default()
@@ -450,7 +488,8 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
         }
         Scenario::SearchAttribute => {
             let i = random_index(&ctx.state);
-            ctx.crm
+            ctx.lane(worker)
+                .crm
                 .search_contacts(pb::SearchContactsRequest {
                     attributes: vec![pb::AttributeCondition {
                         key: "crm_id".into(),
@@ -471,7 +510,8 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
                 Scenario::SearchTypo => data::first_name_typo(i),
                 _ => data::name(i),
             };
-            ctx.crm
+            ctx.lane(worker)
+                .crm
                 .search_contacts(pb::SearchContactsRequest {
                     name,
                     ..Default::default()
@@ -484,11 +524,12 @@ async fn op(ctx: &Ctx, scenario: Scenario, worker: usize, n: u64) -> Result<Dura
             let agent = worker % ctx.agents.len();
             let agent_id = ctx.state.agents[agent].id;
             let iid = format!("cr-{}-{worker}-{n}", ctx.stamp);
-            ctx.routing
+            let routing = &ctx.lane(worker).routing;
+            routing
                 .offer_interaction(chat(&iid, "telegram", identity, data::name(i), agent_id))
                 .await?;
             ctx.opened(&iid);
-            ctx.routing.accept_interaction(&iid, agent_id).await?;
+            routing.accept_interaction(&iid, agent_id).await?;
             let started = Instant::now();
             ctx.agents[agent]
                 .create_contact(pb::CreateContactRequest {
@@ -579,12 +620,21 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
     };
     let duration = args.duration;
     let url = target.url.as_str();
-    let routing = connect(target, &state.routing.token).await?;
-    let crm = connect(target, &state.crm.token).await?;
+    let connections = args.connections.unwrap_or(1);
+    let mut lanes = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let routing = connect(target, &state.routing.token).await?;
+        let crm = routing
+            .with_token(Some(&state.crm.token))
+            .map_err(|e| e.to_string())?;
+        lanes.push(Lane { routing, crm });
+    }
+    let routing = lanes[0].routing.clone();
     let mut agents = Vec::with_capacity(state.agents.len());
-    for a in &state.agents {
+    for (k, a) in state.agents.iter().enumerate() {
         agents.push(
-            routing
+            lanes[k % lanes.len()]
+                .routing
                 .with_token(Some(&a.token))
                 .map_err(|e| e.to_string())?,
         );
@@ -596,7 +646,10 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
     let stamp = now.as_millis() as u64;
     let max_in_flight = args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
     let load = match &plan {
-        Plan::Closed(c) => format!("concurrency {c}"),
+        Plan::Closed(c) => format!(
+            "concurrency {c} over {connections} connection{}",
+            if connections == 1 { "" } else { "s" }
+        ),
         Plan::Open(rates) if args.scenario == Scenario::Watch => format!(
             "{} events/s, {} streams, {} generators",
             join(rates),
@@ -604,8 +657,9 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
             args.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
         ),
         Plan::Open(rates) => format!(
-            "open loop at {}/s (at most {max_in_flight} in flight)",
-            join(rates)
+            "open loop at {}/s (at most {max_in_flight} in flight, over {connections} connection{})",
+            join(rates),
+            if connections == 1 { "" } else { "s" }
         ),
     };
     println!(
@@ -670,10 +724,16 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
             bulk_rate: args.bulk_rate,
             streams: (args.scenario == Scenario::Watch).then_some(args.streams),
             warmup_s: args.warmup.map(|w| w.as_secs_f64()),
+            connections: (args.scenario != Scenario::Watch).then_some(connections),
+            rounds: args
+                .pgbench
+                .then(|| args.rounds.unwrap_or(1))
+                .filter(|_| matches!(plan, Plan::Closed(_)) && args.scenario != Scenario::Watch),
         },
         results: Vec::new(),
         crossing: None,
         pgbench: None,
+        floor: Vec::new(),
         interference: None,
     };
     if args.scenario == Scenario::Watch {
@@ -708,7 +768,7 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
         state,
         domain,
         routing,
-        crm,
+        lanes,
         agents,
         stamp,
         seq: AtomicU64::new(0),
@@ -801,6 +861,9 @@ async fn measure_all(
         report.interference = Some(interference);
         return Ok(());
     }
+    if let (true, [Load::Closed(concurrency)]) = (args.pgbench, loads.as_slice()) {
+        return closed_with_floor(ctx, args, *concurrency, report).await;
+    }
     for (i, load) in loads.iter().enumerate() {
         if i > 0 {
             // Each rate starts as a run of its own would: no backlog of open interactions,
@@ -845,39 +908,93 @@ async fn measure_all(
         }
         report.crossing = Some(crossing);
     }
-    if let (true, [Load::Closed(concurrency)], Some(rpc)) =
-        (args.pgbench, loads.as_slice(), report.results.first())
-    {
-        match floor::script(args.scenario) {
-            Some(script) => {
-                if !args.no_vacuum {
-                    vacuum_if_needed(&ctx.state);
-                }
-                let vars = [
-                    ("stamp", ctx.stamp.to_string()),
-                    ("offered", ctx.offered.len().max(1).to_string()),
-                ];
-                let (tps, latency) =
-                    floor::pgbench(&ctx.state, &script, &vars, *concurrency, args.duration)?;
-                let ratio = rpc.throughput / tps;
-                println!("pgbench (same SQL)   {tps:>25.1} tx/s");
-                let latency_ms = latency.as_ref().map(Percentiles::of);
-                if let Some(l) = &latency_ms {
-                    println!(
-                        "pgbench latency      {:>25}   p50 {:>7.2} ms   p90 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms",
-                        "", l.p50, l.p90, l.p99, l.max
-                    );
-                }
-                println!("ratio rpc/pgbench    {ratio:>25.2}");
-                report.pgbench = Some(Floor {
-                    tps,
-                    ratio,
-                    latency_ms,
-                });
-            }
-            None => println!("{NO_WATCH_FLOOR}"),
-        }
+    if let (true, Plan::Open(rates)) = (args.pgbench, plan) {
+        open_floor(ctx, args, rates, report).await?;
     }
+    Ok(())
+}
+
+/// A closed-loop run with its pgbench floor: `--rounds` times the RPC run then pgbench, each
+/// round's ratio printed, the median kept.
+async fn closed_with_floor(
+    ctx: &Arc<Ctx>,
+    args: &RunArgs,
+    concurrency: usize,
+    report: &mut Report,
+) -> Result<(), String> {
+    let Some(script) = floor::script(args.scenario) else {
+        println!("{NO_WATCH_FLOOR}");
+        return Ok(());
+    };
+    let vars = [
+        ("stamp", ctx.stamp.to_string()),
+        ("offered", ctx.offered.len().max(1).to_string()),
+    ];
+    let max_in_flight = args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+    let rounds = args.rounds.unwrap_or(1);
+    let mut floors = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        if round > 1 {
+            close_all(&ctx.routing, ctx.take_opened()).await;
+            if args.scenario.writes() && !args.no_vacuum {
+                vacuum_if_needed(&ctx.state);
+            }
+        }
+        let label = if rounds == 1 {
+            "rpc".to_owned()
+        } else {
+            format!("rpc {round}/{rounds}")
+        };
+        let load = Load::Closed(concurrency);
+        let phase = measure(
+            ctx,
+            args.scenario,
+            load,
+            args.duration,
+            max_in_flight,
+            &label,
+            None,
+        )
+        .await?;
+        phase.print();
+        if !args.no_vacuum {
+            vacuum_if_needed(&ctx.state);
+        }
+        let (tps, latency) =
+            floor::pgbench(&ctx.state, &script, &vars, concurrency, args.duration)?;
+        let ratio = phase.throughput / tps;
+        println!("pgbench (same SQL)   {tps:>25.1} tx/s");
+        let latency_ms = latency.as_ref().map(Percentiles::of);
+        if let Some(l) = &latency_ms {
+            println!(
+                "pgbench latency      {:>25}   p50 {:>7.2} ms   p90 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms",
+                "", l.p50, l.p90, l.p99, l.max
+            );
+        }
+        println!("ratio rpc/pgbench    {ratio:>25.2}");
+        report.results.push(phase);
+        floors.push(Floor {
+            tps,
+            ratio,
+            latency_ms,
+            rounds: Vec::new(),
+        });
+    }
+    let mut order: Vec<usize> = (0..floors.len()).collect();
+    order.sort_by(|&a, &b| floors[a].ratio.total_cmp(&floors[b].ratio));
+    let median = floors[order[order.len() / 2]].clone();
+    if rounds > 1 {
+        let ratios: Vec<String> = floors.iter().map(|f| format!("{:.2}", f.ratio)).collect();
+        println!(
+            "ratio rpc/pgbench, median of {rounds} rounds: {:.2} (rounds: {})",
+            median.ratio,
+            ratios.join(", ")
+        );
+    }
+    report.pgbench = Some(Floor {
+        rounds: if rounds > 1 { floors } else { Vec::new() },
+        ..median
+    });
     Ok(())
 }
 
@@ -942,6 +1059,66 @@ async fn measure(
         started,
         ended,
     ))
+}
+
+/// The open-loop floor: the scenario's SQL replayed straight to PostgreSQL at each rate, on
+/// the same schedule, with the same warm-up (see `replay.rs`).
+async fn open_floor(
+    ctx: &Arc<Ctx>,
+    args: &RunArgs,
+    rates: &[u64],
+    report: &mut Report,
+) -> Result<(), String> {
+    let script = floor::script(args.scenario)
+        .ok_or_else(|| format!("{} has no SQL floor", args.scenario.name()))?;
+    let script = crate::replay::parse(&floor::typed(&script))?;
+    let vars = [
+        ("stamp", ctx.stamp.to_string()),
+        ("offered", ctx.offered.len().max(1).to_string()),
+    ];
+    let max_in_flight = args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+    for (i, rate) in rates.iter().enumerate() {
+        if !args.no_vacuum {
+            vacuum_if_needed(&ctx.state);
+        }
+        eprintln!("replaying the SQL at {rate}/s over {FLOOR_CONNECTIONS} connections ...");
+        let load = OpenLoop {
+            rate: *rate,
+            duration: args.duration,
+            max_in_flight,
+        };
+        let warmup = if i == 0 { args.warmup } else { None };
+        let (recorder, started, ended) =
+            crate::replay::open_loop(&ctx.state, &script, &vars, FLOOR_CONNECTIONS, load, warmup)
+                .await?;
+        let phase = Phase::new(
+            format!("sql {rate}/s"),
+            &ctx.domain,
+            Load::Open(*rate),
+            &recorder,
+            started,
+            ended,
+        );
+        phase.print();
+        report.floor.push(phase);
+    }
+    if let Some(limit) = args.p99_limit {
+        let crossing = Crossing::find(&report.floor, limit);
+        for p in &report.floor {
+            println!(
+                "{}: the SQL alone has p99 {:.2} ms, {} the {:?} limit",
+                p.label,
+                p.latency_ms.p99,
+                if p.latency_ms.p99 > crossing.limit_ms {
+                    "over"
+                } else {
+                    "within"
+                },
+                limit
+            );
+        }
+    }
+    Ok(())
 }
 
 /// [`measure`] with the lock waits of the measured domain's database sampled meanwhile.
@@ -1351,6 +1528,14 @@ mod tests {
         );
         assert_eq!(plan_of("client-info --rate 500"), Ok(Plan::Open(vec![500])));
         assert_eq!(
+            plan_of("client-info --pgbench --rounds 3"),
+            Ok(Plan::Closed(DEFAULT_CONCURRENCY))
+        );
+        assert_eq!(
+            plan_of("search-destination --rate 500 --pgbench --connections 4"),
+            Ok(Plan::Open(vec![500]))
+        );
+        assert_eq!(
             plan_of("client-info --sweep 2000,500 --p99-limit 3ms --chart c.svg --json r.json"),
             Ok(Plan::Open(vec![500, 2000]))
         );
@@ -1398,7 +1583,11 @@ mod tests {
             ("client-info --concurrency 0", "--concurrency"),
             ("client-info --rate 10 --max-in-flight 0", "--max-in-flight"),
             ("client-info --rate 10 --p99-limit 3", "--p99-limit"),
-            ("client-info --rate 10 --pgbench", "--pgbench"),
+            ("offer --rate 10 --pgbench", "--pgbench"),
+            ("create-relink --sweep 10,20 --pgbench", "--pgbench"),
+            ("client-info --connections 0", "--connections"),
+            ("client-info --rounds 3", "--rounds"),
+            ("client-info --rate 10 --pgbench --rounds 3", "--rounds"),
             ("client-info --rate 10 --concurrency 8", "--concurrency"),
             ("client-info --max-in-flight 8", "--max-in-flight"),
             ("client-info --p99-limit 3ms", "--p99-limit"),

@@ -117,14 +117,26 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
     };
     file.save(&state).expect("state file");
 
-    // Open loop at one rate: every request due is accounted for; the healthy server fails none.
+    // Open loop at one rate over two connections: every request due is accounted for; the
+    // healthy server fails none. With --pgbench, the same SQL (the interaction, then the card
+    // of the contact its `\gset` found) replayed straight to PostgreSQL at the same rate.
     let r = report(
         &app,
         &state,
-        "run client-info --rate 40 --duration 1s --p99-limit 1s --no-vacuum",
+        "run client-info --rate 40 --duration 1s --p99-limit 1s --no-vacuum --connections 2 --pgbench",
         &dir.join("one.json"),
     )
     .await;
+    assert_eq!(r.settings.connections, Some(2));
+    let [sql] = r.floor.as_slice() else {
+        panic!("one floor phase: {:?}", r.floor)
+    };
+    assert_eq!(
+        (sql.label.as_str(), sql.mode, sql.scheduled),
+        ("sql 40/s", Mode::Open, 40)
+    );
+    assert_eq!((sql.ok, sql.unsent), (40, 0), "{:?}", sql.errors);
+    assert_eq!(sql.latency_ms.count, 40);
     assert_eq!((r.scenario.as_str(), r.contacts), ("client-info", 60));
     let [p] = r.results.as_slice() else {
         panic!("one phase: {:?}", r.results)
@@ -143,10 +155,17 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
     // A sweep: one phase per rate in increasing order, its JSON and its chart.
     let chart = dir.join("sweep.svg");
     let line = format!(
-        "run search-destination --sweep 40,20 --duration 1s --max-in-flight 8 --no-vacuum --chart {}",
+        "run search-destination --sweep 40,20 --duration 1s --max-in-flight 8 --no-vacuum --pgbench --chart {}",
         chart.display()
     );
     let r = report(&app, &state, &line, &dir.join("sweep.json")).await;
+    let floor: Vec<_> = r
+        .floor
+        .iter()
+        .map(|p| (p.label.as_str(), p.ok, p.errors.len()))
+        .collect();
+    assert_eq!(floor, [("sql 20/s", 20, 0), ("sql 40/s", 40, 0)]);
+    assert_eq!(r.settings.connections, Some(1));
     let rates: Vec<_> = r
         .results
         .iter()
@@ -158,29 +177,34 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
     let svg = std::fs::read_to_string(&chart).expect("chart written");
     assert!(svg.starts_with("<svg") && svg.contains("p99.9"));
 
-    // Closed loop, as before, now also as JSON, with its pgbench floor: the replayed SQL (the
-    // search and its cards in one statement) runs on the real schema.
+    // Closed loop, as before, now also as JSON, with its pgbench floor in two rounds (RPC run,
+    // pgbench, RPC run, pgbench): the replayed SQL (the search and its cards in one statement)
+    // runs on the real schema, and the ratio kept is the median round's.
     let r = report(
         &app,
         &state,
-        "run search-attribute --concurrency 2 --duration 1s --no-vacuum --pgbench",
+        "run search-attribute --concurrency 2 --duration 1s --no-vacuum --pgbench --rounds 2",
         &dir.join("closed.json"),
     )
     .await;
+    assert_eq!(r.settings.rounds, Some(2));
     let floor = r.pgbench.expect("a pgbench floor");
     assert!(floor.tps > 0.0 && floor.ratio > 0.0, "{floor:?}");
+    assert_eq!(floor.rounds.len(), 2);
+    assert!(floor.rounds.iter().any(|f| f.ratio == floor.ratio));
     // pgbench's own latency, from a tenth of its transactions: at least one in a second.
     let own = floor.latency_ms.expect("pgbench's latency");
     assert!(own.count > 0 && own.p50 > 0.0, "{own:?}");
-    let [p] = r.results.as_slice() else {
-        panic!("one phase")
-    };
-    assert_eq!(
-        (p.mode, p.concurrency, p.target_rate),
-        (Mode::Closed, Some(2), None)
-    );
-    assert!(p.ok > 0 && p.errors.is_empty(), "{p:?}");
-    assert_eq!(p.scheduled, p.ok);
+    let labels: Vec<_> = r.results.iter().map(|p| p.label.as_str()).collect();
+    assert_eq!(labels, ["rpc 1/2", "rpc 2/2"]);
+    for p in &r.results {
+        assert_eq!(
+            (p.mode, p.concurrency, p.target_rate),
+            (Mode::Closed, Some(2), None)
+        );
+        assert!(p.ok > 0 && p.errors.is_empty(), "{p:?}");
+        assert_eq!(p.scheduled, p.ok);
+    }
 
     // Two domains: offers in the default domain alone, then beside a bulk sync of "bulk".
     let r = report(

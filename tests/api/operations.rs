@@ -699,3 +699,59 @@ async fn the_plaintext_warning_is_logged_once_and_pipes_get_no_colour() {
     );
     assert!(!text.contains('\u{1b}'), "colour codes on a pipe: {text:?}");
 }
+
+#[derive(diesel::QueryableByName)]
+struct BackendPid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+async fn backend_pid(conn: &mut client_info_server::db::Conn) -> i32 {
+    use diesel_async::RunQueryDsl as _;
+    diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<BackendPid>(&mut **conn)
+        .await
+        .expect("pid")
+        .pid
+}
+
+/// The pool hands out the connection returned last, so that a moderate load keeps a few
+/// backends awake instead of waking each pooled one in turn (README, "Database sessions").
+#[tokio::test]
+async fn the_pool_hands_out_the_connection_returned_last() {
+    use client_info_server::db::{PoolSettings, build_pool, conn};
+    let app = TestApp::start().await;
+    let pool = build_pool(
+        &client_info_tests::database_url(&app.db_name),
+        &PoolSettings {
+            max_size: 4,
+            wait_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        },
+    )
+    .expect("pool");
+    let mut first = conn(&pool).await.expect("first");
+    let mut second = conn(&pool).await.expect("second");
+    let mut third = conn(&pool).await.expect("third");
+    let (p1, p2, p3) = (
+        backend_pid(&mut first).await,
+        backend_pid(&mut second).await,
+        backend_pid(&mut third).await,
+    );
+    assert!(p1 != p2 && p2 != p3 && p1 != p3);
+    drop(first);
+    drop(third);
+    drop(second);
+    // One request at a time: always the connection returned last, never the others in turn.
+    for _ in 0..5 {
+        let mut c = conn(&pool).await.expect("again");
+        assert_eq!(backend_pid(&mut c).await, p2);
+    }
+    // Two at once: the two returned last, most recent first.
+    let mut a = conn(&pool).await.expect("a");
+    let mut b = conn(&pool).await.expect("b");
+    assert_eq!(
+        (backend_pid(&mut a).await, backend_pid(&mut b).await),
+        (p2, p3)
+    );
+}

@@ -111,6 +111,14 @@ fn build_pool_setting(
     let manager = AsyncDieselConnectionManager::new_with_config(url, config);
     Pool::builder(manager)
         .max_size(settings.max_size)
+        // Last returned, first handed out: under a moderate load the same few connections
+        // serve every request, their PostgreSQL backends stay awake and warm in the CPU
+        // caches, and the others sleep. First-in-first-out (deadpool's default) hands out
+        // each of the 32 in turn, so every statement wakes a backend that has been asleep
+        // since its last turn: at 2,000 searches/s on two cores that cost about three
+        // times PostgreSQL's CPU per search of the closed loop, and most of the open-loop
+        // latency (BENCHMARKS.md, run N).
+        .queue_mode(deadpool::managed::QueueMode::Lifo)
         .wait_timeout(Some(settings.wait_timeout))
         .create_timeout(Some(settings.wait_timeout))
         .recycle_timeout(Some(settings.wait_timeout))
