@@ -93,11 +93,31 @@ pub enum TokenError {
     Invalid(String),
 }
 
+/// Tokens verified at most this many at once in [`TokenKeys`]' cache; past it the cache is
+/// emptied (it refills from the tokens in use).
+const MAX_VERIFIED: usize = 10_000;
+
+/// A token whose signature and claims were checked: who it names, and until when.
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    caller: Caller,
+    exp: i64,
+}
+
 /// Signs and verifies tokens with one HS256 secret.
+///
+/// Verified tokens are kept, by their exact text, with the caller they name and their expiry:
+/// a desktop or a service sends the same token with every call, and checking its HMAC and
+/// decoding its claims again each time was about a tenth of the instructions a server spends
+/// on a destination search (BENCHMARKS.md, run N). What a token says cannot change (the
+/// signature covers every byte of it), so only its expiry is checked again, with the same
+/// rule as the first time (expired once `exp` is in the past, no leeway); a token that failed
+/// is never kept, and a different text, even one byte of it, is verified in full.
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    verified: std::sync::RwLock<std::collections::HashMap<String, Verified>>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -116,6 +136,7 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            verified: std::sync::RwLock::default(),
         }
     }
 
@@ -146,6 +167,36 @@ impl TokenKeys {
 
     /// Verifies a token and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        self.verify_at(token, chrono::Utc::now().timestamp())
+    }
+
+    /// [`Self::verify`] at `now` (Unix seconds) for a token verified before; a token seen the
+    /// first time is verified in full against the clock.
+    fn verify_at(&self, token: &str, now: i64) -> Result<Caller, TokenError> {
+        let known = self
+            .verified
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(token).copied());
+        if let Some(v) = known {
+            return if v.exp < now {
+                Err(TokenError::Expired)
+            } else {
+                Ok(v.caller)
+            };
+        }
+        let (caller, exp) = self.verify_in_full(token)?;
+        if let Ok(mut cache) = self.verified.write() {
+            if cache.len() >= MAX_VERIFIED {
+                cache.clear();
+            }
+            cache.insert(token.to_owned(), Verified { caller, exp });
+        }
+        Ok(caller)
+    }
+
+    /// Checks the token's signature and claims; the caller and the expiry.
+    fn verify_in_full(&self, token: &str) -> Result<(Caller, i64), TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -161,7 +212,7 @@ impl TokenKeys {
         if claims.domain_id <= 0 {
             return Err(TokenError::Invalid("domain_id must be positive".into()));
         }
-        Ok(Caller {
+        let caller = Caller {
             user_id: UserId(user),
             domain_id: DomainId(claims.domain_id),
             permissions: claims
@@ -169,7 +220,8 @@ impl TokenKeys {
                 .iter()
                 .filter_map(|p| Permission::parse(p))
                 .collect(),
-        })
+        };
+        Ok((caller, claims.exp))
     }
 
     /// Reads the `authorization` header of a request and verifies its bearer token.
@@ -477,6 +529,41 @@ mod tests {
             keys.verify("not.a.token"),
             Err(TokenError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn verified_tokens_are_kept_until_they_expire_and_nothing_else_is() {
+        let keys = TokenKeys::new(b"secret");
+        let exp = chrono::Utc::now().timestamp() + 60;
+        let token = keys
+            .mint_claims(&Claims {
+                sub: "7".into(),
+                domain_id: 3,
+                permissions: vec!["contacts.read".into()],
+                exp,
+                iat: 0,
+            })
+            .expect("mint");
+        let first = keys.verify(&token).expect("verify");
+        assert_eq!(keys.verify(&token), Ok(first));
+        // Kept: the same answer without the signature, but its expiry still holds.
+        assert_eq!(keys.verify_at(&token, exp), Ok(first));
+        assert_eq!(keys.verify_at(&token, exp + 1), Err(TokenError::Expired));
+        // One byte of the signature changed is another text: verified in full, and refused.
+        let mut altered = token.clone();
+        let last = altered.pop().expect("a character");
+        altered.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(matches!(keys.verify(&altered), Err(TokenError::Invalid(_))));
+        // Refused tokens are not kept; the cache stays bounded.
+        let cached = |k: &TokenKeys| k.verified.read().map(|c| c.len()).unwrap_or(0);
+        assert_eq!(cached(&keys), 1);
+        for user in 1..=(MAX_VERIFIED as i64 + 5) {
+            let t = keys
+                .mint(DomainId(1), UserId(user), &[], Duration::from_secs(60))
+                .expect("mint");
+            keys.verify(&t).expect("verify");
+        }
+        assert!(cached(&keys) <= MAX_VERIFIED);
     }
 
     #[test]
