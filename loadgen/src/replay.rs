@@ -204,11 +204,8 @@ async fn run_once(
             .map(|v| v.as_ref() as &(dyn ToSql + Sync))
             .collect();
         let rows = conn.client.query(statement, &refs).await.map_err(|e| {
-            format!(
-                "{}",
-                e.as_db_error()
-                    .map_or(e.to_string(), |d| d.message().to_owned())
-            )
+            e.as_db_error()
+                .map_or(e.to_string(), |d| d.message().to_owned())
         })?;
         if step.gset {
             let row = rows
@@ -367,8 +364,8 @@ mod tests {
         let base = HashMap::from([("n".to_owned(), "1000".to_owned())]);
         for _ in 0..200 {
             let v = pick(&script, &base);
-            let i: i64 = v["i"].parse().unwrap();
-            let j: i64 = v["j"].parse().unwrap();
+            let i: i64 = v["i"].parse().expect("i");
+            let j: i64 = v["j"].parse().expect("j");
             assert_eq!(j, if i % 50 == 49 { i - 1 } else { i });
             assert_eq!(v["k"], (j / 4).to_string());
             assert_eq!(v["c"], (j % 4).to_string());
