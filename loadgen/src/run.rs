@@ -411,6 +411,15 @@ impl Ctx {
             .unwrap_or_default()
     }
 
+    /// The floor scripts' variables beyond the state's: the run's stamp and the number of
+    /// interactions offered for GetClientInfo.
+    fn floor_vars(&self) -> [(&'static str, String); 2] {
+        [
+            ("stamp", self.stamp.to_string()),
+            ("offered", self.offered.len().max(1).to_string()),
+        ]
+    }
+
     fn next(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -420,6 +429,15 @@ impl Ctx {
 const NO_WATCH_FLOOR: &str = "pgbench: none for watch, which measures delivery latency at a \
 fixed rate, not throughput; the SQL behind each event, the offer transaction, is floored by \
 `run offer --pgbench`";
+
+/// Before a phase that must start as a run of its own would: the interactions the phases
+/// before opened are closed and, for a writing scenario, their dead rows vacuumed.
+async fn fresh_start(ctx: &Ctx, args: &RunArgs) {
+    close_all(&ctx.routing, ctx.take_opened()).await;
+    if args.scenario.writes() && !args.no_vacuum {
+        vacuum_if_needed(&ctx.state);
+    }
+}
 
 /// Closes the interactions a run opened (untimed), as routing would when they end, so that
 /// one run's backlog of open interactions does not weigh on the next.
@@ -837,10 +855,7 @@ async fn measure_all(
             phase.error_count(),
             phase.seconds
         );
-        close_all(&ctx.routing, ctx.take_opened()).await;
-        if args.scenario.writes() && !args.no_vacuum {
-            vacuum_if_needed(&ctx.state);
-        }
+        fresh_start(ctx, args).await;
     }
     if let (Some(bulk), [load]) = (bulk_state, loads.as_slice()) {
         let (phases, interference) = two_domain(target, ctx, args, *load, &bulk).await?;
@@ -868,26 +883,13 @@ async fn measure_all(
         if i > 0 {
             // Each rate starts as a run of its own would: no backlog of open interactions,
             // no dead rows of the rate before.
-            close_all(&ctx.routing, ctx.take_opened()).await;
-            if args.scenario.writes() && !args.no_vacuum {
-                vacuum_if_needed(&ctx.state);
-            }
+            fresh_start(ctx, args).await;
         }
         let label = match load {
             Load::Closed(_) => "rpc".to_owned(),
             Load::Open(r) => format!("rate {r}/s"),
         };
-        let phase = measure(
-            ctx,
-            args.scenario,
-            *load,
-            args.duration,
-            max_in_flight,
-            &label,
-            None,
-        )
-        .await?;
-        phase.print();
+        let phase = measure_printed(ctx, args, *load, &label).await?;
         report.results.push(phase);
     }
     if let Some(limit) = args.p99_limit {
@@ -926,37 +928,19 @@ async fn closed_with_floor(
         println!("{NO_WATCH_FLOOR}");
         return Ok(());
     };
-    let vars = [
-        ("stamp", ctx.stamp.to_string()),
-        ("offered", ctx.offered.len().max(1).to_string()),
-    ];
-    let max_in_flight = args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+    let vars = ctx.floor_vars();
     let rounds = args.rounds.unwrap_or(1);
     let mut floors = Vec::with_capacity(rounds);
     for round in 1..=rounds {
         if round > 1 {
-            close_all(&ctx.routing, ctx.take_opened()).await;
-            if args.scenario.writes() && !args.no_vacuum {
-                vacuum_if_needed(&ctx.state);
-            }
+            fresh_start(ctx, args).await;
         }
         let label = if rounds == 1 {
             "rpc".to_owned()
         } else {
             format!("rpc {round}/{rounds}")
         };
-        let load = Load::Closed(concurrency);
-        let phase = measure(
-            ctx,
-            args.scenario,
-            load,
-            args.duration,
-            max_in_flight,
-            &label,
-            None,
-        )
-        .await?;
-        phase.print();
+        let phase = measure_printed(ctx, args, Load::Closed(concurrency), &label).await?;
         if !args.no_vacuum {
             vacuum_if_needed(&ctx.state);
         }
@@ -996,6 +980,39 @@ async fn closed_with_floor(
         ..median
     });
     Ok(())
+}
+
+/// [`measure`] of the run's scenario for its `--duration` under `load`.
+async fn measure_run(
+    ctx: &Arc<Ctx>,
+    args: &RunArgs,
+    load: Load,
+    label: &str,
+    bulk: Option<Arc<Counters>>,
+) -> Result<Phase, String> {
+    let max_in_flight = args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+    measure(
+        ctx,
+        args.scenario,
+        load,
+        args.duration,
+        max_in_flight,
+        label,
+        bulk,
+    )
+    .await
+}
+
+/// [`measure_run`] with its row printed.
+async fn measure_printed(
+    ctx: &Arc<Ctx>,
+    args: &RunArgs,
+    load: Load,
+    label: &str,
+) -> Result<Phase, String> {
+    let phase = measure_run(ctx, args, load, label, None).await?;
+    phase.print();
+    Ok(phase)
 }
 
 /// Measures `scenario` for `duration` under `load`, with a progress line.
@@ -1072,10 +1089,7 @@ async fn open_floor(
     let script = floor::script(args.scenario)
         .ok_or_else(|| format!("{} has no SQL floor", args.scenario.name()))?;
     let script = crate::replay::parse(&floor::typed(&script))?;
-    let vars = [
-        ("stamp", ctx.stamp.to_string()),
-        ("offered", ctx.offered.len().max(1).to_string()),
-    ];
+    let vars = ctx.floor_vars();
     let max_in_flight = args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
     for (i, rate) in rates.iter().enumerate() {
         if !args.no_vacuum {
@@ -1129,18 +1143,8 @@ async fn sampled(
     label: &str,
     bulk: Option<Arc<Counters>>,
 ) -> (Result<Phase, String>, LockWaits) {
-    let max_in_flight = args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
     let sampler = LockSampler::start(&ctx.state);
-    let phase = measure(
-        ctx,
-        args.scenario,
-        load,
-        args.duration,
-        max_in_flight,
-        label,
-        bulk,
-    )
-    .await;
+    let phase = measure_run(ctx, args, load, label, bulk).await;
     (phase, sampler.stop().await)
 }
 

@@ -115,14 +115,14 @@ fn e164_of(number: &phonenumber::PhoneNumber, national_number: &str) -> String {
 /// The parsed form of `number`, whose region (`country().id()`, empty when none) is `region`.
 fn build(
     number: &phonenumber::PhoneNumber,
-    region: Option<&str>,
+    region: Option<String>,
     ninth_digit_added: bool,
 ) -> ParsedPhone {
     let national_number = national_significant(number);
     let e164 = e164_of(number, &national_number);
     let digits_reversed: String = digits(&e164).chars().rev().collect();
     ParsedPhone {
-        region: region.unwrap_or_default().to_owned(),
+        region: region.unwrap_or_default(),
         e164,
         national_number,
         digits_reversed,

@@ -1,4 +1,5 @@
-//! `phonenumber::is_valid`, answered from patterns compiled once per region.
+//! `phonenumber::is_valid` and `PhoneNumber::country().id()`, answered from patterns compiled once
+//! per region.
 //!
 //! The crate decides validity by matching the national number against its region's general
 //! pattern and then each number type's pattern (premium rate, toll free, ... fixed line,
@@ -125,17 +126,12 @@ fn rules(key: &str, meta: &Metadata) -> Option<Arc<Rules>> {
     compiled
 }
 
-/// What `phonenumber::is_valid(number)` answers.
-pub fn is_valid(number: &PhoneNumber) -> bool {
-    check(number).valid
-}
-
 /// What the crate says of a number: its region and its validity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     /// `number.country().id()`: the region whose metadata applies, `None` for a
     /// non-geographic code (`001`) or when no region of a shared code claims the number.
-    pub region: Option<&'static str>,
+    pub region: Option<String>,
     /// `phonenumber::is_valid(number)`.
     pub valid: bool,
 }
@@ -144,7 +140,7 @@ pub struct Check {
 /// `validator::source_for`).
 enum Source {
     /// The rules' key, the metadata and the region id (`None` for a non-geographic code).
-    Found(Cow<'static, str>, &'static Metadata, Option<&'static str>),
+    Found(Cow<'static, str>, &'static Metadata, Option<String>),
     /// No region claims it.
     None,
     /// A pattern did not compile here: ask the crate.
@@ -162,7 +158,7 @@ fn source(code: u16, national: &str) -> Source {
             None => Source::None,
         },
         [one] => match DATABASE.by_id(*one) {
-            Some(meta) => Source::Found(Cow::Borrowed(*one), meta, Some(*one)),
+            Some(meta) => Source::Found(Cow::Borrowed(*one), meta, Some((*one).to_owned())),
             None => Source::None,
         },
         several => {
@@ -178,7 +174,7 @@ fn source(code: u16, national: &str) -> Source {
                     None => r.has_type(national),
                 };
                 if hit {
-                    return Source::Found(Cow::Borrowed(*region), meta, Some(*region));
+                    return Source::Found(Cow::Borrowed(*region), meta, Some((*region).to_owned()));
                 }
             }
             Source::None
@@ -193,7 +189,7 @@ fn source(code: u16, national: &str) -> Source {
 /// with leading zeros is looked up twice.
 pub fn check(number: &PhoneNumber) -> Check {
     let crate_answer = || Check {
-        region: number.country().id().map(|id| static_region(id.as_ref())),
+        region: number.country().id().map(|id| id.as_ref().to_owned()),
         valid: phonenumber::is_valid(number),
     };
     let code = number.country().code();
@@ -217,14 +213,6 @@ pub fn check(number: &PhoneNumber) -> Check {
         },
         Source::Crate => crate_answer(),
     }
-}
-
-/// `id` as the database's own `'static` spelling of it (region ids are the database's keys).
-fn static_region(id: &str) -> &'static str {
-    DATABASE
-        .region(&DATABASE.by_id(id).map_or(0, |m| m.country_code()))
-        .and_then(|regions| regions.into_iter().find(|r| *r == id))
-        .unwrap_or("")
 }
 
 #[cfg(test)]
@@ -284,7 +272,7 @@ mod tests {
             for n in numbers(region) {
                 let answer = check(&n);
                 assert_eq!(
-                    (answer.valid, answer.region.map(str::to_owned)),
+                    (answer.valid, answer.region.clone()),
                     (
                         phonenumber::is_valid(&n),
                         n.country().id().map(|id| id.as_ref().to_owned())
@@ -293,7 +281,7 @@ mod tests {
                     n.format().mode(phonenumber::Mode::E164)
                 );
                 checked += 1;
-                valid += usize::from(is_valid(&n));
+                valid += usize::from(answer.valid);
             }
         }
         // Both answers, many times each.
@@ -315,7 +303,7 @@ mod tests {
                 let answer = check(&n);
                 assert_eq!(answer.valid, phonenumber::is_valid(&n), "{raw}");
                 assert_eq!(
-                    answer.region.map(str::to_owned),
+                    answer.region,
                     n.country().id().map(|id| id.as_ref().to_owned()),
                     "{raw}"
                 );
