@@ -625,6 +625,16 @@ async fn an_undo_restores_the_merged_contacts_as_they_were_and_keeps_later_chang
         .expect("edit");
 
     let mut events = Box::pin(w.agent.client.watch_session(WatchOptions::default()));
+    // The stream is open (its snapshot arrived) before the undo: what comes later reaches it.
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("snapshot")
+        .expect("stream")
+        .expect("ok");
+    assert!(matches!(
+        first.event,
+        Some(pb::agent_event::Event::Snapshot(_))
+    ));
     let undone = w
         .crm
         .client
