@@ -160,6 +160,148 @@ macro_rules! cached_statement {
 #[allow(unused_imports)]
 pub(crate) use cached_statement;
 
+/// A `jsonb` column read straight into `T`. diesel reads `jsonb` only as a
+/// `serde_json::Value`, a tree then walked and copied out of; reading a card's five arrays
+/// into their tuples, or an interaction's candidates and variables into theirs, skips the
+/// tree (BENCHMARKS.md runs N and O).
+#[derive(Debug, diesel::deserialize::FromSqlRow)]
+pub(crate) struct JsonOf<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned> diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg>
+    for JsonOf<T>
+{
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        // jsonb's binary form: a version byte (1), then the JSON text.
+        match value.as_bytes().split_first() {
+            Some((1, json)) => Ok(JsonOf(serde_json::from_slice(json)?)),
+            _ => Err("unsupported jsonb encoding version".into()),
+        }
+    }
+}
+
+/// A statement whose rows are read by position, as SQL type `ST` (a tuple, or
+/// `AsSelect<T, Pg>`: the order `T`'s `Selectable` lists its fields). A statement without a
+/// SQL type ([`cached_statement!`], [`Dynamic`]) is read by name, and diesel finds each column
+/// by comparing its name with the row's column names in turn: about 600 instructions a column,
+/// 14 % of a GetClientInfo for an interaction's 23 and a card's 18 (BENCHMARKS.md run O). The
+/// SQL must list the columns in that order; tests compare them ([`select_list`],
+/// [`positional_row!`]).
+pub struct Positional<Q, ST> {
+    query: Q,
+    sql_type: std::marker::PhantomData<fn() -> ST>,
+}
+
+/// `query`, its rows read by position as `ST`.
+pub fn positional<ST, Q>(query: Q) -> Positional<Q, ST> {
+    Positional {
+        query,
+        sql_type: std::marker::PhantomData,
+    }
+}
+
+impl<Q: diesel::query_builder::QueryId, ST> diesel::query_builder::QueryId for Positional<Q, ST> {
+    // The same SQL as `Q`: the prepared statement is shared.
+    type QueryId = Q::QueryId;
+    const HAS_STATIC_QUERY_ID: bool = Q::HAS_STATIC_QUERY_ID;
+}
+
+impl<Q, ST> diesel::query_builder::Query for Positional<Q, ST> {
+    type SqlType = ST;
+}
+
+impl<Q: diesel::query_builder::QueryFragment<Pg>, ST> diesel::query_builder::QueryFragment<Pg>
+    for Positional<Q, ST>
+{
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.query.walk_ast(out)
+    }
+}
+
+/// Declares a row struct read by position: the struct (deriving `Queryable`), its SQL type (a
+/// tuple, for [`positional`]) and, for tests, its fields' names in order (to compare with the
+/// statement's output columns, [`output_columns`]).
+#[macro_export]
+macro_rules! positional_row {
+    ($(#[$doc:meta])* $vis:vis struct $name:ident as $sql:ident, $names:ident {
+        $($field:ident: $st:ty => $rt:ty),+ $(,)?
+    }) => {
+        $(#[$doc])*
+        #[derive(diesel::Queryable)]
+        $vis struct $name {
+            $($field: $rt),+
+        }
+
+        /// The SQL type of a row of
+        #[doc = concat!("[`", stringify!($name), "`], in its fields' order.")]
+        $vis type $sql = ($($st,)+);
+
+        /// The fields of
+        #[doc = concat!("[`", stringify!($name), "`], in order.")]
+        #[cfg(test)]
+        $vis const $names: &[&str] = &[$(stringify!($field)),+];
+    };
+}
+
+#[allow(unused_imports)]
+pub(crate) use positional_row;
+
+/// The output column names of a `SELECT` statement's top-level list (the name after `AS`, or
+/// the column's without its table), for tests of positional reads.
+#[cfg(test)]
+pub fn output_columns(sql: &str) -> Vec<String> {
+    let body = sql.trim_start().strip_prefix("SELECT ").unwrap_or(sql);
+    let (mut depth, mut items, mut item) = (0_i32, Vec::new(), String::new());
+    for ch in body.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(std::mem::take(&mut item));
+                continue;
+            }
+            _ => {}
+        }
+        item.push(ch);
+        if depth == 0 && item.ends_with(" FROM ") {
+            item.truncate(item.len() - " FROM ".len());
+            break;
+        }
+    }
+    items.push(item);
+    items
+        .iter()
+        .map(|i| {
+            let i = i.split_whitespace().collect::<Vec<_>>().join(" ");
+            match i.rsplit_once(" AS ") {
+                Some((_, name)) => name.to_owned(),
+                None => i.rsplit('.').next().unwrap_or(&i).to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The column list diesel writes for `T`'s `Selectable`, unquoted and without table names:
+/// what a written-out statement read with [`Positional`] as `AsSelect<T, Pg>` must select.
+#[cfg(test)]
+pub fn select_list<T>() -> String
+where
+    T: diesel::Selectable<Pg>,
+    T::SelectExpression: diesel::query_builder::QueryFragment<Pg>,
+{
+    let mut builder = diesel::pg::PgQueryBuilder::default();
+    let sql = diesel::query_builder::QueryFragment::<Pg>::to_sql(
+        &T::construct_selection(),
+        &mut builder,
+        &Pg,
+    )
+    .map(|()| diesel::query_builder::QueryBuilder::<Pg>::finish(builder))
+    .unwrap_or_default();
+    sql.split(", ")
+        .map(|c| c.rsplit('.').next().unwrap_or(c).trim_matches('"'))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use diesel::pg::Pg;

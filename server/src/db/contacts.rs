@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, AuditAction, AuditRecord};
-use super::cached::Dynamic;
+use super::cached::{Dynamic, JsonOf, positional};
 use super::communications::{self, LinkOutcome, LinkRef};
 use super::domains::Session;
 use super::schema::{contact_attributes, contact_create_requests, contacts};
@@ -82,69 +82,33 @@ pub fn cards_statement(domain: DomainId, ids: &[i64]) -> Dynamic {
     sql
 }
 
-/// A row of [`CARDS_SELECT`].
-#[derive(diesel::QueryableByName)]
-pub(crate) struct CardRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    version: i64,
-    #[diesel(sql_type = Text)]
-    display_name: String,
-    #[diesel(sql_type = Text)]
-    description: String,
-    #[diesel(sql_type = Text)]
-    time_zone: String,
-    #[diesel(sql_type = BigInt)]
-    owner_id: i64,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
-    created_by: i64,
-    #[diesel(sql_type = Timestamptz)]
-    updated_at: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
-    updated_by: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    owner_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    created_by_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    updated_by_name: Option<String>,
-    #[diesel(sql_type = Jsonb)]
-    labels: JsonOf<Vec<String>>,
-    #[diesel(sql_type = Jsonb)]
-    attributes: JsonOf<Vec<(Item, Item)>>,
-    #[diesel(sql_type = Jsonb)]
-    phones: JsonOf<Vec<(i64, Item, Item, Item)>>,
-    #[diesel(sql_type = Jsonb)]
-    emails: JsonOf<Vec<(i64, Item, Item)>>,
-    #[diesel(sql_type = Jsonb)]
-    channels: JsonOf<Vec<(i64, Item, Item, Item)>>,
-}
-
 /// A text item of a card's JSON arrays; `null` (a channel without a display name) reads as
 /// empty.
 type Item = Option<String>;
 
-/// A `jsonb` column read straight into `T`. diesel reads `jsonb` only as a
-/// `serde_json::Value`, a tree the card then walked and copied out of; reading the five
-/// arrays of each card into their tuples skips the tree (about 1 % of a destination search's
-/// instructions, BENCHMARKS.md run N).
-#[derive(Debug, diesel::deserialize::FromSqlRow)]
-pub(crate) struct JsonOf<T>(T);
-
-impl<T: serde::de::DeserializeOwned> diesel::deserialize::FromSql<Jsonb, diesel::pg::Pg>
-    for JsonOf<T>
-{
-    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
-        // jsonb's binary form: a version byte (1), then the JSON text.
-        match value.as_bytes().split_first() {
-            Some((1, json)) => Ok(JsonOf(serde_json::from_slice(json)?)),
-            _ => Err("unsupported jsonb encoding version".into()),
-        }
+crate::db::cached::positional_row!(
+    /// A row of [`CARDS_SELECT`], read by position ([`super::cached::positional`]).
+    pub(crate) struct CardRow as CardSql, CARD_FIELDS {
+        id: BigInt => i64,
+        version: BigInt => i64,
+        display_name: Text => String,
+        description: Text => String,
+        time_zone: Text => String,
+        owner_id: BigInt => i64,
+        created_at: Timestamptz => DateTime<Utc>,
+        created_by: BigInt => i64,
+        updated_at: Timestamptz => DateTime<Utc>,
+        updated_by: BigInt => i64,
+        owner_name: Nullable<Text> => Option<String>,
+        created_by_name: Nullable<Text> => Option<String>,
+        updated_by_name: Nullable<Text> => Option<String>,
+        labels: Jsonb => JsonOf<Vec<String>>,
+        attributes: Jsonb => JsonOf<Vec<(Item, Item)>>,
+        phones: Jsonb => JsonOf<Vec<(i64, Item, Item, Item)>>,
+        emails: Jsonb => JsonOf<Vec<(i64, Item, Item)>>,
+        channels: Jsonb => JsonOf<Vec<(i64, Item, Item, Item)>>,
     }
-}
+);
 
 impl CardRow {
     pub(crate) fn into_card(self) -> ContactCard {
@@ -223,7 +187,9 @@ pub async fn load_cards(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<CardRow> = cards_statement(domain, ids).load(conn).await?;
+    let rows: Vec<CardRow> = positional::<CardSql, _>(cards_statement(domain, ids))
+        .load(conn)
+        .await?;
     let mut by_id: HashMap<i64, ContactCard> =
         rows.into_iter().map(|r| (r.id, r.into_card())).collect();
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
@@ -803,5 +769,17 @@ pub async fn unlink_communication(
             after: Some(audit::snapshot(&after)?),
         });
         Ok(after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_card_statement_selects_the_rows_fields_in_order() {
+        // Card rows are read by position.
+        assert_eq!(
+            super::super::cached::output_columns(super::CARDS_SELECT),
+            super::CARD_FIELDS
+        );
     }
 }

@@ -7,6 +7,7 @@ use diesel::sql_types::{Array, BigInt, Binary, Bool, Jsonb, Nullable, Text, Time
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{AuditAction, AuditRecord};
+use super::cached::{JsonOf, positional};
 use super::domains::Session;
 use super::identification;
 use super::schema::{interaction_bindings, interactions};
@@ -32,7 +33,7 @@ struct InteractionRow {
     queue_name: Option<String>,
     member_id: Option<String>,
     member_description: Option<String>,
-    variables: serde_json::Value,
+    variables: JsonOf<Vec<Variable>>,
     caller_number: Option<String>,
     caller_e164: Option<String>,
     chat_protocol: Option<String>,
@@ -40,7 +41,7 @@ struct InteractionRow {
     chat_display_name: Option<String>,
     outcome: String,
     outcome_reason: String,
-    candidates: serde_json::Value,
+    candidates: JsonOf<Vec<Candidate>>,
     bound_contact_id: Option<i64>,
     offered_at: DateTime<Utc>,
     accepted_at: Option<DateTime<Utc>>,
@@ -83,15 +84,13 @@ impl InteractionRow {
                 id: mid,
                 description: self.member_description.unwrap_or_default(),
             }),
-            variables: serde_json::from_value(self.variables)
-                .map_err(|_| corrupt(id, "variables"))?,
+            variables: self.variables.0,
             destination,
             identification: Identification {
                 outcome: Outcome::parse(&self.outcome).ok_or_else(|| corrupt(id, "outcome"))?,
                 reason: self.outcome_reason,
                 normalized_number: self.caller_e164,
-                candidates: serde_json::from_value::<Vec<Candidate>>(self.candidates)
-                    .map_err(|_| corrupt(id, "candidates"))?,
+                candidates: self.candidates.0,
             },
             bound_contact: self.bound_contact_id.map(ContactId),
             offered_at: self.offered_at,
@@ -101,6 +100,43 @@ impl InteractionRow {
     }
 }
 
+/// The columns of [`InteractionRow`], for statements written out in SQL.
+macro_rules! interaction_columns {
+    () => {
+        "id, external_id, kind, direction, state, agent_id, queue_id, queue_name, member_id, \
+         member_description, variables, caller_number, caller_e164, chat_protocol, \
+         chat_external_user_id, chat_display_name, outcome, outcome_reason, candidates, \
+         bound_contact_id, offered_at, accepted_at, closed_at"
+    };
+}
+
+/// One interaction by routing id (unique in its domain).
+const FIND_SQL: &str = concat!(
+    "SELECT ",
+    interaction_columns!(),
+    " FROM interactions WHERE domain_id = $1 AND external_id = $2"
+);
+
+crate::db::cached::cached_statement!(
+    /// [`FIND_SQL`]. Written out rather than built with diesel's query builder: diesel-async
+    /// writes a typed query's SQL again at every execution, 20,000 instructions for these 23
+    /// columns, a tenth of a GetClientInfo (BENCHMARKS.md run O).
+    FindStatement = FIND_SQL;
+    domain: BigInt => i64,
+    external_id: Text => String,
+);
+
+crate::db::cached::cached_statement!(
+    /// [`FIND_SQL`] with a row lock.
+    FindForUpdateStatement = concat!(
+        "SELECT ",
+        interaction_columns!(),
+        " FROM interactions WHERE domain_id = $1 AND external_id = $2 FOR UPDATE"
+    );
+    domain: BigInt => i64,
+    external_id: Text => String,
+);
+
 /// Finds an interaction of `domain` by routing id; `lock` takes a row lock (use in a
 /// transaction).
 pub async fn find(
@@ -109,14 +145,23 @@ pub async fn find(
     external_id: &str,
     lock: bool,
 ) -> Result<Option<Interaction>, Error> {
-    let query = interactions::table
-        .filter(interactions::domain_id.eq(domain.0))
-        .filter(interactions::external_id.eq(external_id))
-        .select(InteractionRow::as_select());
-    let row = if lock {
-        query.for_update().first(&mut conn).await.optional()?
+    let (domain, external_id) = (domain.0, external_id.to_owned());
+    let row: Option<InteractionRow> = if lock {
+        positional::<diesel::dsl::AsSelect<InteractionRow, diesel::pg::Pg>, _>(FindForUpdateStatement {
+            domain,
+            external_id,
+        })
+        .get_result(&mut conn)
+        .await
+        .optional()?
     } else {
-        query.first(&mut conn).await.optional()?
+        positional::<diesel::dsl::AsSelect<InteractionRow, diesel::pg::Pg>, _>(FindStatement {
+            domain,
+            external_id,
+        })
+        .get_result(&mut conn)
+        .await
+        .optional()?
     };
     row.map(InteractionRow::into_domain).transpose()
 }
@@ -348,7 +393,8 @@ async fn reoffer(
 /// and its event for the interaction's agent (`$5`, numbered by the statement's transaction as
 /// [`super::outbox`] requires). No row when the interaction is missing or not in a state that
 /// allows the change (nothing is written then).
-pub const TRANSITION_SQL: &str = "\
+pub const TRANSITION_SQL: &str = concat!(
+    "\
 WITH u AS (UPDATE interactions \
            SET state = $3, \
                accepted_at = CASE WHEN $3 = 'accepted' THEN now() ELSE accepted_at END, \
@@ -357,17 +403,16 @@ WITH u AS (UPDATE interactions \
            WHERE domain_id = $1 AND external_id = $2 \
              AND (($3 = 'accepted' AND state = 'offered' AND agent_id = $4) \
                   OR ($3 = 'closed' AND state <> 'closed')) \
-           RETURNING id, external_id, kind, direction, state, agent_id, queue_id, queue_name, \
-                     member_id, member_description, variables, caller_number, caller_e164, \
-                     chat_protocol, chat_external_user_id, chat_display_name, outcome, \
-                     outcome_reason, candidates, bound_contact_id, offered_at, accepted_at, \
-                     closed_at), \
+           RETURNING ",
+    interaction_columns!(),
+    "), \
      e AS (INSERT INTO events (domain_id, sequence, occurred_at, agent_ids, payload) \
            SELECT $1, (pg_current_xact_id()::text::bigint << 16) + 1, clock_timestamp(), \
                   ARRAY[u.agent_id], $5 \
            FROM u \
            RETURNING 1) \
-SELECT u.* FROM u";
+SELECT u.* FROM u"
+);
 
 crate::db::cached::cached_statement!(
     /// [`TRANSITION_SQL`], prepared once per connection.
@@ -869,4 +914,16 @@ pub async fn insert_first_offer(
         announcer.announce(session.domain.id);
     }
     Ok(inserted.map(|r| r.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InteractionRow;
+
+    #[test]
+    fn the_written_out_columns_are_the_rows_fields_in_order() {
+        // The find statements' rows are read by position.
+        let written: String = interaction_columns!().split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(written, super::super::cached::select_list::<InteractionRow>());
+    }
 }

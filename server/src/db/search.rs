@@ -22,11 +22,10 @@
 
 use std::collections::HashMap;
 
-use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Jsonb, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::cached::Dynamic;
+use super::cached::{Dynamic, positional};
 use super::contacts::{self, CardRow};
 use crate::domain::contact::ContactCard;
 use crate::domain::ids::DomainId;
@@ -351,7 +350,7 @@ fn build(domain: DomainId, query: &SearchQuery, after: Option<&Position>, limit:
     let (mut sql, order) = general(domain, query, after, limit);
     let d = sql.int(domain.0);
     sql.text = format!(
-        "SELECT agg.sort_key, agg.tiebreak, agg.found_by, card.* FROM ({}) agg \
+        "{CARDED_HIT_SELECT}({}) agg \
          CROSS JOIN LATERAL ({} WHERE c.domain_id = {d} AND c.id = agg.id) card \
          ORDER BY {order}",
         sql.text,
@@ -696,18 +695,21 @@ pub fn explainable(
     out
 }
 
-/// A row of the general statement: the hit and its card.
-#[derive(diesel::QueryableByName)]
+/// A row of the general statement, read by position: the hit and its card.
+#[derive(diesel::Queryable)]
 struct CardedHit {
-    #[diesel(sql_type = BigInt)]
     sort_key: i64,
-    #[diesel(sql_type = Text)]
     tiebreak: String,
-    #[diesel(sql_type = Jsonb)]
     found_by: serde_json::Value,
-    #[diesel(embed)]
     card: CardRow,
 }
+
+/// The SQL type of a [`CardedHit`].
+type CardedHitSql = (BigInt, Text, Jsonb, contacts::CardSql);
+
+/// The general statement's columns: [`CardedHit`]'s, the card's from
+/// [`contacts::CARDS_SELECT`].
+const CARDED_HIT_SELECT: &str = "SELECT agg.sort_key, agg.tiebreak, agg.found_by, card.* FROM ";
 
 /// One page of hits: up to `limit` rows after the position `after`, each with its card (`None`
 /// when the contact went away between a name's bands and its card load: the hit still counts
@@ -720,7 +722,9 @@ pub async fn search(
     limit: i64,
 ) -> Result<Vec<(SearchRow, Option<ContactCard>)>, Error> {
     let Some(q) = name_only(query) else {
-        let rows: Vec<CardedHit> = build(domain, query, after, limit).load(conn).await?;
+        let rows: Vec<CardedHit> = positional::<CardedHitSql, _>(build(domain, query, after, limit))
+            .load(conn)
+            .await?;
         return Ok(rows
             .into_iter()
             .map(|h| {
@@ -846,3 +850,15 @@ SELECT l.name, (SELECT count(*) FROM contact_labels cl WHERE cl.label_id = l.id)
 FROM labels l \
 WHERE l.domain_id = $1 AND lower(l.name) LIKE $2 || '%' ESCAPE '\\' \
 ORDER BY uses DESC, l.name LIMIT $3";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_general_statement_selects_the_hits_fields_in_order() {
+        // Its rows are read by position; the card's columns are checked in `contacts`.
+        assert_eq!(
+            super::super::cached::output_columns(super::CARDED_HIT_SELECT),
+            ["sort_key", "tiebreak", "found_by", "*"]
+        );
+    }
+}
