@@ -92,9 +92,17 @@ pub struct Subscription {
     domain: DomainId,
     id: u64,
     hub: EventHub,
+    fetched_through: i64,
 }
 
 impl Subscription {
+    /// The hub had fetched the domain's events through this sequence when the subscription
+    /// began: later ones arrive on it, these do not (they are the subscriber's to read, and
+    /// final: the hub read them below a horizon).
+    pub fn fetched_through(&self) -> i64 {
+        self.fetched_through
+    }
+
     /// True when the hub dropped this subscription because its buffer was full.
     pub fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::SeqCst)
@@ -204,12 +212,12 @@ impl EventHub {
         let start = if watched {
             None
         } else {
-            Some(outbox::position(conn, domain).await?.0)
+            Some(outbox::position(conn, domain).await?.last)
         };
         let (tx, rx) = mpsc::channel(self.inner.buffer);
         let overflowed = Arc::new(AtomicBool::new(false));
         let id = self.inner.next_id.fetch_add(1, Ordering::SeqCst);
-        {
+        let fetched_through = {
             let mut subs = lock(&self.inner.subs);
             let entry = subs.entry(domain).or_insert_with(|| DomainSubs {
                 last_fetched: start.unwrap_or(0),
@@ -223,7 +231,8 @@ impl EventHub {
                     overflowed: overflowed.clone(),
                 },
             );
-        }
+            entry.last_fetched
+        };
         // Pick up anything committed while we were reading the position.
         let _ = self.inner.wake.send(domain);
         Ok(Subscription {
@@ -232,6 +241,7 @@ impl EventHub {
             domain,
             id,
             hub: self.clone(),
+            fetched_through,
         })
     }
 

@@ -41,8 +41,10 @@ use crate::metrics::{Metrics, RpcLabels, code_name};
 /// The request-id metadata key, read from requests and set on responses.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// How much earlier than the client's deadline the server answers DEADLINE_EXCEEDED, so that
-/// its answer wins over tonic's own timer (which would answer CANCELLED).
-const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+/// its answer (with the reason, counted as DEADLINE_EXCEEDED) usually wins over the client's
+/// own timer, which started when the request left and resets the stream (counted as
+/// CANCELLED). 5 ms lost that race on a loaded machine even on the loopback.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 /// Longest request id kept from a client; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -224,6 +226,7 @@ where
             peer,
             metrics: self.metrics.clone(),
             span: span.clone(),
+            reported: false,
         };
 
         // The ready service answers this call; a fresh clone takes the next (tower's rule).
@@ -331,6 +334,7 @@ struct Finish {
     peer: Option<SocketAddr>,
     metrics: Metrics,
     span: tracing::Span,
+    reported: bool,
 }
 
 impl Finish {
@@ -352,7 +356,12 @@ impl Finish {
         })
     }
 
-    fn report(self, code: Code) {
+    fn report(mut self, code: Code) {
+        self.record(code);
+    }
+
+    fn record(&mut self, code: Code) {
+        self.reported = true;
         let elapsed = self.start.elapsed();
         self.metrics.rpc_finished(&self.labels, code, elapsed);
         let name = code_name(code);
@@ -384,21 +393,24 @@ impl Finish {
     }
 }
 
+/// An RPC that ends unreported was given up by the client: before any answer (the handler's
+/// future dropped, as when the client's own deadline timer reset the stream) or before the
+/// body's trailers. It counts, and is logged, as CANCELLED.
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.record(Code::Cancelled);
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// A response body that reports the RPC when its trailers pass, or when it is dropped
-    /// before them.
+    /// A response body that reports the RPC when its trailers pass, or (its [`Finish`]
+    /// dropped) as CANCELLED when it is dropped before them.
     struct ObservedBody {
         #[pin]
         inner: Body,
         finish: Option<Finish>,
-    }
-
-    impl PinnedDrop for ObservedBody {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(finish) = this.project().finish.take() {
-                finish.report(Code::Cancelled);
-            }
-        }
     }
 }
 

@@ -895,11 +895,13 @@ async fn concurrent_first_offers_of_one_interaction_make_one() {
     assert_eq!(history.interactions.len(), 1);
 
     // The agent is told once: everything the stream carries until two heartbeats have passed
-    // since the offers were answered (heartbeats come every 500 ms when idle).
+    // since both events arrived (heartbeats come every 500 ms when idle; the events may come
+    // after heartbeats sent before they were delivered), or 30 s of heartbeats without them.
     let mut offered = 0;
     let mut bound = 0;
     let mut heartbeats = 0;
-    while heartbeats < 2 {
+    let mut heartbeats_after = 0;
+    while heartbeats_after < 2 && heartbeats < 60 {
         let msg = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message())
             .await
             .expect("the stream keeps talking")
@@ -908,7 +910,12 @@ async fn concurrent_first_offers_of_one_interaction_make_one() {
         match msg.event.and_then(|e| e.event) {
             Some(pb::agent_event::Event::InteractionOffered(_)) => offered += 1,
             Some(pb::agent_event::Event::ContactBound(_)) => bound += 1,
-            Some(pb::agent_event::Event::Heartbeat(_)) => heartbeats += 1,
+            Some(pb::agent_event::Event::Heartbeat(_)) => {
+                heartbeats += 1;
+                if offered > 0 && bound > 0 {
+                    heartbeats_after += 1;
+                }
+            }
             _ => {}
         }
     }

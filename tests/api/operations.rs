@@ -218,7 +218,16 @@ async fn an_expired_deadline_is_deadline_exceeded_and_stops_the_statement() {
     }
     blocker.batch_execute("ROLLBACK").await.expect("unlock");
 
-    // The server answered DEADLINE_EXCEEDED itself, never CANCELLED.
+    // The server answered DEADLINE_EXCEEDED itself (with its reason), a little before the
+    // client's own timer would have reset the stream. When the machine delayed the request by
+    // more than that margin, the client's timer won and the server counts what it saw: the
+    // client gave up (CANCELLED). Once, either way.
+    let server_answered = e.reason() == Some("DEADLINE_EXCEEDED");
+    let (expected, other) = if server_answered {
+        ("DEADLINE_EXCEEDED", "CANCELLED")
+    } else {
+        ("CANCELLED", "DEADLINE_EXCEEDED")
+    };
     let text = scrape(app.metrics_addr()).await;
     let count = |code: &str| {
         metric(
@@ -228,8 +237,8 @@ async fn an_expired_deadline_is_deadline_exceeded_and_stops_the_statement() {
             ),
         )
     };
-    assert_eq!(count("DEADLINE_EXCEEDED"), 1.0, "{text}");
-    assert_eq!(count("CANCELLED"), 0.0, "{text}");
+    assert_eq!(count(expected), 1.0, "{text}");
+    assert_eq!(count(other), 0.0, "{text}");
 
     // The connection went back to the pool with the default timeout: a normal call works.
     crm.client

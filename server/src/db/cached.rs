@@ -167,8 +167,8 @@ pub(crate) use cached_statement;
 #[derive(Debug, diesel::deserialize::FromSqlRow)]
 pub(crate) struct JsonOf<T>(pub(crate) T);
 
-impl<T: serde::de::DeserializeOwned> diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg>
-    for JsonOf<T>
+impl<T: serde::de::DeserializeOwned>
+    diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for JsonOf<T>
 {
     fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
         // jsonb's binary form: a version byte (1), then the JSON text.

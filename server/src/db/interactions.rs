@@ -147,10 +147,12 @@ pub async fn find(
 ) -> Result<Option<Interaction>, Error> {
     let (domain, external_id) = (domain.0, external_id.to_owned());
     let row: Option<InteractionRow> = if lock {
-        positional::<diesel::dsl::AsSelect<InteractionRow, diesel::pg::Pg>, _>(FindForUpdateStatement {
-            domain,
-            external_id,
-        })
+        positional::<diesel::dsl::AsSelect<InteractionRow, diesel::pg::Pg>, _>(
+            FindForUpdateStatement {
+                domain,
+                external_id,
+            },
+        )
         .get_result(&mut conn)
         .await
         .optional()?
@@ -923,7 +925,13 @@ mod tests {
     #[test]
     fn the_written_out_columns_are_the_rows_fields_in_order() {
         // The find statements' rows are read by position.
-        let written: String = interaction_columns!().split_whitespace().collect::<Vec<_>>().join(" ");
-        assert_eq!(written, super::super::cached::select_list::<InteractionRow>());
+        let written: String = interaction_columns!()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            written,
+            super::super::cached::select_list::<InteractionRow>()
+        );
     }
 }

@@ -201,19 +201,27 @@ pub fn parse_announcement(payload: &str) -> Option<(DomainId, &str)> {
     domain.parse().ok().map(|d| (DomainId(d), origin))
 }
 
-/// The domain's last deliverable sequence (below the horizon) and the sequence pruned through.
-pub async fn position(conn: &mut AsyncPgConnection, domain: DomainId) -> Result<(i64, i64), Error> {
-    #[derive(QueryableByName)]
-    struct Position {
-        #[diesel(sql_type = BigInt)]
-        last: i64,
-        #[diesel(sql_type = BigInt)]
-        pruned: i64,
-    }
-    let p: Position = PositionStatement { domain: domain.0 }
+/// Where a domain's events stand, for a stream that opens.
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct Position {
+    /// The last deliverable sequence (below the horizon; pruned events count).
+    #[diesel(sql_type = BigInt)]
+    pub last: i64,
+    /// The highest sequence stored or pruned, deliverable or not: no client can have received
+    /// a higher one. (Checked against rather than `last`, which a later statement's horizon can
+    /// place below what an earlier one delivered, see [`AgentRead::final_through`].)
+    #[diesel(sql_type = BigInt)]
+    pub stored: i64,
+    /// The sequence pruned through.
+    #[diesel(sql_type = BigInt)]
+    pub pruned: i64,
+}
+
+/// Where `domain`'s events stand.
+pub async fn position(conn: &mut AsyncPgConnection, domain: DomainId) -> Result<Position, Error> {
+    Ok(PositionStatement { domain: domain.0 }
         .get_result(conn)
-        .await?;
-    Ok((p.last, p.pruned))
+        .await?)
 }
 
 // The text of [`HORIZON_CTE`], for `concat!`.
@@ -237,7 +245,8 @@ h AS (SELECT (least(pg_snapshot_xmax(s), \
 /// the `xid8` (running transactions are never 2^32 apart).
 pub const HORIZON_CTE: &str = horizon_cte!();
 
-/// The last deliverable sequence of `$1` (pruned events count) and its pruned-through mark.
+/// The last deliverable sequence of `$1` (pruned events count), its highest stored one and
+/// its pruned-through mark.
 pub const POSITION_SQL: &str = concat!(
     "WITH ",
     horizon_cte!(),
@@ -246,6 +255,8 @@ pub const POSITION_SQL: &str = concat!(
      SELECT greatest(p.pruned, coalesce((SELECT e.sequence FROM events e \
                                          WHERE e.domain_id = $1 AND e.sequence < h.first_held \
                                          ORDER BY e.sequence DESC LIMIT 1), 0)) AS last, \
+            greatest(p.pruned, coalesce((SELECT e.sequence FROM events e WHERE e.domain_id = $1 \
+                                         ORDER BY e.sequence DESC LIMIT 1), 0)) AS stored, \
             p.pruned \
      FROM h, p"
 );
@@ -265,13 +276,27 @@ pub struct Since {
     pub held: bool,
 }
 
-/// Events of `domain` after `after`, oldest first, optionally only those for `agent`, up to
-/// `limit`; only those below the horizon are returned, `held` tells whether more wait.
+/// One agent's read of [`since`]: a session stream catching up.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentRead {
+    /// The agent.
+    pub agent: UserId,
+    /// Events up to this sequence are known final: a read of this server delivered past them
+    /// (the hub's, under an earlier snapshot's horizon). They are returned even when this
+    /// read's horizon is lower. A horizon can be lower in a later statement: a transaction of
+    /// another database that one statement saw in `pg_stat_activity` and left out may, in the
+    /// next, be in the snapshot but already gone from `pg_stat_activity`, and hold it.
+    pub final_through: i64,
+}
+
+/// Events of `domain` after `after`, oldest first, optionally only those for one agent, up to
+/// `limit`; only those below the horizon (or known final) are returned, `held` tells whether
+/// more wait.
 pub async fn since(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     after: i64,
-    agent: Option<UserId>,
+    agent: Option<AgentRead>,
     limit: i64,
 ) -> Result<Since, Error> {
     #[derive(QueryableByName)]
@@ -296,7 +321,8 @@ pub async fn since(
                 domain: domain.0,
                 after,
                 limit,
-                agent: agent.0,
+                agent: agent.agent.0,
+                final_through: agent.final_through,
             }
             .load(conn)
             .await?
@@ -328,7 +354,8 @@ pub const SINCE_SQL: &str = concat!(
      LIMIT $3"
 );
 
-/// [`SINCE_SQL`] for one agent (`$4`), a stream catching up. Two statements rather than one
+/// [`SINCE_SQL`] for one agent (`$4`), a stream catching up; events up to `$5` are ready
+/// whatever the horizon ([`AgentRead::final_through`]). Two statements rather than one
 /// with an "every agent" switch: with the switch, PostgreSQL planned each execution anew (the
 /// plan for a switch value is cheaper than the generic plan), and planning this statement
 /// costs more than running it.
@@ -336,7 +363,7 @@ pub const SINCE_AGENT_SQL: &str = concat!(
     "WITH ",
     horizon_cte!(),
     " SELECT e.domain_id, e.sequence, e.occurred_at, e.agent_ids, e.payload, \
-            e.sequence < h.first_held AS ready \
+            (e.sequence < h.first_held OR e.sequence <= $5) AS ready \
      FROM events e, h \
      WHERE e.domain_id = $1 AND e.sequence > $2 AND e.agent_ids @> ARRAY[$4] \
      ORDER BY e.sequence \
@@ -358,6 +385,7 @@ crate::db::cached::cached_statement!(
     after: BigInt => i64,
     limit: BigInt => i64,
     agent: BigInt => i64,
+    final_through: BigInt => i64,
 );
 
 /// Deletes events older than `before` and records, per domain, the sequence pruned through.

@@ -722,9 +722,10 @@ pub async fn search(
     limit: i64,
 ) -> Result<Vec<(SearchRow, Option<ContactCard>)>, Error> {
     let Some(q) = name_only(query) else {
-        let rows: Vec<CardedHit> = positional::<CardedHitSql, _>(build(domain, query, after, limit))
-            .load(conn)
-            .await?;
+        let rows: Vec<CardedHit> =
+            positional::<CardedHitSql, _>(build(domain, query, after, limit))
+                .load(conn)
+                .await?;
         return Ok(rows
             .into_iter()
             .map(|h| {

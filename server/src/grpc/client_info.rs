@@ -232,11 +232,15 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             .hub
             .subscribe(&mut conn, domain, caller.user_id)
             .await?;
-        let (last, pruned) = outbox::position(&mut conn, domain).await?;
-        if resume_after > last {
+        let outbox::Position {
+            last,
+            stored,
+            pruned,
+        } = outbox::position(&mut conn, domain).await?;
+        if resume_after > stored {
             return Err(Error::invalid(
                 "resume_after",
-                format!("is ahead of the domain's last event ({last}); resume from a sequence you received"),
+                format!("is ahead of the domain's last event ({stored}); resume from a sequence you received"),
             )
             .into());
         }
@@ -273,14 +277,14 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
             position = last;
         } else {
             loop {
-                let batch = outbox::since(
-                    &mut conn,
-                    domain,
-                    position,
-                    Some(caller.user_id),
-                    REPLAY_BATCH,
-                )
-                .await?;
+                // What the hub fetched before this subscription is final and will not come
+                // through it: read it here even if this statement's horizon is lower.
+                let read = outbox::AgentRead {
+                    agent: caller.user_id,
+                    final_through: subscription.fetched_through(),
+                };
+                let batch =
+                    outbox::since(&mut conn, domain, position, Some(read), REPLAY_BATCH).await?;
                 let n = batch.events.len();
                 for e in &batch.events {
                     first.push(events::render(e, &viewer)?);
@@ -290,7 +294,10 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
                     break;
                 }
             }
-            position = position.max(last);
+            // Not past `last`: a horizon lower in the replay's statement than in the
+            // position's would skip this agent's events between the two (the hub sends only
+            // what comes after its own fetch, and the stream drops what is at or below
+            // `position`).
         }
         // The stream must not hold a pooled connection for its life.
         drop(conn);
