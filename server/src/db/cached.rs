@@ -182,10 +182,9 @@ impl<T: serde::de::DeserializeOwned>
 /// A statement whose rows are read by position, as SQL type `ST` (a tuple, or
 /// `AsSelect<T, Pg>`: the order `T`'s `Selectable` lists its fields). A statement without a
 /// SQL type ([`cached_statement!`], [`Dynamic`]) is read by name, and diesel finds each column
-/// by comparing its name with the row's column names in turn: about 600 instructions a column,
-/// 14 % of a GetClientInfo for an interaction's 23 and a card's 18 (BENCHMARKS.md run O). The
-/// SQL must list the columns in that order; tests compare them ([`select_list`],
-/// [`positional_row!`]).
+/// by comparing its name with the row's column names in turn: about 200 instructions a column,
+/// 2-3 % of a GetClientInfo or a destination search (BENCHMARKS.md run O). The SQL must list
+/// the columns in that order; tests compare them (`select_list`, [`positional_row!`]).
 pub struct Positional<Q, ST> {
     query: Q,
     sql_type: std::marker::PhantomData<fn() -> ST>,
@@ -219,7 +218,7 @@ impl<Q: diesel::query_builder::QueryFragment<Pg>, ST> diesel::query_builder::Que
 
 /// Declares a row struct read by position: the struct (deriving `Queryable`), its SQL type (a
 /// tuple, for [`positional`]) and, for tests, its fields' names in order (to compare with the
-/// statement's output columns, [`output_columns`]).
+/// statement's output columns, `output_columns`).
 #[macro_export]
 macro_rules! positional_row {
     ($(#[$doc:meta])* $vis:vis struct $name:ident as $sql:ident, $names:ident {

@@ -111,7 +111,7 @@ macro_rules! interaction_columns {
 }
 
 /// One interaction by routing id (unique in its domain).
-const FIND_SQL: &str = concat!(
+pub const FIND_SQL: &str = concat!(
     "SELECT ",
     interaction_columns!(),
     " FROM interactions WHERE domain_id = $1 AND external_id = $2"
@@ -119,8 +119,8 @@ const FIND_SQL: &str = concat!(
 
 crate::db::cached::cached_statement!(
     /// [`FIND_SQL`]. Written out rather than built with diesel's query builder: diesel-async
-    /// writes a typed query's SQL again at every execution, 20,000 instructions for these 23
-    /// columns, a tenth of a GetClientInfo (BENCHMARKS.md run O).
+    /// writes a typed query's SQL again at every execution, about 20,000 instructions for these
+    /// 23 quoted, table-qualified columns, near a tenth of a GetClientInfo (BENCHMARKS.md run O).
     FindStatement = FIND_SQL;
     domain: BigInt => i64,
     external_id: Text => String,

@@ -41,6 +41,15 @@
 //!   writes keep their order.
 //! - The deliverable events are a prefix in `sequence` order (`sequence < horizon << 16`),
 //!   so readers scan the primary key and stop at the first event that is not deliverable.
+//! - **Horizons need not grow from one statement to the next.** A transaction of another
+//!   database that one statement finds in `pg_stat_activity` (left out) may, by the next, be
+//!   in that statement's snapshot but have ended before its `pg_stat_activity` read: it then
+//!   holds the horizon, below the previous one. That only delays, as long as no reader moves a
+//!   cursor past events it did not deliver: each read continues after the last event it
+//!   delivered; a session stream catching up reads what the server's hub already fetched as
+//!   final ([`AgentRead::final_through`]: the hub sends its subscribers only what it fetches
+//!   later); and a resume point is checked against the highest stored event
+//!   ([`Position::stored`]), not the last deliverable one.
 //!
 //! Readers must not run inside a write transaction of their own (a snapshot does not list its
 //! own transaction as running): the hub and the session stream read on pooled connections
