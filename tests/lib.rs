@@ -1,5 +1,5 @@
 //! Test harness: [`TestApp`] owns an isolated PostgreSQL database (copied from a migrated
-//! template), the real server in-process on 127.0.0.1:0, and its shutdown. Tests talk to it
+//! template), the real server in-process on a free port of 127.0.0.1 below 32768, and its shutdown. Tests talk to it
 //! through `client-sdk`, as a user would.
 //!
 //! PostgreSQL is taken from `TEST_DATABASE_URL` (default `postgres://127.0.0.1/postgres`, trust
@@ -191,7 +191,10 @@ impl TestApp {
     }
 
     async fn serve(&mut self, config: ServerConfig, addr: &str) {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let listener = match addr.strip_suffix(":0") {
+            Some(host) => unshared_listener(host).await,
+            None => tokio::net::TcpListener::bind(addr).await.expect("bind"),
+        };
         let tls = config.tls.is_some();
         let server = server::start(config, listener)
             .await
@@ -246,7 +249,8 @@ impl TestApp {
         app
     }
 
-    /// Stops the server and starts a new one on the same address and database.
+    /// Stops the server and starts a new one on the same address and database (a port no
+    /// other socket takes meanwhile: see [`unshared_listener`]).
     pub async fn restart_server(&mut self) {
         let addr = self.addr().to_string();
         self.stop_server().await;
@@ -846,4 +850,30 @@ pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, SdkError>, field: &s
         e.violations()
     );
     e
+}
+
+/// A listener on a free port of `host` below 32768, where Linux never picks the ports of
+/// outgoing connections or of other binds to port 0 (32768-60999): a server restarted on the
+/// same port finds it free again.
+pub async fn unshared_listener(host: &str) -> tokio::net::TcpListener {
+    use rand::Rng as _;
+    for _ in 0..1000 {
+        let port: u16 = rand::rng().random_range(20_000..32_000);
+        if let Ok(l) = tokio::net::TcpListener::bind((host, port)).await {
+            return l;
+        }
+    }
+    panic!("no free port on {host} in 20000-31999")
+}
+
+/// A free port below 32768 (see [`unshared_listener`]), released for a process to bind.
+pub fn unshared_port() -> u16 {
+    use rand::Rng as _;
+    for _ in 0..1000 {
+        let port: u16 = rand::rng().random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in 20000-31999")
 }

@@ -64,12 +64,9 @@ fn readme_blocks() -> Vec<String> {
         .collect()
 }
 
-/// A free local port.
+/// A free local port that no outgoing connection takes before the server binds it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    client_info_tests::unshared_port()
 }
 
 #[tokio::test]
