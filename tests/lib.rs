@@ -856,24 +856,23 @@ pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, SdkError>, field: &s
 /// outgoing connections or of other binds to port 0 (32768-60999): a server restarted on the
 /// same port finds it free again.
 pub async fn unshared_listener(host: &str) -> tokio::net::TcpListener {
-    use rand::Rng as _;
-    for _ in 0..1000 {
-        let port: u16 = rand::rng().random_range(20_000..32_000);
-        if let Ok(l) = tokio::net::TcpListener::bind((host, port)).await {
-            return l;
-        }
-    }
-    panic!("no free port on {host} in 20000-31999")
+    let listener = unshared(host);
+    listener.set_nonblocking(true).expect("non-blocking");
+    tokio::net::TcpListener::from_std(listener).expect("listener")
 }
 
 /// A free port below 32768 (see [`unshared_listener`]), released for a process to bind.
 pub fn unshared_port() -> u16 {
+    unshared("127.0.0.1").local_addr().expect("addr").port()
+}
+
+fn unshared(host: &str) -> std::net::TcpListener {
     use rand::Rng as _;
     for _ in 0..1000 {
         let port: u16 = rand::rng().random_range(20_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        if let Ok(l) = std::net::TcpListener::bind((host, port)) {
+            return l;
         }
     }
-    panic!("no free port on 127.0.0.1 in 20000-31999")
+    panic!("no free port on {host} in 20000-31999")
 }

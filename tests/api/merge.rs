@@ -15,6 +15,9 @@ use tonic::Code;
 
 const AGENT: &[Permission] = &[Permission::InteractionsHandle, Permission::ContactsRead];
 
+type Events =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::AgentEvent, SdkError>> + Send>>;
+
 struct World {
     app: TestApp,
     crm: Actor,
@@ -48,6 +51,22 @@ struct Count {
 }
 
 impl World {
+    /// The agent's session stream once it is open (its snapshot arrived): what is committed
+    /// after this returns reaches it.
+    async fn watching(&self) -> Events {
+        let mut events: Events = Box::pin(self.agent.client.watch_session(WatchOptions::default()));
+        let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("snapshot")
+            .expect("stream")
+            .expect("ok");
+        assert!(matches!(
+            first.event,
+            Some(pb::agent_event::Event::Snapshot(_))
+        ));
+        events
+    }
+
     async fn live(&self, req: pb::OfferInteractionRequest) {
         let id = req.interaction_id.clone();
         self.routing
@@ -400,16 +419,7 @@ async fn open_interactions_show_the_survivor_and_their_agents_are_told() {
     // And a chat bound to Anne.
     w.chat_bound_to("chatting", &anne).await;
 
-    let mut events = Box::pin(w.agent.client.watch_session(WatchOptions::default()));
-    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .expect("snapshot")
-        .expect("stream")
-        .expect("ok");
-    assert!(matches!(
-        first.event,
-        Some(pb::agent_event::Event::Snapshot(_))
-    ));
+    let mut events = w.watching().await;
 
     let merged = w.merge(&ann, &[&anne]).await;
     let mut got_merged = None;
@@ -624,17 +634,8 @@ async fn an_undo_restores_the_merged_contacts_as_they_were_and_keeps_later_chang
         .await
         .expect("edit");
 
-    let mut events = Box::pin(w.agent.client.watch_session(WatchOptions::default()));
     // The stream is open (its snapshot arrived) before the undo: what comes later reaches it.
-    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .expect("snapshot")
-        .expect("stream")
-        .expect("ok");
-    assert!(matches!(
-        first.event,
-        Some(pb::agent_event::Event::Snapshot(_))
-    ));
+    let mut events = w.watching().await;
     let undone = w
         .crm
         .client

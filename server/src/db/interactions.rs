@@ -20,7 +20,7 @@ use crate::domain::interaction::{
 };
 use crate::error::{Error, Reason};
 
-#[derive(Queryable, Selectable, QueryableByName)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = interactions, check_for_backend(diesel::pg::Pg))]
 struct InteractionRow {
     id: i64,
@@ -110,12 +110,23 @@ macro_rules! interaction_columns {
     };
 }
 
+// The text of [`FIND_SQL`], for `concat!`.
+macro_rules! find_sql {
+    () => {
+        concat!(
+            "SELECT ",
+            interaction_columns!(),
+            " FROM interactions WHERE domain_id = $1 AND external_id = $2"
+        )
+    };
+}
+
 /// One interaction by routing id (unique in its domain).
-pub const FIND_SQL: &str = concat!(
-    "SELECT ",
-    interaction_columns!(),
-    " FROM interactions WHERE domain_id = $1 AND external_id = $2"
-);
+pub const FIND_SQL: &str = find_sql!();
+
+/// The SQL type of an [`InteractionRow`] read by position (its `Selectable`'s order, which
+/// [`interaction_columns`] lists).
+type InteractionSql = diesel::dsl::AsSelect<InteractionRow, diesel::pg::Pg>;
 
 crate::db::cached::cached_statement!(
     /// [`FIND_SQL`]. Written out rather than built with diesel's query builder: diesel-async
@@ -128,11 +139,7 @@ crate::db::cached::cached_statement!(
 
 crate::db::cached::cached_statement!(
     /// [`FIND_SQL`] with a row lock.
-    FindForUpdateStatement = concat!(
-        "SELECT ",
-        interaction_columns!(),
-        " FROM interactions WHERE domain_id = $1 AND external_id = $2 FOR UPDATE"
-    );
+    FindForUpdateStatement = concat!(find_sql!(), " FOR UPDATE");
     domain: BigInt => i64,
     external_id: Text => String,
 );
@@ -147,17 +154,15 @@ pub async fn find(
 ) -> Result<Option<Interaction>, Error> {
     let (domain, external_id) = (domain.0, external_id.to_owned());
     let row: Option<InteractionRow> = if lock {
-        positional::<diesel::dsl::AsSelect<InteractionRow, diesel::pg::Pg>, _>(
-            FindForUpdateStatement {
-                domain,
-                external_id,
-            },
-        )
+        positional::<InteractionSql, _>(FindForUpdateStatement {
+            domain,
+            external_id,
+        })
         .get_result(&mut conn)
         .await
         .optional()?
     } else {
-        positional::<diesel::dsl::AsSelect<InteractionRow, diesel::pg::Pg>, _>(FindStatement {
+        positional::<InteractionSql, _>(FindStatement {
             domain,
             external_id,
         })
@@ -435,13 +440,13 @@ async fn transition(
     agent: UserId,
     payload: Vec<u8>,
 ) -> Result<Option<Interaction>, Error> {
-    let row: Option<InteractionRow> = TransitionStatement {
+    let row: Option<InteractionRow> = positional::<InteractionSql, _>(TransitionStatement {
         domain: session.domain.id.0,
         external_id: external_id.to_owned(),
         state: to.as_str(),
         agent: agent.0,
         payload,
-    }
+    })
     .get_result(conn)
     .await
     .optional()?;
