@@ -1,4 +1,6 @@
 //! How a call authenticates: no token, a fixed token, or a provider asked before each call.
+//!
+//! A leaf: imports nothing of the crate.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,4 +1,7 @@
 //! Binding interactions to contacts, contact history, and read-only card links.
+//!
+//! A service module: imports `client`, `error`, `options`, `retry`, and `contacts` for its
+//! card check (a sibling that never imports this one).
 
 use client_info_proto::pb;
 

@@ -1,11 +1,12 @@
-//! The client, its builder, and access to each service's stub.
+//! The client, its builder, the channel its stubs run on, and access to each service's stub.
+//!
+//! Imports `auth`, `error` and `retry` of the crate (never a service module, which build on it).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-use std::sync::Arc;
 
 use client_info_proto::pb;
 use tonic::codec::CompressionEncoding;
@@ -13,8 +14,8 @@ use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::auth::{Auth, NoDeadline, TokenProvider};
-use crate::error::SdkError;
-use crate::retry::{RetryPolicy, RetryThrottle};
+use crate::error::{SdkError, chain};
+use crate::retry::{self, Idempotent, RetryPolicy, RetryThrottle};
 
 /// Default deadline of a unary call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -241,29 +242,15 @@ impl ClientBuilder {
     }
 }
 
-/// The messages of an error and its sources, joined.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 /// A client-info client: cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct Client {
     channel: Channel,
     auth: Auth,
     metadata: Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) throttle: Arc<RetryThrottle>,
-    pub(crate) timeout: Duration,
+    retry: RetryPolicy,
+    throttle: Arc<RetryThrottle>,
+    timeout: Duration,
     compression: Option<Compression>,
     /// The URL and endpoint it was built from, to open a fresh connection when the current one
     /// went silent (`None` for [`Client::from_channel`]).
@@ -298,6 +285,21 @@ impl Client {
             metadata: Vec::new(),
             retry: RetryPolicy::default(),
         }
+    }
+
+    /// Runs `attempt` once, and again under the client's policy and retry budget while it
+    /// fails in a way a repetition can fix (unavailable, overloaded, a concurrent change, a
+    /// deadline) and the call is idempotent.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        idempotent: Idempotent,
+        attempt: F,
+    ) -> Result<T, SdkError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        retry::run(&self.retry, &self.throttle, idempotent, attempt).await
     }
 
     /// A client over an existing channel.

@@ -1,4 +1,6 @@
 //! Contact cards: read, create, update, delete, link and unlink communications, audit trail.
+//!
+//! A service module: imports `client`, `error`, `options` and `retry`, no other service module.
 
 use client_info_proto::pb;
 

@@ -1,4 +1,7 @@
-//! `SdkError`: the status codes a caller acts on, as variants.
+//! `SdkError`: the status codes a caller acts on, as variants, and how an error's chain of
+//! sources reads as one message.
+//!
+//! A leaf: imports nothing of the crate.
 
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
@@ -221,7 +224,7 @@ impl SdkError {
 impl SdkError {
     /// A connection error for `url`, with a hint when the scheme does not fit the server.
     pub(crate) fn connect(url: &str, e: &tonic::transport::Error) -> Self {
-        let mut detail = crate::client::chain(e);
+        let mut detail = chain(e);
         let lower = detail.to_ascii_lowercase();
         if url.starts_with("https://")
             && (lower.contains("invalidcontenttype")
@@ -282,4 +285,18 @@ impl From<Status> for SdkError {
             _ => SdkError::Other(status),
         }
     }
+}
+
+/// The messages of an error and its sources, joined.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }

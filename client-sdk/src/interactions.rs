@@ -1,4 +1,6 @@
 //! Interactions (routing side) and the Client info panel (agent side).
+//!
+//! A service module: imports `client`, `error`, `options` and `retry`, no other service module.
 
 use client_info_proto::pb;
 

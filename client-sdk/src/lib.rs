@@ -32,6 +32,10 @@
 //! # let _ = client; Ok(()) }
 //! ```
 
+// Imports inside the crate point one way: `auth` and `error` are leaves; `options` and `retry`
+// import `error`; `client` imports `auth`, `error` and `retry`; the service modules (`binding`,
+// `contacts`, `interactions`, `merge`, `search`, `watch`) import those, and none of these imports
+// a service module (only `binding` uses `contacts`, which never uses it back).
 mod auth;
 pub mod binding;
 mod client;

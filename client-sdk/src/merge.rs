@@ -1,4 +1,6 @@
 //! Duplicate contacts: find them, merge them, undo a merge.
+//!
+//! A service module: imports `client`, `error`, `options` and `retry`, no other service module.
 
 use client_info_proto::pb;
 

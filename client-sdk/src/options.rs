@@ -1,4 +1,6 @@
 //! Per-call options shared by the request builders: a deadline and metadata of their own.
+//!
+//! Imports only `error` of the crate.
 
 use std::time::Duration;
 

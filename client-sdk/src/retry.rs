@@ -6,6 +6,9 @@
 //! Idempotent here means repeating the call cannot do twice what it does once: reads, an offer
 //! (its interaction id is the key), a create with a `request_id`, a select or an unbind. Accept,
 //! close, update, delete, link and unlink, and a create without a request id, are never retried.
+//!
+//! Imports only `error` of the crate: the policy and the budget are plain values that the
+//! client hands in.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -13,7 +16,6 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use crate::client::Client;
 use crate::error::SdkError;
 
 /// How idempotent calls are retried.
@@ -102,46 +104,130 @@ pub(crate) fn jittered(ceiling: Duration) -> Duration {
     Duration::from_millis(fastrand::u64(0..=ms))
 }
 
-impl Client {
-    /// Runs `attempt` once, and again under the client's policy while it fails in a way a
-    /// repetition can fix (unavailable, overloaded, a concurrent change, a deadline) and the
-    /// call is idempotent.
-    pub(crate) async fn run<T, F, Fut>(
-        &self,
-        idempotent: Idempotent,
-        mut attempt: F,
-    ) -> Result<T, SdkError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, tonic::Status>>,
-    {
-        let mut ceiling = self.retry.initial_backoff;
-        let mut attempts = 1;
-        loop {
-            match attempt().await {
-                Ok(v) => {
-                    self.throttle.success();
-                    return Ok(v);
+/// Runs `attempt` once, and again under `policy` while it fails in a way a repetition can fix
+/// (unavailable, overloaded, a concurrent change, a deadline), the call is idempotent, and
+/// `throttle` still allows a retry.
+pub(crate) async fn run<T, F, Fut>(
+    policy: &RetryPolicy,
+    throttle: &RetryThrottle,
+    idempotent: Idempotent,
+    mut attempt: F,
+) -> Result<T, SdkError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    let mut ceiling = policy.initial_backoff;
+    let mut attempts = 1;
+    loop {
+        match attempt().await {
+            Ok(v) => {
+                throttle.success();
+                return Ok(v);
+            }
+            Err(status) => {
+                let e = SdkError::from(status);
+                let retryable = idempotent == Idempotent::Yes
+                    && (e.is_retryable() || e.code() == Code::DeadlineExceeded);
+                if !retryable || attempts >= policy.max_attempts {
+                    return Err(e);
                 }
-                Err(status) => {
-                    let e = SdkError::from(status);
-                    let retryable = idempotent == Idempotent::Yes
-                        && (e.is_retryable() || e.code() == Code::DeadlineExceeded);
-                    if !retryable || attempts >= self.retry.max_attempts {
-                        return Err(e);
-                    }
-                    if !self.throttle.failure() {
-                        return Err(e);
-                    }
-                    let wait = e.detail().and_then(|d| d.retry_after).map_or_else(
-                        || jittered(ceiling),
-                        |after| after.min(self.retry.max_backoff),
-                    );
-                    tokio::time::sleep(wait).await;
-                    ceiling = (ceiling * 2).min(self.retry.max_backoff);
-                    attempts += 1;
+                if !throttle.failure() {
+                    return Err(e);
                 }
+                let wait = e
+                    .detail()
+                    .and_then(|d| d.retry_after)
+                    .map_or_else(|| jittered(ceiling), |after| after.min(policy.max_backoff));
+                tokio::time::sleep(wait).await;
+                ceiling = (ceiling * 2).min(policy.max_backoff);
+                attempts += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn quick(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_call_is_retried_until_the_attempts_run_out() {
+        let calls = Cell::new(0);
+        let result: Result<(), SdkError> = run(
+            &quick(3),
+            &RetryThrottle::default(),
+            Idempotent::Yes,
+            || {
+                calls.set(calls.get() + 1);
+                async { Err(tonic::Status::unavailable("down")) }
+            },
+        )
+        .await;
+        assert_eq!(result.err().map(|e| e.code()), Some(Code::Unavailable));
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_succeeds_returns_the_value() {
+        let calls = Cell::new(0);
+        let result = run(
+            &quick(3),
+            &RetryThrottle::default(),
+            Idempotent::Yes,
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    if n < 2 {
+                        Err(tonic::Status::unavailable("down"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(result.ok(), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_call_that_is_not_idempotent_runs_once() {
+        let calls = Cell::new(0);
+        let result: Result<(), SdkError> =
+            run(&quick(3), &RetryThrottle::default(), Idempotent::No, || {
+                calls.set(calls.get() + 1);
+                async { Err(tonic::Status::unavailable("down")) }
+            })
+            .await;
+        assert_eq!(result.err().map(|e| e.code()), Some(Code::Unavailable));
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_a_repetition_cannot_fix_is_not_retried() {
+        let calls = Cell::new(0);
+        let result: Result<(), SdkError> = run(
+            &quick(3),
+            &RetryThrottle::default(),
+            Idempotent::Yes,
+            || {
+                calls.set(calls.get() + 1);
+                async { Err(tonic::Status::not_found("no such contact")) }
+            },
+        )
+        .await;
+        assert_eq!(result.err().map(|e| e.code()), Some(Code::NotFound));
+        assert_eq!(calls.get(), 1);
     }
 }

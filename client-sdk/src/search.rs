@@ -1,4 +1,6 @@
 //! Contact search and label autocomplete.
+//!
+//! A service module: imports `client`, `error`, `options` and `retry`, no other service module.
 
 use client_info_proto::pb;
 use tokio_stream::Stream;

@@ -1,4 +1,6 @@
 //! The agent session stream, with automatic reconnection and resume.
+//!
+//! A service module: imports `auth`, `client`, `error` and `retry`, no other service module.
 
 use std::time::Duration;
 
