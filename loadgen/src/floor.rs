@@ -9,7 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::data::{self, FIRST, LAST};
-use crate::run::Scenario;
+use crate::scenario::Scenario;
 use crate::seed::State;
 
 /// Picks a contact index and derives its E.164 number into `:e` (via SQL).

@@ -15,6 +15,7 @@ mod floor;
 mod replay;
 pub mod report;
 pub mod run;
+mod scenario;
 pub mod seed;
 
 use std::path::PathBuf;

@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn every_read_script_is_understood_and_no_write_is() {
-        use crate::run::Scenario;
+        use crate::scenario::Scenario;
         for scenario in [
             Scenario::ClientInfo,
             Scenario::SearchDestination,

@@ -1,0 +1,47 @@
+//! The scenarios `run` drives ([`Scenario`]): what each one loads, its name on the command
+//! line and whether it writes. A plain type shared by the run's drivers (`run/`) and the SQL
+//! floor (`floor.rs`, `replay.rs`); it imports nothing of the crate.
+
+/// What to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// OfferInteraction of calls from stored numbers in varied formats (identification).
+    Offer,
+    /// GetClientInfo of offered interactions.
+    ClientInfo,
+    /// SearchContacts by a phone number in varied formats.
+    SearchDestination,
+    /// SearchContacts by attribute crm_id=... (exact).
+    SearchAttribute,
+    /// SearchContacts by a full name.
+    SearchName,
+    /// SearchContacts by a first name alone (each starts a twenty-fourth of the names).
+    SearchFirstName,
+    /// SearchContacts by a surname alone (a later word; O'Brien with punctuation).
+    SearchSurname,
+    /// SearchContacts by a typo of a first name alone (its last letter doubled: "Ameliaa").
+    SearchTypo,
+    /// CreateContact from an accepted chat whose identity another contact holds (relink);
+    /// closed loop times only the create, open loop the whole offer-accept-create cycle from
+    /// its intended start.
+    CreateRelink,
+    /// WatchAgentSession fan-out: streams held, offers generated; commit-to-delivery latency.
+    Watch,
+}
+
+impl Scenario {
+    /// The name on the command line.
+    pub(crate) fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_else(|| format!("{self:?}"))
+    }
+
+    /// Whether it writes (and so leaves dead rows for the next measurement to vacuum).
+    pub(crate) fn writes(self) -> bool {
+        matches!(
+            self,
+            Scenario::Offer | Scenario::CreateRelink | Scenario::Watch
+        )
+    }
+}
