@@ -1,19 +1,20 @@
-//! Authentication (HS256 JWT bearer tokens) and the caller identity handlers authorize against.
+//! Tokens: verifies HS256 JWT bearer tokens into a [`Caller`], and signs and verifies the
+//! server's own tokens (page tokens, cursors, read-only card links).
 //!
-//! The interceptor verifies the token and puts a [`Caller`] into the request's extensions;
-//! handlers then call [`Caller::require`] for the permission their RPC needs.
+//! The per-RPC layer ([`crate::rpc`]) verifies each request's bearer token with
+//! [`TokenKeys::authenticate`]; handlers then check the [`Caller`]'s permissions. A low module:
+//! it imports only `domain` and `error`, so that every layer above may sign or verify.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use tonic::{Request, Status};
 
+use crate::domain::caller::Caller;
 use crate::domain::ids::{DomainId, UserId};
-use crate::domain::permission::{Permission, PermissionSet};
+use crate::domain::permission::Permission;
 use crate::domain::search::Position;
-use crate::error::{Error, Fault, Reason};
+use crate::error::{Error, Reason};
 
 /// The claims of a client-info token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,50 +33,6 @@ pub struct Claims {
     pub iat: i64,
 }
 
-/// Who is calling: the verified content of the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    /// The calling user.
-    pub user_id: UserId,
-    /// The user's domain: every query of the request is confined to it.
-    pub domain_id: DomainId,
-    /// What the caller may do.
-    pub permissions: PermissionSet,
-}
-
-impl Caller {
-    /// PERMISSION_DENIED unless the caller holds `p`.
-    pub fn require(&self, p: Permission) -> Result<(), Error> {
-        if self.permissions.contains(p) {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(
-                Fault::new(
-                    Reason::PermissionMissing,
-                    format!("this call needs the {p} permission"),
-                )
-                .with("permission", p.as_str()),
-            ))
-        }
-    }
-
-    /// True when the caller holds `p`.
-    pub fn has(&self, p: Permission) -> bool {
-        self.permissions.contains(p)
-    }
-
-    /// The caller put into the request by the interceptor.
-    pub fn of<T>(request: &Request<T>) -> Result<Caller, Error> {
-        request
-            .extensions()
-            .get::<Caller>()
-            .copied()
-            .ok_or_else(|| {
-                Error::Unauthenticated(Fault::new(Reason::TokenMissing, "missing bearer token"))
-            })
-    }
-}
-
 /// Why a token was refused (all map to UNAUTHENTICATED).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -91,6 +48,18 @@ pub enum TokenError {
     /// Bad signature, bad encoding or bad claims.
     #[error("invalid token: {0}")]
     Invalid(String),
+}
+
+impl TokenError {
+    /// The `ErrorInfo` reason this refusal is answered with.
+    pub fn reason(&self) -> Reason {
+        match self {
+            TokenError::Missing => Reason::TokenMissing,
+            TokenError::Malformed => Reason::TokenMalformed,
+            TokenError::Expired => Reason::TokenExpired,
+            TokenError::Invalid(_) => Reason::TokenInvalid,
+        }
+    }
 }
 
 /// Tokens verified at most this many at once in [`TokenKeys`]' cache; past it the cache is
@@ -416,41 +385,6 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-/// The tonic interceptor: verifies the bearer token and stores the [`Caller`].
-#[derive(Debug, Clone)]
-pub struct AuthInterceptor {
-    keys: Arc<TokenKeys>,
-}
-
-impl AuthInterceptor {
-    /// An interceptor using `keys`.
-    pub fn new(keys: Arc<TokenKeys>) -> Self {
-        Self { keys }
-    }
-}
-
-impl tonic::service::Interceptor for AuthInterceptor {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let caller = self.keys.authenticate(request.metadata()).map_err(|e| {
-            let reason = match e {
-                TokenError::Missing => Reason::TokenMissing,
-                TokenError::Malformed => Reason::TokenMalformed,
-                TokenError::Expired => Reason::TokenExpired,
-                TokenError::Invalid(_) => Reason::TokenInvalid,
-            };
-            crate::error::status(
-                tonic::Code::Unauthenticated,
-                &Fault::new(reason, e.to_string()),
-            )
-        })?;
-        if let Some(context) = request.extensions().get::<Arc<crate::rpc::RpcContext>>() {
-            context.set_caller(caller);
-        }
-        request.extensions_mut().insert(caller);
-        Ok(request)
-    }
 }
 
 /// Parses a comma-separated permission list (`contacts.read,contacts.write`).

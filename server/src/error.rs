@@ -98,6 +98,15 @@ impl Violations {
     }
 }
 
+impl IntoIterator for Violations {
+    type Item = FieldViolation;
+    type IntoIter = std::vec::IntoIter<FieldViolation>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// A part of a request read into its type, or every violation found in it. The `Err` side
 /// is never empty: violations come from [`Violations::one`], [`Violations::or`] and
 /// [`AllValid::all_valid`], which make one only when something was recorded.

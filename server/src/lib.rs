@@ -21,3 +21,4 @@ pub mod sessions;
 pub mod telemetry;
 pub mod transport;
 pub mod web;
+pub mod wire;

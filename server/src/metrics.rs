@@ -7,6 +7,9 @@
 //! units; the gRPC ones are those of go-grpc-prometheus (`grpc_server_handled_total`, ...), so
 //! existing dashboards apply.
 //!
+//! A leaf: it imports nothing of the server. The per-RPC layer, the hub and the session streams
+//! count into it, and the server hands [`Metrics::registry`] what the live gauges read.
+//!
 //! | metric | type | labels |
 //! |---|---|---|
 //! | `grpc_server_started_total` | counter | `grpc_service`, `grpc_method` |
@@ -38,8 +41,22 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::db::DbPool;
-use crate::hub::EventHub;
+/// What the live gauges read at scrape time: the connection pool's state and the open session
+/// streams. The server hands [`Metrics::registry`] a function that reads them, so this module
+/// knows neither the pool nor the hub.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Live {
+    /// Pooled connections, idle and in use.
+    pub pool_size: usize,
+    /// Idle pooled connections.
+    pub pool_idle: usize,
+    /// Most pooled connections (`--pool-size`).
+    pub pool_max: usize,
+    /// Requests waiting for a pooled connection.
+    pub pool_waiting: usize,
+    /// Open WatchAgentSession streams.
+    pub session_streams: usize,
+}
 
 /// An RPC, as metrics name it (names from the server's own descriptors, so `'static`).
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -153,8 +170,9 @@ impl Metrics {
         self.listen_reconnects.inc();
     }
 
-    /// A registry holding these instruments and the live gauges of `pool` and `hub`.
-    pub fn registry(&self, pool: DbPool, hub: EventHub) -> Registry {
+    /// A registry holding these instruments and the live gauges, which `live` reads at each
+    /// scrape.
+    pub fn registry(&self, live: impl Fn() -> Live + Send + Sync + 'static) -> Registry {
         let mut r = Registry::default();
         r.register(
             "grpc_server_started",
@@ -201,7 +219,9 @@ impl Metrics {
             "The running build",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
-        r.register_collector(Box::new(LiveGauges { pool, hub }));
+        r.register_collector(Box::new(LiveGauges {
+            read: Box::new(live),
+        }));
         r
     }
 }
@@ -232,8 +252,7 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 
 /// Gauges read at scrape time: the pool's state and the open session streams.
 struct LiveGauges {
-    pool: DbPool,
-    hub: EventHub,
+    read: Box<dyn Fn() -> Live + Send + Sync>,
 }
 
 impl std::fmt::Debug for LiveGauges {
@@ -249,10 +268,10 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
 
 impl Collector for LiveGauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let status = self.pool.status();
-        let size = i64::try_from(status.size).unwrap_or(i64::MAX);
-        let idle = i64::try_from(status.available).unwrap_or(0);
+        let live = (self.read)();
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let size = count(live.pool_size);
+        let idle = count(live.pool_idle);
         let connections = encoder.encode_descriptor(
             "client_info_db_pool_connections",
             "Pooled database connections, by state",
@@ -267,19 +286,19 @@ impl Collector for LiveGauges {
             &mut encoder,
             "client_info_db_pool_max_connections",
             "Most pooled database connections (--pool-size)",
-            count(status.max_size),
+            count(live.pool_max),
         )?;
         gauge(
             &mut encoder,
             "client_info_db_pool_waiting",
             "Requests waiting for a pooled connection",
-            count(status.waiting),
+            count(live.pool_waiting),
         )?;
         gauge(
             &mut encoder,
             "client_info_session_streams_open",
             "Open WatchAgentSession streams",
-            count(self.hub.subscriber_count()),
+            count(live.session_streams),
         )?;
         Ok(())
     }

@@ -1,12 +1,14 @@
 //! The per-RPC layer around every service: request id, deadline, trace context, metrics and
-//! the access log, in one place.
+//! the access log, in one place; and the authentication interceptor ([`AuthInterceptor`]),
+//! which tells it the caller.
 //!
 //! For each request it
 //! - takes the `x-request-id` metadata (or makes one) and echoes it in the response;
-//! - reads the client's `grpc-timeout`: the handler runs with that deadline in scope
-//!   ([`remaining`], which bounds the database statements) and an expired deadline answers
-//!   DEADLINE_EXCEEDED. tonic's own timeout answers CANCELLED "Timeout expired" (its
-//!   `TimeoutExpired` maps to CANCELLED), so this layer fires a few milliseconds earlier;
+//! - reads the client's `grpc-timeout`: the request carries that deadline ([`Deadline`], in its
+//!   extensions; handlers hand it to the connection getter, which bounds the database
+//!   statements with it) and an expired deadline answers DEADLINE_EXCEEDED. tonic's own
+//!   timeout answers CANCELLED "Timeout expired" (its `TimeoutExpired` maps to CANCELLED), so
+//!   this layer fires a few milliseconds earlier;
 //! - opens the RPC's tracing span, a child of the caller's W3C `traceparent` when there is one;
 //! - counts the RPC (started, in flight, handled by code, latency) and writes one access-log
 //!   line when it ends: method, code, latency, domain, user, peer, request id.
@@ -15,6 +17,9 @@
 //! headers of a trailers-only answer), and a stream the client drops ends with no trailers at
 //! all; the layer below reads both and reports a dropped stream as CANCELLED, so every RPC gets
 //! exactly one line and one count, including the session streams.
+//!
+//! Imports [`crate::auth`] (to verify tokens), [`crate::metrics`] (a leaf), `domain` and
+//! `error`; the services it wraps are assembled by [`crate::server`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,7 +39,8 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::auth::Caller;
+use crate::auth::TokenKeys;
+use crate::domain::caller::Caller;
 use crate::error::{Fault, Reason};
 use crate::metrics::{Metrics, RpcLabels, code_name};
 
@@ -48,17 +54,10 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 /// Longest request id kept from a client; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
 
-tokio::task_local! {
-    static DEADLINE: Instant;
-}
-
-/// Time left before the current request's deadline; `None` outside a request or when the
-/// client set none.
-pub fn remaining() -> Option<Duration> {
-    DEADLINE
-        .try_with(|d| d.saturating_duration_since(Instant::now()))
-        .ok()
-}
+/// The client's deadline for this request (from `grpc-timeout`), in the request's extensions
+/// when the client set one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
 
 /// What the layer learns during a request from the layers inside it (the caller, once
 /// authenticated), carried in the request's extensions.
@@ -71,6 +70,38 @@ impl RpcContext {
     /// Records the authenticated caller (the auth interceptor calls this).
     pub fn set_caller(&self, caller: Caller) {
         let _ = self.caller.set(caller);
+    }
+}
+
+/// The tonic interceptor: verifies the bearer token and stores the [`Caller`].
+#[derive(Debug, Clone)]
+pub struct AuthInterceptor {
+    keys: Arc<TokenKeys>,
+}
+
+impl AuthInterceptor {
+    /// An interceptor using `keys`.
+    pub fn new(keys: Arc<TokenKeys>) -> Self {
+        Self { keys }
+    }
+}
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let caller = self.keys.authenticate(request.metadata()).map_err(|e| {
+            crate::error::status(
+                tonic::Code::Unauthenticated,
+                &Fault::new(e.reason(), e.to_string()),
+            )
+        })?;
+        if let Some(context) = request.extensions().get::<Arc<RpcContext>>() {
+            context.set_caller(caller);
+        }
+        request.extensions_mut().insert(caller);
+        Ok(request)
     }
 }
 
@@ -197,6 +228,9 @@ where
         let context = Arc::new(RpcContext::default());
         req.extensions_mut().insert(context.clone());
         let deadline = grpc_timeout(req.headers()).map(|t| start + t);
+        if let Some(deadline) = deadline {
+            req.extensions_mut().insert(Deadline(deadline));
+        }
 
         let span = tracing::info_span!(
             target: "client_info_server::rpc",
@@ -238,9 +272,7 @@ where
                 let response = match deadline {
                     Some(deadline) => {
                         let cut = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
-                        match tokio::time::timeout_at(cut.into(), DEADLINE.scope(deadline, call))
-                            .await
-                        {
+                        match tokio::time::timeout_at(cut.into(), call).await {
                             Ok(r) => r?,
                             Err(_) => crate::error::status(
                                 Code::DeadlineExceeded,

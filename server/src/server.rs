@@ -16,11 +16,11 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use crate::auth::{AuthInterceptor, TokenKeys};
+use crate::app::AppState;
+use crate::auth::TokenKeys;
 use crate::config::ServerConfig;
 use crate::db;
 use crate::error::Error;
-use crate::grpc::AppState;
 use crate::grpc::client_info::ClientInfoApi;
 use crate::grpc::contact_binding::ContactBindingApi;
 use crate::grpc::contact_search::ContactSearchApi;
@@ -28,7 +28,7 @@ use crate::grpc::contacts::ContactsApi;
 use crate::grpc::interactions::InteractionsApi;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
-use crate::rpc::RpcLayer;
+use crate::rpc::{AuthInterceptor, RpcLayer};
 use crate::sessions::SessionCache;
 use crate::web::{WebLayer, WebPanel};
 use tonic::codec::CompressionEncoding;
@@ -151,9 +151,17 @@ pub async fn start(
             let bound = listener
                 .local_addr()
                 .map_err(|e| Error::Internal(format!("metrics listener address: {e}")))?;
-            let registry = state
-                .metrics
-                .registry(state.pool.clone(), state.hub.clone());
+            let (pool, hub) = (state.pool.clone(), state.hub.clone());
+            let registry = state.metrics.registry(move || {
+                let status = pool.status();
+                crate::metrics::Live {
+                    pool_size: status.size,
+                    pool_idle: status.available,
+                    pool_max: status.max_size,
+                    pool_waiting: status.waiting,
+                    session_streams: hub.subscriber_count(),
+                }
+            });
             crate::metrics::serve(listener, registry, state.shutdown.clone());
             tracing::info!(metrics_addr = %bound, "serving Prometheus metrics at /metrics");
             Some(bound)

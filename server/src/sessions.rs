@@ -24,9 +24,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::auth::Caller;
-use crate::db::domains::{DomainSettings, Session};
+use crate::domain::caller::Caller;
 use crate::domain::ids::{DomainId, UserId};
+use crate::domain::session::{DomainSettings, Session};
 
 /// The channel the database announces changes to domains and users on.
 pub const CHANNEL: &str = "client_info_sessions";

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use client_info_sdk::{Client, pb};
 use client_info_server::db::outbox::{self, Outgoing};
+use client_info_server::db::tx;
 use client_info_server::domain::ids::{DomainId, UserId};
 use client_info_server::domain::permission::Permission;
 use client_info_tests::TestApp;
@@ -77,7 +78,7 @@ async fn writer(
         let outgoing: Vec<Outgoing> = events.iter().map(|(m, who)| marker_event(m, who)).collect();
         let result = conn
             .transaction(async |conn| {
-                outbox::publish(conn, domain, &outgoing).await?;
+                tx::publish(conn, domain, &outgoing).await?;
                 tokio::time::sleep(delay).await;
                 if rollback {
                     Err(client_info_server::error::Error::Internal(
@@ -195,14 +196,14 @@ async fn concurrent_writers_rollbacks_long_transactions_and_resumes_lose_nothing
         .await
         .expect("connect");
     long.batch_execute("BEGIN").await.expect("begin");
-    outbox::publish(&mut long, d, &[marker_event("long-commit", &[agents[0]])])
+    tx::publish(&mut long, d, &[marker_event("long-commit", &[agents[0]])])
         .await
         .expect("publish");
     let mut doomed = AsyncPgConnection::establish(&db_url)
         .await
         .expect("connect");
     doomed.batch_execute("BEGIN").await.expect("begin");
-    outbox::publish(&mut doomed, d, &[marker_event("long-rollback", &agents)])
+    tx::publish(&mut doomed, d, &[marker_event("long-rollback", &agents)])
         .await
         .expect("publish");
 
@@ -341,7 +342,7 @@ async fn a_long_transaction_in_another_database_does_not_hold_delivery_back() {
         .await
         .expect("connect");
     conn.transaction(async |conn| {
-        outbox::publish(conn, d, &[marker_event("after-elsewhere", &[agent.user])]).await
+        tx::publish(conn, d, &[marker_event("after-elsewhere", &[agent.user])]).await
     })
     .await
     .expect("publish");
@@ -382,7 +383,7 @@ async fn a_stream_catching_up_reads_what_the_hub_already_delivered_even_below_a_
         .expect("begin");
     let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
     conn.transaction(async |conn| {
-        outbox::publish(conn, d, &[marker_event("final", &[agent.user])]).await
+        tx::publish(conn, d, &[marker_event("final", &[agent.user])]).await
     })
     .await
     .expect("publish");

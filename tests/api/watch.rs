@@ -442,7 +442,7 @@ async fn a_slow_consumer_is_cut_with_resource_exhausted_and_loses_nothing() {
         .map(|_| client_info_server::db::outbox::Outgoing::to(vec![w.agent.user], payload.clone()))
         .collect();
     for _ in 0..10 {
-        client_info_server::db::outbox::publish(&mut conn, w.agent.domain, &batch)
+        client_info_server::db::tx::publish(&mut conn, w.agent.domain, &batch)
             .await
             .expect("publish");
     }

@@ -1,18 +1,21 @@
-//! The agent's actions on a live interaction (Add, Select, Unbind), and contact creation.
+//! The agent's actions on a live interaction (Add, Select, Unbind), contact creation, and the
+//! reads of the binding service: a contact's interaction history and read-only card links.
+
+use std::collections::HashMap;
 
 use client_info_proto::pb;
 
-use crate::auth::Caller;
+use super::{AppState, Call, Scope, loaders};
+use crate::auth::{CardLinkError, READ_ONLY_LINK_TTL};
 use crate::db::contacts::{self, CreateRequestKey};
-use crate::db::domains::Session;
-use crate::db::{binding, tx};
-use crate::domain::contact::{CommunicationDraft, ContactCard, NewContact};
+use crate::db::interactions::{self, Binding};
+use crate::db::{binding, tx, users};
+use crate::domain::contact::{CommunicationDraft, ContactCard, ContactDraft, NewContact, UserRef};
 use crate::domain::ids::ContactId;
-use crate::domain::interaction::Interaction;
 use crate::domain::permission::Permission;
-use crate::error::Error;
-use crate::grpc::{AppState, convert, events, panel};
-use diesel_async::AsyncPgConnection;
+use crate::domain::phone::parse_phone;
+use crate::error::{Error, Fault, Reason, Violations};
+use crate::wire::events;
 
 /// Where a new contact comes from.
 #[derive(Debug, Clone)]
@@ -76,21 +79,51 @@ pub struct Unbind {
     pub interaction: String,
 }
 
+/// ListContactInteractions: a page of a contact's bindings, newest first.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The contact.
+    pub contact: ContactId,
+    /// The page's rows have binding ids below this (`None`: the first page).
+    pub before: Option<i64>,
+    /// Rows per page.
+    pub limit: usize,
+}
+
+/// A page of a contact's bindings, with the names of the users they name.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// The bindings, newest first.
+    pub rows: Vec<Binding>,
+    /// The users the rows name (agents, who bound, who unbound), by id.
+    pub users: HashMap<i64, UserRef>,
+    /// The next page's token ("" on the last page).
+    pub next_page_token: String,
+}
+
+/// CreateReadOnlyLink: a signed link to a contact's read-only card.
+#[derive(Debug, Clone)]
+pub struct ReadOnlyLink {
+    /// The contact.
+    pub contact: ContactId,
+    /// The caller's interaction the contact was found for (callers without `contacts.read`).
+    pub interaction: Option<String>,
+}
+
 /// Creates a contact; from an interaction, binds it (and relinks a chat's identity). Returns
 /// the card and whether this request created it (false on a retry).
 pub async fn create_contact(
     state: &AppState,
-    caller: Caller,
+    call: Call,
     cmd: CreateContact,
 ) -> Result<(ContactCard, bool), Error> {
-    let (mut conn, session) = state.session(caller).await?;
-    let draft = convert::draft(
+    let (mut conn, session) = state.session(call).await?;
+    let draft = ContactDraft::resolve(
         cmd.contact,
         cmd.communications,
-        caller.user_id,
+        call.caller.user_id,
         session.domain.default_region,
     )?;
-    let keys = &state.keys;
     let fingerprint = cmd.fingerprint.as_str();
     tx::write(
         &mut conn,
@@ -116,17 +149,15 @@ pub async fn create_contact(
                 )
                 .await?;
                 if let (true, Some(i)) = (r.created, &r.interaction) {
-                    tx.emit_all(events::created(&session, keys, i, &r.card)?);
+                    tx.emit_all(events::created(i, &r.card, call.caller.user_id));
                     if let Some(m) = &r.relink {
-                        tx.emit_all(events::moved_with(
-                            &session,
-                            keys,
+                        tx.emit_all(events::moved(
                             Some(i),
                             &m.link,
                             m.from,
                             m.from_card.as_ref(),
                             r.card.id,
-                        )?);
+                        ));
                     }
                 }
                 Ok((r.card, r.created))
@@ -143,26 +174,33 @@ pub async fn create_contact(
     .await
 }
 
-/// The panel of `interaction` as the caller now sees it, after an action of theirs.
-async fn panel_after(
-    conn: &mut AsyncPgConnection,
+/// The phones among `phones` (`(field, number as entered)`) that are not numbers in the
+/// caller's domain's region: a request refused for other faults reports them too, rather than
+/// after those are fixed. Nothing when the session cannot be read (the other faults stand).
+pub async fn phone_faults(
     state: &AppState,
-    session: &Session,
-    interaction: &Interaction,
-) -> Result<pb::ClientInfoPanel, Error> {
-    let size = usize::try_from(convert::DEFAULT_PAGE_SIZE).unwrap_or(20);
-    let viewer = panel::Viewer::of(session, &state.keys);
-    Ok(panel::build(conn, viewer, interaction, 0, size).await?.0)
+    call: Call,
+    phones: Vec<(String, String)>,
+) -> Violations {
+    let mut v = Violations::new();
+    if phones.is_empty() {
+        return v;
+    }
+    if let Ok((_, session)) = state.session(call).await {
+        for (field, raw) in phones {
+            let _ = v.check(field, parse_phone(&raw, session.domain.default_region));
+        }
+    }
+    v
 }
 
 /// Binds the caller's live interaction to a contact; returns the panel after it.
 pub async fn select(
     state: &AppState,
-    caller: Caller,
+    call: Call,
     cmd: Select,
 ) -> Result<pb::ClientInfoPanel, Error> {
-    let (mut conn, session) = state.session(caller).await?;
-    let keys = &state.keys;
+    let (mut conn, session) = state.session(call).await?;
     let interaction = tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let (i, relink) = binding::select(
             tx,
@@ -180,56 +218,117 @@ pub async fn select(
             .iter()
             .find(|c| c.id == cmd.contact)
             .ok_or_else(|| Error::contact_not_found(cmd.contact))?;
-        tx.emit(events::bound(
-            &session,
-            keys,
-            &i,
-            card,
-            Some(caller.user_id),
-        )?);
+        tx.emit(events::bound(&i, card, Some(call.caller.user_id)));
         if let Some((from, link)) = &relink {
             let from_card = cards.iter().find(|c| c.id == *from);
-            tx.emit_all(events::moved_with(
-                &session,
-                keys,
-                Some(&i),
-                link,
-                *from,
-                from_card,
-                card.id,
-            )?);
+            tx.emit_all(events::moved(Some(&i), link, *from, from_card, card.id));
         }
         Ok(i)
     })
     .await?;
-    panel_after(&mut conn, state, &session, &interaction).await
+    loaders::panel_after(&mut conn, &state.keys, &session, &interaction).await
 }
 
 /// Removes the binding of the caller's live interaction (idempotent); returns the panel after
 /// it.
 pub async fn unbind(
     state: &AppState,
-    caller: Caller,
+    call: Call,
     cmd: Unbind,
 ) -> Result<pb::ClientInfoPanel, Error> {
-    let (mut conn, session) = state.session(caller).await?;
+    let (mut conn, session) = state.session(call).await?;
     let interaction = tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let (i, was) = binding::unbind(tx, &session, &cmd.interaction).await?;
         if let Some(contact) = was {
-            tx.emit(events::out(
-                vec![i.agent],
-                pb::agent_event::Event::ContactUnbound(pb::ContactUnbound {
-                    interaction_id: i.external_id.clone(),
-                    contact_id: contact.0,
-                    unbound_by: Some(pb::UserRef {
-                        id: caller.user_id.0,
-                        name: String::new(),
-                    }),
-                }),
-            ));
+            tx.emit(events::unbound(&i, contact, call.caller.user_id));
         }
         Ok(i)
     })
     .await?;
-    panel_after(&mut conn, state, &session, &interaction).await
+    loaders::panel_after(&mut conn, &state.keys, &session, &interaction).await
+}
+
+/// A page of the contact's interaction history.
+pub async fn history(state: &AppState, call: Call, cmd: History) -> Result<HistoryPage, Error> {
+    let (mut conn, session) = state.session(call).await?;
+    let domain = session.domain.id;
+    contacts::ensure_exists(&mut conn, domain, cmd.contact).await?;
+    let limit = i64::try_from(cmd.limit).unwrap_or(i64::MAX - 1);
+    let mut rows =
+        interactions::history(&mut conn, domain, cmd.contact, cmd.before, limit + 1).await?;
+    let has_more = rows.len() > cmd.limit;
+    rows.truncate(cmd.limit);
+    let mut user_ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|b| [Some(b.interaction.agent), b.bound_by, b.unbound_by])
+        .flatten()
+        .map(|u| u.0)
+        .collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    let users = users::refs(&mut conn, domain, &user_ids).await?;
+    let next_page_token = match rows.last() {
+        Some(last) if has_more => last.id.to_string(),
+        _ => String::new(),
+    };
+    Ok(HistoryPage {
+        rows,
+        users,
+        next_page_token,
+    })
+}
+
+/// A signed read-only link to the contact's card and its expiry (Unix seconds). Within an
+/// interaction's scope the contact must be bound to, or found for, that interaction of the
+/// caller's.
+pub async fn read_only_link(
+    state: &AppState,
+    call: Call,
+    cmd: ReadOnlyLink,
+    scope: Scope,
+) -> Result<(String, i64), Error> {
+    let (mut conn, session) = state.session(call).await?;
+    let domain = session.domain.id;
+    let id = cmd.contact;
+    contacts::ensure_exists(&mut conn, domain, id).await?;
+    if let Scope::Interaction(iid) = &scope {
+        let i = interactions::find(&conn, domain, iid, false)
+            .await?
+            .filter(|i| i.agent == call.caller.user_id)
+            .ok_or_else(|| Error::interaction_not_found(iid))?;
+        let related = i.bound_contact == Some(id)
+            || i.identification
+                .candidates
+                .iter()
+                .any(|c| c.contact_id == id.0);
+        if !related {
+            return Err(Error::PermissionDenied(
+                Fault::new(
+                    Reason::ContactNotInInteraction,
+                    format!("contact {id} is neither bound to nor found for interaction {iid:?}"),
+                )
+                .about(format!("contact/{id}")),
+            ));
+        }
+    }
+    state.keys.sign_card_link(domain, id.0, READ_ONLY_LINK_TTL)
+}
+
+/// The card a read-only link opens (a link of another domain opens nothing).
+pub async fn card_by_link(state: &AppState, call: Call, link: &str) -> Result<ContactCard, Error> {
+    let (domain, contact) = state
+        .keys
+        .verify_card_link(link)
+        .map_err(|e: CardLinkError| {
+            let reason = match e {
+                CardLinkError::Expired => Reason::LinkExpired,
+                CardLinkError::Invalid => Reason::LinkInvalid,
+            };
+            Error::PermissionDenied(Fault::new(reason, e.to_string()))
+        })?;
+    let (mut conn, session) = state.session(call).await?;
+    if domain != session.domain.id {
+        return Err(Error::contact_not_found(contact));
+    }
+    contacts::load_card(&mut conn, domain, ContactId(contact)).await
 }

@@ -1,22 +1,16 @@
 //! What routing reports: offers (with identification), answers and ends.
 
-use client_info_proto::pb;
-use pb::agent_event::Event;
-
-use std::collections::HashMap;
-
 use diesel_async::AsyncPgConnection;
 
-use crate::auth::Caller;
-use crate::db::domains::Session;
+use super::{AppState, Call, loaders};
 use crate::db::interactions::{self, OfferResult};
 use crate::db::{contacts, identification, tx};
-use crate::domain::contact::{ContactCard, UserRef};
-use crate::domain::identify::Identification;
+use crate::domain::contact::UserRef;
 use crate::domain::ids::{ContactId, UserId};
 use crate::domain::interaction::{Destination, Interaction, InteractionState, Offer};
+use crate::domain::session::Session;
 use crate::error::Error;
-use crate::grpc::{AppState, events};
+use crate::wire::events::{self, EVENT_CANDIDATES};
 
 /// AcceptInteraction: `agent` answered `interaction`.
 #[derive(Debug, Clone)]
@@ -41,9 +35,9 @@ pub struct Close {
 /// exists and the identification, pipelined; the cards the panel shows; then one statement
 /// that writes the interaction, its autolink binding, the audit record and the events
 /// ([`interactions::insert_first_offer`]). A re-offer, a transfer, or a first offer that loses
-/// a race with a concurrent one takes the transactional path.
-pub async fn offer(state: &AppState, caller: Caller, offer: Offer) -> Result<OfferResult, Error> {
-    let (mut conn, session) = state.session(caller).await?;
+/// a race with a concurrent one takes the transactional path ([`reoffer`]).
+pub async fn offer(state: &AppState, call: Call, offer: Offer) -> Result<OfferResult, Error> {
+    let (mut conn, session) = state.session(call).await?;
     let domain = &session.domain;
     let (context, identification) = {
         let c: &AsyncPgConnection = &conn;
@@ -68,28 +62,11 @@ pub async fn offer(state: &AppState, caller: Caller, offer: Offer) -> Result<Off
             format!("no user {} in this domain", offer.agent),
         ));
     };
-    if !context.known {
-        let agent = UserRef {
-            id: offer.agent,
-            name: agent_name,
-        };
-        let first = first_offer(&mut conn, state, &session, &offer, identification, agent).await?;
-        if let Some(result) = first {
-            return Ok(result);
-        }
+    if context.known {
+        return reoffer(&mut conn, state, &session, &offer).await;
     }
-    reoffer(&mut conn, state, &session, &offer).await
-}
 
-/// A first offer in one statement; `None` when a concurrent first offer took the routing id.
-async fn first_offer(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    session: &Session,
-    offer: &Offer,
-    identification: Identification,
-    agent: UserRef,
-) -> Result<Option<OfferResult>, Error> {
+    // A first offer, in one statement.
     let bound = identification
         .autolink_target(session.domain.autolink)
         .map(ContactId);
@@ -109,41 +86,42 @@ async fn first_offer(
         accepted_at: None,
         closed_at: None,
     };
-    let shown = events::offered_contacts(&interaction);
-    let cards: HashMap<i64, ContactCard> = contacts::load_cards(conn, session.domain.id, &shown)
-        .await?
-        .into_iter()
-        .map(|c| (c.id.0, c))
-        .collect();
-    let keys = &state.keys;
-    let panel = events::offered_panel(session, keys, &interaction, &cards, &agent)?;
-    let mut out = events::offered_with(&interaction, panel);
-    if let Some(card) = bound.and_then(|c| cards.get(&c.0)) {
-        out.push(events::bound(session, keys, &interaction, card, None)?);
-    }
+    let shown = interaction.contacts_shown(0, EVENT_CANDIDATES);
+    let cards = loaders::cards(&mut conn, domain.id, &shown).await?;
+    let agent = UserRef {
+        id: offer.agent,
+        name: agent_name,
+    };
+    let panel = events::offered_panel(&session, &state.keys, &interaction, &cards, Some(&agent))?;
+    let mut out = events::offered(&interaction, panel);
+    out.extend(
+        bound
+            .and_then(|c| cards.get(&c.0))
+            .map(|card| events::bound(&interaction, card, None)),
+    );
     let payloads = out.into_iter().map(|o| o.payload).collect();
-    let id =
-        match interactions::insert_first_offer(conn, &state.hub, session, &interaction, payloads)
-            .await
-        {
-            Ok(Some(id)) => id,
-            // The routing id was taken meanwhile; or a contact it shows or binds was deleted
-            // meanwhile: the transactional path looks again.
-            Ok(None)
-            | Err(Error::Database(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                _,
-            ))) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-    interaction.id = id;
-    Ok(Some(OfferResult {
-        interaction,
-        transferred: false,
-        previous_agent: None,
-        created: true,
-        changed: true,
-    }))
+    match interactions::insert_first_offer(&mut conn, &state.hub, &session, &interaction, payloads)
+        .await
+    {
+        Ok(Some(id)) => {
+            interaction.id = id;
+            Ok(OfferResult {
+                interaction,
+                transferred: false,
+                previous_agent: None,
+                created: true,
+                changed: true,
+            })
+        }
+        // The routing id was taken meanwhile; or a contact it shows or binds was deleted
+        // meanwhile: the transactional path looks again.
+        Ok(None)
+        | Err(Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ))) => reoffer(&mut conn, state, &session, &offer).await,
+        Err(e) => Err(e),
+    }
 }
 
 /// The transactional offer: a re-offer (a no-op when nothing changed), a transfer to another
@@ -160,22 +138,13 @@ async fn reoffer(
         if r.changed {
             let i = &r.interaction;
             if let Some(previous) = r.previous_agent {
-                tx.emit(events::out(
-                    vec![previous],
-                    Event::InteractionTransferredAway(pb::InteractionTransferredAway {
-                        interaction_id: i.external_id.clone(),
-                        to_agent: Some(pb::UserRef {
-                            id: i.agent.0,
-                            name: String::new(),
-                        }),
-                    }),
-                ));
+                tx.emit(events::transferred_away(previous, i));
             }
-            let offered = events::offered(tx, session, keys, i).await?;
+            let offered = loaders::offered(tx, session, keys, i).await?;
             tx.emit_all(offered);
             if let (true, Some(contact)) = (r.created, i.bound_contact) {
                 let card = contacts::load_card(tx, session.domain.id, contact).await?;
-                tx.emit(events::bound(session, keys, i, &card, None)?);
+                tx.emit(events::bound(i, &card, None));
             }
         }
         Ok(r)
@@ -184,11 +153,9 @@ async fn reoffer(
 }
 
 /// Records that the agent answered (one statement, its event included).
-pub async fn accept(state: &AppState, caller: Caller, cmd: Accept) -> Result<Interaction, Error> {
-    let (mut conn, session) = state.session(caller).await?;
-    let event = events::encode(Event::InteractionAccepted(pb::InteractionAccepted {
-        interaction_id: cmd.interaction.clone(),
-    }));
+pub async fn accept(state: &AppState, call: Call, cmd: Accept) -> Result<Interaction, Error> {
+    let (mut conn, session) = state.session(call).await?;
+    let event = events::accepted(&cmd.interaction);
     interactions::accept(
         &mut conn,
         &state.hub,
@@ -201,10 +168,8 @@ pub async fn accept(state: &AppState, caller: Caller, cmd: Accept) -> Result<Int
 }
 
 /// Records that the interaction ended (one statement, its event included).
-pub async fn close(state: &AppState, caller: Caller, cmd: Close) -> Result<Interaction, Error> {
-    let (mut conn, session) = state.session(caller).await?;
-    let event = events::encode(Event::InteractionClosed(pb::InteractionClosed {
-        interaction_id: cmd.interaction.clone(),
-    }));
+pub async fn close(state: &AppState, call: Call, cmd: Close) -> Result<Interaction, Error> {
+    let (mut conn, session) = state.session(call).await?;
+    let event = events::closed(&cmd.interaction);
     interactions::close(&mut conn, &state.hub, &session, &cmd.interaction, event).await
 }

@@ -1,13 +1,14 @@
-//! Duplicate contacts: merge them, undo a merge.
+//! Duplicate contacts: find them, merge them, undo a merge.
 
-use client_info_proto::pb;
-
-use crate::auth::Caller;
+use super::{AppState, Call, loaders};
+use crate::auth::fingerprint;
+use crate::db::duplicates::{self, Filters, Group, PagePosition};
 use crate::db::merge::{self, Member, Merged, Unmerged};
 use crate::db::tx;
+use crate::domain::contact::ContactCard;
 use crate::domain::merge::FieldSources;
 use crate::error::Error;
-use crate::grpc::{AppState, events};
+use crate::wire::events;
 
 /// MergeContacts.
 #[derive(Debug, Clone)]
@@ -29,14 +30,37 @@ pub struct Unmerge {
     pub force: bool,
 }
 
+/// FindDuplicates: a page of groups of contacts that look alike.
+#[derive(Debug, Clone)]
+pub struct FindDuplicates {
+    /// Which contacts to compare.
+    pub filters: Filters,
+    /// Groups per page.
+    pub limit: usize,
+    /// Where the page starts: a token of an earlier page of the same query ("": the start).
+    pub page_token: String,
+    /// The query in a canonical form, without its paging (a page token belongs to it).
+    pub query: Vec<u8>,
+}
+
+/// A group found, with how alike its names are and its contacts' cards (in the group's order).
+#[derive(Debug, Clone)]
+pub struct FoundGroup {
+    /// The group.
+    pub group: Group,
+    /// How alike the members' names are (0 to 1).
+    pub names_alike: f64,
+    /// The members' cards.
+    pub cards: Vec<ContactCard>,
+}
+
 /// Merges the contacts as one unit of work; the agents whose open interactions showed a merged
 /// contact get ContactMerged, those showing the survivor its new card.
-pub async fn merge(state: &AppState, caller: Caller, cmd: Merge) -> Result<Merged, Error> {
-    let (mut conn, session) = state.session(caller).await?;
-    let keys = &state.keys;
+pub async fn merge(state: &AppState, call: Call, cmd: Merge) -> Result<Merged, Error> {
+    let (mut conn, session) = state.session(call).await?;
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let merged = merge::merge(tx, &session, &cmd.survivor, &cmd.merged, &cmd.sources).await?;
-        tx.emit_all(events::merged(&session, keys, &merged)?);
+        tx.emit_all(events::merged(&merged));
         Ok(merged)
     })
     .await
@@ -44,50 +68,66 @@ pub async fn merge(state: &AppState, caller: Caller, cmd: Merge) -> Result<Merge
 
 /// Undoes a merge as one unit of work; the agents whose open interactions changed get
 /// ContactUnmerged, those showing the survivor its new card.
-pub async fn unmerge(state: &AppState, caller: Caller, cmd: Unmerge) -> Result<Unmerged, Error> {
-    let (mut conn, session) = state.session(caller).await?;
-    let keys = &state.keys;
+pub async fn unmerge(state: &AppState, call: Call, cmd: Unmerge) -> Result<Unmerged, Error> {
+    let (mut conn, session) = state.session(call).await?;
     let retention = state.merge_retention;
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let undone = merge::unmerge(tx, &session, cmd.merge_id, cmd.force, retention).await?;
-        tx.emit_all(events::unmerged(&session, keys, &undone)?);
+        tx.emit_all(events::unmerged(&undone));
         Ok(undone)
     })
     .await
 }
 
-/// A conflict an undo skipped, as sent.
-pub fn conflict(c: &merge::Conflict) -> pb::UnmergeConflict {
-    use merge::{ArchivedLink, ConflictKind};
-    use pb::unmerge_conflict::Communication as C;
-    let (kind, holder) = match c.kind {
-        ConflictKind::Removed => (pb::UnmergeConflictKind::Removed, 0),
-        ConflictKind::HeldByOtherContact(h) => (pb::UnmergeConflictKind::HeldByOtherContact, h.0),
+/// A page of duplicate groups and the next page's token ("" on the last page).
+pub async fn find_duplicates(
+    state: &AppState,
+    call: Call,
+    cmd: FindDuplicates,
+) -> Result<(Vec<FoundGroup>, String), Error> {
+    let (mut conn, session) = state.session(call).await?;
+    let domain = session.domain.id;
+    let mut bytes = cmd.query;
+    bytes.extend_from_slice(&domain.0.to_le_bytes());
+    bytes.extend_from_slice(b"duplicates");
+    let fp = fingerprint(&bytes);
+    let after = if cmd.page_token.is_empty() {
+        PagePosition::start()
+    } else {
+        let c = state
+            .keys
+            .verify_cursor(&cmd.page_token, fp)
+            .map_err(|e| Error::invalid("page_token", e.to_string()))?;
+        serde_json::from_str::<PagePosition>(&c)
+            .map_err(|_| Error::invalid("page_token", "is not a page token of this RPC"))?
     };
-    pb::UnmergeConflict {
-        contact_id: c.contact.0,
-        kind: kind as i32,
-        subject: c.subject(),
-        description: c.description(),
-        holder_contact_id: holder,
-        communication: Some(match &c.communication {
-            ArchivedLink::Phone(p) => C::Phone(pb::Phone {
-                id: p.id,
-                number: p.number.clone(),
-                e164: p.e164.clone(),
-                region: p.region.clone(),
-            }),
-            ArchivedLink::Email(e) => C::Email(pb::Email {
-                id: e.id,
-                address: e.address.clone(),
-                normalized: e.normalized.clone(),
-            }),
-            ArchivedLink::Channel(m) => C::MessagingChannel(pb::MessagingChannel {
-                id: m.id,
-                protocol: m.identity.protocol.clone(),
-                external_user_id: m.identity.external_user_id.clone(),
-                display_name: m.identity.display_name.clone(),
-            }),
-        }),
-    }
+    let (groups, next) =
+        duplicates::find(&mut conn, domain, &cmd.filters, after, cmd.limit).await?;
+    let next_page_token = match next {
+        Some(c) => {
+            let c =
+                serde_json::to_string(&c).map_err(|e| Error::Internal(format!("cursor: {e}")))?;
+            state.keys.sign_cursor(fp, &c)?
+        }
+        None => String::new(),
+    };
+    let shown: Vec<Vec<i64>> = groups.iter().map(|g| g.members.clone()).collect();
+    let likeness = duplicates::name_likeness(&mut conn, &shown).await?;
+    let ids: Vec<i64> = shown.iter().flatten().copied().collect();
+    let cards = loaders::cards(&mut conn, domain, &ids).await?;
+    let found = groups
+        .into_iter()
+        .zip(likeness)
+        .map(|(group, names_alike)| FoundGroup {
+            // A contact can be in several groups (a shared phone, a shared e-mail).
+            cards: group
+                .members
+                .iter()
+                .filter_map(|id| cards.get(id).cloned())
+                .collect(),
+            group,
+            names_alike,
+        })
+        .collect();
+    Ok((found, next_page_token))
 }

@@ -1,16 +1,108 @@
-//! The application layer: one function per write the API offers, between the gRPC handlers
-//! and the store. A handler decodes its request into a typed command
-//! ([`crate::grpc::decode`]), checks the caller's permission, calls one function here and
-//! encodes what it returns; every function here runs its change as one unit of work
-//! ([`crate::db::tx::write`]): the transaction, the audit records and the session events the
-//! change produces, written together at commit, then announced. The hottest writes (a first
-//! offer, an answer, an end) are each one statement that writes its events itself, atomic on
-//! its own and so without a transaction's two extra round trips
-//! ([`crate::db::interactions::insert_first_offer`], [`crate::db::interactions::accept`],
-//! [`crate::db::interactions::close`]). No handler opens a transaction or publishes an event
-//! itself.
+//! The application layer: one function per use case the API offers, between the gRPC handlers
+//! and the store. A handler decodes its request into a typed command (`grpc::decode`), checks
+//! the caller's permission, calls one function here with the [`Call`] and the command, and
+//! encodes what it returns; nothing here knows tonic or a request message.
+//!
+//! Every write runs its change as one unit of work ([`crate::db::tx::write`]): the
+//! transaction, the audit records and the session events the change produces, written
+//! together at commit, then announced. The hottest writes (a first offer, an answer, an end)
+//! are each one statement that writes its events itself, atomic on its own and so without a
+//! transaction's two extra round trips ([`crate::db::interactions::insert_first_offer`],
+//! [`crate::db::interactions::accept`], [`crate::db::interactions::close`]). Reads open the
+//! caller's session the same way and return domain values or wire forms. No handler opens a
+//! session, a transaction or publishes an event itself.
+//!
+//! Imports, downwards only: [`crate::wire`] (the protobuf forms of panels and events),
+//! [`crate::db`], [`crate::hub`] and [`crate::sessions`] (held in [`AppState`]),
+//! [`crate::auth`] (signing), `domain` and `error`. [`loaders`] gathers what a panel or an
+//! event shows; the other files are the use cases, by area.
 
 pub mod binding;
+pub mod client_info;
 pub mod contacts;
 pub mod interactions;
+pub mod loaders;
 pub mod merge;
+pub mod search;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auth::TokenKeys;
+use crate::db::{self, DbPool, RequestConn};
+use crate::domain::caller::Caller;
+use crate::domain::session::Session;
+use crate::error::Error;
+use crate::hub::EventHub;
+use crate::metrics::Metrics;
+use crate::sessions::SessionCache;
+
+/// Page size when a listing's request gives none.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// Most rows a listing's page holds.
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// What every use case shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub pool: DbPool,
+    /// Token keys (read-only links and page tokens are signed with them too).
+    pub keys: Arc<TokenKeys>,
+    /// The event hub feeding session streams.
+    pub hub: EventHub,
+    /// Turns true when the server shuts down; session streams then end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Session-stream heartbeat interval.
+    pub heartbeat: Duration,
+    /// The server's instruments.
+    pub metrics: Metrics,
+    /// The pool's statement timeout (a request's deadline may lower it).
+    pub statement_timeout: Duration,
+    /// Callers' sessions, so a request does not read them every time.
+    pub sessions: SessionCache,
+    /// How long a merge can be undone.
+    pub merge_retention: Duration,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Who calls, and until when: the verified caller and the client's deadline, which bounds the
+/// request's database statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    /// The verified caller.
+    pub caller: Caller,
+    /// The client's deadline (`None`: it set none).
+    pub deadline: Option<Instant>,
+}
+
+/// Which contacts a read may show the caller: any of its domain's (with `contacts.read`), or
+/// only those of one of its own interactions (with `interactions.handle`, naming the
+/// interaction by its routing id). The handler decides it from the caller's permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every contact of the caller's domain.
+    Domain,
+    /// The contacts of this interaction of the caller's.
+    Interaction(String),
+}
+
+impl AppState {
+    /// A pooled connection bounded by the call's deadline, and the caller's session (domain
+    /// settings, user checked): from the session cache, or read and cached.
+    pub async fn session(&self, call: Call) -> Result<(RequestConn, Session), Error> {
+        let mut conn = RequestConn::get(&self.pool, self.statement_timeout, call.deadline).await?;
+        if let Some(session) = self.sessions.get(call.caller) {
+            return Ok((conn, session));
+        }
+        let ticket = self.sessions.ticket();
+        let session = db::domains::session(&mut conn, call.caller).await?;
+        self.sessions.put(ticket, &session);
+        Ok((conn, session))
+    }
+}

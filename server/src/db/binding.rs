@@ -5,14 +5,15 @@
 use diesel_async::AsyncPgConnection;
 
 use super::communications::LinkOutcome;
-use super::contacts::{self, ContactDraft, CreateRequestKey, Created};
-use super::domains::Session;
+use super::contacts::{self, CreateRequestKey, Created};
 use super::interactions;
 use super::tx::Tx;
+use crate::domain::contact::ContactDraft;
 use crate::domain::contact::{ChannelLink, Communication, ContactCard};
 use crate::domain::ids::ContactId;
 use crate::domain::interaction::{Destination, Interaction, InteractionState};
 use crate::domain::phone::parse_phone;
+use crate::domain::session::Session;
 use crate::error::{Error, Reason};
 
 /// Locks the caller's interaction and checks that it is live: NOT_FOUND when missing or

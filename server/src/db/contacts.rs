@@ -12,15 +12,15 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::audit::{self, AuditAction, AuditRecord};
 use super::cached::{Dynamic, JsonOf, positional};
 use super::communications::{self, LinkOutcome, LinkRef};
-use super::domains::Session;
 use super::schema::{contact_attributes, contact_create_requests, contacts};
 use super::tx::Tx;
 use super::{labels, users};
 use crate::domain::contact::{
-    Attribute, ChannelIdentity, ChannelLink, Communication, ContactCard, ContactPatch, EmailLink,
-    PhoneLink, UserRef,
+    Attribute, ChannelIdentity, ChannelLink, Communication, ContactCard, ContactDraft,
+    ContactPatch, EmailLink, PhoneLink, UserRef,
 };
 use crate::domain::ids::{ContactId, DomainId, UserId};
+use crate::domain::session::Session;
 use crate::error::{Error, Fault, Reason};
 
 /// The scalar fields a change sets (`None`: unchanged).
@@ -31,25 +31,6 @@ pub(crate) struct ContactChanges<'a> {
     pub(crate) description: Option<&'a str>,
     pub(crate) time_zone: Option<&'a str>,
     pub(crate) owner_id: Option<i64>,
-}
-
-/// A contact ready to insert: validated fields, owner resolved, phones parsed.
-#[derive(Debug, Clone)]
-pub struct ContactDraft {
-    /// Display name.
-    pub display_name: String,
-    /// Description.
-    pub description: String,
-    /// IANA time zone or empty.
-    pub time_zone: String,
-    /// Owner.
-    pub owner: UserId,
-    /// Labels.
-    pub labels: Vec<String>,
-    /// Attributes.
-    pub attributes: Vec<Attribute>,
-    /// Communications.
-    pub communications: Vec<Communication>,
 }
 
 /// The whole card of each contact in one statement: the row, the three user names, and each
@@ -204,7 +185,7 @@ pub async fn load_card(
 ) -> Result<ContactCard, Error> {
     match load_cards(conn, domain, &[id.0]).await?.pop() {
         Some(card) => Ok(card),
-        None => Err(super::merge::not_found(conn, domain, id).await?),
+        None => Err(super::merged::not_found(conn, domain, id).await?),
     }
 }
 
@@ -218,7 +199,7 @@ pub async fn ensure_exists(
     if exists(conn, domain, id).await? {
         Ok(())
     } else {
-        Err(super::merge::not_found(conn, domain, id).await?)
+        Err(super::merged::not_found(conn, domain, id).await?)
     }
 }
 
@@ -240,7 +221,7 @@ pub async fn lock_shared(
         .optional()?;
     match found {
         Some(_) => Ok(()),
-        None => Err(super::merge::not_found(conn, domain, id).await?),
+        None => Err(super::merged::not_found(conn, domain, id).await?),
     }
 }
 
@@ -325,7 +306,7 @@ pub async fn lock(
         .await
         .optional()?;
     let Some(version) = found else {
-        return Err(super::merge::not_found(conn, domain, id).await?);
+        return Err(super::merged::not_found(conn, domain, id).await?);
     };
     match expected_version {
         Some(expected) if expected != version => Err(Error::Aborted(

@@ -1,4 +1,4 @@
-//! Domains (tenants) and the per-request session: the caller's domain settings.
+//! Domains (tenants) and the per-request session: the caller's domain settings and name.
 
 use std::sync::Arc;
 
@@ -6,25 +6,11 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::{domains, users};
-use crate::auth::Caller;
+use crate::domain::caller::Caller;
 use crate::domain::ids::DomainId;
 use crate::domain::phone::Region;
+use crate::domain::session::{DomainSettings, Session};
 use crate::error::{Error, Fault, Reason};
-
-/// A domain's settings.
-#[derive(Debug, Clone)]
-pub struct DomainSettings {
-    /// Id.
-    pub id: DomainId,
-    /// Name.
-    pub name: String,
-    /// Region for numbers written without a country code.
-    pub default_region: Region,
-    /// Bind at once when exactly one contact matches exactly.
-    pub autolink: bool,
-    /// Last-N-digits fallback length (0: off).
-    pub fallback_digits: i16,
-}
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = domains, check_for_backend(diesel::pg::Pg))]
@@ -112,19 +98,6 @@ pub async fn update_settings(
         return Err(Error::domain_not_found(domain));
     }
     Ok(())
-}
-
-/// What every request knows about its caller: the domain's settings and the calling user's
-/// name, read together with the check that the user exists in that domain (from the database,
-/// or from [`crate::sessions::SessionCache`]).
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// The verified caller.
-    pub caller: Caller,
-    /// The caller's domain.
-    pub domain: Arc<DomainSettings>,
-    /// The calling user's name.
-    pub user_name: Arc<str>,
 }
 
 /// Loads the caller's session: UNAUTHENTICATED when the token names a domain or user that does

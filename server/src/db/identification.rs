@@ -7,11 +7,11 @@ use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::cached::Dynamic;
-use super::domains::DomainSettings;
 use crate::domain::contact::ChannelIdentity;
 use crate::domain::identify::{self, Hit, Identification, LinkKind, MatchRule};
 use crate::domain::ids::DomainId;
 use crate::domain::phone::parse_caller_number;
+use crate::domain::session::DomainSettings;
 use crate::error::Error;
 
 // Each query reads the matching links through one index (bounded by an inner LIMIT), then each

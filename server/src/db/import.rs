@@ -8,13 +8,13 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 
-use super::contacts::ContactDraft;
-use super::domains::Session;
 use super::schema::{
     audit_log, contact_attributes, contact_emails, contact_labels, contact_messaging_channels,
     contact_phones, contacts, labels, users,
 };
 use crate::domain::contact::Communication;
+use crate::domain::contact::ContactDraft;
+use crate::domain::session::Session;
 use crate::error::Error;
 
 /// Rows per child-table statement (keeps binds far below PostgreSQL's 65,535).

@@ -158,22 +158,6 @@ impl StoredEvent {
 /// Most events one transaction may publish (the ordinal's share of a sequence number).
 pub const MAX_EVENTS_PER_TRANSACTION: usize = 65_535;
 
-/// Writes `events` of `domain` in the caller's transaction, once per transaction, and
-/// announces them at its commit, for tools and tests that write events without a
-/// [`super::tx::Tx`] (the server's writes publish through their unit of work, which notifies
-/// after the commit). Returns how many were written.
-pub async fn publish(
-    conn: &mut AsyncPgConnection,
-    domain: DomainId,
-    events: &[Outgoing],
-) -> Result<usize, Error> {
-    let written = super::tx::flush(conn, domain, Vec::new(), events).await?;
-    if written > 0 {
-        notify(conn, &[domain], "").await?;
-    }
-    Ok(written)
-}
-
 /// Announces that domains `$1` have new events, to every server's hub (`LISTEN` on
 /// [`CHANNEL`]); the payload is `domain:origin`, `$2` naming the announcing hub (so that it
 /// can skip its own announcements, which it acted on already).

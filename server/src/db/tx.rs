@@ -179,7 +179,7 @@ where
             // A failed rollback leaves the connection marked broken; the pool drops it.
             let _ = AnsiTransactionManager::rollback_transaction(conn).await;
             // A contact that is not found may have been merged: say where it went.
-            Err(super::merge::explain(conn, domain, e).await)
+            Err(super::merged::explain(conn, domain, e).await)
         }
     }
 }
@@ -309,6 +309,22 @@ pub(super) async fn flush(
         statement.get_result::<Flushed>(&mut c2)
     )?;
     Ok(usize::try_from(flushed.written).unwrap_or(0))
+}
+
+/// Writes `events` of `domain` in the caller's transaction, once per transaction, and
+/// announces them at its commit, for tools and tests that write events without a
+/// [`Tx`] (the server's writes publish through their unit of work, which notifies
+/// after the commit). Returns how many were written.
+pub async fn publish(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    events: &[Outgoing],
+) -> Result<usize, Error> {
+    let written = flush(conn, domain, Vec::new(), events).await?;
+    if written > 0 {
+        super::outbox::notify(conn, &[domain], "").await?;
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::email::EmailAddress;
 use super::ids::{ContactId, UserId};
-use super::phone::ParsedPhone;
+use super::phone::{ParsedPhone, Region, parse_phone};
+use crate::error::{Checked, Violations};
 
 /// Longest display name.
 pub const MAX_DISPLAY_NAME_LEN: usize = 200;
@@ -273,6 +274,75 @@ pub struct ContactCard {
     pub updated_at: DateTime<Utc>,
     /// Last changer.
     pub updated_by: UserRef,
+}
+
+/// A contact ready to insert: validated fields, owner resolved, phones parsed.
+#[derive(Debug, Clone)]
+pub struct ContactDraft {
+    /// Display name.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// IANA time zone or empty.
+    pub time_zone: String,
+    /// Owner.
+    pub owner: UserId,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Attributes.
+    pub attributes: Vec<Attribute>,
+    /// Communications.
+    pub communications: Vec<Communication>,
+}
+
+impl ContactDraft {
+    /// A validated new contact ready to insert: owner defaulted to `caller`, phones parsed in
+    /// the domain's `region` (every bad number reported with its field).
+    pub fn resolve(
+        new: NewContact,
+        drafts: Vec<(String, CommunicationDraft)>,
+        caller: UserId,
+        region: Region,
+    ) -> Checked<ContactDraft> {
+        Ok(ContactDraft {
+            communications: Communication::resolve_all(drafts, region)?,
+            display_name: new.display_name,
+            description: new.description,
+            time_zone: new.time_zone,
+            owner: new.owner.unwrap_or(caller),
+            labels: new.labels,
+            attributes: new.attributes,
+        })
+    }
+}
+
+impl Communication {
+    /// Parses a phone draft in the domain's `region` (other drafts pass as they are); a bad
+    /// number is reported on `{field}.phone.number`.
+    pub fn resolve(field: &str, draft: CommunicationDraft, region: Region) -> Checked<Self> {
+        Ok(match draft {
+            CommunicationDraft::Phone(raw) => {
+                let parsed = parse_phone(&raw, region)
+                    .map_err(|e| Violations::one(format!("{field}.phone.number"), e.to_string()))?;
+                Communication::Phone { raw, parsed }
+            }
+            CommunicationDraft::Email(e) => Communication::Email(e),
+            CommunicationDraft::Channel(c) => Communication::Channel(c),
+        })
+    }
+
+    /// [`Self::resolve`] for each draft, with its field path; every bad number is reported.
+    pub fn resolve_all(
+        drafts: Vec<(String, CommunicationDraft)>,
+        region: Region,
+    ) -> Checked<Vec<Self>> {
+        let mut v = Violations::new();
+        let resolved = drafts
+            .into_iter()
+            .filter_map(|(field, draft)| v.keep(Self::resolve(&field, draft, region)))
+            .collect();
+        v.or(resolved)
+    }
 }
 
 /// Removes duplicates, keeping the first occurrence's position.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::contact::ChannelIdentity;
-use super::identify::Identification;
+use super::identify::{Candidate, Identification};
 use super::ids::{ContactId, UserId};
 
 /// Most routing variables on one interaction.
@@ -178,6 +178,24 @@ impl Interaction {
     /// Call or chat.
     pub fn kind(&self) -> InteractionKind {
         self.destination.kind()
+    }
+
+    /// The candidates `offset..offset+size` of a panel page.
+    pub fn candidate_page(&self, offset: usize, size: usize) -> &[Candidate] {
+        let page: &[Candidate] = self.identification.candidates.get(offset..).unwrap_or(&[]);
+        &page[..page.len().min(size)]
+    }
+
+    /// The contacts a panel page shows: its candidates `offset..offset+size` and the bound
+    /// contact (what must be loaded to render it).
+    pub fn contacts_shown(&self, offset: usize, size: usize) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .candidate_page(offset, size)
+            .iter()
+            .map(|c| c.contact_id)
+            .collect();
+        ids.extend(self.bound_contact.map(|c| c.0));
+        ids
     }
 }
 

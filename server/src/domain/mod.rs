@@ -1,6 +1,11 @@
-//! Rules that are not SQL: identifiers, permissions, phone and e-mail normalisation, contact
-//! field validation. Pure functions and plain types, unit-tested without a database.
+//! Rules that are not SQL: identifiers, the caller and its session, permissions, phone and
+//! e-mail normalisation, contact field validation and drafts, identification, merge rules.
+//! Pure functions and plain types, unit-tested without a database.
+//!
+//! The lowest layer: it imports nothing of the server but [`crate::error`] (the one error
+//! type, itself a leaf).
 
+pub mod caller;
 pub mod contact;
 pub mod email;
 pub mod identify;
@@ -11,4 +16,5 @@ pub mod permission;
 pub mod phone;
 pub mod phone_validity;
 pub mod search;
+pub mod session;
 pub mod text;

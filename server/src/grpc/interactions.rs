@@ -3,10 +3,10 @@
 use client_info_proto::pb;
 use tonic::{Request, Response, Status};
 
-use super::{AppState, convert, decode};
-use crate::app;
-use crate::auth::Caller;
+use super::{call, decode};
+use crate::app::{self, AppState};
 use crate::domain::permission::Permission;
+use crate::wire::encode;
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -28,10 +28,10 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
         &self,
         request: Request<pb::OfferInteractionRequest>,
     ) -> Result<Response<pb::OfferInteractionResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let offer = decode::offer(request.get_ref())?;
-        caller.require(Permission::InteractionsRoute)?;
-        let result = app::interactions::offer(&self.state, caller, offer).await?;
+        let call = call(&request)?;
+        let offer = decode::interactions::offer(request.get_ref())?;
+        call.caller.require(Permission::InteractionsRoute)?;
+        let result = app::interactions::offer(&self.state, call, offer).await?;
         let i = &result.interaction;
         tracing::info!(
             outcome = i.identification.outcome.as_str(),
@@ -41,8 +41,8 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
             "interaction offered"
         );
         Ok(Response::new(pb::OfferInteractionResponse {
-            state: convert::state(i.state) as i32,
-            identification: Some(convert::identification(&i.identification)),
+            state: encode::state(i.state) as i32,
+            identification: Some(encode::identification(&i.identification)),
             bound_contact_id: i.bound_contact.map_or(0, |c| c.0),
             transferred: result.transferred,
             changed: result.changed,
@@ -54,12 +54,12 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
         &self,
         request: Request<pb::AcceptInteractionRequest>,
     ) -> Result<Response<pb::AcceptInteractionResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let accept = decode::accept(request.get_ref())?;
-        caller.require(Permission::InteractionsRoute)?;
-        let i = app::interactions::accept(&self.state, caller, accept).await?;
+        let call = call(&request)?;
+        let accept = decode::interactions::accept(request.get_ref())?;
+        call.caller.require(Permission::InteractionsRoute)?;
+        let i = app::interactions::accept(&self.state, call, accept).await?;
         Ok(Response::new(pb::AcceptInteractionResponse {
-            state: convert::state(i.state) as i32,
+            state: encode::state(i.state) as i32,
         }))
     }
 
@@ -68,12 +68,12 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
         &self,
         request: Request<pb::CloseInteractionRequest>,
     ) -> Result<Response<pb::CloseInteractionResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let close = decode::close(request.get_ref())?;
-        caller.require(Permission::InteractionsRoute)?;
-        let i = app::interactions::close(&self.state, caller, close).await?;
+        let call = call(&request)?;
+        let close = decode::interactions::close(request.get_ref())?;
+        call.caller.require(Permission::InteractionsRoute)?;
+        let i = app::interactions::close(&self.state, call, close).await?;
         Ok(Response::new(pb::CloseInteractionResponse {
-            state: convert::state(i.state) as i32,
+            state: encode::state(i.state) as i32,
         }))
     }
 }

@@ -1,66 +1,52 @@
-//! gRPC services: one file per service, each a struct holding the shared state and thin
-//! handlers that validate, convert to a domain command, authorize, call the store, and convert
-//! back.
+//! gRPC services: one file per service, a struct holding the shared state and thin handlers.
+//! Every handler takes the same five steps: decode the request into a typed command
+//! ([`decode`]), authorize the [`Call`]'s caller, call one function of [`crate::app`], and
+//! encode what it returns ([`crate::wire`]'s forms); errors become statuses in one place
+//! ([`crate::error`]).
+//!
+//! The top of the request path: imports `app`, `wire`, [`crate::rpc`] (the request's
+//! deadline), `domain` and `error`; nothing below imports it.
 
 pub mod client_info;
 pub mod contact_binding;
 pub mod contact_search;
 pub mod contacts;
-pub mod convert;
 pub mod decode;
-pub mod events;
 pub mod interactions;
-pub mod panel;
 
-use std::sync::Arc;
+use tonic::Request;
 
-use crate::auth::{Caller, TokenKeys};
-use crate::db::domains::Session;
-use crate::db::{self, DbPool, RequestConn};
-use crate::error::Error;
-use crate::hub::EventHub;
-use crate::sessions::SessionCache;
+use crate::app::{Call, Scope};
+use crate::domain::caller::Caller;
+use crate::domain::permission::Permission;
+use crate::error::{Error, Fault, Reason};
+use crate::rpc::Deadline;
 
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The connection pool.
-    pub pool: DbPool,
-    /// Token keys (read-only links are signed with them too).
-    pub keys: Arc<TokenKeys>,
-    /// The event hub feeding session streams.
-    pub hub: EventHub,
-    /// Turns true when the server shuts down; session streams then end.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// Session-stream heartbeat interval.
-    pub heartbeat: std::time::Duration,
-    /// The server's instruments.
-    pub metrics: crate::metrics::Metrics,
-    /// The pool's statement timeout (a request's deadline may lower it).
-    pub statement_timeout: std::time::Duration,
-    /// Callers' sessions, so a request does not read them every time.
-    pub sessions: SessionCache,
-    /// How long a merge can be undone.
-    pub merge_retention: std::time::Duration,
+/// The call a request makes: the caller the authentication interceptor verified, and the
+/// client's deadline the per-RPC layer read.
+pub fn call<T>(request: &Request<T>) -> Result<Call, Error> {
+    let extensions = request.extensions();
+    let caller = extensions.get::<Caller>().copied().ok_or_else(|| {
+        Error::Unauthenticated(Fault::new(Reason::TokenMissing, "missing bearer token"))
+    })?;
+    Ok(Call {
+        caller,
+        deadline: extensions.get::<Deadline>().map(|d| d.0),
+    })
 }
 
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").finish_non_exhaustive()
+/// Which contacts a read may show the caller: any with `contacts.read`; else, with
+/// `interactions.handle`, those of the interaction it names (PERMISSION_DENIED naming
+/// `contacts.read` when it names none: `needs` says what the call needs).
+pub fn scope(caller: &Caller, interaction: Option<&str>, needs: &str) -> Result<Scope, Error> {
+    if caller.has(Permission::ContactsRead) {
+        return Ok(Scope::Domain);
     }
-}
-
-impl AppState {
-    /// A pooled connection bounded by the request's deadline, and the caller's session (domain
-    /// settings, user checked): from the session cache, or read and cached.
-    pub async fn session(&self, caller: Caller) -> Result<(RequestConn, Session), Error> {
-        let mut conn = RequestConn::get(&self.pool, self.statement_timeout).await?;
-        if let Some(session) = self.sessions.get(caller) {
-            return Ok((conn, session));
-        }
-        let ticket = self.sessions.ticket();
-        let session = db::domains::session(&mut conn, caller).await?;
-        self.sessions.put(ticket, &session);
-        Ok((conn, session))
+    caller.require(Permission::InteractionsHandle)?;
+    match interaction {
+        Some(id) => Ok(Scope::Interaction(id.to_owned())),
+        None => Err(Error::PermissionDenied(
+            Fault::new(Reason::PermissionMissing, needs).with("permission", "contacts.read"),
+        )),
     }
 }

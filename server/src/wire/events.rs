@@ -1,26 +1,31 @@
-//! Session events: what each change tells which agents (published by the change's unit of
-//! work, [`crate::db::tx`]), and how a stored event is shown to one watcher.
+//! Session events: what each change tells which agents (the change's unit of work,
+//! [`crate::db::tx`], stores them), and how a stored event is shown to one watcher.
 //!
 //! Events are stored with full cards; a watcher without `contacts.read` gets summaries with
-//! read-only links instead, at delivery, so one stored event serves every watcher.
+//! read-only links instead, at delivery ([`render`]), so one stored event serves every
+//! watcher. Every constructor here takes what the change already holds: none reads the
+//! database (the application layer loads what an event shows).
+
+use std::collections::{BTreeMap, HashMap};
 
 use client_info_proto::pb;
-use diesel_async::AsyncPgConnection;
 use prost::Message as _;
 
-use super::{convert, panel};
+use super::encode;
+use super::panel::{self, Viewer};
 use crate::auth::TokenKeys;
-use crate::db::domains::Session;
+use crate::db::merge::{Merged, Touched, Unmerged};
 use crate::db::outbox::{Outgoing, Recipients, StoredEvent};
-use crate::domain::contact::{ChannelLink, ContactCard};
+use crate::domain::contact::{ChannelLink, ContactCard, UserRef};
 use crate::domain::ids::{ContactId, UserId};
 use crate::domain::interaction::Interaction;
+use crate::domain::session::Session;
 use crate::error::Error;
 
 use pb::agent_event::Event;
 
 /// Candidates carried by offer and identification events.
-const EVENT_CANDIDATES: usize = 20;
+pub const EVENT_CANDIDATES: usize = 20;
 
 /// The stored form of an event (its sequence and time are set at delivery).
 pub fn encode(event: Event) -> Vec<u8> {
@@ -33,13 +38,13 @@ pub fn encode(event: Event) -> Vec<u8> {
 }
 
 /// An outgoing event for `recipients`.
-pub fn out(recipients: Vec<UserId>, event: Event) -> Outgoing {
+fn out(recipients: Vec<UserId>, event: Event) -> Outgoing {
     Outgoing::to(recipients, encode(event))
 }
 
 /// An outgoing event for the agents whose open interactions have one of `contacts` bound or
 /// as a candidate when the change commits, and for `agents`.
-pub fn concerning(contacts: Vec<ContactId>, agents: Vec<UserId>, event: Event) -> Outgoing {
+fn concerning(contacts: Vec<ContactId>, agents: Vec<UserId>, event: Event) -> Outgoing {
     Outgoing {
         recipients: Recipients {
             agents,
@@ -49,52 +54,34 @@ pub fn concerning(contacts: Vec<ContactId>, agents: Vec<UserId>, event: Event) -
     }
 }
 
-fn full<'a>(session: &Session, keys: &'a TokenKeys) -> panel::Viewer<'a> {
-    panel::Viewer {
-        full: true,
-        keys,
-        domain: session.domain.id,
+/// A user named by id alone (events carry no names the change did not read).
+fn user(id: UserId) -> pb::UserRef {
+    pb::UserRef {
+        id: id.0,
+        name: String::new(),
     }
 }
 
-/// InteractionOffered (with the panel) and ContactIdentified, for the interaction's agent.
-pub async fn offered(
-    conn: &mut AsyncPgConnection,
-    session: &Session,
-    keys: &TokenKeys,
-    interaction: &Interaction,
-) -> Result<Vec<Outgoing>, Error> {
-    let (panel, _) =
-        panel::build(conn, full(session, keys), interaction, 0, EVENT_CANDIDATES).await?;
-    Ok(offered_with(interaction, panel))
-}
-
-/// The contacts the offer's events show ([`offered_panel`] needs their cards).
-pub fn offered_contacts(interaction: &Interaction) -> Vec<i64> {
-    panel::contacts_shown(interaction, 0, EVENT_CANDIDATES)
-}
-
-/// The panel the offer's events carry, from the cards of [`offered_contacts`].
+/// The panel the offer's events carry, from the cards of the contacts it shows (the
+/// interaction's [`Interaction::contacts_shown`] with [`EVENT_CANDIDATES`]; full cards: the
+/// watcher's view is applied at delivery).
 pub fn offered_panel(
     session: &Session,
     keys: &TokenKeys,
     interaction: &Interaction,
-    cards: &std::collections::HashMap<i64, ContactCard>,
-    agent: &crate::domain::contact::UserRef,
+    cards: &HashMap<i64, ContactCard>,
+    agent: Option<&UserRef>,
 ) -> Result<pb::ClientInfoPanel, Error> {
-    Ok(panel::render(
-        full(session, keys),
-        interaction,
-        cards,
-        Some(agent),
-        0,
-        EVENT_CANDIDATES,
-    )?
-    .0)
+    let viewer = Viewer {
+        full: true,
+        keys,
+        domain: session.domain.id,
+    };
+    Ok(panel::render(viewer, interaction, cards, agent, 0, EVENT_CANDIDATES)?.0)
 }
 
 /// ContactIdentified and InteractionOffered carrying `panel`, for the interaction's agent.
-pub fn offered_with(interaction: &Interaction, panel: pb::ClientInfoPanel) -> Vec<Outgoing> {
+pub fn offered(interaction: &Interaction, panel: pb::ClientInfoPanel) -> Vec<Outgoing> {
     let to = vec![interaction.agent];
     vec![
         out(
@@ -112,110 +99,109 @@ pub fn offered_with(interaction: &Interaction, panel: pb::ClientInfoPanel) -> Ve
     ]
 }
 
-/// ContactBound, for the interaction's agent.
-pub fn bound(
-    session: &Session,
-    keys: &TokenKeys,
-    interaction: &Interaction,
-    card: &ContactCard,
-    by: Option<UserId>,
-) -> Result<Outgoing, Error> {
-    Ok(out(
+/// InteractionTransferredAway, for the agent the interaction was moved from.
+pub fn transferred_away(previous: UserId, interaction: &Interaction) -> Outgoing {
+    out(
+        vec![previous],
+        Event::InteractionTransferredAway(pb::InteractionTransferredAway {
+            interaction_id: interaction.external_id.clone(),
+            to_agent: Some(user(interaction.agent)),
+        }),
+    )
+}
+
+/// The stored form of InteractionAccepted (its statement addresses it to the agent).
+pub fn accepted(external_id: &str) -> Vec<u8> {
+    encode(Event::InteractionAccepted(pb::InteractionAccepted {
+        interaction_id: external_id.to_owned(),
+    }))
+}
+
+/// The stored form of InteractionClosed (its statement addresses it to the agent).
+pub fn closed(external_id: &str) -> Vec<u8> {
+    encode(Event::InteractionClosed(pb::InteractionClosed {
+        interaction_id: external_id.to_owned(),
+    }))
+}
+
+/// ContactBound, for the interaction's agent; `by` is `None` for autolink.
+pub fn bound(interaction: &Interaction, card: &ContactCard, by: Option<UserId>) -> Outgoing {
+    out(
         vec![interaction.agent],
         Event::ContactBound(pb::ContactBound {
             interaction_id: interaction.external_id.clone(),
-            contact: Some(full(session, keys).view(card)?),
-            bound_by: by.map(|u| pb::UserRef {
-                id: u.0,
-                name: String::new(),
-            }),
+            contact: Some(panel::full(card)),
+            bound_by: by.map(user),
         }),
-    ))
+    )
+}
+
+/// ContactUnbound, for the interaction's agent.
+pub fn unbound(interaction: &Interaction, contact: ContactId, by: UserId) -> Outgoing {
+    out(
+        vec![interaction.agent],
+        Event::ContactUnbound(pb::ContactUnbound {
+            interaction_id: interaction.external_id.clone(),
+            contact_id: contact.0,
+            unbound_by: Some(user(by)),
+        }),
+    )
 }
 
 /// ContactCreated and ContactBound, for the agent of the interaction the contact was created
-/// from.
-pub fn created(
-    session: &Session,
-    keys: &TokenKeys,
-    interaction: &Interaction,
-    card: &ContactCard,
-) -> Result<Vec<Outgoing>, Error> {
-    Ok(vec![
+/// from by `by`.
+pub fn created(interaction: &Interaction, card: &ContactCard, by: UserId) -> Vec<Outgoing> {
+    vec![
         out(
             vec![interaction.agent],
             Event::ContactCreated(pb::ContactCreated {
                 interaction_id: interaction.external_id.clone(),
-                contact: Some(full(session, keys).view(card)?),
+                contact: Some(panel::full(card)),
             }),
         ),
-        bound(
-            session,
-            keys,
-            interaction,
-            card,
-            Some(session.caller.user_id),
-        )?,
-    ])
+        bound(interaction, card, Some(by)),
+    ]
 }
 
-/// ChannelRelinked plus ContactUpdated for the contact that lost the identity.
-pub async fn moved(
-    conn: &mut AsyncPgConnection,
-    session: &Session,
-    keys: &TokenKeys,
-    interaction: Option<&Interaction>,
-    relink: &Option<(ContactId, ChannelLink)>,
-    to: ContactId,
-) -> Result<Vec<Outgoing>, Error> {
-    let Some((from, link)) = relink else {
-        return Ok(Vec::new());
-    };
-    let from_card = crate::db::contacts::load_card(conn, session.domain.id, *from).await?;
-    moved_with(
-        session,
-        keys,
-        interaction,
-        link,
-        *from,
-        Some(&from_card),
-        to,
-    )
-}
-
-/// [`moved`] with the card of the contact that lost the identity already loaded (`None`: it
-/// is gone, only the move is told).
-pub fn moved_with(
-    session: &Session,
-    keys: &TokenKeys,
+/// ChannelRelinked, plus ContactUpdated for the contact that lost the identity when its card
+/// is given (`None`: it was not loaded, or is gone).
+pub fn moved(
     interaction: Option<&Interaction>,
     link: &ChannelLink,
     from: ContactId,
     from_card: Option<&ContactCard>,
     to: ContactId,
-) -> Result<Vec<Outgoing>, Error> {
+) -> Vec<Outgoing> {
     let mut events = vec![relinked(interaction, link, from, to)];
-    if let Some(card) = from_card {
-        events.push(updated(session, keys, card)?);
-    }
-    Ok(events)
+    events.extend(from_card.map(updated));
+    events
 }
 
 /// ContactUpdated, to the agents whose open interactions have the contact bound or as a
 /// candidate.
-pub fn updated(session: &Session, keys: &TokenKeys, card: &ContactCard) -> Result<Outgoing, Error> {
-    Ok(concerning(
+pub fn updated(card: &ContactCard) -> Outgoing {
+    concerning(
         vec![card.id],
         Vec::new(),
         Event::ContactUpdated(pb::ContactUpdated {
-            contact: Some(full(session, keys).view(card)?),
+            contact: Some(panel::full(card)),
         }),
-    ))
+    )
+}
+
+/// ContactDeleted, to `agents` (those concerned with the contact before it went).
+pub fn deleted(agents: Vec<UserId>, contact: ContactId) -> Outgoing {
+    out(
+        agents,
+        Event::ContactDeleted(pb::ContactDeleted {
+            contact_id: contact.0,
+        }),
+    )
 }
 
 /// ChannelRelinked, to the interaction's agent (if any) and the agents concerned with either
 /// contact.
-pub fn relinked(
+fn relinked(
     interaction: Option<&Interaction>,
     link: &ChannelLink,
     from: ContactId,
@@ -228,12 +214,7 @@ pub fn relinked(
             interaction_id: interaction
                 .map(|i| i.external_id.clone())
                 .unwrap_or_default(),
-            messaging_channel: Some(pb::MessagingChannel {
-                id: link.id,
-                protocol: link.identity.protocol.clone(),
-                external_user_id: link.identity.external_user_id.clone(),
-                display_name: link.identity.display_name.clone(),
-            }),
+            messaging_channel: Some(encode::channel(link)),
             from_contact_id: from.0,
             to_contact_id: to.0,
         }),
@@ -242,11 +223,8 @@ pub fn relinked(
 
 /// One event per agent of `touched`, naming that agent's interactions (so no agent learns
 /// another's).
-fn per_agent(
-    touched: &[crate::db::merge::Touched],
-    event: impl Fn(Vec<String>) -> Event,
-) -> Vec<Outgoing> {
-    let mut by_agent: std::collections::BTreeMap<UserId, Vec<String>> = Default::default();
+fn per_agent(touched: &[Touched], event: impl Fn(Vec<String>) -> Event) -> Vec<Outgoing> {
+    let mut by_agent: BTreeMap<UserId, Vec<String>> = BTreeMap::new();
     for t in touched {
         by_agent
             .entry(t.agent)
@@ -261,12 +239,8 @@ fn per_agent(
 
 /// ContactMerged for each agent whose open interactions showed a merged contact, and
 /// ContactUpdated (the survivor's card) for the agents that show the survivor.
-pub fn merged(
-    session: &Session,
-    keys: &TokenKeys,
-    merged: &crate::db::merge::Merged,
-) -> Result<Vec<Outgoing>, Error> {
-    let survivor = full(session, keys).view(&merged.survivor)?;
+pub fn merged(merged: &Merged) -> Vec<Outgoing> {
+    let survivor = panel::full(&merged.survivor);
     let ids: Vec<i64> = merged.merged.iter().map(|c| c.0).collect();
     let mut events = per_agent(&merged.touched, |interaction_ids| {
         Event::ContactMerged(pb::ContactMerged {
@@ -276,24 +250,15 @@ pub fn merged(
             interaction_ids,
         })
     });
-    events.push(updated(session, keys, &merged.survivor)?);
-    Ok(events)
+    events.push(updated(&merged.survivor));
+    events
 }
 
 /// ContactUnmerged for each agent whose open interactions went back to a restored contact, and
 /// ContactUpdated (the survivor's card) for the agents that show the survivor.
-pub fn unmerged(
-    session: &Session,
-    keys: &TokenKeys,
-    undone: &crate::db::merge::Unmerged,
-) -> Result<Vec<Outgoing>, Error> {
-    let viewer = full(session, keys);
-    let survivor = viewer.view(&undone.survivor)?;
-    let restored = undone
-        .restored
-        .iter()
-        .map(|c| viewer.view(c))
-        .collect::<Result<Vec<_>, _>>()?;
+pub fn unmerged(undone: &Unmerged) -> Vec<Outgoing> {
+    let survivor = panel::full(&undone.survivor);
+    let restored: Vec<pb::ContactView> = undone.restored.iter().map(panel::full).collect();
     let mut events = per_agent(&undone.touched, |interaction_ids| {
         Event::ContactUnmerged(pb::ContactUnmerged {
             merge_id: undone.merge_id,
@@ -302,11 +267,12 @@ pub fn unmerged(
             interaction_ids,
         })
     });
-    events.push(updated(session, keys, &undone.survivor)?);
-    Ok(events)
+    events.push(updated(&undone.survivor));
+    events
 }
 
-fn reduce(view: &mut Option<pb::ContactView>, viewer: &panel::Viewer<'_>) -> Result<(), Error> {
+/// A stored full card as `viewer` may see it.
+fn reduce(view: &mut Option<pb::ContactView>, viewer: &Viewer<'_>) -> Result<(), Error> {
     if viewer.full {
         return Ok(());
     }
@@ -330,7 +296,7 @@ fn reduce(view: &mut Option<pb::ContactView>, viewer: &panel::Viewer<'_>) -> Res
     Ok(())
 }
 
-fn reduce_panel(p: &mut pb::ClientInfoPanel, viewer: &panel::Viewer<'_>) -> Result<(), Error> {
+fn reduce_panel(p: &mut pb::ClientInfoPanel, viewer: &Viewer<'_>) -> Result<(), Error> {
     reduce(&mut p.bound_contact, viewer)?;
     for c in &mut p.candidates {
         reduce(&mut c.contact, viewer)?;
@@ -339,11 +305,11 @@ fn reduce_panel(p: &mut pb::ClientInfoPanel, viewer: &panel::Viewer<'_>) -> Resu
 }
 
 /// A stored event as `viewer` may see it, with its sequence and time.
-pub fn render(stored: &StoredEvent, viewer: &panel::Viewer<'_>) -> Result<pb::AgentEvent, Error> {
+pub fn render(stored: &StoredEvent, viewer: &Viewer<'_>) -> Result<pb::AgentEvent, Error> {
     let mut event = pb::AgentEvent::decode(stored.payload.as_slice())
         .map_err(|e| Error::Internal(format!("event {} unreadable: {e}", stored.sequence)))?;
     event.sequence = stored.sequence;
-    event.occurred_at = Some(convert::timestamp(stored.occurred_at));
+    event.occurred_at = Some(encode::timestamp(stored.occurred_at));
     match &mut event.event {
         Some(Event::InteractionOffered(o)) => {
             if let Some(p) = &mut o.panel {
@@ -384,4 +350,26 @@ pub fn render(stored: &StoredEvent, viewer: &panel::Viewer<'_>) -> Result<pb::Ag
         | None => {}
     }
     Ok(event)
+}
+
+/// A heartbeat at `now`, for an idle stream.
+pub fn heartbeat(now: chrono::DateTime<chrono::Utc>) -> pb::AgentEvent {
+    pb::AgentEvent {
+        sequence: 0,
+        occurred_at: Some(encode::timestamp(now)),
+        event: Some(Event::Heartbeat(pb::Heartbeat {})),
+    }
+}
+
+/// The snapshot a fresh stream starts with: the agent's open panels, at position `last`.
+pub fn snapshot(
+    last: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    panels: Vec<pb::ClientInfoPanel>,
+) -> pb::AgentEvent {
+    pb::AgentEvent {
+        sequence: last,
+        occurred_at: Some(encode::timestamp(now)),
+        event: Some(Event::Snapshot(pb::SessionSnapshot { panels })),
+    }
 }

@@ -1,0 +1,175 @@
+//! The protobuf forms of domain values: cards, user references, timestamps, the interaction's
+//! enums, identification and destination, and what an undo skipped. One function per form, used
+//! by the panels, the events and the responses alike. (Requests go the other way in
+//! `grpc::decode`.)
+
+use chrono::{DateTime, Utc};
+use client_info_proto::pb;
+
+use crate::db::merge::{ArchivedLink, Conflict, ConflictKind};
+use crate::domain::contact::{ChannelLink, ContactCard, EmailLink, PhoneLink, UserRef};
+use crate::domain::identify::{Identification, MatchRule, Outcome};
+use crate::domain::interaction::{Destination, Direction, InteractionKind, InteractionState};
+
+/// A timestamp for the wire.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A user reference for the wire.
+pub fn user_ref(u: &UserRef) -> pb::UserRef {
+    pb::UserRef {
+        id: u.id.0,
+        name: u.name.clone(),
+    }
+}
+
+/// A linked phone for the wire.
+pub fn phone(p: &PhoneLink) -> pb::Phone {
+    pb::Phone {
+        id: p.id,
+        number: p.number.clone(),
+        e164: p.e164.clone(),
+        region: p.region.clone(),
+    }
+}
+
+/// A linked e-mail for the wire.
+pub fn email(e: &EmailLink) -> pb::Email {
+    pb::Email {
+        id: e.id,
+        address: e.address.clone(),
+        normalized: e.normalized.clone(),
+    }
+}
+
+/// A linked messaging identity for the wire.
+pub fn channel(c: &ChannelLink) -> pb::MessagingChannel {
+    pb::MessagingChannel {
+        id: c.id,
+        protocol: c.identity.protocol.clone(),
+        external_user_id: c.identity.external_user_id.clone(),
+        display_name: c.identity.display_name.clone(),
+    }
+}
+
+/// A full card for the wire.
+pub fn contact(card: &ContactCard, read_only: bool) -> pb::Contact {
+    pb::Contact {
+        id: card.id.0,
+        version: card.version,
+        display_name: card.display_name.clone(),
+        description: card.description.clone(),
+        time_zone: card.time_zone.clone(),
+        owner: Some(user_ref(&card.owner)),
+        labels: card.labels.clone(),
+        attributes: card
+            .attributes
+            .iter()
+            .map(|a| pb::Attribute {
+                key: a.key.clone(),
+                value: a.value.clone(),
+            })
+            .collect(),
+        phones: card.phones.iter().map(phone).collect(),
+        emails: card.emails.iter().map(email).collect(),
+        messaging_channels: card.channels.iter().map(channel).collect(),
+        created_at: Some(timestamp(card.created_at)),
+        created_by: Some(user_ref(&card.created_by)),
+        updated_at: Some(timestamp(card.updated_at)),
+        updated_by: Some(user_ref(&card.updated_by)),
+        read_only,
+    }
+}
+
+/// Wire enum of a state.
+pub fn state(s: InteractionState) -> pb::InteractionState {
+    match s {
+        InteractionState::Offered => pb::InteractionState::Offered,
+        InteractionState::Accepted => pb::InteractionState::Accepted,
+        InteractionState::Closed => pb::InteractionState::Closed,
+    }
+}
+
+/// Wire enum of a kind.
+pub fn kind(k: InteractionKind) -> pb::InteractionKind {
+    match k {
+        InteractionKind::Call => pb::InteractionKind::Call,
+        InteractionKind::Chat => pb::InteractionKind::Chat,
+    }
+}
+
+/// Wire enum of a direction.
+pub fn direction(d: Direction) -> pb::InteractionDirection {
+    match d {
+        Direction::Inbound => pb::InteractionDirection::Inbound,
+        Direction::Outbound => pb::InteractionDirection::Outbound,
+    }
+}
+
+/// Wire enum of a match rule.
+pub fn rule(r: MatchRule) -> pb::MatchRule {
+    match r {
+        MatchRule::E164 => pb::MatchRule::E164,
+        MatchRule::NationalVariant => pb::MatchRule::NationalVariant,
+        MatchRule::NationalNumber => pb::MatchRule::NationalNumber,
+        MatchRule::LastDigits => pb::MatchRule::LastDigits,
+        MatchRule::MessagingIdentity => pb::MatchRule::MessagingIdentity,
+    }
+}
+
+/// The identification block for the wire.
+pub fn identification(i: &Identification) -> pb::Identification {
+    pb::Identification {
+        outcome: match i.outcome {
+            Outcome::NotFound => pb::IdentificationOutcome::NotFound,
+            Outcome::Identified => pb::IdentificationOutcome::Identified,
+            Outcome::Ambiguous => pb::IdentificationOutcome::Ambiguous,
+        } as i32,
+        reason: i.reason.clone(),
+        normalized_number: i.normalized_number.clone().unwrap_or_default(),
+        candidate_count: i32::try_from(i.candidates.len()).unwrap_or(i32::MAX),
+    }
+}
+
+/// The destination as offered, for the wire.
+pub fn destination(d: &Destination) -> pb::ClientDestination {
+    use pb::client_destination::Destination as D;
+    pb::ClientDestination {
+        destination: Some(match d {
+            Destination::Call { number } => D::Call(pb::CallerNumber {
+                number: number.clone().unwrap_or_default(),
+                hidden: number.is_none(),
+            }),
+            Destination::Chat(c) => D::Chat(pb::ChatIdentity {
+                protocol: c.protocol.clone(),
+                external_user_id: c.external_user_id.clone(),
+                display_name: c.display_name.clone(),
+            }),
+        }),
+    }
+}
+
+/// A conflict an undo skipped, as sent.
+pub fn conflict(c: &Conflict) -> pb::UnmergeConflict {
+    use pb::unmerge_conflict::Communication as C;
+    let (kind, holder) = match c.kind {
+        ConflictKind::Removed => (pb::UnmergeConflictKind::Removed, 0),
+        ConflictKind::HeldByOtherContact(h) => (pb::UnmergeConflictKind::HeldByOtherContact, h.0),
+    };
+    pb::UnmergeConflict {
+        contact_id: c.contact.0,
+        kind: kind as i32,
+        subject: c.subject(),
+        description: c.description(),
+        holder_contact_id: holder,
+        communication: Some(match &c.communication {
+            ArchivedLink::Phone(p) => C::Phone(phone(p)),
+            ArchivedLink::Email(e) => C::Email(email(e)),
+            ArchivedLink::Channel(m) => C::MessagingChannel(channel(m)),
+        }),
+    }
+}
