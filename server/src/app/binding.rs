@@ -112,7 +112,7 @@ pub struct ReadOnlyLink {
 
 /// Creates a contact; from an interaction, binds it (and relinks a chat's identity). Returns
 /// the card and whether this request created it (false on a retry).
-pub async fn create_contact(
+pub async fn create(
     state: &AppState,
     call: Call,
     cmd: CreateContact,

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 
 use super::{AppState, Call, loaders};
 use crate::db::audit::{self, AuditEntry};
-use crate::db::communications::{LinkOutcome, LinkRef};
+use crate::db::communications::LinkOutcome;
 use crate::db::import::{self, Rejected};
 use crate::db::{RequestConn, contacts, outbox, tx, users};
 use crate::domain::contact::{
-    Communication, CommunicationDraft, ContactCard, ContactDraft, ContactPatch, NewContact, UserRef,
+    Communication, CommunicationDraft, ContactCard, ContactDraft, ContactPatch, LinkRef,
+    NewContact, UserRef,
 };
 use crate::domain::ids::ContactId;
 use crate::domain::session::Session;

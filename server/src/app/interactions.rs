@@ -8,7 +8,6 @@ use crate::db::{contacts, identification, tx};
 use crate::domain::contact::UserRef;
 use crate::domain::ids::{ContactId, UserId};
 use crate::domain::interaction::{Destination, Interaction, InteractionState, Offer};
-use crate::domain::session::Session;
 use crate::error::Error;
 use crate::wire::events::{self, EVENT_CANDIDATES};
 
@@ -35,7 +34,9 @@ pub struct Close {
 /// exists and the identification, pipelined; the cards the panel shows; then one statement
 /// that writes the interaction, its autolink binding, the audit record and the events
 /// ([`interactions::insert_first_offer`]). A re-offer, a transfer, or a first offer that loses
-/// a race with a concurrent one takes the transactional path ([`reoffer`]).
+/// a race with a concurrent one takes the transactional path: a re-offer (a no-op when nothing
+/// changed), a transfer to another agent, or a first offer after a concurrent one, as one unit
+/// of work.
 pub async fn offer(state: &AppState, call: Call, offer: Offer) -> Result<OfferResult, Error> {
     let (mut conn, session) = state.session(call).await?;
     let domain = &session.domain;
@@ -62,79 +63,70 @@ pub async fn offer(state: &AppState, call: Call, offer: Offer) -> Result<OfferRe
             format!("no user {} in this domain", offer.agent),
         ));
     };
-    if context.known {
-        return reoffer(&mut conn, state, &session, &offer).await;
-    }
-
-    // A first offer, in one statement.
-    let bound = identification
-        .autolink_target(session.domain.autolink)
-        .map(ContactId);
-    let mut interaction = Interaction {
-        id: 0,
-        external_id: offer.external_id.clone(),
-        direction: offer.direction,
-        state: InteractionState::Offered,
-        agent: offer.agent,
-        queue: offer.queue.clone(),
-        member: offer.member.clone(),
-        variables: offer.variables.clone(),
-        destination: offer.destination.clone(),
-        identification,
-        bound_contact: bound,
-        offered_at: offer.occurred_at,
-        accepted_at: None,
-        closed_at: None,
-    };
-    let shown = interaction.contacts_shown(0, EVENT_CANDIDATES);
-    let cards = loaders::cards(&mut conn, domain.id, &shown).await?;
-    let agent = UserRef {
-        id: offer.agent,
-        name: agent_name,
-    };
-    let panel = events::offered_panel(&session, &state.keys, &interaction, &cards, Some(&agent))?;
-    let mut out = events::offered(&interaction, panel);
-    out.extend(
-        bound
-            .and_then(|c| cards.get(&c.0))
-            .map(|card| events::bound(&interaction, card, None)),
-    );
-    let payloads = out.into_iter().map(|o| o.payload).collect();
-    match interactions::insert_first_offer(&mut conn, &state.hub, &session, &interaction, payloads)
+    if !context.known {
+        let mut interaction = Interaction {
+            id: 0,
+            external_id: offer.external_id.clone(),
+            direction: offer.direction,
+            state: InteractionState::Offered,
+            agent: offer.agent,
+            queue: offer.queue.clone(),
+            member: offer.member.clone(),
+            variables: offer.variables.clone(),
+            destination: offer.destination.clone(),
+            bound_contact: identification
+                .autolink_target(domain.autolink)
+                .map(ContactId),
+            identification,
+            offered_at: offer.occurred_at,
+            accepted_at: None,
+            closed_at: None,
+        };
+        let shown = interaction.contacts_shown(0, EVENT_CANDIDATES);
+        let cards = contacts::load_cards(&mut conn, domain.id, &shown)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.0, c))
+            .collect();
+        let agent = UserRef {
+            id: offer.agent,
+            name: agent_name,
+        };
+        let events = events::first_offer(&session, &state.keys, &interaction, &cards, &agent)?;
+        let payloads = events.into_iter().map(|o| o.payload).collect();
+        match interactions::insert_first_offer(
+            &mut conn,
+            &state.hub,
+            &session,
+            &interaction,
+            payloads,
+        )
         .await
-    {
-        Ok(Some(id)) => {
-            interaction.id = id;
-            Ok(OfferResult {
-                interaction,
-                transferred: false,
-                previous_agent: None,
-                created: true,
-                changed: true,
-            })
+        {
+            Ok(Some(id)) => {
+                interaction.id = id;
+                return Ok(OfferResult {
+                    interaction,
+                    transferred: false,
+                    previous_agent: None,
+                    created: true,
+                    changed: true,
+                });
+            }
+            // The routing id was taken meanwhile; or a contact it shows or binds was deleted
+            // meanwhile: the transactional path looks again.
+            Ok(None)
+            | Err(Error::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            ))) => {}
+            Err(e) => return Err(e),
         }
-        // The routing id was taken meanwhile; or a contact it shows or binds was deleted
-        // meanwhile: the transactional path looks again.
-        Ok(None)
-        | Err(Error::Database(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-            _,
-        ))) => reoffer(&mut conn, state, &session, &offer).await,
-        Err(e) => Err(e),
     }
-}
 
-/// The transactional offer: a re-offer (a no-op when nothing changed), a transfer to another
-/// agent, or a first offer after a concurrent one.
-async fn reoffer(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    session: &Session,
-    offer: &Offer,
-) -> Result<OfferResult, Error> {
-    let keys = &state.keys;
-    tx::write(conn, &state.hub, session.domain.id, async |tx| {
-        let r = interactions::offer(tx, session, offer).await?;
+    let (keys, session) = (&state.keys, &session);
+    tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
+        let r = interactions::offer(tx, session, &offer).await?;
         if r.changed {
             let i = &r.interaction;
             if let Some(previous) = r.previous_agent {

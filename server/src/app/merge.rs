@@ -3,10 +3,11 @@
 use super::{AppState, Call, loaders};
 use crate::auth::fingerprint;
 use crate::db::duplicates::{self, Filters, Group, PagePosition};
-use crate::db::merge::{self, Member, Merged, Unmerged};
+use crate::db::merge::{self, Merged, Unmerged};
 use crate::db::tx;
 use crate::domain::contact::ContactCard;
-use crate::domain::merge::FieldSources;
+use crate::domain::ids::UserId;
+use crate::domain::merge::{FieldSources, Member};
 use crate::error::Error;
 use crate::wire::events;
 
@@ -33,8 +34,10 @@ pub struct Unmerge {
 /// FindDuplicates: a page of groups of contacts that look alike.
 #[derive(Debug, Clone)]
 pub struct FindDuplicates {
-    /// Which contacts to compare.
-    pub filters: Filters,
+    /// Only contacts with every one of these labels.
+    pub labels: Vec<String>,
+    /// Only contacts of this owner.
+    pub owner: Option<UserId>,
     /// Groups per page.
     pub limit: usize,
     /// Where the page starts: a token of an earlier page of the same query ("": the start).
@@ -80,7 +83,7 @@ pub async fn unmerge(state: &AppState, call: Call, cmd: Unmerge) -> Result<Unmer
 }
 
 /// A page of duplicate groups and the next page's token ("" on the last page).
-pub async fn find_duplicates(
+pub async fn duplicates(
     state: &AppState,
     call: Call,
     cmd: FindDuplicates,
@@ -101,8 +104,11 @@ pub async fn find_duplicates(
         serde_json::from_str::<PagePosition>(&c)
             .map_err(|_| Error::invalid("page_token", "is not a page token of this RPC"))?
     };
-    let (groups, next) =
-        duplicates::find(&mut conn, domain, &cmd.filters, after, cmd.limit).await?;
+    let filters = Filters {
+        labels: cmd.labels,
+        owner: cmd.owner,
+    };
+    let (groups, next) = duplicates::find(&mut conn, domain, &filters, after, cmd.limit).await?;
     let next_page_token = match next {
         Some(c) => {
             let c =

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::{contact_emails, contact_messaging_channels, contact_phones};
-use crate::domain::contact::{ChannelIdentity, ChannelLink, Communication};
+use crate::domain::contact::{LinkRef, ChannelIdentity, ChannelLink, Communication};
 use crate::domain::ids::{ContactId, DomainId};
 use crate::error::{Error, Fault, Reason};
 
@@ -172,17 +172,6 @@ async fn link_channel(
     Err(Error::concurrent(
         "the messaging identity changed hands concurrently; retry",
     ))
-}
-
-/// Which link to remove.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkRef {
-    /// A phone link id.
-    Phone(i64),
-    /// An e-mail link id.
-    Email(i64),
-    /// A messaging identity link id.
-    Channel(i64),
 }
 
 /// Removes a link of `contact`. NOT_FOUND when the contact has no such link.

@@ -11,13 +11,13 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, AuditAction, AuditRecord};
 use super::cached::{Dynamic, JsonOf, positional};
-use super::communications::{self, LinkOutcome, LinkRef};
+use super::communications::{self, LinkOutcome};
 use super::schema::{contact_attributes, contact_create_requests, contacts};
 use super::tx::Tx;
 use super::{labels, users};
 use crate::domain::contact::{
     Attribute, ChannelIdentity, ChannelLink, Communication, ContactCard, ContactDraft,
-    ContactPatch, EmailLink, PhoneLink, UserRef,
+    ContactPatch, EmailLink, LinkRef, PhoneLink, UserRef,
 };
 use crate::domain::ids::{ContactId, DomainId, UserId};
 use crate::domain::session::Session;

@@ -198,6 +198,17 @@ impl ContactPatch {
     }
 }
 
+/// Which link to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRef {
+    /// A phone link id.
+    Phone(i64),
+    /// An e-mail link id.
+    Email(i64),
+    /// A messaging identity link id.
+    Channel(i64),
+}
+
 /// A user as shown on a card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserRef {

@@ -15,6 +15,17 @@ pub const MAX_MERGE_CONTACTS: usize = 10;
 /// "jon smith" 0.62.
 pub const NAME_SIMILARITY_THRESHOLD: f64 = 0.6;
 
+/// A contact of a merge, the version the caller saw, and the request field naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The contact.
+    pub contact: ContactId,
+    /// The version the caller last saw.
+    pub expected_version: i64,
+    /// The request field that names it (for errors), for example `merged[1].contact_id`.
+    pub field: String,
+}
+
 /// Whose value the survivor keeps, field by field (`None`: its own).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSources {

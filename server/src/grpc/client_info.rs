@@ -159,7 +159,7 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
         request: Request<pb::WatchAgentSessionRequest>,
     ) -> Result<Response<Self::WatchAgentSessionStream>, Status> {
         let call = call(&request)?;
-        let watch = decode::client_info::watch(request.get_ref())?;
+        let watch = decode::client_info::watch_agent_session(request.get_ref())?;
         call.caller.require(Permission::InteractionsHandle)?;
         let opened = app::client_info::watch(&self.state, call, watch).await?;
 

@@ -43,7 +43,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
             }
         };
         call.caller.require(create.permission())?;
-        let (card, created) = app::binding::create_contact(&self.state, call, create).await?;
+        let (card, created) = app::binding::create(&self.state, call, create).await?;
         tracing::info!(contact_id = %card.id, created, "contact created");
         Ok(Response::new(pb::CreateContactResponse {
             contact: Some(encode::contact(&card, false)),
@@ -57,7 +57,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::SelectContactRequest>,
     ) -> Result<Response<pb::SelectContactResponse>, Status> {
         let call = call(&request)?;
-        let select = decode::binding::select(request.get_ref())?;
+        let select = decode::binding::select_contact(request.get_ref())?;
         call.caller.require(Permission::InteractionsHandle)?;
         let contact = select.contact;
         let panel = app::binding::select(&self.state, call, select).await?;
@@ -73,7 +73,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::UnbindContactRequest>,
     ) -> Result<Response<pb::UnbindContactResponse>, Status> {
         let call = call(&request)?;
-        let unbind = decode::binding::unbind(request.get_ref())?;
+        let unbind = decode::binding::unbind_contact(request.get_ref())?;
         call.caller.require(Permission::InteractionsHandle)?;
         let panel = app::binding::unbind(&self.state, call, unbind).await?;
         Ok(Response::new(pb::UnbindContactResponse {
@@ -87,7 +87,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::LinkCommunicationRequest>,
     ) -> Result<Response<pb::LinkCommunicationResponse>, Status> {
         let call = call(&request)?;
-        let link = decode::binding::link(request.get_ref())?;
+        let link = decode::binding::link_communication(request.get_ref())?;
         call.caller.require(Permission::ContactsWrite)?;
         let card = app::contacts::link(&self.state, call, link).await?;
         Ok(Response::new(pb::LinkCommunicationResponse {
@@ -101,7 +101,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::UnlinkCommunicationRequest>,
     ) -> Result<Response<pb::UnlinkCommunicationResponse>, Status> {
         let call = call(&request)?;
-        let unlink = decode::binding::unlink(request.get_ref())?;
+        let unlink = decode::binding::unlink_communication(request.get_ref())?;
         call.caller.require(Permission::ContactsWrite)?;
         let card = app::contacts::unlink(&self.state, call, unlink).await?;
         Ok(Response::new(pb::UnlinkCommunicationResponse {
@@ -115,7 +115,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::ListContactInteractionsRequest>,
     ) -> Result<Response<pb::ListContactInteractionsResponse>, Status> {
         let call = call(&request)?;
-        let history = decode::binding::history(request.get_ref())?;
+        let history = decode::binding::list_contact_interactions(request.get_ref())?;
         call.caller.require(Permission::ContactsRead)?;
         let page = app::binding::history(&self.state, call, history).await?;
         let user = |u: Option<UserId>| {
@@ -165,7 +165,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::CreateReadOnlyLinkRequest>,
     ) -> Result<Response<pb::CreateReadOnlyLinkResponse>, Status> {
         let call = call(&request)?;
-        let cmd = decode::binding::read_only_link(request.get_ref())?;
+        let cmd = decode::binding::create_read_only_link(request.get_ref())?;
         let scope = scope(
             &call.caller,
             cmd.interaction.as_deref(),
@@ -185,7 +185,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         request: Request<pb::GetContactByLinkRequest>,
     ) -> Result<Response<pb::GetContactByLinkResponse>, Status> {
         let call = call(&request)?;
-        let link = decode::binding::by_link(request.get_ref())?;
+        let link = decode::binding::get_contact_by_link(request.get_ref())?;
         // The link itself is the permission.
         let card = app::binding::card_by_link(&self.state, call, &link).await?;
         Ok(Response::new(pb::GetContactByLinkResponse {

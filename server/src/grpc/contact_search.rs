@@ -54,7 +54,7 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
         request: Request<pb::SearchContactsRequest>,
     ) -> Result<Response<pb::SearchContactsResponse>, Status> {
         let call = call(&request)?;
-        let search = decode::search::search(request.get_ref())?;
+        let search = decode::search::search_contacts(request.get_ref())?;
         let scope = scope(
             &call.caller,
             search.interaction.as_deref(),

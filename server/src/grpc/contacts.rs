@@ -6,7 +6,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{call, decode};
 use crate::app::{self, AppState};
-use crate::db::duplicates::{self, Kind};
 use crate::domain::permission::Permission;
 use crate::wire::encode;
 
@@ -31,7 +30,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         request: Request<pb::UpdateContactRequest>,
     ) -> Result<Response<pb::UpdateContactResponse>, Status> {
         let call = call(&request)?;
-        let update = decode::contacts::update(request.get_ref())?;
+        let update = decode::contacts::update_contact(request.get_ref())?;
         call.caller.require(Permission::ContactsWrite)?;
         let card = app::contacts::update(&self.state, call, update).await?;
         Ok(Response::new(pb::UpdateContactResponse {
@@ -45,7 +44,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         request: Request<pb::DeleteContactRequest>,
     ) -> Result<Response<pb::DeleteContactResponse>, Status> {
         let call = call(&request)?;
-        let delete = decode::contacts::delete(request.get_ref())?;
+        let delete = decode::contacts::delete_contact(request.get_ref())?;
         call.caller.require(Permission::ContactsWrite)?;
         app::contacts::delete(&self.state, call, delete).await?;
         tracing::info!("contact deleted");
@@ -72,7 +71,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
                     return Err(status);
                 }
             };
-            let record = decode::contacts::import_record(&record);
+            let record = decode::contacts::import_contacts(&record);
             import.push(&self.state, record).await?;
         }
         let summary = import.finish(&self.state).await?;
@@ -105,12 +104,12 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         let call = call(&request)?;
         let find = decode::merge::find_duplicates(request.get_ref())?;
         call.caller.require(Permission::ContactsRead)?;
-        let (found, next_page_token) = app::merge::find_duplicates(&self.state, call, find).await?;
+        let (found, next_page_token) = app::merge::duplicates(&self.state, call, find).await?;
         let groups = found
             .iter()
             .map(|f| {
                 let contacts = f.cards.iter().map(|c| encode::contact(c, false)).collect();
-                group(&f.group, f.names_alike, contacts)
+                encode::duplicate_group(&f.group, f.names_alike, contacts)
             })
             .collect();
         Ok(Response::new(pb::FindDuplicatesResponse {
@@ -125,7 +124,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         request: Request<pb::MergeContactsRequest>,
     ) -> Result<Response<pb::MergeContactsResponse>, Status> {
         let call = call(&request)?;
-        let merge = decode::merge::merge(request.get_ref())?;
+        let merge = decode::merge::merge_contacts(request.get_ref())?;
         call.caller.require(Permission::ContactsWrite)?;
         let merged = app::merge::merge(&self.state, call, merge).await?;
         tracing::info!(merge_id = merged.merge_id, "contacts merged");
@@ -141,7 +140,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         request: Request<pb::UnmergeContactsRequest>,
     ) -> Result<Response<pb::UnmergeContactsResponse>, Status> {
         let call = call(&request)?;
-        let unmerge = decode::merge::unmerge(request.get_ref())?;
+        let unmerge = decode::merge::unmerge_contacts(request.get_ref())?;
         call.caller.require(Permission::ContactsWrite)?;
         let undone = app::merge::unmerge(&self.state, call, unmerge).await?;
         tracing::info!(skipped = undone.skipped.len(), "merge undone");
@@ -162,7 +161,7 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         request: Request<pb::ListContactAuditRequest>,
     ) -> Result<Response<pb::ListContactAuditResponse>, Status> {
         let call = call(&request)?;
-        let trail = decode::contacts::audit_trail(request.get_ref())?;
+        let trail = decode::contacts::list_contact_audit(request.get_ref())?;
         call.caller.require(Permission::ContactsRead)?;
         let page = app::contacts::audit_trail(&self.state, call, trail).await?;
         let json =
@@ -192,65 +191,5 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             entries,
             next_page_token: page.next_page_token,
         }))
-    }
-}
-
-/// Score of a kind of likeness (see `DuplicateGroup.score` in the protos).
-fn base_score(kind: Kind, least_similarity: Option<f64>) -> f64 {
-    match kind {
-        Kind::Email => 0.95,
-        Kind::Messaging => 0.9,
-        Kind::Phone => 0.85,
-        Kind::Name => 0.5 + 0.4 * least_similarity.unwrap_or(0.0),
-    }
-}
-
-/// A group as sent: its contacts, why they look alike, and its score.
-fn group(
-    g: &duplicates::Group,
-    names_alike: f64,
-    contacts: Vec<pb::Contact>,
-) -> pb::DuplicateGroup {
-    let found = |field: pb::SearchField, exact: bool, value: String| pb::FoundBy {
-        field: field as i32,
-        exact,
-        value,
-    };
-    let mut found_by = match g.kind {
-        Kind::Email => vec![found(pb::SearchField::Email, true, g.key.clone())],
-        Kind::Phone => vec![found(pb::SearchField::Phone, true, g.key.clone())],
-        Kind::Messaging => vec![
-            found(pb::SearchField::Messaging, true, g.key.clone()),
-            found(pb::SearchField::Phone, true, g.key.clone()),
-        ],
-        Kind::Name => vec![found(
-            pb::SearchField::Attribute,
-            true,
-            format!(
-                "{}={}",
-                g.key,
-                g.attribute_value.clone().unwrap_or_default()
-            ),
-        )],
-    };
-    let first_name = contacts
-        .first()
-        .map(|c| c.display_name.clone())
-        .unwrap_or_default();
-    let similar_names =
-        g.kind == Kind::Name || names_alike >= crate::domain::merge::NAME_SIMILARITY_THRESHOLD;
-    if similar_names {
-        let exact = g.least_similarity.unwrap_or(names_alike) >= 1.0 || names_alike >= 1.0;
-        found_by.push(found(pb::SearchField::Name, exact, first_name));
-    }
-    let mut score = base_score(g.kind, g.least_similarity) - 0.05 * (g.count - 2).max(0) as f64;
-    if g.kind != Kind::Name && similar_names {
-        score += 0.05;
-    }
-    pb::DuplicateGroup {
-        contacts,
-        contact_count: i32::try_from(g.count).unwrap_or(i32::MAX),
-        found_by,
-        score: (score.clamp(0.05, 1.0) * 1000.0).round() / 1000.0,
     }
 }

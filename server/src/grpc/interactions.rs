@@ -29,7 +29,7 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
         request: Request<pb::OfferInteractionRequest>,
     ) -> Result<Response<pb::OfferInteractionResponse>, Status> {
         let call = call(&request)?;
-        let offer = decode::interactions::offer(request.get_ref())?;
+        let offer = decode::interactions::offer_interaction(request.get_ref())?;
         call.caller.require(Permission::InteractionsRoute)?;
         let result = app::interactions::offer(&self.state, call, offer).await?;
         let i = &result.interaction;
@@ -55,7 +55,7 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
         request: Request<pb::AcceptInteractionRequest>,
     ) -> Result<Response<pb::AcceptInteractionResponse>, Status> {
         let call = call(&request)?;
-        let accept = decode::interactions::accept(request.get_ref())?;
+        let accept = decode::interactions::accept_interaction(request.get_ref())?;
         call.caller.require(Permission::InteractionsRoute)?;
         let i = app::interactions::accept(&self.state, call, accept).await?;
         Ok(Response::new(pb::AcceptInteractionResponse {
@@ -69,7 +69,7 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
         request: Request<pb::CloseInteractionRequest>,
     ) -> Result<Response<pb::CloseInteractionResponse>, Status> {
         let call = call(&request)?;
-        let close = decode::interactions::close(request.get_ref())?;
+        let close = decode::interactions::close_interaction(request.get_ref())?;
         call.caller.require(Permission::InteractionsRoute)?;
         let i = app::interactions::close(&self.state, call, close).await?;
         Ok(Response::new(pb::CloseInteractionResponse {

@@ -6,10 +6,12 @@
 use chrono::{DateTime, Utc};
 use client_info_proto::pb;
 
+use crate::db::duplicates::{Group, Kind};
 use crate::db::merge::{ArchivedLink, Conflict, ConflictKind};
 use crate::domain::contact::{ChannelLink, ContactCard, EmailLink, PhoneLink, UserRef};
 use crate::domain::identify::{Identification, MatchRule, Outcome};
 use crate::domain::interaction::{Destination, Direction, InteractionKind, InteractionState};
+use crate::domain::merge::NAME_SIMILARITY_THRESHOLD;
 
 /// A timestamp for the wire.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -171,5 +173,65 @@ pub fn conflict(c: &Conflict) -> pb::UnmergeConflict {
             ArchivedLink::Email(e) => C::Email(email(e)),
             ArchivedLink::Channel(m) => C::MessagingChannel(channel(m)),
         }),
+    }
+}
+
+/// Score of a kind of likeness (see `DuplicateGroup.score` in the protos).
+fn base_score(kind: Kind, least_similarity: Option<f64>) -> f64 {
+    match kind {
+        Kind::Email => 0.95,
+        Kind::Messaging => 0.9,
+        Kind::Phone => 0.85,
+        Kind::Name => 0.5 + 0.4 * least_similarity.unwrap_or(0.0),
+    }
+}
+
+/// A group of duplicates as sent: its contacts, why they look alike, and its score.
+pub fn duplicate_group(
+    g: &Group,
+    names_alike: f64,
+    contacts: Vec<pb::Contact>,
+) -> pb::DuplicateGroup {
+    let found = |field: pb::SearchField, exact: bool, value: String| pb::FoundBy {
+        field: field as i32,
+        exact,
+        value,
+    };
+    let mut found_by = match g.kind {
+        Kind::Email => vec![found(pb::SearchField::Email, true, g.key.clone())],
+        Kind::Phone => vec![found(pb::SearchField::Phone, true, g.key.clone())],
+        Kind::Messaging => vec![
+            found(pb::SearchField::Messaging, true, g.key.clone()),
+            found(pb::SearchField::Phone, true, g.key.clone()),
+        ],
+        Kind::Name => vec![found(
+            pb::SearchField::Attribute,
+            true,
+            format!(
+                "{}={}",
+                g.key,
+                g.attribute_value.clone().unwrap_or_default()
+            ),
+        )],
+    };
+    let first_name = contacts
+        .first()
+        .map(|c| c.display_name.clone())
+        .unwrap_or_default();
+    let similar_names =
+        g.kind == Kind::Name || names_alike >= NAME_SIMILARITY_THRESHOLD;
+    if similar_names {
+        let exact = g.least_similarity.unwrap_or(names_alike) >= 1.0 || names_alike >= 1.0;
+        found_by.push(found(pb::SearchField::Name, exact, first_name));
+    }
+    let mut score = base_score(g.kind, g.least_similarity) - 0.05 * (g.count - 2).max(0) as f64;
+    if g.kind != Kind::Name && similar_names {
+        score += 0.05;
+    }
+    pb::DuplicateGroup {
+        contacts,
+        contact_count: i32::try_from(g.count).unwrap_or(i32::MAX),
+        found_by,
+        score: (score.clamp(0.05, 1.0) * 1000.0).round() / 1000.0,
     }
 }

@@ -39,7 +39,7 @@ pub fn encode(event: Event) -> Vec<u8> {
 
 /// An outgoing event for `recipients`.
 fn out(recipients: Vec<UserId>, event: Event) -> Outgoing {
-    Outgoing::to(recipients, encode(event))
+    concerning(Vec::new(), recipients, event)
 }
 
 /// An outgoing event for the agents whose open interactions have one of `contacts` bound or
@@ -62,22 +62,28 @@ fn user(id: UserId) -> pb::UserRef {
     }
 }
 
-/// The panel the offer's events carry, from the cards of the contacts it shows (the
-/// interaction's [`Interaction::contacts_shown`] with [`EVENT_CANDIDATES`]; full cards: the
-/// watcher's view is applied at delivery).
-pub fn offered_panel(
+/// The events of a first offer, for the interaction's agent: ContactIdentified and
+/// InteractionOffered carrying the panel rendered from `cards` (those of the contacts it
+/// shows, the interaction's [`Interaction::contacts_shown`] with [`EVENT_CANDIDATES`]; full
+/// cards: the watcher's view is applied at delivery), then ContactBound when it was
+/// autolinked.
+pub fn first_offer(
     session: &Session,
     keys: &TokenKeys,
     interaction: &Interaction,
     cards: &HashMap<i64, ContactCard>,
-    agent: Option<&UserRef>,
-) -> Result<pb::ClientInfoPanel, Error> {
+    agent: &UserRef,
+) -> Result<Vec<Outgoing>, Error> {
     let viewer = Viewer {
         full: true,
         keys,
         domain: session.domain.id,
     };
-    Ok(panel::render(viewer, interaction, cards, agent, 0, EVENT_CANDIDATES)?.0)
+    let (panel, _) = panel::render(viewer, interaction, cards, Some(agent), 0, EVENT_CANDIDATES)?;
+    let mut events = offered(interaction, panel);
+    let bound_card = interaction.bound_contact.and_then(|c| cards.get(&c.0));
+    events.extend(bound_card.map(|card| bound(interaction, card, None)));
+    Ok(events)
 }
 
 /// ContactIdentified and InteractionOffered carrying `panel`, for the interaction's agent.

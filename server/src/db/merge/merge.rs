@@ -17,20 +17,9 @@ use crate::db::tx::Tx;
 use crate::domain::contact::ContactCard;
 use crate::domain::identify::{Candidate, Outcome};
 use crate::domain::ids::{ContactId, DomainId, UserId};
-use crate::domain::merge::{self as rules, FieldSources};
+use crate::domain::merge::{self as rules, FieldSources, Member};
 use crate::domain::session::Session;
 use crate::error::{Error, Fault, Reason};
-
-/// A contact of a merge, the version the caller saw, and the request field naming it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// The contact.
-    pub contact: ContactId,
-    /// The version the caller last saw.
-    pub expected_version: i64,
-    /// The request field that names it (for errors), for example `merged[1].contact_id`.
-    pub field: String,
-}
 
 /// An open interaction whose panel a merge or an undo changed.
 #[derive(Debug, Clone, PartialEq, Eq)]

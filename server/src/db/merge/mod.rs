@@ -33,5 +33,5 @@ mod links;
 mod merge;
 mod undo;
 
-pub use merge::{Member, Merged, Touched, merge};
+pub use merge::{Merged, Touched, merge};
 pub use undo::{ArchivedLink, Conflict, ConflictKind, Unmerged, unmerge};

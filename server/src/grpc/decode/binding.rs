@@ -10,7 +10,7 @@ use super::{
 };
 use crate::app::binding::{CreateContact, CreateFrom, History, ReadOnlyLink, Select, Unbind};
 use crate::app::contacts::{Link, Unlink};
-use crate::db::communications::LinkRef;
+use crate::domain::contact::LinkRef;
 use crate::domain::text::TextRule;
 use crate::error::{AllValid, Checked, Violations};
 
@@ -88,7 +88,7 @@ pub fn create_contact(req: &pb::CreateContactRequest) -> Checked<CreateContact> 
 }
 
 /// SelectContact.
-pub fn select(req: &pb::SelectContactRequest) -> Checked<Select> {
+pub fn select_contact(req: &pb::SelectContactRequest) -> Checked<Select> {
     let (interaction, contact) = (
         client_id("interaction_id", &req.interaction_id),
         contact_id("contact_id", req.contact_id),
@@ -102,14 +102,14 @@ pub fn select(req: &pb::SelectContactRequest) -> Checked<Select> {
 }
 
 /// UnbindContact.
-pub fn unbind(req: &pb::UnbindContactRequest) -> Checked<Unbind> {
+pub fn unbind_contact(req: &pb::UnbindContactRequest) -> Checked<Unbind> {
     Ok(Unbind {
         interaction: client_id("interaction_id", &req.interaction_id)?,
     })
 }
 
 /// LinkCommunication.
-pub fn link(req: &pb::LinkCommunicationRequest) -> Checked<Link> {
+pub fn link_communication(req: &pb::LinkCommunicationRequest) -> Checked<Link> {
     let (contact, expected_version, communication) = (
         contact_id("contact_id", req.contact_id),
         optional_version("expected_version", req.expected_version),
@@ -125,7 +125,7 @@ pub fn link(req: &pb::LinkCommunicationRequest) -> Checked<Link> {
 }
 
 /// UnlinkCommunication.
-pub fn unlink(req: &pb::UnlinkCommunicationRequest) -> Checked<Unlink> {
+pub fn unlink_communication(req: &pb::UnlinkCommunicationRequest) -> Checked<Unlink> {
     let (contact, expected_version, link) = (
         contact_id("contact_id", req.contact_id),
         optional_version("expected_version", req.expected_version),
@@ -159,7 +159,7 @@ pub fn link_ref(
 }
 
 /// ListContactInteractions.
-pub fn history(req: &pb::ListContactInteractionsRequest) -> Checked<History> {
+pub fn list_contact_interactions(req: &pb::ListContactInteractionsRequest) -> Checked<History> {
     let (contact, limit, before) = (
         contact_id("contact_id", req.contact_id),
         page_size("page_size", req.page_size),
@@ -174,7 +174,7 @@ pub fn history(req: &pb::ListContactInteractionsRequest) -> Checked<History> {
 }
 
 /// CreateReadOnlyLink.
-pub fn read_only_link(req: &pb::CreateReadOnlyLinkRequest) -> Checked<ReadOnlyLink> {
+pub fn create_read_only_link(req: &pb::CreateReadOnlyLinkRequest) -> Checked<ReadOnlyLink> {
     let (contact, interaction) = (
         contact_id("contact_id", req.contact_id),
         optional_client_id("interaction_id", &req.interaction_id),
@@ -187,6 +187,6 @@ pub fn read_only_link(req: &pb::CreateReadOnlyLinkRequest) -> Checked<ReadOnlyLi
 }
 
 /// GetContactByLink: the link's text (its signature is checked by the application layer).
-pub fn by_link(req: &pb::GetContactByLinkRequest) -> Checked<String> {
+pub fn get_contact_by_link(req: &pb::GetContactByLinkRequest) -> Checked<String> {
     text("link", &req.link, TextRule::line(MAX_LINK_LEN).required())
 }

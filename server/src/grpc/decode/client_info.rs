@@ -44,7 +44,7 @@ pub fn get_client_info(req: &pb::GetClientInfoRequest) -> Checked<GetPanel> {
 }
 
 /// WatchAgentSession.
-pub fn watch(req: &pb::WatchAgentSessionRequest) -> Checked<Watch> {
+pub fn watch_agent_session(req: &pb::WatchAgentSessionRequest) -> Checked<Watch> {
     if req.resume_after < 0 {
         return Err(Violations::one("resume_after", "must not be negative"));
     }

@@ -67,7 +67,7 @@ pub fn patch(req: &pb::UpdateContactRequest) -> Checked<ContactPatch> {
 }
 
 /// UpdateContact.
-pub fn update(req: &pb::UpdateContactRequest) -> Checked<Update> {
+pub fn update_contact(req: &pb::UpdateContactRequest) -> Checked<Update> {
     let (contact, expected_version, patch) = (
         contact_id("contact_id", req.contact_id),
         expected_version("expected_version", req.expected_version),
@@ -82,7 +82,7 @@ pub fn update(req: &pb::UpdateContactRequest) -> Checked<Update> {
 }
 
 /// DeleteContact.
-pub fn delete(req: &pb::DeleteContactRequest) -> Checked<Delete> {
+pub fn delete_contact(req: &pb::DeleteContactRequest) -> Checked<Delete> {
     let (contact, expected_version) = (
         contact_id("contact_id", req.contact_id),
         optional_version("expected_version", req.expected_version),
@@ -95,7 +95,7 @@ pub fn delete(req: &pb::DeleteContactRequest) -> Checked<Delete> {
 }
 
 /// One record of ImportContacts.
-pub fn import_record(record: &pb::ImportContactsRequest) -> ImportRecord {
+pub fn import_contacts(record: &pb::ImportContactsRequest) -> ImportRecord {
     new_contact(&ContactFields {
         display_name: &record.display_name,
         description: &record.description,
@@ -108,7 +108,7 @@ pub fn import_record(record: &pb::ImportContactsRequest) -> ImportRecord {
 }
 
 /// ListContactAudit.
-pub fn audit_trail(req: &pb::ListContactAuditRequest) -> Checked<AuditTrail> {
+pub fn list_contact_audit(req: &pb::ListContactAuditRequest) -> Checked<AuditTrail> {
     let (contact, limit, before) = (
         contact_id("contact_id", req.contact_id),
         page_size("page_size", req.page_size),

@@ -170,7 +170,7 @@ fn variables(input: &[pb::Variable]) -> Checked<Vec<Variable>> {
 }
 
 /// OfferInteraction.
-pub fn offer(req: &pb::OfferInteractionRequest) -> Checked<Offer> {
+pub fn offer_interaction(req: &pb::OfferInteractionRequest) -> Checked<Offer> {
     let kind = kind(req);
     let destination = destination(req, kind.as_ref().ok().copied());
     let occurred_at = match &req.occurred_at {
@@ -202,7 +202,7 @@ pub fn offer(req: &pb::OfferInteractionRequest) -> Checked<Offer> {
 }
 
 /// AcceptInteraction.
-pub fn accept(req: &pb::AcceptInteractionRequest) -> Checked<Accept> {
+pub fn accept_interaction(req: &pb::AcceptInteractionRequest) -> Checked<Accept> {
     let (interaction, agent) = (
         client_id("interaction_id", &req.interaction_id),
         positive_id("agent_user_id", req.agent_user_id),
@@ -215,7 +215,7 @@ pub fn accept(req: &pb::AcceptInteractionRequest) -> Checked<Accept> {
 }
 
 /// CloseInteraction.
-pub fn close(req: &pb::CloseInteractionRequest) -> Checked<Close> {
+pub fn close_interaction(req: &pb::CloseInteractionRequest) -> Checked<Close> {
     Ok(Close {
         interaction: client_id("interaction_id", &req.interaction_id)?,
     })

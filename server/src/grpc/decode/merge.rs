@@ -7,11 +7,9 @@ use super::{
     MAX_PAGE_TOKEN_LEN, contact_id, expected_version, labels, page_size, positive_id, rule, text,
 };
 use crate::app::merge::{FindDuplicates, Merge, Unmerge};
-use crate::db::duplicates::Filters;
-use crate::db::merge::Member as MergeMember;
 use crate::domain::contact as rules;
 use crate::domain::ids::{ContactId, UserId};
-use crate::domain::merge::{FieldSources, MAX_MERGE_CONTACTS};
+use crate::domain::merge::{FieldSources, MAX_MERGE_CONTACTS, Member as MergeMember};
 use crate::domain::text::TextRule;
 use crate::error::{AllValid, Checked, Violations};
 
@@ -152,7 +150,7 @@ fn sources(req: &pb::MergeContactsRequest) -> Checked<FieldSources> {
 }
 
 /// MergeContacts.
-pub fn merge(req: &pb::MergeContactsRequest) -> Checked<Merge> {
+pub fn merge_contacts(req: &pb::MergeContactsRequest) -> Checked<Merge> {
     let ((survivor, merged), sources) = (members(req), sources(req)).all_valid()?;
     Ok(Merge {
         survivor,
@@ -162,7 +160,7 @@ pub fn merge(req: &pb::MergeContactsRequest) -> Checked<Merge> {
 }
 
 /// UnmergeContacts.
-pub fn unmerge(req: &pb::UnmergeContactsRequest) -> Checked<Unmerge> {
+pub fn unmerge_contacts(req: &pb::UnmergeContactsRequest) -> Checked<Unmerge> {
     Ok(Unmerge {
         merge_id: positive_id("merge_id", req.merge_id)?,
         force: req.force,
@@ -196,7 +194,8 @@ pub fn find_duplicates(req: &pb::FindDuplicatesRequest) -> Checked<FindDuplicate
     shape.page_size = 0;
     shape.page_token.clear();
     Ok(FindDuplicates {
-        filters: Filters { labels, owner },
+        labels,
+        owner,
         limit,
         page_token,
         query: shape.encode_to_vec(),

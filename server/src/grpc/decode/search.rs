@@ -117,7 +117,7 @@ fn owner(id: i64) -> Checked<Option<UserId>> {
 
 /// SearchContacts: at least one condition; the page token is verified by the application
 /// layer against the query without its paging.
-pub fn search(req: &pb::SearchContactsRequest) -> Checked<Search> {
+pub fn search_contacts(req: &pb::SearchContactsRequest) -> Checked<Search> {
     let (name, destination) = (name(&req.name), destination(&req.destination));
     let no_condition = matches!(name, Ok(None) | Err(_))
         && matches!(destination, Ok(None) | Err(_))
