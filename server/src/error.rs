@@ -3,6 +3,8 @@
 //! Every handler returns `Result<_, Error>`; the mapping to gRPC codes lives only here, as an
 //! exhaustive `match`. Database errors are classified by kind (unique violation, foreign key,
 //! lost connection, ...) so that no expected failure surfaces as INTERNAL.
+//!
+//! A leaf: it imports nothing of the server, and every module may use it.
 
 use diesel::result::DatabaseErrorKind;
 use tonic::{Code, Status};

@@ -14,6 +14,10 @@
 //! re-read covers notifications lost in between. A subscriber whose buffer is full is dropped
 //! and told so (its stream ends with RESOURCE_EXHAUSTED and the client resumes), so memory stays
 //! bounded whatever the clients do.
+//!
+//! Imports `db` (the outbox reads and the unit of work's [`Announce`](crate::db::tx::Announce)),
+//! [`crate::sessions`] (the cache it empties), [`crate::metrics`] (a leaf), `domain` and
+//! `error`; the application layer holds the hub, nothing below imports it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

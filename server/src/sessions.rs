@@ -19,6 +19,9 @@
 //!
 //! A read that raced an invalidation is not cached: [`SessionCache::ticket`] is taken before
 //! the read, and [`SessionCache::put`] drops the result when the cache was emptied since.
+//!
+//! Imports only `domain` (the [`Session`] it keeps); the application layer reads it and the hub
+//! empties it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -5,6 +5,8 @@
 //!
 //! This is process-wide (one global subscriber and tracer provider), so the binary sets it up
 //! once; the server library itself only creates spans and events.
+//!
+//! A leaf: it imports nothing of the server; `db` hands its connections [`QuerySpans`].
 
 use std::collections::VecDeque;
 use std::io::IsTerminal as _;

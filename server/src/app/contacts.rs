@@ -209,7 +209,7 @@ pub struct ImportSummary {
 }
 
 /// ImportContacts, record by record: each decoded record is resolved in the caller's domain
-/// (owner, phones) and batched; every [`IMPORT_BATCH`] records are written as one unit of
+/// (owner, phones) and batched; every 2,000 records are written as one unit of
 /// work, so what was written stays when the stream breaks off later. One session and one
 /// pooled connection for the whole import.
 pub struct Import {

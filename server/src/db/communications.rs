@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::{contact_emails, contact_messaging_channels, contact_phones};
-use crate::domain::contact::{LinkRef, ChannelIdentity, ChannelLink, Communication};
+use crate::domain::contact::{ChannelIdentity, ChannelLink, Communication, LinkRef};
 use crate::domain::ids::{ContactId, DomainId};
 use crate::error::{Error, Fault, Reason};
 

@@ -10,11 +10,11 @@
 //! domain every two seconds), so one lost in a crash between commit and notify delays
 //! delivery and loses nothing.
 //!
-//! A `Tx` can only be had from [`write`], and every write function of `db` takes one, so a
+//! A `Tx` can only be had from [`write()`], and every write function of `db` takes one, so a
 //! multi-statement change cannot run outside a transaction, publish twice, or forget its
 //! events: the types make it so. Audit records and events cost no round trip of their own:
 //! they travel with the flush. An event's recipients may name contacts instead of agents
-//! ([`Recipients::concerned_with`]): the agents whose open interactions have them bound or as
+//! ([`Recipients::concerned_with`](super::outbox::Recipients::concerned_with)): the agents whose open interactions have them bound or as
 //! a candidate are looked up by the flush itself, as the transaction leaves them.
 
 use std::future::Future;

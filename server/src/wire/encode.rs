@@ -218,8 +218,7 @@ pub fn duplicate_group(
         .first()
         .map(|c| c.display_name.clone())
         .unwrap_or_default();
-    let similar_names =
-        g.kind == Kind::Name || names_alike >= NAME_SIMILARITY_THRESHOLD;
+    let similar_names = g.kind == Kind::Name || names_alike >= NAME_SIMILARITY_THRESHOLD;
     if similar_names {
         let exact = g.least_similarity.unwrap_or(names_alike) >= 1.0 || names_alike >= 1.0;
         found_by.push(found(pb::SearchField::Name, exact, first_name));

@@ -1,5 +1,6 @@
 //! The Client info panel of one interaction, as the calling agent may see it, rendered from
-//! loaded cards (no queries: the application layer loads what [`contacts_shown`] names).
+//! loaded cards (no queries: the application layer loads what
+//! [`Interaction::contacts_shown`] names).
 //! Shared by GetClientInfo, the binding RPCs, the offer's events and the session stream.
 
 use std::collections::HashMap;

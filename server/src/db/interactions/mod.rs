@@ -1,8 +1,8 @@
 //! Interactions: offer (with identification), accept, close, and binding to contacts.
 //!
-//! The files: [`rows`] (the reads the others build on), [`bindings`] (bind, unbind, history),
-//! [`offer`] (first offers in one statement, re-offers and transfers in a transaction) and
-//! [`transitions`] (answers and ends, one statement each); each imports only those before it.
+//! The files: `rows` (the reads the others build on), `bindings` (bind, unbind, history),
+//! `offer` (first offers in one statement, re-offers and transfers in a transaction) and
+//! `transitions` (answers and ends, one statement each); each imports only those before it.
 
 mod bindings;
 mod offer;

@@ -215,10 +215,10 @@ async fn reoffer(
 /// A first offer in one statement, which is atomic on its own (no transaction, no round trip
 /// for `BEGIN` or `COMMIT`): the interaction (`$1`..`$20`), its binding when it was autolinked
 /// (`$20`, audited as actor `$21` with `$22`), and its events for the agent (`$23`, numbered
-/// by the statement's transaction as [`super::outbox`] requires; announced after it commits,
-/// see [`super::tx`]). When the routing id is taken (a concurrent
+/// by the statement's transaction as [`crate::db::outbox`] requires; announced after it commits,
+/// see [`crate::db::tx`]). When the routing id is taken (a concurrent
 /// first offer), nothing is written and no row comes back. This is the unit of work of the hot write, written out as one statement: the same
-/// audit and event rows [`super::tx`]'s flush would write.
+/// audit and event rows [`crate::db::tx`]'s flush would write.
 pub const INSERT_OFFER_SQL: &str = "\
 WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id, \
                  queue_id, queue_name, member_id, member_description, variables, caller_number, \

@@ -15,7 +15,7 @@ use crate::error::{Error, Reason};
 /// An answer (`$3` = `accepted`, by agent `$4`, of an offered interaction) or an end (`$3` =
 /// `closed`, of an open one) in one statement, which is atomic on its own: the state change
 /// and its event for the interaction's agent (`$5`, numbered by the statement's transaction as
-/// [`super::outbox`] requires). No row when the interaction is missing or not in a state that
+/// [`crate::db::outbox`] requires). No row when the interaction is missing or not in a state that
 /// allows the change (nothing is written then).
 pub const TRANSITION_SQL: &str = concat!(
     "\

@@ -126,6 +126,171 @@ fn stale(m: &Member, version: i64) -> Error {
     )
 }
 
+/// Locks, in the server's order and each class in ascending id, the open interactions that
+/// show a merged contact, the identities of every contact of the merge, and the contacts;
+/// checks each member's version (NOT_FOUND naming its field, or ABORTED when stale). Returns
+/// the interactions.
+async fn lock(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    survivor: &Member,
+    merged: &[Member],
+    merged_ids: &[i64],
+    all_ids: &[i64],
+) -> Result<Vec<InteractionRef>, Error> {
+    let touched = lock_interactions(tx, domain, merged_ids).await?;
+    diesel::sql_query(LOCK_IDENTITIES_SQL)
+        .bind::<BigInt, _>(domain.0)
+        .bind::<Array<BigInt>, _>(all_ids)
+        .load::<IdRow>(tx)
+        .await?;
+    let versions: HashMap<i64, i64> = diesel::sql_query(LOCK_CONTACTS_SQL)
+        .bind::<BigInt, _>(domain.0)
+        .bind::<Array<BigInt>, _>(all_ids)
+        .load::<VersionRow>(tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.version))
+        .collect();
+    for m in std::iter::once(survivor).chain(merged) {
+        match versions.get(&m.contact.0) {
+            None => return Err(missing(tx, domain, m).await),
+            Some(v) if *v != m.expected_version => return Err(stale(m, *v)),
+            Some(_) => {}
+        }
+    }
+    Ok(touched)
+}
+
+/// History follows the merge: bindings change contact, keeping who and when; interactions
+/// bound now (open or closed) follow; create requests that made a merged contact return the
+/// survivor.
+async fn move_history(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    merged_ids: &[i64],
+    s: ContactId,
+) -> Result<(), Error> {
+    #[derive(QueryableByName)]
+    struct Rebound {
+        #[diesel(sql_type = BigInt)]
+        interaction_id: i64,
+    }
+    let current: Vec<i64> = diesel::sql_query(
+        "UPDATE interaction_bindings SET contact_id = $3 \
+         WHERE domain_id = $1 AND contact_id = ANY($2) AND unbound_at IS NULL \
+         RETURNING interaction_id",
+    )
+    .bind::<BigInt, _>(domain.0)
+    .bind::<Array<BigInt>, _>(merged_ids)
+    .bind::<BigInt, _>(s.0)
+    .load::<Rebound>(tx)
+    .await?
+    .into_iter()
+    .map(|r| r.interaction_id)
+    .collect();
+    repoint(tx, "interaction_bindings", domain, merged_ids, s).await?;
+    diesel::sql_query(
+        "UPDATE interactions SET bound_contact_id = $3, updated_at = now() \
+         WHERE domain_id = $1 AND id = ANY($4) AND bound_contact_id = ANY($2)",
+    )
+    .bind::<BigInt, _>(domain.0)
+    .bind::<Array<BigInt>, _>(merged_ids)
+    .bind::<BigInt, _>(s.0)
+    .bind::<Array<BigInt>, _>(&current)
+    .execute(tx)
+    .await?;
+    repoint(tx, "contact_create_requests", domain, merged_ids, s).await?;
+    Ok(())
+}
+
+/// Folds the merged contacts onto the survivor among open interactions' candidates (also of
+/// interactions offered since the locks were taken); returns what changed, for the archive.
+async fn fold_candidates(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    merged_ids: &[i64],
+    merged_contacts: &[ContactId],
+    s: ContactId,
+) -> Result<Vec<CandidatesChange>, Error> {
+    let rows: Vec<CandidatesRow> = diesel::sql_query(
+        "SELECT id, candidates, outcome, outcome_reason FROM interactions \
+         WHERE domain_id = $1 AND state <> 'closed' \
+           AND interaction_candidate_ids(candidates) && $2 ORDER BY id",
+    )
+    .bind::<BigInt, _>(domain.0)
+    .bind::<Array<BigInt>, _>(merged_ids)
+    .load(tx)
+    .await?;
+    let mut changes = Vec::new();
+    for row in rows {
+        let candidates: Vec<Candidate> =
+            serde_json::from_value(row.candidates.clone()).map_err(|_| corrupt("candidates"))?;
+        let Some(folded) = rules::merged_candidates(&candidates, merged_contacts, s) else {
+            continue;
+        };
+        let outcome = Outcome::parse(&row.outcome).ok_or_else(|| corrupt("outcome"))?;
+        let (outcome_after, reason_after) =
+            rules::outcome_after_merge(outcome, &row.outcome_reason, &folded);
+        let after = serde_json::to_value(&folded).map_err(|_| corrupt("candidates"))?;
+        diesel::sql_query(
+            "UPDATE interactions SET candidates = $2, outcome = $3, outcome_reason = $4, \
+                                     updated_at = now() WHERE id = $1",
+        )
+        .bind::<BigInt, _>(row.id)
+        .bind::<Jsonb, _>(&after)
+        .bind::<Text, _>(outcome_after.as_str())
+        .bind::<Text, _>(&reason_after)
+        .execute(tx)
+        .await?;
+        changes.push(CandidatesChange {
+            interaction_id: row.id,
+            before: row.candidates,
+            after,
+            outcome_before: row.outcome,
+            reason_before: row.outcome_reason,
+            outcome_after: outcome_after.as_str().to_owned(),
+            reason_after,
+        });
+    }
+    Ok(changes)
+}
+
+/// Records the merge with its archive, and where each merged contact went; returns its id.
+async fn record(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    actor: UserId,
+    s: ContactId,
+    merged_ids: &[i64],
+    archive: &Archive,
+) -> Result<i64, Error> {
+    let archive = serde_json::to_value(archive).map_err(|_| corrupt("archive"))?;
+    let merge_id: i64 = diesel::sql_query(
+        "INSERT INTO contact_merges (domain_id, survivor_id, merged_ids, merged_by, archive) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind::<BigInt, _>(domain.0)
+    .bind::<BigInt, _>(s.0)
+    .bind::<Array<BigInt>, _>(merged_ids)
+    .bind::<BigInt, _>(actor.0)
+    .bind::<Jsonb, _>(&archive)
+    .get_result::<IdRow>(tx)
+    .await?
+    .id;
+    diesel::sql_query(
+        "INSERT INTO merged_contacts (contact_id, domain_id, merge_id, survivor_id) \
+         SELECT unnest($2::bigint[]), $1, $3, $4",
+    )
+    .bind::<BigInt, _>(domain.0)
+    .bind::<Array<BigInt>, _>(merged_ids)
+    .bind::<BigInt, _>(merge_id)
+    .bind::<BigInt, _>(s.0)
+    .execute(tx)
+    .await?;
+    Ok(merge_id)
+}
+
 /// Merges `merged` into `survivor` (see the module documentation), audits it once with every
 /// contact's card before, and returns what the events need.
 pub async fn merge(
@@ -143,27 +308,7 @@ pub async fn merge(
     let s = survivor.contact;
 
     // Locks: interactions, identities, contacts; each in ascending id.
-    let mut touched = lock_interactions(tx, domain, &merged_ids).await?;
-    diesel::sql_query(LOCK_IDENTITIES_SQL)
-        .bind::<BigInt, _>(domain.0)
-        .bind::<Array<BigInt>, _>(&all_ids)
-        .load::<IdRow>(tx)
-        .await?;
-    let versions: HashMap<i64, i64> = diesel::sql_query(LOCK_CONTACTS_SQL)
-        .bind::<BigInt, _>(domain.0)
-        .bind::<Array<BigInt>, _>(&all_ids)
-        .load::<VersionRow>(tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.version))
-        .collect();
-    for m in std::iter::once(survivor).chain(merged) {
-        match versions.get(&m.contact.0) {
-            None => return Err(missing(tx, domain, m).await),
-            Some(v) if *v != m.expected_version => return Err(stale(m, *v)),
-            Some(_) => {}
-        }
-    }
+    let mut touched = lock(tx, domain, survivor, merged, &merged_ids, &all_ids).await?;
 
     let before = contacts::load_cards(tx, domain, &all_ids).await?;
     let card_of = |id: ContactId| before.iter().find(|c| c.id == id).cloned();
@@ -197,82 +342,10 @@ pub async fn merge(
     }
     repoint(tx, "contact_messaging_channels", domain, &merged_ids, s).await?;
 
-    // History: bindings change contact, keeping who and when; interactions bound now (open or
-    // closed) follow; create requests that made a merged contact return the survivor.
-    #[derive(QueryableByName)]
-    struct Rebound {
-        #[diesel(sql_type = BigInt)]
-        interaction_id: i64,
-    }
-    let current: Vec<i64> = diesel::sql_query(
-        "UPDATE interaction_bindings SET contact_id = $3 \
-         WHERE domain_id = $1 AND contact_id = ANY($2) AND unbound_at IS NULL \
-         RETURNING interaction_id",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(s.0)
-    .load::<Rebound>(tx)
-    .await?
-    .into_iter()
-    .map(|r| r.interaction_id)
-    .collect();
-    repoint(tx, "interaction_bindings", domain, &merged_ids, s).await?;
-    diesel::sql_query(
-        "UPDATE interactions SET bound_contact_id = $3, updated_at = now() \
-         WHERE domain_id = $1 AND id = ANY($4) AND bound_contact_id = ANY($2)",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(s.0)
-    .bind::<Array<BigInt>, _>(&current)
-    .execute(tx)
-    .await?;
-    repoint(tx, "contact_create_requests", domain, &merged_ids, s).await?;
+    move_history(tx, domain, &merged_ids, s).await?;
 
-    // Candidates of open interactions fold onto the survivor (also of interactions offered
-    // since the locks were taken).
     let merged_contacts: Vec<ContactId> = merged.iter().map(|m| m.contact).collect();
-    let rows: Vec<CandidatesRow> = diesel::sql_query(
-        "SELECT id, candidates, outcome, outcome_reason FROM interactions \
-         WHERE domain_id = $1 AND state <> 'closed' \
-           AND interaction_candidate_ids(candidates) && $2 ORDER BY id",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .load(tx)
-    .await?;
-    let mut changes = Vec::new();
-    for row in rows {
-        let candidates: Vec<Candidate> =
-            serde_json::from_value(row.candidates.clone()).map_err(|_| corrupt("candidates"))?;
-        let Some(folded) = rules::merged_candidates(&candidates, &merged_contacts, s) else {
-            continue;
-        };
-        let outcome = Outcome::parse(&row.outcome).ok_or_else(|| corrupt("outcome"))?;
-        let (outcome_after, reason_after) =
-            rules::outcome_after_merge(outcome, &row.outcome_reason, &folded);
-        let after = serde_json::to_value(&folded).map_err(|_| corrupt("candidates"))?;
-        diesel::sql_query(
-            "UPDATE interactions SET candidates = $2, outcome = $3, outcome_reason = $4, \
-                                     updated_at = now() WHERE id = $1",
-        )
-        .bind::<BigInt, _>(row.id)
-        .bind::<Jsonb, _>(&after)
-        .bind::<Text, _>(outcome_after.as_str())
-        .bind::<Text, _>(&reason_after)
-        .execute(tx)
-        .await?;
-        changes.push(CandidatesChange {
-            interaction_id: row.id,
-            before: row.candidates,
-            after,
-            outcome_before: row.outcome,
-            reason_before: row.outcome_reason,
-            outcome_after: outcome_after.as_str().to_owned(),
-            reason_after,
-        });
-    }
+    let changes = fold_candidates(tx, domain, &merged_ids, &merged_contacts, s).await?;
     let changed_ids: Vec<i64> = changes.iter().map(|c| c.interaction_id).collect();
     let extra: Vec<InteractionRef> = diesel::sql_query(
         "SELECT id, external_id, agent_id FROM interactions WHERE domain_id = $1 AND id = ANY($2)",
@@ -325,29 +398,7 @@ pub async fn merge(
         contacts: archived,
         interactions: changes,
     };
-    let archive = serde_json::to_value(&archive).map_err(|_| corrupt("archive"))?;
-    let merge_id: i64 = diesel::sql_query(
-        "INSERT INTO contact_merges (domain_id, survivor_id, merged_ids, merged_by, archive) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<BigInt, _>(s.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(actor.0)
-    .bind::<Jsonb, _>(&archive)
-    .get_result::<IdRow>(tx)
-    .await?
-    .id;
-    diesel::sql_query(
-        "INSERT INTO merged_contacts (contact_id, domain_id, merge_id, survivor_id) \
-         SELECT unnest($2::bigint[]), $1, $3, $4",
-    )
-    .bind::<BigInt, _>(domain.0)
-    .bind::<Array<BigInt>, _>(&merged_ids)
-    .bind::<BigInt, _>(merge_id)
-    .bind::<BigInt, _>(s.0)
-    .execute(tx)
-    .await?;
+    let merge_id = record(tx, domain, actor, s, &merged_ids, &archive).await?;
 
     let mut cards_before = vec![audit::snapshot(&survivor_before)?];
     for c in &merged_before {

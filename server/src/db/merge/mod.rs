@@ -20,8 +20,8 @@
 //! (ABORTED) or a merged contact (NOT_FOUND, CONTACT_MERGED). Any deadlock left is answered
 //! ABORTED with reason CONCURRENT_CHANGE (see `error.rs`).
 //!
-//! The files: [`archive`] (what an undo needs, as stored), [`links`] (moving rows between
-//! contacts), [`mod@merge`] (the merge) and [`undo`] (undoing it), each importing only those
+//! The files: `archive` (what an undo needs, as stored), `links` (moving rows between
+//! contacts), `merge` (the merge) and `undo` (undoing it), each importing only those
 //! before it.
 
 mod archive;

@@ -11,8 +11,8 @@ use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz}
 use diesel_async::RunQueryDsl;
 
 use super::archive::{
-    Archive, ArchivedEmail, ArchivedPhone, SurvivorState, channel_link, corrupt, email_link,
-    phone_link,
+    Archive, ArchivedContact, ArchivedEmail, ArchivedPhone, SurvivorState, channel_link, corrupt,
+    email_link, phone_link,
 };
 use super::links::{EMAILS, IdRow, PHONES, move_rows};
 use super::merge::{InteractionRef, Touched, lock_interactions};
@@ -22,7 +22,7 @@ use crate::db::labels;
 use crate::db::merged::merged_into;
 use crate::db::tx::Tx;
 use crate::domain::contact::{Attribute, ChannelLink, ContactCard, EmailLink, PhoneLink};
-use crate::domain::ids::{ContactId, UserId};
+use crate::domain::ids::{ContactId, DomainId, UserId};
 use crate::domain::merge as rules;
 use crate::domain::session::Session;
 use crate::error::{Error, Fault, PreconditionViolation, Reason};
@@ -138,20 +138,14 @@ struct HolderRow {
     contact_id: i64,
 }
 
-/// Undoes merge `merge_id` of the caller's domain within `retention` (see the module
-/// documentation): the merged contacts come back as they were, with the communications, labels
-/// and bindings they brought; the survivor keeps what changed on it since. Communications that
-/// cannot go back are FAILED_PRECONDITION (UNMERGE_CONFLICT, a violation each) unless `force`,
-/// which restores without them and lists them.
-pub async fn unmerge(
+/// The merge's archive and survivor, its record locked: NOT_FOUND when there is no such merge,
+/// FAILED_PRECONDITION when it was undone already or its undo window has ended.
+async fn load_merge(
     tx: &mut Tx<'_>,
-    session: &Session,
+    domain: DomainId,
     merge_id: i64,
-    force: bool,
     retention: std::time::Duration,
-) -> Result<Unmerged, Error> {
-    let domain = session.domain.id;
-    let actor = session.caller.user_id;
+) -> Result<(Archive, ContactId), Error> {
     let retention_secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
     let row: Option<MergeRow> = diesel::sql_query(
         "SELECT survivor_id, archive, undone_at, \
@@ -197,9 +191,19 @@ pub async fn unmerge(
         ));
     }
     let archive: Archive = serde_json::from_value(row.archive).map_err(|_| corrupt("archive"))?;
-    let s = ContactId(row.survivor_id);
+    Ok((archive, ContactId(row.survivor_id)))
+}
 
-    // Locks: interactions showing the survivor, the identities to give back, the survivor.
+/// Locks, in the server's order, the open interactions that show the survivor, the messaging
+/// identities to give back and the survivor (FAILED_PRECONDITION when it was deleted or merged
+/// since); returns the interactions and the identities' holders.
+async fn lock(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    merge_id: i64,
+    s: ContactId,
+    archive: &Archive,
+) -> Result<(Vec<InteractionRef>, Vec<HolderRow>), Error> {
     let locked = lock_interactions(tx, domain, &[s.0]).await?;
     let (protocols, externals): (Vec<String>, Vec<String>) = archive
         .contacts
@@ -247,9 +251,17 @@ pub async fn unmerge(
         }
         return Err(Error::FailedPrecondition(fault));
     }
-    let survivor_before = contacts::load_card(tx, domain, s).await?;
+    Ok((locked, holders))
+}
 
-    // What can go back.
+/// What cannot go back (removed from the survivor, or an identity another contact holds now),
+/// and which moved phones and e-mails the survivor still holds.
+async fn conflicts(
+    tx: &mut Tx<'_>,
+    s: ContactId,
+    archive: &Archive,
+    holders: &[HolderRow],
+) -> Result<(Vec<Conflict>, BTreeSet<i64>, BTreeSet<i64>), Error> {
     let phone_ids: Vec<i64> = archive
         .contacts
         .iter()
@@ -303,145 +315,170 @@ pub async fn unmerge(
             });
         }
     }
-    if !conflicts.is_empty() && !force {
-        let mut fault = Fault::new(
-            Reason::UnmergeConflict,
-            format!(
-                "{} communication(s) of the merged contacts cannot go back; set force to restore \
-                 the contacts without them",
-                conflicts.len()
-            ),
-        )
-        .about(format!("merge/{merge_id}"));
-        fault.violations = conflicts
-            .iter()
-            .map(|c| PreconditionViolation {
-                kind: c.kind_name().to_owned(),
-                subject: c.subject(),
-                description: c.description(),
-            })
-            .collect();
-        return Err(Error::FailedPrecondition(fault));
-    }
+    Ok((conflicts, phones_on_survivor, emails_on_survivor))
+}
 
-    // The contacts come back, with their ids.
-    let mut touched_ids: BTreeSet<i64> = BTreeSet::new();
-    for c in &archive.contacts {
-        let x = ContactId(c.id);
-        diesel::sql_query(
-            "INSERT INTO contacts (id, domain_id, display_name, description, time_zone, owner_id, \
-                                   version, created_at, created_by, updated_at, updated_by, \
-                                   last_active_at) OVERRIDING SYSTEM VALUE \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10, $11)",
-        )
-        .bind::<BigInt, _>(x.0)
-        .bind::<BigInt, _>(domain.0)
-        .bind::<Text, _>(&c.display_name)
-        .bind::<Text, _>(&c.description)
-        .bind::<Text, _>(&c.time_zone)
-        .bind::<BigInt, _>(c.owner_id)
-        .bind::<BigInt, _>(c.version + 1)
-        .bind::<Timestamptz, _>(c.created_at)
-        .bind::<BigInt, _>(c.created_by)
-        .bind::<BigInt, _>(actor.0)
-        .bind::<Timestamptz, _>(c.last_active_at)
-        .execute(tx)
-        .await?;
-        labels::set_for_contact(tx, domain, x, &c.labels).await?;
-        let attributes: Vec<Attribute> = c
-            .attributes
-            .iter()
-            .map(|a| Attribute {
-                key: a.key.clone(),
-                value: a.value.clone(),
-            })
-            .collect();
-        contacts::set_attributes(tx, domain, x, &attributes).await?;
-
-        let back: Vec<i64> = c
-            .phones
-            .iter()
-            .filter(|p| p.moved && phones_on_survivor.contains(&p.id))
-            .map(|p| p.id)
-            .collect();
-        move_rows(tx, "contact_phones", &back, s, x).await?;
-        let again: Vec<&ArchivedPhone> = c.phones.iter().filter(|p| !p.moved).collect();
-        let again = serde_json::to_value(&again).map_err(|_| corrupt("phones"))?;
-        PHONES.restore(tx, domain, x, again).await?;
-        let back: Vec<i64> = c
-            .emails
-            .iter()
-            .filter(|e| e.moved && emails_on_survivor.contains(&e.id))
-            .map(|e| e.id)
-            .collect();
-        move_rows(tx, "contact_emails", &back, s, x).await?;
-        let again: Vec<&ArchivedEmail> = c.emails.iter().filter(|e| !e.moved).collect();
-        let again = serde_json::to_value(&again).map_err(|_| corrupt("emails"))?;
-        EMAILS.restore(tx, domain, x, again).await?;
-        let back: Vec<i64> = c
-            .channels
-            .iter()
-            .filter_map(|m| {
-                holders
-                    .iter()
-                    .find(|h| {
-                        h.protocol == m.protocol
-                            && h.external_user_id == m.external_user_id
-                            && h.contact_id == s.0
-                    })
-                    .map(|h| h.id)
-            })
-            .collect();
-        move_rows(tx, "contact_messaging_channels", &back, s, x).await?;
-
-        // History goes back, and the interactions bound through it.
-        #[derive(QueryableByName)]
-        struct Back {
-            #[diesel(sql_type = BigInt)]
-            interaction_id: i64,
-        }
-        let current: Vec<i64> = diesel::sql_query(
-            "UPDATE interaction_bindings SET contact_id = $2 \
-             WHERE id = ANY($1) AND contact_id = $3 RETURNING interaction_id",
-        )
-        .bind::<Array<BigInt>, _>(&c.bindings)
-        .bind::<BigInt, _>(x.0)
-        .bind::<BigInt, _>(s.0)
-        .load::<Back>(tx)
-        .await?
-        .into_iter()
-        .map(|b| b.interaction_id)
+/// FAILED_PRECONDITION (UNMERGE_CONFLICT) listing each communication that cannot go back.
+fn refused(merge_id: i64, conflicts: &[Conflict]) -> Error {
+    let mut fault = Fault::new(
+        Reason::UnmergeConflict,
+        format!(
+            "{} communication(s) of the merged contacts cannot go back; set force to restore \
+             the contacts without them",
+            conflicts.len()
+        ),
+    )
+    .about(format!("merge/{merge_id}"));
+    fault.violations = conflicts
+        .iter()
+        .map(|c| PreconditionViolation {
+            kind: c.kind_name().to_owned(),
+            subject: c.subject(),
+            description: c.description(),
+        })
         .collect();
-        let rebound: Vec<i64> = diesel::sql_query(
-            "UPDATE interactions i SET bound_contact_id = $2, updated_at = now() \
-             FROM interaction_bindings b \
-             WHERE i.domain_id = $1 AND i.id = ANY($3) AND i.bound_contact_id = $4 \
-               AND b.interaction_id = i.id AND b.unbound_at IS NULL AND b.contact_id = $2 \
-             RETURNING i.id",
-        )
-        .bind::<BigInt, _>(domain.0)
-        .bind::<BigInt, _>(x.0)
-        .bind::<Array<BigInt>, _>(&current)
-        .bind::<BigInt, _>(s.0)
-        .load::<IdRow>(tx)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-        touched_ids.extend(rebound);
-        diesel::sql_query(
-            "UPDATE contact_create_requests SET contact_id = $2 \
-             WHERE domain_id = $1 AND request_id = ANY($3) AND contact_id = $4",
-        )
-        .bind::<BigInt, _>(domain.0)
-        .bind::<BigInt, _>(x.0)
-        .bind::<Array<Text>, _>(&c.create_requests)
-        .bind::<BigInt, _>(s.0)
-        .execute(tx)
-        .await?;
-    }
+    Error::FailedPrecondition(fault)
+}
 
-    // Candidates a merge folded go back where nobody changed them since.
+/// Restores archived contact `c` with its id: its row, labels and attributes, the phones,
+/// e-mails and identities that can go back (moved back from the survivor `s`, or inserted
+/// again), its bindings and create requests. Returns the interactions bound to it again.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "what the undo learnt under its locks, each a plain value"
+)]
+async fn restore(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    actor: UserId,
+    s: ContactId,
+    c: &ArchivedContact,
+    phones_on_survivor: &BTreeSet<i64>,
+    emails_on_survivor: &BTreeSet<i64>,
+    holders: &[HolderRow],
+) -> Result<Vec<i64>, Error> {
+    let x = ContactId(c.id);
+    diesel::sql_query(
+        "INSERT INTO contacts (id, domain_id, display_name, description, time_zone, owner_id, \
+                               version, created_at, created_by, updated_at, updated_by, \
+                               last_active_at) OVERRIDING SYSTEM VALUE \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10, $11)",
+    )
+    .bind::<BigInt, _>(x.0)
+    .bind::<BigInt, _>(domain.0)
+    .bind::<Text, _>(&c.display_name)
+    .bind::<Text, _>(&c.description)
+    .bind::<Text, _>(&c.time_zone)
+    .bind::<BigInt, _>(c.owner_id)
+    .bind::<BigInt, _>(c.version + 1)
+    .bind::<Timestamptz, _>(c.created_at)
+    .bind::<BigInt, _>(c.created_by)
+    .bind::<BigInt, _>(actor.0)
+    .bind::<Timestamptz, _>(c.last_active_at)
+    .execute(tx)
+    .await?;
+    labels::set_for_contact(tx, domain, x, &c.labels).await?;
+    let attributes: Vec<Attribute> = c
+        .attributes
+        .iter()
+        .map(|a| Attribute {
+            key: a.key.clone(),
+            value: a.value.clone(),
+        })
+        .collect();
+    contacts::set_attributes(tx, domain, x, &attributes).await?;
+
+    let back: Vec<i64> = c
+        .phones
+        .iter()
+        .filter(|p| p.moved && phones_on_survivor.contains(&p.id))
+        .map(|p| p.id)
+        .collect();
+    move_rows(tx, "contact_phones", &back, s, x).await?;
+    let again: Vec<&ArchivedPhone> = c.phones.iter().filter(|p| !p.moved).collect();
+    let again = serde_json::to_value(&again).map_err(|_| corrupt("phones"))?;
+    PHONES.restore(tx, domain, x, again).await?;
+    let back: Vec<i64> = c
+        .emails
+        .iter()
+        .filter(|e| e.moved && emails_on_survivor.contains(&e.id))
+        .map(|e| e.id)
+        .collect();
+    move_rows(tx, "contact_emails", &back, s, x).await?;
+    let again: Vec<&ArchivedEmail> = c.emails.iter().filter(|e| !e.moved).collect();
+    let again = serde_json::to_value(&again).map_err(|_| corrupt("emails"))?;
+    EMAILS.restore(tx, domain, x, again).await?;
+    let back: Vec<i64> = c
+        .channels
+        .iter()
+        .filter_map(|m| {
+            holders
+                .iter()
+                .find(|h| {
+                    h.protocol == m.protocol
+                        && h.external_user_id == m.external_user_id
+                        && h.contact_id == s.0
+                })
+                .map(|h| h.id)
+        })
+        .collect();
+    move_rows(tx, "contact_messaging_channels", &back, s, x).await?;
+
+    // History goes back, and the interactions bound through it.
+    #[derive(QueryableByName)]
+    struct Back {
+        #[diesel(sql_type = BigInt)]
+        interaction_id: i64,
+    }
+    let current: Vec<i64> = diesel::sql_query(
+        "UPDATE interaction_bindings SET contact_id = $2 \
+         WHERE id = ANY($1) AND contact_id = $3 RETURNING interaction_id",
+    )
+    .bind::<Array<BigInt>, _>(&c.bindings)
+    .bind::<BigInt, _>(x.0)
+    .bind::<BigInt, _>(s.0)
+    .load::<Back>(tx)
+    .await?
+    .into_iter()
+    .map(|b| b.interaction_id)
+    .collect();
+    let rebound: Vec<i64> = diesel::sql_query(
+        "UPDATE interactions i SET bound_contact_id = $2, updated_at = now() \
+         FROM interaction_bindings b \
+         WHERE i.domain_id = $1 AND i.id = ANY($3) AND i.bound_contact_id = $4 \
+           AND b.interaction_id = i.id AND b.unbound_at IS NULL AND b.contact_id = $2 \
+         RETURNING i.id",
+    )
+    .bind::<BigInt, _>(domain.0)
+    .bind::<BigInt, _>(x.0)
+    .bind::<Array<BigInt>, _>(&current)
+    .bind::<BigInt, _>(s.0)
+    .load::<IdRow>(tx)
+    .await?
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
+    diesel::sql_query(
+        "UPDATE contact_create_requests SET contact_id = $2 \
+         WHERE domain_id = $1 AND request_id = ANY($3) AND contact_id = $4",
+    )
+    .bind::<BigInt, _>(domain.0)
+    .bind::<BigInt, _>(x.0)
+    .bind::<Array<Text>, _>(&c.create_requests)
+    .bind::<BigInt, _>(s.0)
+    .execute(tx)
+    .await?;
+    Ok(rebound)
+}
+
+/// Gives open interactions back the candidates a merge folded, where nobody changed them
+/// since; returns those interactions.
+async fn revert_candidates(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    archive: &Archive,
+) -> Result<Vec<i64>, Error> {
+    let mut reverted = Vec::new();
     for change in &archive.interactions {
         let n = diesel::sql_query(
             "UPDATE interactions SET candidates = $2, outcome = $3, outcome_reason = $4, \
@@ -457,15 +494,26 @@ pub async fn unmerge(
         .execute(tx)
         .await?;
         if n > 0 {
-            touched_ids.insert(change.interaction_id);
+            reverted.push(change.interaction_id);
         }
     }
+    Ok(reverted)
+}
 
-    // The survivor gives back what the merge gave it, unless changed since.
+/// The survivor gives back what the merge gave it (fields, attributes, labels), unless
+/// changed since.
+async fn revert_survivor(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    actor: UserId,
+    s: ContactId,
+    archive: &Archive,
+    survivor_before: &ContactCard,
+) -> Result<(), Error> {
     let (b, m, now) = (
         &archive.survivor_before,
         &archive.survivor_after,
-        SurvivorState::of(&survivor_before),
+        SurvivorState::of(survivor_before),
     );
     let display_name = rules::reverted(&b.display_name, &m.display_name, &now.display_name);
     let description = rules::reverted(&b.description, &m.description, &now.description);
@@ -518,7 +566,16 @@ pub async fn unmerge(
         },
     )
     .await?;
+    Ok(())
+}
 
+/// Marks the merge undone and forgets where its contacts went.
+async fn close(
+    tx: &mut Tx<'_>,
+    domain: DomainId,
+    actor: UserId,
+    merge_id: i64,
+) -> Result<(), Error> {
     diesel::sql_query(
         "UPDATE contact_merges SET undone_at = now(), undone_by = $3 WHERE domain_id = $1 AND id = $2",
     )
@@ -532,6 +589,49 @@ pub async fn unmerge(
         .bind::<BigInt, _>(merge_id)
         .execute(tx)
         .await?;
+    Ok(())
+}
+
+/// Undoes merge `merge_id` of the caller's domain within `retention` (see the module
+/// documentation): the merged contacts come back as they were, with the communications, labels
+/// and bindings they brought; the survivor keeps what changed on it since. Communications that
+/// cannot go back are FAILED_PRECONDITION (UNMERGE_CONFLICT, a violation each) unless `force`,
+/// which restores without them and lists them.
+pub async fn unmerge(
+    tx: &mut Tx<'_>,
+    session: &Session,
+    merge_id: i64,
+    force: bool,
+    retention: std::time::Duration,
+) -> Result<Unmerged, Error> {
+    let domain = session.domain.id;
+    let actor = session.caller.user_id;
+    let (archive, s) = load_merge(tx, domain, merge_id, retention).await?;
+    let (locked, holders) = lock(tx, domain, merge_id, s, &archive).await?;
+    let survivor_before = contacts::load_card(tx, domain, s).await?;
+    let (conflicts, phones_on_survivor, emails_on_survivor) =
+        conflicts(tx, s, &archive, &holders).await?;
+    if !conflicts.is_empty() && !force {
+        return Err(refused(merge_id, &conflicts));
+    }
+    let mut touched_ids: BTreeSet<i64> = BTreeSet::new();
+    for c in &archive.contacts {
+        let rebound = restore(
+            tx,
+            domain,
+            actor,
+            s,
+            c,
+            &phones_on_survivor,
+            &emails_on_survivor,
+            &holders,
+        )
+        .await?;
+        touched_ids.extend(rebound);
+    }
+    touched_ids.extend(revert_candidates(tx, domain, &archive).await?);
+    revert_survivor(tx, domain, actor, s, &archive, &survivor_before).await?;
+    close(tx, domain, actor, merge_id).await?;
 
     let restored_ids: Vec<i64> = archive.contacts.iter().map(|c| c.id).collect();
     let survivor = contacts::load_card(tx, domain, s).await?;
