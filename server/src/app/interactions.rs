@@ -105,13 +105,7 @@ pub async fn offer(state: &AppState, call: Call, offer: Offer) -> Result<OfferRe
         {
             Ok(Some(id)) => {
                 interaction.id = id;
-                return Ok(OfferResult {
-                    interaction,
-                    transferred: false,
-                    previous_agent: None,
-                    created: true,
-                    changed: true,
-                });
+                return Ok(OfferResult::first(interaction));
             }
             // The routing id was taken meanwhile; or a contact it shows or binds was deleted
             // meanwhile: the transactional path looks again.

@@ -7,9 +7,8 @@ use crate::db::search::SearchRow;
 use crate::db::{contacts, interactions, search};
 use crate::domain::contact::ContactCard;
 use crate::domain::ids::{ContactId, UserId};
-use crate::domain::interaction::InteractionState;
 use crate::domain::search::{Condition, SearchQuery, classify_destination};
-use crate::error::{Error, Reason};
+use crate::error::Error;
 
 /// SearchContacts, validated (the destination is read in the domain's region once the
 /// session is known).
@@ -73,20 +72,7 @@ pub async fn search(
             .await?
             .filter(|i| i.agent == call.caller.user_id)
             .ok_or_else(|| Error::interaction_not_found(id))?;
-        if interaction.state != InteractionState::Accepted {
-            return Err(Error::precondition(
-                if interaction.state == InteractionState::Closed {
-                    Reason::InteractionClosed
-                } else {
-                    Reason::InteractionNotAccepted
-                },
-                format!("interaction/{id}"),
-                format!(
-                    "interaction {id:?} is {}; search is allowed once it is accepted",
-                    interaction.state.as_str()
-                ),
-            ));
-        }
+        interaction.require_accepted("search is allowed once it is accepted")?;
     }
     let mut conditions = Vec::new();
     if let Some(name) = cmd.name {

@@ -11,7 +11,7 @@ use super::tx::Tx;
 use crate::domain::contact::ContactDraft;
 use crate::domain::contact::{ChannelLink, Communication, ContactCard};
 use crate::domain::ids::ContactId;
-use crate::domain::interaction::{Destination, Interaction, InteractionState};
+use crate::domain::interaction::{Destination, Interaction};
 use crate::domain::phone::parse_phone;
 use crate::domain::session::Session;
 use crate::error::{Error, Reason};
@@ -27,20 +27,9 @@ pub async fn lock_live(
         .await?
         .filter(|i| i.agent == session.caller.user_id)
         .ok_or_else(|| Error::interaction_not_found(external_id))?;
-    if interaction.state != InteractionState::Accepted {
-        return Err(Error::precondition(
-            if interaction.state == InteractionState::Closed {
-                Reason::InteractionClosed
-            } else {
-                Reason::InteractionNotAccepted
-            },
-            format!("interaction/{external_id}"),
-            format!(
-                "interaction {external_id:?} is {}; contacts can be added, selected or unbound once it is accepted and until it is closed",
-                interaction.state.as_str()
-            ),
-        ));
-    }
+    interaction.require_accepted(
+        "contacts can be added, selected or unbound once it is accepted and until it is closed",
+    )?;
     Ok(interaction)
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::contact::ChannelIdentity;
 use super::identify::{Candidate, Identification};
 use super::ids::{ContactId, UserId};
+use crate::error::{Error, Reason};
 
 /// Most routing variables on one interaction.
 pub const MAX_VARIABLES: usize = 100;
@@ -178,6 +179,24 @@ impl Interaction {
     /// Call or chat.
     pub fn kind(&self) -> InteractionKind {
         self.destination.kind()
+    }
+
+    /// FAILED_PRECONDITION unless accepted: INTERACTION_CLOSED once closed, else
+    /// INTERACTION_NOT_ACCEPTED; `then` says what becomes possible once it is.
+    pub fn require_accepted(&self, then: &str) -> Result<(), Error> {
+        if self.state == InteractionState::Accepted {
+            return Ok(());
+        }
+        let id = &self.external_id;
+        Err(Error::precondition(
+            if self.state == InteractionState::Closed {
+                Reason::InteractionClosed
+            } else {
+                Reason::InteractionNotAccepted
+            },
+            format!("interaction/{id}"),
+            format!("interaction {id:?} is {}; {then}", self.state.as_str()),
+        ))
     }
 
     /// The candidates `offset..offset+size` of a panel page.

@@ -139,10 +139,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
                     kind: encode::kind(i.kind()) as i32,
                     direction: encode::direction(i.direction) as i32,
                     state: encode::state(i.state) as i32,
-                    queue: i.queue.as_ref().map(|q| pb::Queue {
-                        id: q.id.clone(),
-                        name: q.name.clone(),
-                    }),
+                    queue: i.queue.as_ref().map(encode::queue),
                     agent: user(Some(i.agent)),
                     offered_at: Some(encode::timestamp(i.offered_at)),
                     closed_at: i.closed_at.map(encode::timestamp),

@@ -10,7 +10,9 @@ use crate::db::duplicates::{Group, Kind};
 use crate::db::merge::{ArchivedLink, Conflict, ConflictKind};
 use crate::domain::contact::{ChannelLink, ContactCard, EmailLink, PhoneLink, UserRef};
 use crate::domain::identify::{Identification, MatchRule, Outcome};
-use crate::domain::interaction::{Destination, Direction, InteractionKind, InteractionState};
+use crate::domain::interaction::{
+    Destination, Direction, InteractionKind, InteractionState, Queue,
+};
 use crate::domain::merge::NAME_SIMILARITY_THRESHOLD;
 
 /// A timestamp for the wire.
@@ -84,6 +86,14 @@ pub fn contact(card: &ContactCard, read_only: bool) -> pb::Contact {
         updated_at: Some(timestamp(card.updated_at)),
         updated_by: Some(user_ref(&card.updated_by)),
         read_only,
+    }
+}
+
+/// A queue for the wire.
+pub fn queue(q: &Queue) -> pb::Queue {
+    pb::Queue {
+        id: q.id.clone(),
+        name: q.name.clone(),
     }
 }
 

@@ -128,10 +128,7 @@ pub fn render(
         kind: encode::kind(interaction.kind()) as i32,
         direction: encode::direction(interaction.direction) as i32,
         state: encode::state(interaction.state) as i32,
-        queue: interaction.queue.as_ref().map(|q| pb::Queue {
-            id: q.id.clone(),
-            name: q.name.clone(),
-        }),
+        queue: interaction.queue.as_ref().map(encode::queue),
         member_description: interaction
             .member
             .as_ref()

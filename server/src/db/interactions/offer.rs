@@ -31,6 +31,19 @@ pub struct OfferResult {
     pub changed: bool,
 }
 
+impl OfferResult {
+    /// What a first offer did: created `interaction` (no transfer).
+    pub fn first(interaction: Interaction) -> Self {
+        Self {
+            interaction,
+            transferred: false,
+            previous_agent: None,
+            created: true,
+            changed: true,
+        }
+    }
+}
+
 pub(super) fn variables_json(variables: &[Variable]) -> Result<serde_json::Value, Error> {
     serde_json::to_value(variables).map_err(|e| Error::Internal(format!("variables: {e}")))
 }
@@ -122,13 +135,7 @@ pub async fn offer(
             let interaction = find(tx, domain.id, &offer.external_id, false)
                 .await?
                 .ok_or_else(|| not_found(&offer.external_id))?;
-            return Ok(OfferResult {
-                interaction,
-                transferred: false,
-                previous_agent: None,
-                created: true,
-                changed: true,
-            });
+            return Ok(OfferResult::first(interaction));
         }
         Err(Error::concurrent(
             "the interaction was offered concurrently; retry",
