@@ -750,8 +750,12 @@ impl ServerProcess {
             .collect()
     }
 
-    /// Asks it to stop (SIGTERM, as an orchestrator would) and waits for it.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Asks it to stop (SIGTERM, as an orchestrator would) and waits for it. The wait sleeps
+    /// on the test's runtime, so that the test's own clients go on answering the server: its
+    /// graceful stop waits for their connections to close, and a client whose runtime is
+    /// blocked cannot answer the server's GOAWAY ping (its connection would then end only at
+    /// the keepalive timeout, about the 20 s this waits).
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -764,7 +768,7 @@ impl ServerProcess {
                 let _ = self.child.kill();
                 return self.child.wait().expect("wait");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

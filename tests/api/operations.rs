@@ -404,7 +404,7 @@ async fn traces_continue_the_callers_trace_with_database_spans() {
         assert!(!sql.contains("binds"), "{sql}");
         assert!(!sql.contains("Ann Lee"), "{sql}");
     }
-    assert!(server.terminate().success());
+    assert!(server.terminate().await.success());
 }
 
 #[tokio::test]
@@ -493,7 +493,7 @@ async fn the_access_log_has_one_line_per_rpc_and_echoes_request_ids() {
         !all.iter().any(|l| l.to_string().contains("Ann")),
         "a name reached the log"
     );
-    assert!(server.terminate().success());
+    assert!(server.terminate().await.success());
 }
 
 /// Runs the binary to completion with `args` and returns (success, stdout, stderr).
@@ -670,7 +670,7 @@ async fn the_plaintext_warning_is_logged_once_and_pipes_get_no_colour() {
         })
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(server.terminate().success());
+    assert!(server.terminate().await.success());
 
     // Text logs on a pipe: no colour codes.
     use std::io::BufRead as _;
