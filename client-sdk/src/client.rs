@@ -331,6 +331,12 @@ impl Client {
         })
     }
 
+    /// True when each call asks the token provider for its token (so a call made after a
+    /// token expired carries a fresh one).
+    pub(crate) fn refreshes_tokens(&self) -> bool {
+        matches!(self.auth, Auth::Provider(_))
+    }
+
     /// The same client on a new connection of its own (the current one may be dead without
     /// knowing it); `self` when it was built over a given channel.
     pub(crate) async fn reconnected(&self) -> Result<Client, SdkError> {

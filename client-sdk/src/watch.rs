@@ -69,6 +69,11 @@ fn is_terminal(code: Code) -> bool {
     )
 }
 
+/// True when the status says the token expired (reason `TOKEN_EXPIRED`).
+fn token_expired(status: &tonic::Status) -> bool {
+    SdkError::from(status.clone()).reason() == Some("TOKEN_EXPIRED")
+}
+
 impl Client {
     /// The raw session stream, one connection, no reconnection, no deadline.
     pub async fn watch_session_once(
@@ -91,9 +96,12 @@ impl Client {
     /// When the connection drops, the server restarts, the stream is cut as too slow, or
     /// nothing arrives within the silence deadline (a connection that died without a word), it
     /// reconnects with jittered backoff and resumes after the last sequence it yielded; when
-    /// that is older than the server keeps, it starts over with a new snapshot. It ends only on
-    /// an error that reconnecting cannot fix (bad token, missing permission), yielded last, or
-    /// when the stream is dropped.
+    /// that is older than the server keeps, it starts over with a new snapshot. A stream is
+    /// bound to the token that opened it and ends when it expires: with a token provider
+    /// ([`crate::ClientBuilder::token_provider`]) it resumes at once with the provider's
+    /// next token, nothing lost. It ends only on an error that reconnecting cannot fix (bad or
+    /// expired token without a provider, missing permission), yielded last, or when the stream
+    /// is dropped.
     pub fn watch_session(
         &self,
         options: WatchOptions,
@@ -198,6 +206,13 @@ impl Client {
                 match failure.code() {
                     Code::OutOfRange => {
                         last = 0;
+                        continue;
+                    }
+                    // The stream's token expired: the provider gives the next call a fresh one,
+                    // and the stream resumes where it was, at once.
+                    Code::Unauthenticated
+                        if client.refreshes_tokens() && token_expired(&failure) =>
+                    {
                         continue;
                     }
                     code if is_terminal(code) => {

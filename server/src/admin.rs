@@ -77,6 +77,52 @@ pub async fn create_user(
     }
 }
 
+/// Sets the key an identity provider's tokens name a domain by (the value of their
+/// `--jwt-domain-claim`); an empty key clears it.
+pub async fn set_domain_key(database_url: &str, domain: DomainId, key: &str) -> Result<(), Error> {
+    let key = key.trim();
+    if key.chars().count() > 200 || key.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "--external-key",
+            "must be at most 200 characters, none a control character",
+        ));
+    }
+    let mut conn = connect(database_url).await?;
+    domains::set_external_key(&mut conn, domain, (!key.is_empty()).then_some(key)).await
+}
+
+/// Creates a user that an identity provider's tokens name by `subject` (their `sub`, or the
+/// `--jwt-subject-claim`), in a domain; returns its id.
+pub async fn create_external_user(
+    database_url: &str,
+    domain: DomainId,
+    name: &str,
+    subject: &str,
+    email: Option<&str>,
+) -> Result<UserId, Error> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("NAME", "must be 1 to 200 characters"));
+    }
+    let subject = subject.trim();
+    if subject.is_empty() || subject.chars().count() > 255 {
+        return Err(Error::invalid(
+            "--external-subject",
+            "must be 1 to 255 characters",
+        ));
+    }
+    if email.is_some_and(|e| !(3..=254).contains(&e.chars().count())) {
+        return Err(Error::invalid("--email", "must be 3 to 254 characters"));
+    }
+    let mut conn = connect(database_url).await?;
+    match users::create_external(&mut conn, domain, name.trim(), subject, email).await {
+        Err(Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ))) => Err(Error::domain_not_found(domain)),
+        other => other,
+    }
+}
+
 /// Creates `count` users named `PREFIX-1` ... in one transaction; returns their ids.
 pub async fn create_users(
     database_url: &str,

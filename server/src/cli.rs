@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::bearer::BearerConfig;
+use crate::auth::claims::{ClaimMap, parse_issuer_domain, parse_role};
+use crate::auth::jwks::JwksConfig;
 use crate::config::{self, ServerConfig};
 use crate::domain::ids::{DomainId, UserId};
 use crate::domain::phone::Region;
@@ -30,7 +33,9 @@ struct Cli {
         global = true
     )]
     database_url: String,
-    /// HS256 secret that signs tokens (required unless --demo).
+    /// HS256 secret of the server's own tokens (`admin mint-token`, the demo's); also signs
+    /// page tokens and read-only links unless --link-secret. Needed unless --demo or
+    /// --jwt-jwks-url.
     #[arg(
         long,
         env = "CLIENT_INFO_JWT_SECRET",
@@ -58,6 +63,13 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CLIENT_INFO_LISTEN", default_value = config::DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// HS256 secret that signs page tokens, cursors and read-only links (the same on every
+    /// replica); default: --jwt-secret. Needed when only the identity provider's tokens are
+    /// accepted.
+    #[arg(long, env = "CLIENT_INFO_LINK_SECRET", hide_env_values = true)]
+    link_secret: Option<String>,
+    #[command(flatten)]
+    idp: IdpArgs,
     /// Seed a demo domain with users and contacts, print tokens and grpcurl commands, serve.
     #[arg(long)]
     demo: bool,
@@ -143,6 +155,23 @@ enum AdminCommand {
         domain: i64,
         /// The user's name.
         name: String,
+        /// The user's subject at the identity provider (its tokens' `sub`, or the
+        /// --jwt-subject-claim), for a user that signs in there.
+        #[arg(long)]
+        external_subject: Option<String>,
+        /// The user's e-mail address (with --external-subject).
+        #[arg(long, requires = "external_subject")]
+        email: Option<String>,
+    },
+    /// Sets the key an identity provider's tokens name a domain by (the value of their
+    /// --jwt-domain-claim); an empty key clears it.
+    SetDomainKey {
+        /// The domain id.
+        #[arg(long)]
+        domain: i64,
+        /// The key.
+        #[arg(long)]
+        external_key: String,
     },
     /// Creates many users at once (load tests); prints one line per user: its id, and with
     /// --permissions a tab and a token.
@@ -203,6 +232,128 @@ async fn shutdown_signal() {
     }
 }
 
+/// The platform's identity provider, whose tokens are accepted besides (or instead of) the
+/// server's own.
+#[derive(Args)]
+struct IdpArgs {
+    /// The identity provider's JSON Web Key Set: an https:// URL (or file:// for a file on
+    /// disk); comma-separate several (a realm each).
+    #[arg(long, env = "CLIENT_INFO_JWT_JWKS_URL", value_delimiter = ',')]
+    jwt_jwks_url: Vec<String>,
+    /// PEM CA certificate(s) to trust for the key set URL, besides the system's roots.
+    #[arg(long, env = "CLIENT_INFO_JWT_JWKS_CA_CERT")]
+    jwt_jwks_ca_cert: Option<PathBuf>,
+    /// How often the key sets are read again (a rotation takes effect by then, or at once for
+    /// a token signed with the new key).
+    #[arg(long, env = "CLIENT_INFO_JWT_JWKS_REFRESH", default_value = "5m")]
+    jwt_jwks_refresh: String,
+    /// Least time between reads of the key sets asked for by tokens naming an unknown key.
+    #[arg(long, env = "CLIENT_INFO_JWT_JWKS_MIN_REFRESH", default_value = "10s")]
+    jwt_jwks_min_refresh: String,
+    /// Accepted issuers (`iss`), comma-separated: a token must carry one when given.
+    #[arg(long, env = "CLIENT_INFO_JWT_ISSUER", value_delimiter = ',')]
+    jwt_issuer: Vec<String>,
+    /// Accepted audiences (`aud`), comma-separated: a token must name one when given.
+    #[arg(long, env = "CLIENT_INFO_JWT_AUDIENCE", value_delimiter = ',')]
+    jwt_audience: Vec<String>,
+    /// Clock skew allowed on the identity provider's tokens' `exp` and `nbf`.
+    #[arg(long, env = "CLIENT_INFO_JWT_LEEWAY", default_value = "30s")]
+    jwt_leeway: String,
+    /// The claim that is the user's subject (any string; the user's external subject).
+    #[arg(long, env = "CLIENT_INFO_JWT_SUBJECT_CLAIM", default_value = "sub")]
+    jwt_subject_claim: String,
+    /// The claim whose value is a domain's external key (a path such as `tenant.id` reads
+    /// inside objects).
+    #[arg(long, env = "CLIENT_INFO_JWT_DOMAIN_CLAIM")]
+    jwt_domain_claim: Option<String>,
+    /// ISSUER=DOMAIN: every token of ISSUER belongs to the domain named DOMAIN (repeat;
+    /// `;`-separated in the environment).
+    #[arg(long, env = "CLIENT_INFO_JWT_ISSUER_DOMAIN", value_delimiter = ';')]
+    jwt_issuer_domain: Vec<String>,
+    /// Claims holding roles or scopes, comma-separated (paths such as `realm_access.roles`; an
+    /// array of names or a space-separated string).
+    #[arg(
+        long,
+        env = "CLIENT_INFO_JWT_ROLES_CLAIM",
+        default_value = "permissions",
+        value_delimiter = ','
+    )]
+    jwt_roles_claim: Vec<String>,
+    /// ROLE=PERMISSION[,PERMISSION...]: the permissions a role grants (repeat; `;`-separated
+    /// in the environment). A role named like a permission grants it without this.
+    #[arg(long, env = "CLIENT_INFO_JWT_ROLE", value_delimiter = ';')]
+    jwt_role: Vec<String>,
+    /// Create a user the identity provider names but this server does not know yet, in a
+    /// known domain, on its first call (name and e-mail from the token); else
+    /// TOKEN_USER_UNKNOWN.
+    #[arg(long, env = "CLIENT_INFO_JWT_PROVISION_USERS")]
+    jwt_provision_users: bool,
+}
+
+/// Reads and checks the identity provider's flags; every error names its flag.
+fn identity_provider(args: &IdpArgs) -> Result<BearerConfig, String> {
+    let duration = |flag: &str, v: &str| auth::parse_ttl(v).map_err(|e| format!("{flag}: {e}"));
+    let jwks = if args.jwt_jwks_url.is_empty() {
+        None
+    } else {
+        let ca_pem = args
+            .jwt_jwks_ca_cert
+            .as_ref()
+            .map(|p| {
+                std::fs::read(p).map_err(|e| format!("--jwt-jwks-ca-cert {}: {e}", p.display()))
+            })
+            .transpose()?;
+        Some(JwksConfig {
+            urls: args.jwt_jwks_url.clone(),
+            ca_pem,
+            refresh: duration("--jwt-jwks-refresh", &args.jwt_jwks_refresh)?,
+            min_refresh: duration("--jwt-jwks-min-refresh", &args.jwt_jwks_min_refresh)?,
+        })
+    };
+    let leeway = match args.jwt_leeway.trim() {
+        "0" | "0s" => Duration::ZERO,
+        v => duration("--jwt-leeway", v)?,
+    };
+    let claims = ClaimMap {
+        subject: args.jwt_subject_claim.clone(),
+        domain: args
+            .jwt_domain_claim
+            .clone()
+            .filter(|c| !c.trim().is_empty()),
+        issuer_domains: args
+            .jwt_issuer_domain
+            .iter()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| parse_issuer_domain(v).map_err(|e| format!("--jwt-issuer-domain {e}")))
+            .collect::<Result<_, _>>()?,
+        roles: args
+            .jwt_roles_claim
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        role_permissions: args
+            .jwt_role
+            .iter()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| parse_role(v).map_err(|e| format!("--jwt-role {e}")))
+            .collect::<Result<_, _>>()?,
+    };
+    if jwks.is_some() && claims.domain.is_none() && claims.issuer_domains.is_empty() {
+        return Err("--jwt-jwks-url: say which domain a token belongs to, with \
+                    --jwt-domain-claim or --jwt-issuer-domain"
+            .into());
+    }
+    Ok(BearerConfig {
+        jwks,
+        issuers: args.jwt_issuer.clone(),
+        audiences: args.jwt_audience.clone(),
+        leeway,
+        claims,
+        provision_users: args.jwt_provision_users,
+    })
+}
+
 /// Reads and checks the transport flags; every error names its flag.
 fn transport(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -251,25 +402,48 @@ fn transport(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> 
 }
 
 async fn serve(cli: Cli) -> Result<(), String> {
-    let random_secret = cli.jwt_secret.as_deref().is_none_or(str::is_empty);
-    let secret = match (&cli.jwt_secret, cli.serve.demo) {
-        (Some(s), _) if !s.is_empty() => s.clone().into_bytes(),
-        (_, true) => {
+    let bearer = identity_provider(&cli.serve.idp)?;
+    let jwt_secret = cli
+        .jwt_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec());
+    let link_secret = cli
+        .serve
+        .link_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec());
+    let random_secret = jwt_secret.is_none();
+    let (jwt_secret, link_secret) = match (jwt_secret, link_secret, cli.serve.demo) {
+        (Some(jwt), link, _) => (Some(jwt.clone()), link.unwrap_or(jwt)),
+        (None, _, true) => {
             use rand::Rng as _;
             let bytes: [u8; 32] = rand::rng().random();
             tracing::warn!(
                 "no --jwt-secret: demo tokens are signed with a random secret for this run only"
             );
-            bytes.to_vec()
+            (Some(bytes.to_vec()), bytes.to_vec())
         }
-        _ => {
+        (None, Some(link), false) if bearer.jwks.is_some() => (None, link),
+        (None, None, false) if bearer.jwks.is_some() => {
             return Err(
-                "refusing to start without a token secret: set --jwt-secret or CLIENT_INFO_JWT_SECRET (or use --demo)"
+                "refusing to start without a secret for page tokens and read-only links: set \
+                 --link-secret or CLIENT_INFO_LINK_SECRET (the same on every replica)"
+                    .into(),
+            );
+        }
+        (None, _, false) => {
+            return Err(
+                "refusing to start without a token secret: set --jwt-secret or CLIENT_INFO_JWT_SECRET, or the identity provider's --jwt-jwks-url (or use --demo)"
                     .into(),
             );
         }
     };
-    let mut config = ServerConfig::new(cli.database_url.clone(), secret.clone());
+    let secret = jwt_secret.clone().unwrap_or_else(|| link_secret.clone());
+    let mut config = ServerConfig::new(cli.database_url.clone(), link_secret);
+    config.jwt_secret = jwt_secret;
+    config.bearer = bearer;
     config.pool.max_size = cli.serve.pool_size.max(1);
     config.heartbeat =
         auth::parse_ttl(&cli.serve.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
@@ -329,12 +503,31 @@ async fn run_admin(cli: &Cli, command: &AdminCommand) -> Result<String, String> 
                 .map(|id| id.to_string())
                 .map_err(|e| e.to_string())
         }
-        AdminCommand::CreateUser { domain, name } => {
-            admin::create_user(url, DomainId(*domain), name)
-                .await
-                .map(|id| id.to_string())
-                .map_err(|e| e.to_string())
-        }
+        AdminCommand::CreateUser {
+            domain,
+            name,
+            external_subject: None,
+            ..
+        } => admin::create_user(url, DomainId(*domain), name)
+            .await
+            .map(|id| id.to_string())
+            .map_err(|e| e.to_string()),
+        AdminCommand::CreateUser {
+            domain,
+            name,
+            external_subject: Some(subject),
+            email,
+        } => admin::create_external_user(url, DomainId(*domain), name, subject, email.as_deref())
+            .await
+            .map(|id| id.to_string())
+            .map_err(|e| e.to_string()),
+        AdminCommand::SetDomainKey {
+            domain,
+            external_key,
+        } => admin::set_domain_key(url, DomainId(*domain), external_key)
+            .await
+            .map(|()| format!("domain {domain}: external key set"))
+            .map_err(|e| e.to_string()),
         AdminCommand::CreateUsers {
             domain,
             count,

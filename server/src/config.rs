@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::auth::bearer::BearerConfig;
 use crate::db::PoolSettings;
 use crate::transport::{CorsOrigins, Keepalive, ServerTls};
 use crate::web::WebPanel;
@@ -33,8 +34,14 @@ pub const DEFAULT_STREAM_BUFFER: usize = 1024;
 pub struct ServerConfig {
     /// PostgreSQL URL.
     pub database_url: String,
-    /// HS256 secret for tokens and read-only links.
-    pub jwt_secret: Vec<u8>,
+    /// HS256 secret of the server's own bearer tokens (`None`: only the identity provider's
+    /// are accepted).
+    pub jwt_secret: Option<Vec<u8>>,
+    /// HS256 secret that signs page tokens, cursors and read-only links (the same on every
+    /// replica).
+    pub link_secret: Vec<u8>,
+    /// The identity provider's tokens: key sets, required claims, claim mapping.
+    pub bearer: BearerConfig,
     /// Pool settings.
     pub pool: PoolSettings,
     /// Largest message accepted or sent.
@@ -64,6 +71,8 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("database_url", &"<redacted>")
             .field("jwt_secret", &"<redacted>")
+            .field("link_secret", &"<redacted>")
+            .field("bearer", &self.bearer)
             .field("pool", &self.pool)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("heartbeat", &self.heartbeat)
@@ -80,11 +89,15 @@ impl std::fmt::Debug for ServerConfig {
 }
 
 impl ServerConfig {
-    /// A configuration with the defaults for `database_url` and `jwt_secret`.
-    pub fn new(database_url: impl Into<String>, jwt_secret: impl Into<Vec<u8>>) -> Self {
+    /// A configuration with the defaults for `database_url`, whose own bearer tokens, page
+    /// tokens and links are signed with `secret`.
+    pub fn new(database_url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
+        let secret = secret.into();
         Self {
             database_url: database_url.into(),
-            jwt_secret: jwt_secret.into(),
+            jwt_secret: Some(secret.clone()),
+            link_secret: secret,
+            bearer: BearerConfig::default(),
             pool: PoolSettings {
                 max_size: DEFAULT_POOL_SIZE,
                 wait_timeout: DEFAULT_POOL_WAIT,

@@ -280,6 +280,8 @@ reasons! {
     TokenInvalid = "TOKEN_INVALID",
     /// UNAUTHENTICATED: the token names a user that does not exist in its domain.
     TokenUserUnknown = "TOKEN_USER_UNKNOWN",
+    /// UNAUTHENTICATED: an identity provider's token names a domain this server does not have.
+    TokenDomainUnknown = "TOKEN_DOMAIN_UNKNOWN",
     /// OUT_OF_RANGE: the resume point is older than the events kept; start with a snapshot.
     ResumePointPruned = "RESUME_POINT_PRUNED",
     /// UNAVAILABLE: the database cannot be reached now (retry with backoff).

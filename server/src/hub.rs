@@ -7,7 +7,8 @@
 //! same database get the same events through their own hubs.
 //!
 //! The same connection listens on [`sessions::CHANNEL`] and empties the session cache on each
-//! notification; the cache is used only while this connection is up.
+//! notification (the cache is used only while this connection is up), and checks that the
+//! users of the open session streams still exist: a deleted user's stream ends at once.
 //!
 //! Faults: when the listener connection drops it is re-established with backoff, and every
 //! watched domain is re-read from its last fetched sequence, so nothing is missed; a periodic
@@ -47,6 +48,7 @@ struct Subscriber {
     agent: UserId,
     tx: mpsc::Sender<Arc<StoredEvent>>,
     overflowed: Arc<AtomicBool>,
+    revoked: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -72,6 +74,8 @@ struct Inner {
     metrics: crate::metrics::Metrics,
     /// Emptied on every `client_info_sessions` notification, and used only while listening.
     sessions: SessionCache,
+    /// Asks for the subscribers' users to be checked (a user or domain changed).
+    recheck: mpsc::UnboundedSender<()>,
 }
 
 /// The hub; cheap to clone.
@@ -93,6 +97,7 @@ pub struct Subscription {
     /// Events for the subscribed agent, in sequence order.
     pub rx: mpsc::Receiver<Arc<StoredEvent>>,
     overflowed: Arc<AtomicBool>,
+    revoked: Arc<AtomicBool>,
     domain: DomainId,
     id: u64,
     hub: EventHub,
@@ -110,6 +115,11 @@ impl Subscription {
     /// True when the hub dropped this subscription because its buffer was full.
     pub fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::SeqCst)
+    }
+
+    /// True when the hub dropped this subscription because its user was deleted.
+    pub fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::SeqCst)
     }
 }
 
@@ -163,6 +173,7 @@ impl EventHub {
     ) -> EventHub {
         let (wake, woken) = mpsc::unbounded_channel();
         let (announce, announced) = mpsc::unbounded_channel();
+        let (recheck, rechecks) = mpsc::unbounded_channel();
         let hub = EventHub {
             inner: Arc::new(Inner {
                 pool,
@@ -177,6 +188,7 @@ impl EventHub {
                 listening: AtomicBool::new(false),
                 metrics,
                 sessions,
+                recheck,
             }),
         };
         tokio::spawn(hub.clone().listen(database_url.clone(), shutdown.clone()));
@@ -185,6 +197,7 @@ impl EventHub {
             hub.clone()
                 .notify_loop(database_url, announced, shutdown.clone()),
         );
+        tokio::spawn(hub.clone().recheck_loop(rechecks, shutdown.clone()));
         tokio::spawn(hub.clone().prune_loop(retention, shutdown));
         hub
     }
@@ -220,6 +233,7 @@ impl EventHub {
         };
         let (tx, rx) = mpsc::channel(self.inner.buffer);
         let overflowed = Arc::new(AtomicBool::new(false));
+        let revoked = Arc::new(AtomicBool::new(false));
         let id = self.inner.next_id.fetch_add(1, Ordering::SeqCst);
         let fetched_through = {
             let mut subs = lock(&self.inner.subs);
@@ -233,6 +247,7 @@ impl EventHub {
                     agent,
                     tx,
                     overflowed: overflowed.clone(),
+                    revoked: revoked.clone(),
                 },
             );
             entry.last_fetched
@@ -242,6 +257,7 @@ impl EventHub {
         Ok(Subscription {
             rx,
             overflowed,
+            revoked,
             domain,
             id,
             hub: self.clone(),
@@ -301,6 +317,7 @@ impl EventHub {
                                 note = notes.next() => match note {
                                     Some(Ok(n)) if n.channel == sessions::CHANNEL => {
                                         self.inner.sessions.invalidate();
+                                        let _ = self.inner.recheck.send(());
                                     }
                                     Some(Ok(n)) => {
                                         // Our own announcements were acted on when made.
@@ -484,6 +501,56 @@ impl EventHub {
             if self.inner.holding.load(Ordering::SeqCst) {
                 let _ = self.inner.wake.send(first);
             }
+        }
+    }
+
+    /// Ends the subscriptions of users deleted since they subscribed: after every change to
+    /// domains or users (a notification), one statement checks the subscribers' users, and a
+    /// subscription whose user is gone is dropped as revoked (its stream ends with
+    /// UNAUTHENTICATED).
+    async fn recheck_loop(
+        self,
+        mut rechecks: mpsc::UnboundedReceiver<()>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                r = rechecks.recv() => if r.is_none() { return },
+                _ = shutdown.changed() => return,
+            }
+            while rechecks.try_recv().is_ok() {}
+            let mut agents: Vec<i64> = lock(&self.inner.subs)
+                .values()
+                .flat_map(|d| d.subscribers.values().map(|s| s.agent.0))
+                .collect();
+            if agents.is_empty() {
+                continue;
+            }
+            agents.sort_unstable();
+            agents.dedup();
+            let existing = async {
+                let mut conn = db::conn(&self.inner.pool).await?;
+                db::users::existing(&mut conn, &agents).await
+            }
+            .await;
+            let existing = match existing {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check the session streams' users");
+                    continue;
+                }
+            };
+            let mut subs = lock(&self.inner.subs);
+            for d in subs.values_mut() {
+                d.subscribers.retain(|_, s| {
+                    let kept = existing.contains(&s.agent.0);
+                    if !kept {
+                        s.revoked.store(true, Ordering::SeqCst);
+                    }
+                    kept
+                });
+            }
+            subs.retain(|_, d| !d.subscribers.is_empty());
         }
     }
 

@@ -18,12 +18,14 @@
 //! | `grpc_server_in_flight` | gauge | `grpc_service`, `grpc_method` |
 //! | `client_info_session_streams_open` | gauge | |
 //! | `client_info_events_delivered_total` | counter | |
-//! | `client_info_stream_cuts_total` | counter | `reason` (`slow_consumer`, `shutdown`, `hub_stopped`) |
+//! | `client_info_stream_cuts_total` | counter | `reason` (`slow_consumer`, `shutdown`, `hub_stopped`, `token_expired`) |
 //! | `client_info_event_lag_seconds` | histogram | (commit to send) |
 //! | `client_info_db_pool_connections` | gauge | `state` (`idle`, `in_use`) |
 //! | `client_info_db_pool_max_connections` | gauge | |
 //! | `client_info_db_pool_waiting` | gauge | |
 //! | `client_info_listen_reconnects_total` | counter | |
+//! | `client_info_jwks_reads_total` | counter | `outcome` (`ok`, `failed`): reads of the identity provider's key sets |
+//! | `client_info_jwks_keys` | gauge | (the identity provider's keys held) |
 //! | `client_info_build_info` | gauge (1) | `version` |
 
 use std::net::SocketAddr;
@@ -87,11 +89,18 @@ pub enum StreamCut {
     Shutdown,
     /// The event hub stopped.
     HubStopped,
+    /// The token that opened the stream expired (the client resumes with a fresh one).
+    TokenExpired,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CutLabels {
     reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 /// Latency buckets, 0.5 ms to about 16 s.
@@ -110,6 +119,8 @@ pub struct Metrics {
     stream_cuts: Family<CutLabels, Counter>,
     event_lag: Histogram,
     listen_reconnects: Counter,
+    jwks_reads: Family<OutcomeLabels, Counter>,
+    jwks_keys: Gauge,
 }
 
 impl Default for Metrics {
@@ -123,6 +134,8 @@ impl Default for Metrics {
             stream_cuts: Family::default(),
             event_lag: latency_histogram(),
             listen_reconnects: Counter::default(),
+            jwks_reads: Family::default(),
+            jwks_keys: Gauge::default(),
         }
     }
 }
@@ -161,6 +174,7 @@ impl Metrics {
             StreamCut::SlowConsumer => "slow_consumer",
             StreamCut::Shutdown => "shutdown",
             StreamCut::HubStopped => "hub_stopped",
+            StreamCut::TokenExpired => "token_expired",
         };
         self.stream_cuts.get_or_create(&CutLabels { reason }).inc();
     }
@@ -168,6 +182,20 @@ impl Metrics {
     /// The event hub's LISTEN connection was re-established.
     pub fn listen_reconnected(&self) {
         self.listen_reconnects.inc();
+    }
+
+    /// A key set of the identity provider was read (`ok`) or could not be (the keys read
+    /// before stay in use).
+    pub fn jwks_read(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.jwks_reads
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// The identity provider's keys held now.
+    pub fn jwks_keys(&self, n: usize) {
+        self.jwks_keys.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// A registry holding these instruments and the live gauges, which `live` reads at each
@@ -213,6 +241,16 @@ impl Metrics {
             "client_info_listen_reconnects",
             "Times the event hub re-established its LISTEN connection",
             self.listen_reconnects.clone(),
+        );
+        r.register(
+            "client_info_jwks_reads",
+            "Reads of the identity provider's key sets, by outcome (failed: the keys read before stay in use)",
+            self.jwks_reads.clone(),
+        );
+        r.register(
+            "client_info_jwks_keys",
+            "The identity provider's signing keys held",
+            self.jwks_keys.clone(),
         );
         r.register(
             "client_info_build",

@@ -1,9 +1,12 @@
-//! The per-RPC layer around every service: request id, deadline, trace context, metrics and
-//! the access log, in one place; and the authentication interceptor ([`AuthInterceptor`]),
-//! which tells it the caller.
+//! The per-RPC layer around every service: request id, deadline, bearer token, trace context,
+//! metrics and the access log, in one place.
 //!
 //! For each request it
 //! - takes the `x-request-id` metadata (or makes one) and echoes it in the response;
+//! - verifies the bearer token of every call to the API ([`crate::auth::bearer`]): a refused
+//!   token is answered UNAUTHENTICATED at once, with its reason; an accepted one's
+//!   [`Principal`](crate::domain::caller::Principal) goes into the request's extensions
+//!   (health and reflection need no token);
 //! - reads the client's `grpc-timeout`: the request carries that deadline ([`Deadline`], in its
 //!   extensions; handlers hand it to the connection getter, which bounds the database
 //!   statements with it) and an expired deadline answers DEADLINE_EXCEEDED. tonic's own
@@ -39,8 +42,8 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::auth::TokenKeys;
-use crate::domain::caller::Caller;
+use crate::auth::bearer::Verifier;
+use crate::domain::caller::CallerSlot;
 use crate::error::{Fault, Reason};
 use crate::metrics::{Metrics, RpcLabels, code_name};
 
@@ -58,52 +61,6 @@ const MAX_REQUEST_ID: usize = 128;
 /// when the client set one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
-
-/// What the layer learns during a request from the layers inside it (the caller, once
-/// authenticated), carried in the request's extensions.
-#[derive(Debug, Default)]
-pub struct RpcContext {
-    caller: OnceLock<Caller>,
-}
-
-impl RpcContext {
-    /// Records the authenticated caller (the auth interceptor calls this).
-    pub fn set_caller(&self, caller: Caller) {
-        let _ = self.caller.set(caller);
-    }
-}
-
-/// The tonic interceptor: verifies the bearer token and stores the [`Caller`].
-#[derive(Debug, Clone)]
-pub struct AuthInterceptor {
-    keys: Arc<TokenKeys>,
-}
-
-impl AuthInterceptor {
-    /// An interceptor using `keys`.
-    pub fn new(keys: Arc<TokenKeys>) -> Self {
-        Self { keys }
-    }
-}
-
-impl tonic::service::Interceptor for AuthInterceptor {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        let caller = self.keys.authenticate(request.metadata()).map_err(|e| {
-            crate::error::status(
-                tonic::Code::Unauthenticated,
-                &Fault::new(e.reason(), e.to_string()),
-            )
-        })?;
-        if let Some(context) = request.extensions().get::<Arc<RpcContext>>() {
-            context.set_caller(caller);
-        }
-        request.extensions_mut().insert(caller);
-        Ok(request)
-    }
-}
 
 /// The known RPC paths (`/package.Service/Method`), so metrics label unknown paths `unknown`
 /// instead of minting a series per path a client invents. Built once per process from the
@@ -174,12 +131,13 @@ impl MethodTable {
 #[derive(Debug, Clone)]
 pub struct RpcLayer {
     metrics: Metrics,
+    verifier: Arc<Verifier>,
 }
 
 impl RpcLayer {
-    /// A layer counting into `metrics`.
-    pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+    /// A layer counting into `metrics` and verifying the API's bearer tokens with `verifier`.
+    pub fn new(metrics: Metrics, verifier: Arc<Verifier>) -> Self {
+        Self { metrics, verifier }
     }
 }
 
@@ -190,6 +148,7 @@ impl<S> Layer<S> for RpcLayer {
         RpcService {
             inner,
             metrics: self.metrics.clone(),
+            verifier: self.verifier.clone(),
         }
     }
 }
@@ -199,7 +158,12 @@ impl<S> Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     metrics: Metrics,
+    verifier: Arc<Verifier>,
 }
+
+/// The package of the API's services, whose calls need a bearer token (health and reflection
+/// need none).
+const API_PACKAGE: &str = "clientinfo.";
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
@@ -225,8 +189,9 @@ where
             req.headers_mut().insert(REQUEST_ID_HEADER, v);
         }
         let peer = peer(&req);
-        let context = Arc::new(RpcContext::default());
-        req.extensions_mut().insert(context.clone());
+        let caller = Arc::new(CallerSlot::default());
+        req.extensions_mut().insert(caller.clone());
+        let api = labels.grpc_service.starts_with(API_PACKAGE);
         let deadline = grpc_timeout(req.headers()).map(|t| start + t);
         if let Some(deadline) = deadline {
             req.extensions_mut().insert(Deadline(deadline));
@@ -255,7 +220,7 @@ where
         let finish = Finish {
             start,
             labels,
-            context,
+            caller: caller.clone(),
             request_id,
             peer,
             metrics: self.metrics.clone(),
@@ -266,7 +231,31 @@ where
         // The ready service answers this call; a fresh clone takes the next (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let call = inner.call(req);
+        let verifier = self.verifier.clone();
+        let call = async move {
+            if api {
+                let header = req.headers().get(http::header::AUTHORIZATION);
+                match verifier
+                    .authenticate(header.map(HeaderValue::as_bytes))
+                    .await
+                {
+                    Ok(principal) => {
+                        if let Some(known) = principal.known_caller() {
+                            caller.set(known);
+                        }
+                        req.extensions_mut().insert(principal);
+                    }
+                    Err(e) => {
+                        return Ok(crate::error::status(
+                            Code::Unauthenticated,
+                            &Fault::new(e.reason(), e.to_string()),
+                        )
+                        .into_http());
+                    }
+                }
+            }
+            inner.call(req).await
+        };
         Box::pin(
             async move {
                 let response = match deadline {
@@ -361,7 +350,7 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
 struct Finish {
     start: Instant,
     labels: RpcLabels,
-    context: Arc<RpcContext>,
+    caller: Arc<CallerSlot>,
     request_id: String,
     peer: Option<SocketAddr>,
     metrics: Metrics,
@@ -409,7 +398,7 @@ impl Finish {
         ) {
             self.span.record("otel.status_code", "ERROR");
         }
-        let caller = self.context.caller.get();
+        let caller = self.caller.get();
         tracing::info!(
             target: "client_info_server::access",
             parent: None,

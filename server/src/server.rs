@@ -12,12 +12,12 @@ use client_info_proto::pb;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::app::AppState;
 use crate::auth::TokenKeys;
+use crate::auth::bearer::Verifier;
 use crate::config::ServerConfig;
 use crate::db;
 use crate::error::Error;
@@ -28,7 +28,7 @@ use crate::grpc::contacts::ContactsApi;
 use crate::grpc::interactions::InteractionsApi;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
-use crate::rpc::{AuthInterceptor, RpcLayer};
+use crate::rpc::RpcLayer;
 use crate::sessions::SessionCache;
 use crate::web::{WebLayer, WebPanel};
 use tonic::codec::CompressionEncoding;
@@ -120,9 +120,18 @@ pub async fn start(
             ..config.pool.clone()
         },
     )?;
-    let keys = Arc::new(TokenKeys::new(&config.jwt_secret));
+    let keys = Arc::new(TokenKeys::new(&config.link_secret));
     let (stop_streams, shutdown) = tokio::sync::watch::channel(false);
     let metrics = Metrics::default();
+    let verifier = Arc::new(
+        Verifier::new(
+            config.jwt_secret.as_deref(),
+            &config.bearer,
+            metrics.clone(),
+        )
+        .map_err(Error::Internal)?,
+    );
+    verifier.start(shutdown.clone()).await;
     let sessions = SessionCache::default();
     let hub = EventHub::start(
         config.database_url.clone(),
@@ -144,6 +153,7 @@ pub async fn start(
         statement_timeout: config.pool.statement_timeout,
         sessions,
         merge_retention: config.merge_retention,
+        provision_users: config.bearer.provision_users,
     };
     let metrics_addr = match config.metrics_listen {
         Some(addr) => {
@@ -222,24 +232,20 @@ pub async fn start(
         })
         .build_v1alpha()
         .map_err(|e| Error::Internal(format!("reflection v1alpha: {e}")))?;
-    let rpc_layer = RpcLayer::new(state.metrics.clone());
+    let rpc_layer = RpcLayer::new(state.metrics.clone(), verifier);
 
-    let auth = AuthInterceptor::new(state.keys.clone());
     let max = config.max_message_bytes;
     macro_rules! api {
         ($server:ty, $api:expr) => {
-            InterceptedService::new(
-                <$server>::new($api)
-                    .max_decoding_message_size(max)
-                    .max_encoding_message_size(max)
-                    .accept_compressed(CompressionEncoding::Gzip)
-                    .accept_compressed(CompressionEncoding::Deflate)
-                    .accept_compressed(CompressionEncoding::Zstd)
-                    .send_compressed(CompressionEncoding::Gzip)
-                    .send_compressed(CompressionEncoding::Deflate)
-                    .send_compressed(CompressionEncoding::Zstd),
-                auth.clone(),
-            )
+            <$server>::new($api)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Deflate)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Deflate)
+                .send_compressed(CompressionEncoding::Zstd)
         };
     }
     let mut builder = tonic::transport::Server::builder();

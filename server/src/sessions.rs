@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, Identity, Principal};
 use crate::domain::ids::{DomainId, UserId};
 use crate::domain::session::{DomainSettings, Session};
 
@@ -43,6 +43,7 @@ const MAX_ENTRIES: usize = 100_000;
 
 struct Entry {
     domain: Arc<DomainSettings>,
+    user: UserId,
     user_name: Arc<str>,
     loaded: Instant,
 }
@@ -51,7 +52,8 @@ struct Entry {
 struct State {
     /// True while the LISTEN connection is up: only then is anything cached.
     live: bool,
-    entries: HashMap<(DomainId, UserId), Entry>,
+    /// By the identity the token names (ids, or an identity provider's domain and subject).
+    entries: HashMap<Identity, Entry>,
 }
 
 /// The cache; cheap to clone (the clones share it).
@@ -90,16 +92,21 @@ impl SessionCache {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The caller's session, when cached and fresh.
-    pub fn get(&self, caller: Caller) -> Option<Session> {
-        self.get_at(caller, Instant::now())
+    /// The session of the caller `principal` names, when cached and fresh (with the
+    /// principal's permissions).
+    pub fn get(&self, principal: &Principal) -> Option<Session> {
+        self.get_at(principal, Instant::now())
     }
 
-    fn get_at(&self, caller: Caller, now: Instant) -> Option<Session> {
+    fn get_at(&self, principal: &Principal, now: Instant) -> Option<Session> {
         let state = self.lock();
-        let entry = state.entries.get(&(caller.domain_id, caller.user_id))?;
+        let entry = state.entries.get(&principal.identity)?;
         (now.saturating_duration_since(entry.loaded) < SESSION_TTL).then(|| Session {
-            caller,
+            caller: Caller {
+                user_id: entry.user,
+                domain_id: entry.domain.id,
+                permissions: principal.permissions,
+            },
             domain: entry.domain.clone(),
             user_name: entry.user_name.clone(),
         })
@@ -111,13 +118,13 @@ impl SessionCache {
         Ticket(state.live.then(|| *self.generation.borrow()))
     }
 
-    /// Caches a session read from the database after `ticket` was taken, unless the cache
-    /// was emptied or not live since.
-    pub fn put(&self, ticket: Ticket, session: &Session) {
-        self.put_at(ticket, session, Instant::now());
+    /// Caches the session of `identity` read from the database after `ticket` was taken,
+    /// unless the cache was emptied or not live since.
+    pub fn put(&self, ticket: Ticket, identity: &Identity, session: &Session) {
+        self.put_at(ticket, identity, session, Instant::now());
     }
 
-    fn put_at(&self, ticket: Ticket, session: &Session, loaded: Instant) {
+    fn put_at(&self, ticket: Ticket, identity: &Identity, session: &Session, loaded: Instant) {
         let mut state = self.lock();
         if !state.live || ticket.0 != Some(*self.generation.borrow()) {
             return;
@@ -126,9 +133,10 @@ impl SessionCache {
             state.entries.clear();
         }
         state.entries.insert(
-            (session.caller.domain_id, session.caller.user_id),
+            identity.clone(),
             Entry {
                 domain: session.domain.clone(),
+                user: session.caller.user_id,
                 user_name: session.user_name.clone(),
                 loaded,
             },
@@ -173,7 +181,7 @@ impl SessionCache {
     pub fn holds(&self, domain: DomainId, user: UserId) -> bool {
         self.lock()
             .entries
-            .get(&(domain, user))
+            .get(&Identity::Local { domain, user })
             .is_some_and(|e| e.loaded.elapsed() < SESSION_TTL)
     }
 
@@ -187,6 +195,10 @@ impl SessionCache {
 mod tests {
     use super::*;
     use crate::domain::permission::PermissionSet;
+
+    fn principal(user: i64) -> Principal {
+        Principal::local(session(user).caller, i64::MAX)
+    }
 
     fn session(user: i64) -> Session {
         Session {
@@ -209,46 +221,48 @@ mod tests {
     #[test]
     fn caches_only_while_live_and_not_across_an_invalidation() {
         let cache = SessionCache::default();
-        let s = session(7);
-        cache.put(cache.ticket(), &s);
-        assert!(cache.get(s.caller).is_none(), "not live yet");
+        let (s, p) = (session(7), principal(7));
+        let id = &p.identity;
+        cache.put(cache.ticket(), id, &s);
+        assert!(cache.get(&p).is_none(), "not live yet");
 
         cache.set_live(true);
-        cache.put(cache.ticket(), &s);
-        let hit = cache.get(s.caller).expect("cached");
+        cache.put(cache.ticket(), id, &s);
+        let hit = cache.get(&p).expect("cached");
         assert_eq!(&*hit.user_name, "Ann");
+        assert_eq!(hit.caller, s.caller);
 
         // A read that started before an invalidation is not cached.
         let ticket = cache.ticket();
         cache.invalidate();
-        assert!(cache.get(s.caller).is_none(), "emptied");
-        cache.put(ticket, &s);
-        assert!(cache.get(s.caller).is_none(), "stale read dropped");
+        assert!(cache.get(&p).is_none(), "emptied");
+        cache.put(ticket, id, &s);
+        assert!(cache.get(&p).is_none(), "stale read dropped");
 
         // Nor one that started before the listener was lost and found again.
         let ticket = cache.ticket();
         cache.set_live(false);
         cache.set_live(true);
-        cache.put(ticket, &s);
+        cache.put(ticket, id, &s);
         assert!(cache.is_empty());
 
         // Lost: emptied, and nothing is cached until it is back.
-        cache.put(cache.ticket(), &s);
+        cache.put(cache.ticket(), id, &s);
         cache.set_live(false);
         assert!(cache.is_empty());
-        cache.put(cache.ticket(), &s);
-        assert!(cache.get(s.caller).is_none());
+        cache.put(cache.ticket(), id, &s);
+        assert!(cache.get(&p).is_none());
     }
 
     #[test]
     fn entries_expire() {
         let cache = SessionCache::default();
         cache.set_live(true);
-        let s = session(8);
+        let (s, p) = (session(8), principal(8));
         let now = Instant::now();
-        cache.put_at(cache.ticket(), &s, now);
-        assert!(cache.get_at(s.caller, now + SESSION_TTL / 2).is_some());
-        assert!(cache.get_at(s.caller, now + SESSION_TTL).is_none());
+        cache.put_at(cache.ticket(), &p.identity, &s, now);
+        assert!(cache.get_at(&p, now + SESSION_TTL / 2).is_some());
+        assert!(cache.get_at(&p, now + SESSION_TTL).is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod duplicates;
 mod errors;
 mod explain;
 mod hostile;
+mod idp;
 mod import;
 mod interactions;
 mod merge;

@@ -219,3 +219,41 @@ async fn the_demo_walkthrough_and_every_readme_example_run_as_written() {
         assert_eq!(code, 0, "second run: {line}\n{out}");
     }
 }
+
+#[tokio::test]
+async fn the_identity_provider_walkthrough_runs_as_written() {
+    grpcurl();
+    let ready = std::process::Command::new(repo().join(".ci/tools/venv/bin/python"))
+        .args(["-c", "import jwt, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        let status = std::process::Command::new("bash")
+            .arg(repo().join(".ci/install-tools"))
+            .status()
+            .expect("run .ci/install-tools");
+        assert!(status.success(), ".ci/install-tools failed");
+    }
+    let app = TestApp::start().await;
+    let db_url = client_info_tests::database_url(&app.db_name);
+    let port = free_port();
+    let block = sh_blocks()
+        .into_iter()
+        .find(|b| b.contains("--jwt-jwks-url \"file://"))
+        .expect("the README's identity provider walkthrough")
+        .replace(
+            "S=\"cargo run -q -p client-info-server --\"",
+            &format!("S={SERVER}"),
+        )
+        .replace("postgres://127.0.0.1/client_info_idp", &db_url)
+        .replace("127.0.0.1:50061", &format!("127.0.0.1:{port}"));
+    let (code, out) = tokio::task::spawn_blocking(move || bash("", &block))
+        .await
+        .expect("join");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"displayName\": \"Ann Lee\""), "{out}");
+    assert!(
+        out.contains("\"name\": \"ann\""),
+        "created by the token's user: {out}"
+    );
+}

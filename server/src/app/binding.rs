@@ -114,14 +114,14 @@ pub struct ReadOnlyLink {
 /// the card and whether this request created it (false on a retry).
 pub async fn create(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: CreateContact,
 ) -> Result<(ContactCard, bool), Error> {
     let (mut conn, session) = state.session(call).await?;
     let draft = ContactDraft::resolve(
         cmd.contact,
         cmd.communications,
-        call.caller.user_id,
+        session.caller.user_id,
         session.domain.default_region,
     )?;
     let fingerprint = cmd.fingerprint.as_str();
@@ -149,7 +149,7 @@ pub async fn create(
                 )
                 .await?;
                 if let (true, Some(i)) = (r.created, &r.interaction) {
-                    tx.emit_all(events::created(i, &r.card, call.caller.user_id));
+                    tx.emit_all(events::created(i, &r.card, session.caller.user_id));
                     if let Some(m) = &r.relink {
                         tx.emit_all(events::moved(
                             Some(i),
@@ -179,7 +179,7 @@ pub async fn create(
 /// after those are fixed. Nothing when the session cannot be read (the other faults stand).
 pub async fn phone_faults(
     state: &AppState,
-    call: Call,
+    call: &Call,
     phones: Vec<(String, String)>,
 ) -> Violations {
     let mut v = Violations::new();
@@ -197,7 +197,7 @@ pub async fn phone_faults(
 /// Binds the caller's live interaction to a contact; returns the panel after it.
 pub async fn select(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: Select,
 ) -> Result<pb::ClientInfoPanel, Error> {
     let (mut conn, session) = state.session(call).await?;
@@ -218,7 +218,7 @@ pub async fn select(
             .iter()
             .find(|c| c.id == cmd.contact)
             .ok_or_else(|| Error::contact_not_found(cmd.contact))?;
-        tx.emit(events::bound(&i, card, Some(call.caller.user_id)));
+        tx.emit(events::bound(&i, card, Some(session.caller.user_id)));
         if let Some((from, link)) = &relink {
             let from_card = cards.iter().find(|c| c.id == *from);
             tx.emit_all(events::moved(Some(&i), link, *from, from_card, card.id));
@@ -233,14 +233,14 @@ pub async fn select(
 /// it.
 pub async fn unbind(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: Unbind,
 ) -> Result<pb::ClientInfoPanel, Error> {
     let (mut conn, session) = state.session(call).await?;
     let interaction = tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let (i, was) = binding::unbind(tx, &session, &cmd.interaction).await?;
         if let Some(contact) = was {
-            tx.emit(events::unbound(&i, contact, call.caller.user_id));
+            tx.emit(events::unbound(&i, contact, session.caller.user_id));
         }
         Ok(i)
     })
@@ -249,7 +249,7 @@ pub async fn unbind(
 }
 
 /// A page of the contact's interaction history.
-pub async fn history(state: &AppState, call: Call, cmd: History) -> Result<HistoryPage, Error> {
+pub async fn history(state: &AppState, call: &Call, cmd: History) -> Result<HistoryPage, Error> {
     let (mut conn, session) = state.session(call).await?;
     let domain = session.domain.id;
     contacts::ensure_exists(&mut conn, domain, cmd.contact).await?;
@@ -283,7 +283,7 @@ pub async fn history(state: &AppState, call: Call, cmd: History) -> Result<Histo
 /// caller's.
 pub async fn read_only_link(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: ReadOnlyLink,
     scope: Scope,
 ) -> Result<(String, i64), Error> {
@@ -294,7 +294,7 @@ pub async fn read_only_link(
     if let Scope::Interaction(iid) = &scope {
         let i = interactions::find(&conn, domain, iid, false)
             .await?
-            .filter(|i| i.agent == call.caller.user_id)
+            .filter(|i| i.agent == session.caller.user_id)
             .ok_or_else(|| Error::interaction_not_found(iid))?;
         let related = i.bound_contact == Some(id)
             || i.identification
@@ -315,7 +315,7 @@ pub async fn read_only_link(
 }
 
 /// The card a read-only link opens (a link of another domain opens nothing).
-pub async fn card_by_link(state: &AppState, call: Call, link: &str) -> Result<ContactCard, Error> {
+pub async fn card_by_link(state: &AppState, call: &Call, link: &str) -> Result<ContactCard, Error> {
     let (domain, contact) = state
         .keys
         .verify_card_link(link)

@@ -64,13 +64,13 @@ impl std::fmt::Debug for Opened {
 /// interaction is as invisible as another domain's.
 pub async fn panel(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: GetPanel,
 ) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
     let (mut conn, session) = state.session(call).await?;
     let interaction = interactions::find(&conn, session.domain.id, &cmd.interaction, false)
         .await?
-        .filter(|i| i.agent == call.caller.user_id)
+        .filter(|i| i.agent == session.caller.user_id)
         .ok_or_else(|| Error::interaction_not_found(&cmd.interaction))?;
     if cmd.offset > 0 && cmd.offset >= interaction.identification.candidates.len() {
         return Err(Error::invalid(
@@ -86,10 +86,10 @@ pub async fn panel(
 /// Opens the caller's session stream: subscribes first (so nothing committed meanwhile falls
 /// between), then reads the snapshot or the replay. The pooled connection is given back
 /// before the stream starts.
-pub async fn watch(state: &AppState, call: Call, cmd: Watch) -> Result<Opened, Error> {
+pub async fn watch(state: &AppState, call: &Call, cmd: Watch) -> Result<Opened, Error> {
     let (mut conn, session) = state.session(call).await?;
     let domain = session.domain.id;
-    let agent = call.caller.user_id;
+    let agent = session.caller.user_id;
     let resume_after = cmd.resume_after;
     let subscription = state.hub.subscribe(&mut conn, domain, agent).await?;
     let outbox::Position {

@@ -88,7 +88,7 @@ pub struct AuditPage {
 }
 
 /// Applies a patch; agents who have the contact on screen get the new card.
-pub async fn update(state: &AppState, call: Call, cmd: Update) -> Result<ContactCard, Error> {
+pub async fn update(state: &AppState, call: &Call, cmd: Update) -> Result<ContactCard, Error> {
     let (mut conn, session) = state.session(call).await?;
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let card =
@@ -100,7 +100,7 @@ pub async fn update(state: &AppState, call: Call, cmd: Update) -> Result<Contact
 }
 
 /// Deletes a contact; agents who had it on screen are told.
-pub async fn delete(state: &AppState, call: Call, cmd: Delete) -> Result<(), Error> {
+pub async fn delete(state: &AppState, call: &Call, cmd: Delete) -> Result<(), Error> {
     let (mut conn, session) = state.session(call).await?;
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         // Looked up before the delete unbinds the contact's interactions.
@@ -113,7 +113,7 @@ pub async fn delete(state: &AppState, call: Call, cmd: Delete) -> Result<(), Err
 }
 
 /// Links a communication; a messaging identity held by another contact moves when asked.
-pub async fn link(state: &AppState, call: Call, cmd: Link) -> Result<ContactCard, Error> {
+pub async fn link(state: &AppState, call: &Call, cmd: Link) -> Result<ContactCard, Error> {
     let (mut conn, session) = state.session(call).await?;
     let communication = Communication::resolve(
         "communication",
@@ -143,7 +143,7 @@ pub async fn link(state: &AppState, call: Call, cmd: Link) -> Result<ContactCard
 }
 
 /// Unlinks a communication.
-pub async fn unlink(state: &AppState, call: Call, cmd: Unlink) -> Result<ContactCard, Error> {
+pub async fn unlink(state: &AppState, call: &Call, cmd: Unlink) -> Result<ContactCard, Error> {
     let (mut conn, session) = state.session(call).await?;
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let card = contacts::unlink_communication(
@@ -163,7 +163,7 @@ pub async fn unlink(state: &AppState, call: Call, cmd: Unlink) -> Result<Contact
 /// A page of the contact's audit trail (a deleted contact keeps its trail).
 pub async fn audit_trail(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: AuditTrail,
 ) -> Result<AuditPage, Error> {
     let (mut conn, session) = state.session(call).await?;
@@ -229,7 +229,7 @@ impl std::fmt::Debug for Import {
 
 impl Import {
     /// Opens the caller's session for an import.
-    pub async fn start(state: &AppState, call: Call) -> Result<Self, Error> {
+    pub async fn start(state: &AppState, call: &Call) -> Result<Self, Error> {
         let (conn, session) = state.session(call).await?;
         Ok(Self {
             conn,

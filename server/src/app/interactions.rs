@@ -37,7 +37,7 @@ pub struct Close {
 /// a race with a concurrent one takes the transactional path: a re-offer (a no-op when nothing
 /// changed), a transfer to another agent, or a first offer after a concurrent one, as one unit
 /// of work.
-pub async fn offer(state: &AppState, call: Call, offer: Offer) -> Result<OfferResult, Error> {
+pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferResult, Error> {
     let (mut conn, session) = state.session(call).await?;
     let domain = &session.domain;
     let (context, identification) = {
@@ -139,7 +139,7 @@ pub async fn offer(state: &AppState, call: Call, offer: Offer) -> Result<OfferRe
 }
 
 /// Records that the agent answered (one statement, its event included).
-pub async fn accept(state: &AppState, call: Call, cmd: Accept) -> Result<Interaction, Error> {
+pub async fn accept(state: &AppState, call: &Call, cmd: Accept) -> Result<Interaction, Error> {
     let (mut conn, session) = state.session(call).await?;
     let event = events::accepted(&cmd.interaction);
     interactions::accept(
@@ -154,7 +154,7 @@ pub async fn accept(state: &AppState, call: Call, cmd: Accept) -> Result<Interac
 }
 
 /// Records that the interaction ended (one statement, its event included).
-pub async fn close(state: &AppState, call: Call, cmd: Close) -> Result<Interaction, Error> {
+pub async fn close(state: &AppState, call: &Call, cmd: Close) -> Result<Interaction, Error> {
     let (mut conn, session) = state.session(call).await?;
     let event = events::closed(&cmd.interaction);
     interactions::close(&mut conn, &state.hub, &session, &cmd.interaction, event).await

@@ -59,7 +59,7 @@ pub struct FoundGroup {
 
 /// Merges the contacts as one unit of work; the agents whose open interactions showed a merged
 /// contact get ContactMerged, those showing the survivor its new card.
-pub async fn merge(state: &AppState, call: Call, cmd: Merge) -> Result<Merged, Error> {
+pub async fn merge(state: &AppState, call: &Call, cmd: Merge) -> Result<Merged, Error> {
     let (mut conn, session) = state.session(call).await?;
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let merged = merge::merge(tx, &session, &cmd.survivor, &cmd.merged, &cmd.sources).await?;
@@ -71,7 +71,7 @@ pub async fn merge(state: &AppState, call: Call, cmd: Merge) -> Result<Merged, E
 
 /// Undoes a merge as one unit of work; the agents whose open interactions changed get
 /// ContactUnmerged, those showing the survivor its new card.
-pub async fn unmerge(state: &AppState, call: Call, cmd: Unmerge) -> Result<Unmerged, Error> {
+pub async fn unmerge(state: &AppState, call: &Call, cmd: Unmerge) -> Result<Unmerged, Error> {
     let (mut conn, session) = state.session(call).await?;
     let retention = state.merge_retention;
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
@@ -85,7 +85,7 @@ pub async fn unmerge(state: &AppState, call: Call, cmd: Unmerge) -> Result<Unmer
 /// A page of duplicate groups and the next page's token ("" on the last page).
 pub async fn duplicates(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: FindDuplicates,
 ) -> Result<(Vec<FoundGroup>, String), Error> {
     let (mut conn, session) = state.session(call).await?;

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::TokenKeys;
 use crate::db::{self, DbPool, RequestConn};
-use crate::domain::caller::Caller;
+use crate::domain::caller::{CallerSlot, Principal};
 use crate::domain::session::Session;
 use crate::error::Error;
 use crate::hub::EventHub;
@@ -63,6 +63,8 @@ pub struct AppState {
     pub sessions: SessionCache,
     /// How long a merge can be undone.
     pub merge_retention: Duration,
+    /// Create an identity provider's unknown users of known domains on first use.
+    pub provision_users: bool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,14 +73,17 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// Who calls, and until when: the verified caller and the client's deadline, which bounds the
-/// request's database statements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who calls, and until when: what the caller's verified token says, the client's deadline
+/// (which bounds the request's database statements), and where the caller it resolves to is
+/// recorded for the access log.
+#[derive(Debug, Clone)]
 pub struct Call {
-    /// The verified caller.
-    pub caller: Caller,
+    /// What the verified token says.
+    pub principal: Arc<Principal>,
     /// The client's deadline (`None`: it set none).
     pub deadline: Option<Instant>,
+    /// Where the resolved caller is written (`None`: nowhere).
+    pub resolved: Option<Arc<CallerSlot>>,
 }
 
 /// Which contacts a read may show the caller: any of its domain's (with `contacts.read`), or
@@ -93,16 +98,25 @@ pub enum Scope {
 }
 
 impl AppState {
-    /// A pooled connection bounded by the call's deadline, and the caller's session (domain
-    /// settings, user checked): from the session cache, or read and cached.
-    pub async fn session(&self, call: Call) -> Result<(RequestConn, Session), Error> {
+    /// A pooled connection bounded by the call's deadline, and the session of the caller its
+    /// token names (domain settings, user checked, an identity provider's user resolved or
+    /// created on first use): from the session cache, or read and cached.
+    pub async fn session(&self, call: &Call) -> Result<(RequestConn, Session), Error> {
         let mut conn = RequestConn::get(&self.pool, self.statement_timeout, call.deadline).await?;
-        if let Some(session) = self.sessions.get(call.caller) {
-            return Ok((conn, session));
+        let principal = &call.principal;
+        let session = match self.sessions.get(principal) {
+            Some(session) => session,
+            None => {
+                let ticket = self.sessions.ticket();
+                let session =
+                    db::domains::session(&mut conn, principal, self.provision_users).await?;
+                self.sessions.put(ticket, &principal.identity, &session);
+                session
+            }
+        };
+        if let Some(slot) = &call.resolved {
+            slot.set(session.caller);
         }
-        let ticket = self.sessions.ticket();
-        let session = db::domains::session(&mut conn, call.caller).await?;
-        self.sessions.put(ticket, &session);
         Ok((conn, session))
     }
 }

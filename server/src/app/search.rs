@@ -6,7 +6,7 @@ use crate::auth::{PageTokenError, fingerprint};
 use crate::db::search::SearchRow;
 use crate::db::{contacts, interactions, search};
 use crate::domain::contact::ContactCard;
-use crate::domain::ids::{ContactId, UserId};
+use crate::domain::ids::{ContactId, DomainId, UserId};
 use crate::domain::search::{Condition, SearchQuery, classify_destination};
 use crate::error::Error;
 
@@ -46,6 +46,8 @@ pub struct SearchPage {
     pub next_page_token: String,
     /// More hits follow.
     pub has_more: bool,
+    /// The caller's domain (read-only links are bound to it).
+    pub domain: DomainId,
 }
 
 /// ListLabels.
@@ -61,7 +63,7 @@ pub struct ListLabels {
 /// and accepted.
 pub async fn search(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: Search,
     scope: Scope,
 ) -> Result<SearchPage, Error> {
@@ -70,7 +72,7 @@ pub async fn search(
     if let Scope::Interaction(id) = &scope {
         let interaction = interactions::find(&conn, domain, id, false)
             .await?
-            .filter(|i| i.agent == call.caller.user_id)
+            .filter(|i| i.agent == session.caller.user_id)
             .ok_or_else(|| Error::interaction_not_found(id))?;
         interaction.require_accepted("search is allowed once it is accepted")?;
     }
@@ -119,11 +121,12 @@ pub async fn search(
             .collect(),
         next_page_token,
         has_more,
+        domain,
     })
 }
 
 /// One contact's card.
-pub async fn contact(state: &AppState, call: Call, id: ContactId) -> Result<ContactCard, Error> {
+pub async fn contact(state: &AppState, call: &Call, id: ContactId) -> Result<ContactCard, Error> {
     let (mut conn, session) = state.session(call).await?;
     contacts::load_card(&mut conn, session.domain.id, id).await
 }
@@ -131,7 +134,7 @@ pub async fn contact(state: &AppState, call: Call, id: ContactId) -> Result<Cont
 /// The domain's labels that start with the prefix, most used first, with their use counts.
 pub async fn labels(
     state: &AppState,
-    call: Call,
+    call: &Call,
     cmd: ListLabels,
 ) -> Result<Vec<(String, i64)>, Error> {
     let (mut conn, session) = state.session(call).await?;

@@ -85,6 +85,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    contact_name_vocabulary (domain_id, word) {
+        domain_id -> Int8,
+        word -> Text,
+    }
+}
+
+diesel::table! {
+    contact_name_words (domain_id, word, contact_id) {
+        domain_id -> Int8,
+        word -> Text,
+        contact_id -> Int8,
+        later -> Bool,
+    }
+}
+
+diesel::table! {
     contact_phones (id) {
         id -> Int8,
         domain_id -> Int8,
@@ -132,6 +148,7 @@ diesel::table! {
         autolink -> Bool,
         fallback_digits -> Int2,
         created_at -> Timestamptz,
+        external_key -> Nullable<Text>,
     }
 }
 
@@ -216,6 +233,8 @@ diesel::table! {
         domain_id -> Int8,
         name -> Text,
         created_at -> Timestamptz,
+        external_subject -> Nullable<Text>,
+        email -> Nullable<Text>,
     }
 }
 
@@ -237,6 +256,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     contact_labels,
     contact_merges,
     contact_messaging_channels,
+    contact_name_vocabulary,
+    contact_name_words,
     contact_phones,
     contacts,
     domain_event_counters,

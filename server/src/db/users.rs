@@ -64,6 +64,40 @@ pub async fn refs(
         .collect())
 }
 
+/// Which of the users `ids` (of any domain) still exist.
+pub async fn existing(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashSet<i64>, Error> {
+    let rows: Vec<i64> = users::table
+        .filter(users::id.eq_any(ids))
+        .select(users::id)
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Creates a user that an identity provider names by `subject` (and that has an `email`).
+pub async fn create_external(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    name: &str,
+    subject: &str,
+    email: Option<&str>,
+) -> Result<UserId, Error> {
+    let id = diesel::insert_into(users::table)
+        .values((
+            users::domain_id.eq(domain.0),
+            users::name.eq(name),
+            users::external_subject.eq(subject),
+            users::email.eq(email),
+        ))
+        .returning(users::id)
+        .get_result(conn)
+        .await?;
+    Ok(UserId(id))
+}
+
 /// Every user of a domain, by id.
 pub async fn list(conn: &mut AsyncPgConnection, domain: DomainId) -> Result<Vec<UserRef>, Error> {
     let rows: Vec<(i64, String)> = users::table

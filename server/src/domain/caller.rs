@@ -1,5 +1,6 @@
-//! Who is calling: the verified identity a request carries (from its bearer token), and the
-//! permission check every handler makes with it. Imports only `domain` and `error`.
+//! Who is calling: what a verified bearer token says ([`Principal`]), the caller it resolves
+//! to ([`Caller`]), and the permission check every handler makes. Imports only `domain` and
+//! `error`.
 
 use super::ids::{DomainId, UserId};
 use super::permission::{Permission, PermissionSet};
@@ -16,24 +17,138 @@ pub struct Caller {
     pub permissions: PermissionSet,
 }
 
+/// PERMISSION_DENIED unless `permissions` holds `p`.
+fn require(permissions: PermissionSet, p: Permission) -> Result<(), Error> {
+    if permissions.contains(p) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(
+            Fault::new(
+                Reason::PermissionMissing,
+                format!("this call needs the {p} permission"),
+            )
+            .with("permission", p.as_str()),
+        ))
+    }
+}
+
 impl Caller {
     /// PERMISSION_DENIED unless the caller holds `p`.
     pub fn require(&self, p: Permission) -> Result<(), Error> {
-        if self.permissions.contains(p) {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(
-                Fault::new(
-                    Reason::PermissionMissing,
-                    format!("this call needs the {p} permission"),
-                )
-                .with("permission", p.as_str()),
-            ))
-        }
+        require(self.permissions, p)
     }
 
     /// True when the caller holds `p`.
     pub fn has(&self, p: Permission) -> bool {
         self.permissions.contains(p)
+    }
+}
+
+/// Who a verified bearer token says is calling, before the database is asked: the server's
+/// own tokens name the user and domain by id; an identity provider's name the user by its
+/// subject and the domain by a key of the domain's. The session resolves it into a
+/// [`Caller`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Who.
+    pub identity: Identity,
+    /// What the token lets the caller do.
+    pub permissions: PermissionSet,
+    /// When the token expires (seconds since the Unix epoch): a session stream ends then.
+    pub expires_at: i64,
+    /// What the token says of the user (an identity provider's), for provisioning.
+    pub profile: Profile,
+}
+
+/// The user a token names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// A client-info token: the user and its domain by id.
+    Local {
+        /// The domain.
+        domain: DomainId,
+        /// The user.
+        user: UserId,
+    },
+    /// An identity provider's token: the domain it belongs to and the user's subject there.
+    External {
+        /// Which domain.
+        realm: Realm,
+        /// The user's subject (the `sub` claim, or the claim configured instead): any string.
+        subject: String,
+    },
+}
+
+/// How an identity provider's token names its domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Realm {
+    /// By the value of a claim, matched with the domain's external key.
+    Key(String),
+    /// By the domain's name, fixed for the token's issuer.
+    Name(String),
+}
+
+/// What an identity provider says of a user, for provisioning it on first use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// A display name (`name`, else `preferred_username`).
+    pub name: Option<String>,
+    /// An e-mail address (`email`).
+    pub email: Option<String>,
+}
+
+impl Principal {
+    /// The principal of a resolved caller (a client-info token).
+    pub fn local(caller: Caller, expires_at: i64) -> Self {
+        Self {
+            identity: Identity::Local {
+                domain: caller.domain_id,
+                user: caller.user_id,
+            },
+            permissions: caller.permissions,
+            expires_at,
+            profile: Profile::default(),
+        }
+    }
+
+    /// PERMISSION_DENIED unless the token grants `p`.
+    pub fn require(&self, p: Permission) -> Result<(), Error> {
+        require(self.permissions, p)
+    }
+
+    /// True when the token grants `p`.
+    pub fn has(&self, p: Permission) -> bool {
+        self.permissions.contains(p)
+    }
+
+    /// The caller when the token names it by ids (a client-info token), without asking the
+    /// database.
+    pub fn known_caller(&self) -> Option<Caller> {
+        match self.identity {
+            Identity::Local { domain, user } => Some(Caller {
+                user_id: user,
+                domain_id: domain,
+                permissions: self.permissions,
+            }),
+            Identity::External { .. } => None,
+        }
+    }
+}
+
+/// Where the caller a request resolves to is written once known, for the access log: the
+/// per-RPC layer makes it, and fills it from a token that names its caller by ids; the session
+/// fills it from an identity provider's token.
+#[derive(Debug, Default)]
+pub struct CallerSlot(std::sync::OnceLock<Caller>);
+
+impl CallerSlot {
+    /// Records the caller (the first record stays).
+    pub fn set(&self, caller: Caller) {
+        let _ = self.0.set(caller);
+    }
+
+    /// The caller, once recorded.
+    pub fn get(&self) -> Option<Caller> {
+        self.0.get().copied()
     }
 }

@@ -37,11 +37,15 @@ impl ClientInfoApi {
 pub const HEARTBEAT_HEADER: &str = "x-heartbeat-interval-ms";
 
 /// A live session stream: the first events (snapshot or replay), then the hub's, heartbeats
-/// while idle, and an error that tells the client where to resume when it must end.
+/// while idle, and an error that tells the client where to resume when it must end: the
+/// server stops, the client reads too slowly, or the stream's token expires (the stream is
+/// bound to the token that opened it) or its user is deleted.
 struct Live {
     first: std::vec::IntoIter<pb::AgentEvent>,
     subscription: Subscription,
     delivered: i64,
+    /// When the token that opened the stream expires.
+    expires: tokio::time::Instant,
     keys: Arc<TokenKeys>,
     full: bool,
     domain: DomainId,
@@ -81,7 +85,16 @@ impl Live {
                     }
                     None => {
                         self.ended = true;
-                        return Some(Err(if self.subscription.overflowed() {
+                        return Some(Err(if self.subscription.revoked() {
+                            crate::error::status(
+                                tonic::Code::Unauthenticated,
+                                &Fault::new(
+                                    Reason::TokenUserUnknown,
+                                    "the stream's user was deleted",
+                                )
+                                .with("resume_after", self.delivered),
+                            )
+                        } else if self.subscription.overflowed() {
                             self.metrics.stream_cut(StreamCut::SlowConsumer);
                             crate::error::status(
                                 tonic::Code::ResourceExhausted,
@@ -110,6 +123,22 @@ impl Live {
                 () = tokio::time::sleep(self.heartbeat) => {
                     return Some(Ok(events::heartbeat(chrono::Utc::now())));
                 }
+                () = tokio::time::sleep_until(self.expires) => {
+                    self.ended = true;
+                    self.metrics.stream_cut(StreamCut::TokenExpired);
+                    return Some(Err(crate::error::status(
+                        tonic::Code::Unauthenticated,
+                        &Fault::new(
+                            Reason::TokenExpired,
+                            format!(
+                                "the stream's token has expired; resume with a fresh token and \
+                                 resume_after {}",
+                                self.delivered
+                            ),
+                        )
+                        .with("resume_after", self.delivered),
+                    )));
+                }
                 _ = self.shutdown.changed() => {
                     self.ended = true;
                     self.metrics.stream_cut(StreamCut::Shutdown);
@@ -130,6 +159,19 @@ impl Live {
     }
 }
 
+/// The instant a token expiring at `exp` (Unix seconds) has expired: the first second past
+/// it, as the token checks count (expired once `exp` is in the past).
+fn expiry(exp: i64) -> tokio::time::Instant {
+    let now = chrono::Utc::now().timestamp_millis();
+    let left_ms = exp
+        .saturating_add(1)
+        .saturating_mul(1000)
+        .saturating_sub(now);
+    let left = std::time::Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+    // Far enough for a token without a real expiry, near enough not to overflow.
+    tokio::time::Instant::now() + left.min(std::time::Duration::from_secs(100 * 365 * 86_400))
+}
+
 /// The session stream type.
 pub type SessionStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchAgentSessionResponse, Status>> + Send>>;
@@ -143,8 +185,8 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
     ) -> Result<Response<pb::GetClientInfoResponse>, Status> {
         let call = call(&request)?;
         let get = decode::client_info::get_client_info(request.get_ref())?;
-        call.caller.require(Permission::InteractionsHandle)?;
-        let (panel, next) = app::client_info::panel(&self.state, call, get).await?;
+        call.principal.require(Permission::InteractionsHandle)?;
+        let (panel, next) = app::client_info::panel(&self.state, &call, get).await?;
         Ok(Response::new(pb::GetClientInfoResponse {
             panel: Some(panel),
             next_candidate_page_token: decode::client_info::next_offset_token(next),
@@ -160,15 +202,17 @@ impl pb::client_info_service_server::ClientInfoService for ClientInfoApi {
     ) -> Result<Response<Self::WatchAgentSessionStream>, Status> {
         let call = call(&request)?;
         let watch = decode::client_info::watch_agent_session(request.get_ref())?;
-        call.caller.require(Permission::InteractionsHandle)?;
-        let opened = app::client_info::watch(&self.state, call, watch).await?;
+        call.principal.require(Permission::InteractionsHandle)?;
+        let opened = app::client_info::watch(&self.state, &call, watch).await?;
 
         // No task and no channel per stream: the response stream reads the hub subscription
         // itself, so an idle stream costs its subscription and this state only.
+        let expires = expiry(call.principal.expires_at);
         let live = Live {
             first: opened.first.into_iter(),
             subscription: opened.subscription,
             delivered: opened.position,
+            expires,
             keys: self.state.keys.clone(),
             full: opened.full,
             domain: opened.domain,

@@ -38,12 +38,12 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
                 // Phones are read in the domain's region: report them with the other faults
                 // rather than after those are fixed.
                 let phones = decode::phone_fields(&req.communications);
-                v.absorb(app::binding::phone_faults(&self.state, call, phones).await);
+                v.absorb(app::binding::phone_faults(&self.state, &call, phones).await);
                 return Err(v.into());
             }
         };
-        call.caller.require(create.permission())?;
-        let (card, created) = app::binding::create(&self.state, call, create).await?;
+        call.principal.require(create.permission())?;
+        let (card, created) = app::binding::create(&self.state, &call, create).await?;
         tracing::info!(contact_id = %card.id, created, "contact created");
         Ok(Response::new(pb::CreateContactResponse {
             contact: Some(encode::contact(&card, false)),
@@ -58,9 +58,9 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
     ) -> Result<Response<pb::SelectContactResponse>, Status> {
         let call = call(&request)?;
         let select = decode::binding::select_contact(request.get_ref())?;
-        call.caller.require(Permission::InteractionsHandle)?;
+        call.principal.require(Permission::InteractionsHandle)?;
         let contact = select.contact;
-        let panel = app::binding::select(&self.state, call, select).await?;
+        let panel = app::binding::select(&self.state, &call, select).await?;
         tracing::info!(contact_id = %contact, "interaction bound");
         Ok(Response::new(pb::SelectContactResponse {
             panel: Some(panel),
@@ -74,8 +74,8 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
     ) -> Result<Response<pb::UnbindContactResponse>, Status> {
         let call = call(&request)?;
         let unbind = decode::binding::unbind_contact(request.get_ref())?;
-        call.caller.require(Permission::InteractionsHandle)?;
-        let panel = app::binding::unbind(&self.state, call, unbind).await?;
+        call.principal.require(Permission::InteractionsHandle)?;
+        let panel = app::binding::unbind(&self.state, &call, unbind).await?;
         Ok(Response::new(pb::UnbindContactResponse {
             panel: Some(panel),
         }))
@@ -88,8 +88,8 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
     ) -> Result<Response<pb::LinkCommunicationResponse>, Status> {
         let call = call(&request)?;
         let link = decode::binding::link_communication(request.get_ref())?;
-        call.caller.require(Permission::ContactsWrite)?;
-        let card = app::contacts::link(&self.state, call, link).await?;
+        call.principal.require(Permission::ContactsWrite)?;
+        let card = app::contacts::link(&self.state, &call, link).await?;
         Ok(Response::new(pb::LinkCommunicationResponse {
             contact: Some(encode::contact(&card, false)),
         }))
@@ -102,8 +102,8 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
     ) -> Result<Response<pb::UnlinkCommunicationResponse>, Status> {
         let call = call(&request)?;
         let unlink = decode::binding::unlink_communication(request.get_ref())?;
-        call.caller.require(Permission::ContactsWrite)?;
-        let card = app::contacts::unlink(&self.state, call, unlink).await?;
+        call.principal.require(Permission::ContactsWrite)?;
+        let card = app::contacts::unlink(&self.state, &call, unlink).await?;
         Ok(Response::new(pb::UnlinkCommunicationResponse {
             contact: Some(encode::contact(&card, false)),
         }))
@@ -116,8 +116,8 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
     ) -> Result<Response<pb::ListContactInteractionsResponse>, Status> {
         let call = call(&request)?;
         let history = decode::binding::list_contact_interactions(request.get_ref())?;
-        call.caller.require(Permission::ContactsRead)?;
-        let page = app::binding::history(&self.state, call, history).await?;
+        call.principal.require(Permission::ContactsRead)?;
+        let page = app::binding::history(&self.state, &call, history).await?;
         let user = |u: Option<UserId>| {
             u.map(|u| {
                 page.users
@@ -164,12 +164,12 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let call = call(&request)?;
         let cmd = decode::binding::create_read_only_link(request.get_ref())?;
         let scope = scope(
-            &call.caller,
+            &call.principal,
             cmd.interaction.as_deref(),
             "a read-only link needs contacts.read, or interactions.handle with the interaction_id the contact was found for",
         )?;
         let (link, expires_at_unix) =
-            app::binding::read_only_link(&self.state, call, cmd, scope).await?;
+            app::binding::read_only_link(&self.state, &call, cmd, scope).await?;
         Ok(Response::new(pb::CreateReadOnlyLinkResponse {
             link,
             expires_at_unix,
@@ -184,7 +184,7 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let call = call(&request)?;
         let link = decode::binding::get_contact_by_link(request.get_ref())?;
         // The link itself is the permission.
-        let card = app::binding::card_by_link(&self.state, call, &link).await?;
+        let card = app::binding::card_by_link(&self.state, &call, &link).await?;
         Ok(Response::new(pb::GetContactByLinkResponse {
             contact: Some(encode::contact(&card, true)),
         }))

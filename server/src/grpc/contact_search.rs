@@ -56,12 +56,16 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
         let call = call(&request)?;
         let search = decode::search::search_contacts(request.get_ref())?;
         let scope = scope(
-            &call.caller,
+            &call.principal,
             search.interaction.as_deref(),
             "searching needs contacts.read, or interactions.handle with the interaction_id of an accepted interaction",
         )?;
-        let page = app::search::search(&self.state, call, search, scope).await?;
-        let viewer = Viewer::of_caller(call.caller, &self.state.keys);
+        let page = app::search::search(&self.state, &call, search, scope).await?;
+        let viewer = Viewer {
+            full: call.principal.has(Permission::ContactsRead),
+            keys: &self.state.keys,
+            domain: page.domain,
+        };
         let hits = page
             .hits
             .iter()
@@ -86,8 +90,8 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
     ) -> Result<Response<pb::GetContactResponse>, Status> {
         let call = call(&request)?;
         let id = decode::search::get_contact(request.get_ref())?;
-        call.caller.require(Permission::ContactsRead)?;
-        let card = app::search::contact(&self.state, call, id).await?;
+        call.principal.require(Permission::ContactsRead)?;
+        let card = app::search::contact(&self.state, &call, id).await?;
         Ok(Response::new(pb::GetContactResponse {
             contact: Some(encode::contact(&card, false)),
         }))
@@ -100,10 +104,10 @@ impl pb::contact_search_service_server::ContactSearchService for ContactSearchAp
     ) -> Result<Response<pb::ListLabelsResponse>, Status> {
         let call = call(&request)?;
         let list = decode::search::list_labels(request.get_ref())?;
-        if !call.caller.has(Permission::ContactsRead) {
-            call.caller.require(Permission::InteractionsHandle)?;
+        if !call.principal.has(Permission::ContactsRead) {
+            call.principal.require(Permission::InteractionsHandle)?;
         }
-        let labels = app::search::labels(&self.state, call, list).await?;
+        let labels = app::search::labels(&self.state, &call, list).await?;
         Ok(Response::new(pb::ListLabelsResponse {
             labels: labels
                 .into_iter()

@@ -31,8 +31,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
     ) -> Result<Response<pb::UpdateContactResponse>, Status> {
         let call = call(&request)?;
         let update = decode::contacts::update_contact(request.get_ref())?;
-        call.caller.require(Permission::ContactsWrite)?;
-        let card = app::contacts::update(&self.state, call, update).await?;
+        call.principal.require(Permission::ContactsWrite)?;
+        let card = app::contacts::update(&self.state, &call, update).await?;
         Ok(Response::new(pb::UpdateContactResponse {
             contact: Some(encode::contact(&card, false)),
         }))
@@ -45,8 +45,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
     ) -> Result<Response<pb::DeleteContactResponse>, Status> {
         let call = call(&request)?;
         let delete = decode::contacts::delete_contact(request.get_ref())?;
-        call.caller.require(Permission::ContactsWrite)?;
-        app::contacts::delete(&self.state, call, delete).await?;
+        call.principal.require(Permission::ContactsWrite)?;
+        app::contacts::delete(&self.state, &call, delete).await?;
         tracing::info!("contact deleted");
         Ok(Response::new(pb::DeleteContactResponse {}))
     }
@@ -57,8 +57,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         request: Request<Streaming<pb::ImportContactsRequest>>,
     ) -> Result<Response<pb::ImportContactsResponse>, Status> {
         let call = call(&request)?;
-        call.caller.require(Permission::ContactsWrite)?;
-        let mut import = app::contacts::Import::start(&self.state, call).await?;
+        call.principal.require(Permission::ContactsWrite)?;
+        let mut import = app::contacts::Import::start(&self.state, &call).await?;
         let mut stream = request.into_inner();
         loop {
             let record = match stream.message().await {
@@ -103,8 +103,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
     ) -> Result<Response<pb::FindDuplicatesResponse>, Status> {
         let call = call(&request)?;
         let find = decode::merge::find_duplicates(request.get_ref())?;
-        call.caller.require(Permission::ContactsRead)?;
-        let (found, next_page_token) = app::merge::duplicates(&self.state, call, find).await?;
+        call.principal.require(Permission::ContactsRead)?;
+        let (found, next_page_token) = app::merge::duplicates(&self.state, &call, find).await?;
         let groups = found
             .iter()
             .map(|f| {
@@ -125,8 +125,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
     ) -> Result<Response<pb::MergeContactsResponse>, Status> {
         let call = call(&request)?;
         let merge = decode::merge::merge_contacts(request.get_ref())?;
-        call.caller.require(Permission::ContactsWrite)?;
-        let merged = app::merge::merge(&self.state, call, merge).await?;
+        call.principal.require(Permission::ContactsWrite)?;
+        let merged = app::merge::merge(&self.state, &call, merge).await?;
         tracing::info!(merge_id = merged.merge_id, "contacts merged");
         Ok(Response::new(pb::MergeContactsResponse {
             merge_id: merged.merge_id,
@@ -141,8 +141,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
     ) -> Result<Response<pb::UnmergeContactsResponse>, Status> {
         let call = call(&request)?;
         let unmerge = decode::merge::unmerge_contacts(request.get_ref())?;
-        call.caller.require(Permission::ContactsWrite)?;
-        let undone = app::merge::unmerge(&self.state, call, unmerge).await?;
+        call.principal.require(Permission::ContactsWrite)?;
+        let undone = app::merge::unmerge(&self.state, &call, unmerge).await?;
         tracing::info!(skipped = undone.skipped.len(), "merge undone");
         Ok(Response::new(pb::UnmergeContactsResponse {
             survivor: Some(encode::contact(&undone.survivor, false)),
@@ -162,8 +162,8 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
     ) -> Result<Response<pb::ListContactAuditResponse>, Status> {
         let call = call(&request)?;
         let trail = decode::contacts::list_contact_audit(request.get_ref())?;
-        call.caller.require(Permission::ContactsRead)?;
-        let page = app::contacts::audit_trail(&self.state, call, trail).await?;
+        call.principal.require(Permission::ContactsRead)?;
+        let page = app::contacts::audit_trail(&self.state, &call, trail).await?;
         let json =
             |v: &Option<serde_json::Value>| v.as_ref().map(ToString::to_string).unwrap_or_default();
         let entries = page

@@ -30,8 +30,8 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
     ) -> Result<Response<pb::OfferInteractionResponse>, Status> {
         let call = call(&request)?;
         let offer = decode::interactions::offer_interaction(request.get_ref())?;
-        call.caller.require(Permission::InteractionsRoute)?;
-        let result = app::interactions::offer(&self.state, call, offer).await?;
+        call.principal.require(Permission::InteractionsRoute)?;
+        let result = app::interactions::offer(&self.state, &call, offer).await?;
         let i = &result.interaction;
         tracing::info!(
             outcome = i.identification.outcome.as_str(),
@@ -56,8 +56,8 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
     ) -> Result<Response<pb::AcceptInteractionResponse>, Status> {
         let call = call(&request)?;
         let accept = decode::interactions::accept_interaction(request.get_ref())?;
-        call.caller.require(Permission::InteractionsRoute)?;
-        let i = app::interactions::accept(&self.state, call, accept).await?;
+        call.principal.require(Permission::InteractionsRoute)?;
+        let i = app::interactions::accept(&self.state, &call, accept).await?;
         Ok(Response::new(pb::AcceptInteractionResponse {
             state: encode::state(i.state) as i32,
         }))
@@ -70,8 +70,8 @@ impl pb::interactions_service_server::InteractionsService for InteractionsApi {
     ) -> Result<Response<pb::CloseInteractionResponse>, Status> {
         let call = call(&request)?;
         let close = decode::interactions::close_interaction(request.get_ref())?;
-        call.caller.require(Permission::InteractionsRoute)?;
-        let i = app::interactions::close(&self.state, call, close).await?;
+        call.principal.require(Permission::InteractionsRoute)?;
+        let i = app::interactions::close(&self.state, &call, close).await?;
         Ok(Response::new(pb::CloseInteractionResponse {
             state: encode::state(i.state) as i32,
         }))

@@ -14,31 +14,35 @@ pub mod contacts;
 pub mod decode;
 pub mod interactions;
 
+use std::sync::Arc;
+
 use tonic::Request;
 
 use crate::app::{Call, Scope};
-use crate::domain::caller::Caller;
+use crate::domain::caller::{CallerSlot, Principal};
 use crate::domain::permission::Permission;
 use crate::error::{Error, Fault, Reason};
 use crate::rpc::Deadline;
 
-/// The call a request makes: the caller the authentication interceptor verified, and the
-/// client's deadline the per-RPC layer read.
+/// The call a request makes: what its verified token says, the client's deadline, and where
+/// the resolved caller goes for the access log (all three put in the request's extensions by
+/// the per-RPC layer).
 pub fn call<T>(request: &Request<T>) -> Result<Call, Error> {
     let extensions = request.extensions();
-    let caller = extensions.get::<Caller>().copied().ok_or_else(|| {
+    let principal = extensions.get::<Arc<Principal>>().cloned().ok_or_else(|| {
         Error::Unauthenticated(Fault::new(Reason::TokenMissing, "missing bearer token"))
     })?;
     Ok(Call {
-        caller,
+        principal,
         deadline: extensions.get::<Deadline>().map(|d| d.0),
+        resolved: extensions.get::<Arc<CallerSlot>>().cloned(),
     })
 }
 
 /// Which contacts a read may show the caller: any with `contacts.read`; else, with
 /// `interactions.handle`, those of the interaction it names (PERMISSION_DENIED naming
 /// `contacts.read` when it names none: `needs` says what the call needs).
-pub fn scope(caller: &Caller, interaction: Option<&str>, needs: &str) -> Result<Scope, Error> {
+pub fn scope(caller: &Principal, interaction: Option<&str>, needs: &str) -> Result<Scope, Error> {
     if caller.has(Permission::ContactsRead) {
         return Ok(Scope::Domain);
     }

@@ -9,7 +9,6 @@ use client_info_proto::pb;
 
 use super::encode;
 use crate::auth::{READ_ONLY_LINK_TTL, TokenKeys};
-use crate::domain::caller::Caller;
 use crate::domain::contact::{ContactCard, UserRef};
 use crate::domain::identify::{Candidate, LinkKind};
 use crate::domain::ids::DomainId;
@@ -42,15 +41,10 @@ pub struct Viewer<'a> {
 impl<'a> Viewer<'a> {
     /// The viewer for `session`'s caller.
     pub fn of(session: &Session, keys: &'a TokenKeys) -> Self {
-        Self::of_caller(session.caller, keys)
-    }
-
-    /// The viewer for `caller` (its domain is the caller's).
-    pub fn of_caller(caller: Caller, keys: &'a TokenKeys) -> Self {
         Self {
-            full: caller.has(Permission::ContactsRead),
+            full: session.caller.has(Permission::ContactsRead),
             keys,
-            domain: caller.domain_id,
+            domain: session.domain.id,
         }
     }
 

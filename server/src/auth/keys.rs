@@ -1,16 +1,12 @@
-//! Tokens: verifies HS256 JWT bearer tokens into a [`Caller`], and signs and verifies the
-//! server's own tokens (page tokens, cursors, read-only card links).
-//!
-//! The per-RPC layer ([`crate::rpc`]) verifies each request's bearer token with
-//! [`TokenKeys::authenticate`]; handlers then check the [`Caller`]'s permissions. A low module:
-//! it imports only `domain` and `error`, so that every layer above may sign or verify.
+//! The server's own tokens, signed with one HS256 secret: client-info bearer tokens (the
+//! demo's, the admin command's, the tests'), page tokens, cursors and read-only card links.
 
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, Principal};
 use crate::domain::ids::{DomainId, UserId};
 use crate::domain::permission::Permission;
 use crate::domain::search::Position;
@@ -62,31 +58,13 @@ impl TokenError {
     }
 }
 
-/// Tokens verified at most this many at once in [`TokenKeys`]' cache; past it the cache is
-/// emptied (it refills from the tokens in use).
-const MAX_VERIFIED: usize = 10_000;
-
-/// A token whose signature and claims were checked: who it names, and until when.
-#[derive(Debug, Clone, Copy)]
-struct Verified {
-    caller: Caller,
-    exp: i64,
-}
-
-/// Signs and verifies tokens with one HS256 secret.
-///
-/// Verified tokens are kept, by their exact text, with the caller they name and their expiry:
-/// a desktop or a service sends the same token with every call, and checking its HMAC and
-/// decoding its claims again each time was about a tenth of the instructions a server spends
-/// on a destination search (BENCHMARKS.md, run N). What a token says cannot change (the
-/// signature covers every byte of it), so only its expiry is checked again, with the same
-/// rule as the first time (expired once `exp` is in the past, no leeway); a token that failed
-/// is never kept, and a different text, even one byte of it, is verified in full.
+/// Signs and verifies tokens with one HS256 secret: the server's own bearer tokens (minted by
+/// `client-info-server admin mint-token`), page tokens, cursors and read-only card links.
+/// Verified bearer tokens are kept by [`super::bearer::Verifier`], not here.
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    verified: std::sync::RwLock<std::collections::HashMap<String, Verified>>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -96,16 +74,30 @@ impl std::fmt::Debug for TokenKeys {
 }
 
 impl TokenKeys {
-    /// Keys for `secret`.
+    /// Keys for `secret`. An empty secret (which HMAC refuses) is replaced by a random one:
+    /// nothing signed with it verifies anywhere else (the command line never passes one).
     pub fn new(secret: &[u8]) -> Self {
+        let random: [u8; 32] = rand::random();
+        let secret = if secret.is_empty() {
+            &random[..]
+        } else {
+            secret
+        };
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let (encoding, decoding) = match (
+            EncodingKey::from_secret(secret),
+            DecodingKey::from_secret(secret),
+        ) {
+            (Ok(e), Ok(d)) => (e, d),
+            // Only an empty secret is refused, and it was replaced above.
+            _ => unreachable!("a non-empty HMAC secret is always a key"),
+        };
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            encoding,
+            decoding,
             validation,
-            verified: std::sync::RwLock::default(),
         }
     }
 
@@ -134,38 +126,9 @@ impl TokenKeys {
             .map_err(|e| Error::Internal(format!("cannot sign token: {e}")))
     }
 
-    /// Verifies a token and returns the caller it names.
-    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
-        self.verify_at(token, chrono::Utc::now().timestamp())
-    }
-
-    /// [`Self::verify`] at `now` (Unix seconds) for a token verified before; a token seen the
-    /// first time is verified in full against the clock.
-    fn verify_at(&self, token: &str, now: i64) -> Result<Caller, TokenError> {
-        let known = self
-            .verified
-            .read()
-            .ok()
-            .and_then(|cache| cache.get(token).copied());
-        if let Some(v) = known {
-            return if v.exp < now {
-                Err(TokenError::Expired)
-            } else {
-                Ok(v.caller)
-            };
-        }
-        let (caller, exp) = self.verify_in_full(token)?;
-        if let Ok(mut cache) = self.verified.write() {
-            if cache.len() >= MAX_VERIFIED {
-                cache.clear();
-            }
-            cache.insert(token.to_owned(), Verified { caller, exp });
-        }
-        Ok(caller)
-    }
-
-    /// Checks the token's signature and claims; the caller and the expiry.
-    fn verify_in_full(&self, token: &str) -> Result<(Caller, i64), TokenError> {
+    /// Verifies a client-info bearer token (HS256, this secret): its signature, its expiry
+    /// (no leeway) and its claims; the principal it names.
+    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -190,21 +153,7 @@ impl TokenKeys {
                 .filter_map(|p| Permission::parse(p))
                 .collect(),
         };
-        Ok((caller, claims.exp))
-    }
-
-    /// Reads the `authorization` header of a request and verifies its bearer token.
-    pub fn authenticate(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-    ) -> Result<Caller, TokenError> {
-        let header = metadata.get("authorization").ok_or(TokenError::Missing)?;
-        let header = header.to_str().map_err(|_| TokenError::Malformed)?;
-        let (scheme, token) = header.trim().split_once(' ').ok_or(TokenError::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(TokenError::Malformed);
-        }
-        self.verify(token.trim())
+        Ok(Principal::local(caller, claims.exp))
     }
 }
 
@@ -434,7 +383,10 @@ mod tests {
                 Duration::from_secs(60),
             )
             .expect("mint");
-        let caller = keys.verify(&token).expect("verify");
+        let principal = keys.verify(&token).expect("verify");
+        let caller = principal
+            .known_caller()
+            .expect("a client-info token names its caller");
         assert_eq!(caller.user_id, UserId(7));
         assert_eq!(caller.domain_id, DomainId(3));
         assert!(caller.has(Permission::ContactsRead));
@@ -463,41 +415,6 @@ mod tests {
             keys.verify("not.a.token"),
             Err(TokenError::Invalid(_))
         ));
-    }
-
-    #[test]
-    fn verified_tokens_are_kept_until_they_expire_and_nothing_else_is() {
-        let keys = TokenKeys::new(b"secret");
-        let exp = chrono::Utc::now().timestamp() + 60;
-        let token = keys
-            .mint_claims(&Claims {
-                sub: "7".into(),
-                domain_id: 3,
-                permissions: vec!["contacts.read".into()],
-                exp,
-                iat: 0,
-            })
-            .expect("mint");
-        let first = keys.verify(&token).expect("verify");
-        assert_eq!(keys.verify(&token), Ok(first));
-        // Kept: the same answer without the signature, but its expiry still holds.
-        assert_eq!(keys.verify_at(&token, exp), Ok(first));
-        assert_eq!(keys.verify_at(&token, exp + 1), Err(TokenError::Expired));
-        // One byte of the signature changed is another text: verified in full, and refused.
-        let mut altered = token.clone();
-        let last = altered.pop().expect("a character");
-        altered.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(matches!(keys.verify(&altered), Err(TokenError::Invalid(_))));
-        // Refused tokens are not kept; the cache stays bounded.
-        let cached = |k: &TokenKeys| k.verified.read().map(|c| c.len()).unwrap_or(0);
-        assert_eq!(cached(&keys), 1);
-        for user in 1..=(MAX_VERIFIED as i64 + 5) {
-            let t = keys
-                .mint(DomainId(1), UserId(user), &[], Duration::from_secs(60))
-                .expect("mint");
-            keys.verify(&t).expect("verify");
-        }
-        assert!(cached(&keys) <= MAX_VERIFIED);
     }
 
     #[test]
