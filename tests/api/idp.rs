@@ -543,9 +543,8 @@ async fn a_rotation_takes_effect_without_a_restart_and_invented_key_ids_do_not_f
     let junk =
         keys.tokens(&json!([{"key": "next", "claims": claims, "headers": {"kid": "junk-0"}}]));
     assert_eq!(refused(&app, &junk[0]).await, "TOKEN_INVALID");
-    // (The old token is still in the server's cache of verified tokens until it expires: a
-    // token verified once stays valid for its life, as with any cache of verified tokens; a
-    // fresh token of the old key is refused.)
+    // The old key's tokens are refused from then on, the one verified (and kept) before too.
+    assert_eq!(refused(&app, old).await, "TOKEN_INVALID");
     let fresh_old = keys.tokens(&json!([{"key": "rsa", "claims": keycloak("ann", &["agent"])}]));
     assert_eq!(refused(&app, &fresh_old[0]).await, "TOKEN_INVALID");
     accepted(&app, new).await;

@@ -14,8 +14,9 @@
 //! server spends on a destination search with HS256 (BENCHMARKS.md, run N), several times that
 //! with RSA. What a token says cannot change (the signature covers every byte of it), so only
 //! its expiry is checked again, with the same rule as the first time; a token that failed is
-//! never kept, and a different text, even one byte of it, is verified in full. A refused token
-//! costs at most that lookup and, for a key id no set holds, a read of the key sets no more
+//! never kept, and a different text, even one byte of it, is verified in full. When a read
+//! changes the provider's keys, its tokens are verified in full again, so a removed key stops
+//! verifying at once, cached or not. A refused token costs at most that lookup and, for a key id no set holds, a read of the key sets no more
 //! often than `--jwt-jwks-min-refresh`.
 //!
 //! A low module: it imports `domain`, `error` and [`crate::metrics`] (for the key sets).
@@ -62,11 +63,13 @@ pub struct BearerConfig {
     pub provision_users: bool,
 }
 
-/// A verified token's principal and expiry.
+/// A verified token's principal and expiry, and for a provider's token the generation of the
+/// key sets it was verified with.
 #[derive(Debug, Clone)]
 struct Verified {
     principal: Arc<Principal>,
     exp: i64,
+    keys: Option<u64>,
 }
 
 /// Verifies bearer tokens; cheap to share behind an `Arc`.
@@ -145,8 +148,13 @@ impl Verifier {
         if let Some(known) = self.known(token, now) {
             return known;
         }
+        let keys = self.key_generation();
         let principal = Arc::new(self.verify_in_full(token).await?);
         let exp = principal.expires_at;
+        let keys = match principal.identity {
+            crate::domain::caller::Identity::Local { .. } => None,
+            crate::domain::caller::Identity::External { .. } => keys,
+        };
         if let Ok(mut cache) = self.verified.write() {
             if cache.len() >= MAX_VERIFIED {
                 cache.clear();
@@ -156,16 +164,27 @@ impl Verifier {
                 Verified {
                     principal: principal.clone(),
                     exp,
+                    keys,
                 },
             );
         }
         Ok(principal)
     }
 
-    /// A token verified before, at `now` (Unix seconds): its principal, or expired.
+    /// The generation of the provider's key sets, when configured.
+    fn key_generation(&self) -> Option<u64> {
+        self.jwks.as_ref().map(|j| j.generation())
+    }
+
+    /// A token verified before, at `now` (Unix seconds): its principal, or expired. A
+    /// provider's token verified before its key sets last changed is verified again (its key
+    /// may be gone).
     fn known(&self, token: &str, now: i64) -> Option<Result<Arc<Principal>, TokenError>> {
         let cache = self.verified.read().ok()?;
         let v = cache.get(token)?;
+        if v.keys.is_some() && v.keys != self.key_generation() {
+            return None;
+        }
         Some(
             if v.exp.saturating_add(self.leeway_for(&v.principal)) < now {
                 Err(TokenError::Expired)

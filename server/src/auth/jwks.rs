@@ -74,6 +74,13 @@ impl KeySet {
     fn len(&self) -> usize {
         self.by_kid.len() + self.unnamed.len()
     }
+
+    /// True when `other` holds the same key ids (a key is not replaced under its id).
+    fn same_keys(&self, other: &KeySet) -> bool {
+        self.unnamed.len() == other.unnamed.len()
+            && self.by_kid.len() == other.by_kid.len()
+            && self.by_kid.keys().all(|k| other.by_kid.contains_key(k))
+    }
 }
 
 /// Where a key set is read from.
@@ -132,6 +139,9 @@ pub struct Jwks {
     refresh: Duration,
     min_refresh: Duration,
     metrics: Metrics,
+    /// Counts the reads that changed the keys held (so that tokens verified with a key that
+    /// was removed are verified again).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Jwks {
@@ -197,7 +207,13 @@ impl Jwks {
             refresh: config.refresh,
             min_refresh: config.min_refresh,
             metrics,
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Changes each time a read changes the keys held.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Keys held now, in every set.
@@ -279,6 +295,10 @@ impl Jwks {
                     if let Ok(mut sets) = self.sets.write()
                         && let Some(slot) = sets.get_mut(i)
                     {
+                        if !slot.same_keys(&set) {
+                            self.generation
+                                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                         *slot = Arc::new(set);
                     }
                 }
