@@ -68,6 +68,10 @@ struct ServeArgs {
     /// accepted.
     #[arg(long, env = "CLIENT_INFO_LINK_SECRET", hide_env_values = true)]
     link_secret: Option<String>,
+    /// Do not apply migrations at start-up: refuse to start unless the schema is current
+    /// (a deploy step ran `client-info-server migrate`).
+    #[arg(long, env = "CLIENT_INFO_NO_MIGRATE")]
+    no_migrate: bool,
     #[command(flatten)]
     idp: IdpArgs,
     /// Seed a demo domain with users and contacts, print tokens and grpcurl commands, serve.
@@ -130,6 +134,10 @@ enum Command {
     /// Operator commands.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Creates the database when missing and applies pending migrations, then exits (a
+    /// deploy step before the servers start, with --no-migrate); refuses a database migrated
+    /// by a newer release. Safe when run by several replicas at once.
+    Migrate,
 }
 
 #[derive(Subcommand)]
@@ -444,6 +452,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
     let mut config = ServerConfig::new(cli.database_url.clone(), link_secret);
     config.jwt_secret = jwt_secret;
     config.bearer = bearer;
+    config.migrate = !cli.serve.no_migrate;
     config.pool.max_size = cli.serve.pool_size.max(1);
     config.heartbeat =
         auth::parse_ttl(&cli.serve.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
@@ -457,10 +466,9 @@ async fn serve(cli: Cli) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cli.serve.listen))?;
-    let running = server::start(config, listener).await.map_err(|e| match e {
-        crate::error::Error::Internal(m) => format!("cannot start: {m}"),
-        other => format!("cannot start: {other}"),
-    })?;
+    let running = server::start(config, listener)
+        .await
+        .map_err(|e| format!("cannot start: {}", startup_message(e)))?;
     if cli.serve.demo {
         let keys = auth::TokenKeys::new(&secret);
         let d = demo::setup(&cli.database_url, &keys, demo::DEMO_CONTACTS)
@@ -486,6 +494,32 @@ async fn serve(cli: Cli) -> Result<(), String> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await.map_err(|e| e.to_string())
+}
+
+/// `client-info-server migrate`.
+async fn migrate(url: &str) -> Result<String, String> {
+    let created = crate::db::ensure_database(url)
+        .await
+        .map_err(|e| format!("cannot create the database: {e}"))?;
+    let applied = crate::db::run_migrations(url)
+        .await
+        .map_err(|e| format!("cannot migrate: {}", startup_message(e)))?;
+    let status = crate::db::schema_status(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{}{applied} migration(s) applied; the schema is current ({} pending)",
+        if created { "database created; " } else { "" },
+        status.pending.len()
+    ))
+}
+
+/// A start-up error's message without the internal-error prefix.
+fn startup_message(e: crate::error::Error) -> String {
+    match e {
+        crate::error::Error::Internal(m) => m,
+        other => other.to_string(),
+    }
 }
 
 async fn run_admin(cli: &Cli, command: &AdminCommand) -> Result<String, String> {
@@ -617,6 +651,9 @@ pub fn main() -> ExitCode {
         };
         match &cli.command {
             Some(Command::Admin(cmd)) => run_admin(&cli, cmd).await.map(|out| println!("{out}")),
+            Some(Command::Migrate) => migrate(&cli.database_url)
+                .await
+                .map(|out| println!("{out}")),
             None => serve(cli).await,
         }
     });

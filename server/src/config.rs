@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Where the agent panel (`--web`, `--web-listen`) is served.
     pub web: WebPanel,
+    /// Apply pending migrations at start-up; `false`: only check that there are none (a
+    /// deploy step ran `client-info-server migrate`).
+    pub migrate: bool,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -84,6 +87,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("cors_origins", &self.cors_origins)
             .field("metrics_listen", &self.metrics_listen)
             .field("web", &self.web)
+            .field("migrate", &self.migrate)
             .finish()
     }
 }
@@ -113,6 +117,7 @@ impl ServerConfig {
             cors_origins: CorsOrigins::default(),
             metrics_listen: None,
             web: WebPanel::Off,
+            migrate: true,
         }
     }
 }

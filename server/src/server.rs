@@ -313,12 +313,19 @@ pub async fn start(
         task: Some(task),
     };
 
-    match db::run_migrations(&config.database_url).await {
-        Ok(n) => tracing::info!(applied = n, "migrations up to date"),
-        Err(e) => {
-            let _ = running.stop().await;
-            return Err(e);
-        }
+    let migrated = if config.migrate {
+        db::run_migrations(&config.database_url).await.map(|n| {
+            tracing::info!(applied = n, "migrations up to date");
+        })
+    } else {
+        db::schema_status(&config.database_url)
+            .await
+            .and_then(|s| s.refuse_newer().and_then(|()| s.refuse_pending()))
+            .map(|()| tracing::info!("schema up to date (not migrating: --no-migrate)"))
+    };
+    if let Err(e) = migrated {
+        let _ = running.stop().await;
+        return Err(e);
     }
     warn_without_autovacuum(&running.state.pool).await;
     health.set_service_status("", ServingStatus::Serving).await;

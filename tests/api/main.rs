@@ -19,6 +19,7 @@ mod ordering;
 mod phones;
 mod python;
 mod readme;
+mod rollout;
 mod sdk;
 mod search;
 mod server;

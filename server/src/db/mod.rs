@@ -302,7 +302,9 @@ fn check_extensions(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>) -> Res
     }
 }
 
-/// Applies pending migrations under an advisory lock. Returns how many ran.
+/// Applies pending migrations under an advisory lock (replicas starting together migrate once;
+/// the others wait, then find nothing pending). Returns how many ran. Refuses, changing
+/// nothing, a database that holds migrations this build does not know ([`SchemaStatus`]).
 pub async fn run_migrations(url: &str) -> Result<usize, Error> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || -> Result<usize, Error> {
@@ -311,16 +313,98 @@ pub async fn run_migrations(url: &str) -> Result<usize, Error> {
         check_extensions(&mut conn)?;
         diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
             .execute(&mut conn)?;
-        let result = conn
-            .run_pending_migrations(MIGRATIONS)
-            .map(|v| v.len())
-            .map_err(|e| Error::Internal(format!("migration failed: {e}")));
+        let result = status(&mut conn)
+            .and_then(|s| s.refuse_newer())
+            .and_then(|()| {
+                conn.run_pending_migrations(MIGRATIONS)
+                    .map(|v| v.len())
+                    .map_err(|e| Error::Internal(format!("migration failed: {e}")))
+            });
         diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
             .execute(&mut conn)?;
         result
     })
     .await
     .map_err(|e| Error::Internal(format!("migration task failed: {e}")))?
+}
+
+/// Where a database's schema stands against this build's migrations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// This build's migrations not applied yet, oldest first.
+    pub pending: Vec<String>,
+    /// Migrations applied to the database that this build does not know (a newer release
+    /// migrated it).
+    pub unknown: Vec<String>,
+}
+
+impl SchemaStatus {
+    /// An error saying so when the database is newer than this build.
+    pub fn refuse_newer(&self) -> Result<(), Error> {
+        if self.unknown.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Internal(format!(
+            "the database's schema is newer than this build: it has migration(s) {} that this \
+             build does not know (a newer release migrated it); run that release or a newer one",
+            self.unknown.join(", ")
+        )))
+    }
+
+    /// An error saying so when migrations are pending (for a server started without
+    /// migrating).
+    pub fn refuse_pending(&self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Internal(format!(
+            "{} migration(s) are pending ({}): run `client-info-server migrate` first",
+            self.pending.len(),
+            self.pending.join(", ")
+        )))
+    }
+}
+
+fn status(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>) -> Result<SchemaStatus, Error> {
+    let known: Vec<String> =
+        diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+            .map_err(|e| Error::Internal(format!("embedded migrations: {e}")))?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+    let applied: Vec<String> = conn
+        .applied_migrations()
+        .map_err(|e| Error::Internal(format!("cannot read the applied migrations: {e}")))?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut status = SchemaStatus {
+        pending: known
+            .iter()
+            .filter(|k| !applied.contains(k))
+            .cloned()
+            .collect(),
+        unknown: applied
+            .iter()
+            .filter(|a| !known.contains(a))
+            .cloned()
+            .collect(),
+    };
+    status.pending.sort();
+    status.unknown.sort();
+    Ok(status)
+}
+
+/// Where the database's schema stands (no change made).
+pub async fn schema_status(url: &str) -> Result<SchemaStatus, Error> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<SchemaStatus, Error> {
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)?;
+        status(&mut conn)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("schema check failed: {e}")))?
 }
 
 #[cfg(test)]
