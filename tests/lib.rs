@@ -7,7 +7,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -142,6 +142,8 @@ pub struct TestApp {
     pub db_name: String,
     /// Keys to mint tokens the server accepts.
     pub keys: TokenKeys,
+    /// The URL of the test's own connections to the database.
+    pub db_url: String,
     server: Option<RunningServer>,
 }
 
@@ -243,10 +245,41 @@ impl TestApp {
             url: String::new(),
             db_name: db_name.to_owned(),
             keys: TokenKeys::new(TEST_SECRET),
+            db_url: database_url(db_name),
             server: None,
         };
         app.serve(Self::config(url), "127.0.0.1:0").await;
         app
+    }
+
+    /// A server on database `db_name` of a cluster of the test's own, which the server creates
+    /// and migrates: it connects through `url` (a multi-host URL, say), the test's own
+    /// connections through `db_url`; `tweak` adjusts the configuration.
+    pub async fn start_on_cluster(
+        db_name: &str,
+        url: &str,
+        db_url: &str,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> TestApp {
+        let mut app = TestApp {
+            url: String::new(),
+            db_name: db_name.to_owned(),
+            keys: TokenKeys::new(TEST_SECRET),
+            db_url: db_url.to_owned(),
+            server: None,
+        };
+        let mut config = Self::config(url);
+        tweak(&mut config);
+        app.serve(config, "127.0.0.1:0").await;
+        app
+    }
+
+    /// The server's state (pool, replicas, metrics), for checks.
+    pub fn state(&self) -> client_info_server::app::AppState {
+        self.server
+            .as_ref()
+            .map(|s| s.state.clone())
+            .expect("the server is running")
     }
 
     /// Stops the server and starts a new one on the same address and database (a port no
@@ -282,7 +315,7 @@ impl TestApp {
 
     /// A direct database connection, for setting up and checking state.
     pub async fn db(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&database_url(&self.db_name))
+        AsyncPgConnection::establish(&self.db_url)
             .await
             .expect("connect to test database")
     }
@@ -879,4 +912,250 @@ fn unshared(host: &str) -> std::net::TcpListener {
         }
     }
     panic!("no free port on {host} in 20000-31999")
+}
+
+/// A PostgreSQL cluster of the test's own: a primary and, when asked, a streaming standby,
+/// made with Debian's binaries (`initdb`, `pg_basebackup -R`, `pg_ctl`) as the `postgres` user
+/// (initdb refuses root) under a temporary folder, on free ports; stopped and removed on drop.
+pub struct PgCluster {
+    dir: PathBuf,
+    /// The primary's port.
+    pub primary_port: u16,
+    /// The standby's port (0: none).
+    pub standby_port: u16,
+}
+
+/// Debian's PostgreSQL binaries.
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(format!("{PG_BIN}/{program}"))
+        .args(args)
+        .output()
+        .expect("run a PostgreSQL binary as postgres");
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl PgCluster {
+    /// A fresh primary. `synchronous`: commits wait for the standby once it is attached
+    /// (`synchronous_standby_names = '*'`, `synchronous_commit = on`).
+    pub fn primary() -> PgCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "client-info-pg-{}-{}",
+            std::process::id(),
+            unshared_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let _ = std::process::Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&dir)
+            .status();
+        let port = unshared_port();
+        let data = dir.join("primary");
+        as_postgres(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            ],
+        );
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\nfsync = off\n\
+             shared_buffers = 32MB\nmax_connections = 200\nwal_receiver_status_interval = 1s\n",
+            dir.display()
+        );
+        append(&data.join("postgresql.conf"), &conf);
+        let cluster = PgCluster {
+            dir,
+            primary_port: port,
+            standby_port: 0,
+        };
+        cluster.pg_ctl("primary", "start");
+        cluster
+    }
+
+    fn pg_ctl(&self, node: &str, action: &str) {
+        let data = self.dir.join(node);
+        let log = self.dir.join(format!("{node}.log"));
+        let mut args = vec!["-D", data.to_str().unwrap_or_default(), "-w", "-t", "60"];
+        let log = log.to_string_lossy().into_owned();
+        if action == "start" {
+            args.extend(["-l", &log]);
+        }
+        args.push(action);
+        as_postgres("pg_ctl", &args);
+    }
+
+    /// Adds a streaming standby (`pg_basebackup -R`); with `synchronous`, the primary's
+    /// commits wait for it from then on.
+    pub fn add_standby(&mut self, synchronous: bool) {
+        let port = unshared_port();
+        let data = self.dir.join("standby");
+        as_postgres(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.primary_port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &data.to_string_lossy(),
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+            ],
+        );
+        append(&data.join("postgresql.conf"), &format!("port = {port}\n"));
+        self.standby_port = port;
+        self.pg_ctl("standby", "start");
+        if synchronous {
+            for sql in [
+                "ALTER SYSTEM SET synchronous_standby_names = '*'",
+                "ALTER SYSTEM SET synchronous_commit = on",
+                "SELECT pg_reload_conf()",
+            ] {
+                self.sql(self.primary_port, sql);
+            }
+            // Wait until the standby is the synchronous one.
+            for _ in 0..100 {
+                let state = self.sql(
+                    self.primary_port,
+                    "SELECT sync_state FROM pg_stat_replication",
+                );
+                if state.trim() == "sync" {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("the standby did not become synchronous");
+        }
+    }
+
+    /// Runs SQL with psql on the node at `port`; its output, unaligned.
+    pub fn sql(&self, port: u16, sql: &str) -> String {
+        self.sql_in(port, "postgres", sql)
+    }
+
+    /// Runs SQL with psql in database `db` of the node at `port`; its output, unaligned.
+    pub fn sql_in(&self, port: u16, db: &str, sql: &str) -> String {
+        let out = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-Atq",
+            ])
+            .args(["-d", db, "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops the standby (fast shutdown).
+    pub fn stop_standby(&self) {
+        let data = self.dir.join("standby");
+        as_postgres(
+            "pg_ctl",
+            &["-D", &data.to_string_lossy(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// The URL of database `db` on the primary alone.
+    pub fn primary_url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.primary_port)
+    }
+
+    /// The URL of database `db` on the standby alone.
+    pub fn standby_url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.standby_port)
+    }
+
+    /// libpq's multi-host URL of database `db`: both nodes, the writable one chosen.
+    pub fn failover_url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{db}?target_session_attrs=read-write",
+            self.primary_port, self.standby_port
+        )
+    }
+
+    /// Kills the primary's postmaster with SIGKILL (a crash; its backends follow).
+    pub fn kill_primary(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("primary/postmaster.pid"))
+            .expect("postmaster.pid")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -9 {pid}");
+    }
+
+    /// Promotes the standby (it becomes the primary).
+    pub fn promote(&self) {
+        self.pg_ctl("standby", "promote");
+    }
+
+    /// Pauses or resumes the standby's WAL replay (a lagging standby).
+    pub fn pause_replay(&self, paused: bool) {
+        let f = if paused {
+            "pg_wal_replay_pause"
+        } else {
+            "pg_wal_replay_resume"
+        };
+        self.sql(self.standby_port, &format!("SELECT {f}()"));
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open the configuration");
+    f.write_all(text.as_bytes())
+        .expect("write the configuration");
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        for node in ["standby", "primary"] {
+            let data = self.dir.join(node);
+            if data.join("postmaster.pid").exists() {
+                let _ = std::process::Command::new("runuser")
+                    .args(["-u", "postgres", "--"])
+                    .arg(format!("{PG_BIN}/pg_ctl"))
+                    .args(["-D", &data.to_string_lossy(), "-m", "immediate", "stop"])
+                    .output();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -250,6 +251,9 @@ pub struct Client {
     metadata: Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>,
     retry: RetryPolicy,
     throttle: Arc<RetryThrottle>,
+    /// The highest WAL position the server's responses carried, sent back so that reads a
+    /// standby serves show this client's writes (shared by clones).
+    position: Arc<AtomicU64>,
     timeout: Duration,
     compression: Option<Compression>,
     /// The URL and endpoint it was built from, to open a fresh connection when the current one
@@ -316,6 +320,7 @@ impl Client {
             metadata: Arc::new(Vec::new()),
             retry: RetryPolicy::default(),
             throttle: Arc::new(RetryThrottle::default()),
+            position: Arc::new(AtomicU64::new(0)),
             timeout: DEFAULT_TIMEOUT,
             compression: None,
             endpoint: None,
@@ -357,6 +362,7 @@ impl Client {
             channel: self.channel.clone(),
             auth: self.auth.clone(),
             metadata: self.metadata.clone(),
+            position: self.position.clone(),
             timeout: self.timeout,
         }
     }
@@ -423,16 +429,39 @@ impl Client {
 }
 
 /// The connection as the stubs see it: each call gets the bearer token (asked of the token
-/// provider when there is one), the client's metadata, and the client's deadline unless it
-/// set its own or is a session stream; an expired deadline is answered DEADLINE_EXCEEDED
-/// (tonic's own timer says CANCELLED "Timeout expired"), and a failed connection UNAVAILABLE
-/// with its cause (tonic says UNKNOWN "transport error").
+/// provider when there is one), the client's metadata, the client's deadline unless it set
+/// its own or is a session stream, and the highest WAL position a response carried
+/// (`x-client-info-min-lsn`, from the server's `x-client-info-lsn`: reads that a standby
+/// serves then show the client's own writes); an expired deadline is answered
+/// DEADLINE_EXCEEDED (tonic's own timer says CANCELLED "Timeout expired"), and a failed
+/// connection UNAVAILABLE with its cause (tonic says UNKNOWN "transport error").
 #[derive(Clone)]
 pub struct SdkChannel {
     channel: Channel,
     auth: Auth,
     metadata: Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>,
+    position: Arc<AtomicU64>,
     timeout: Duration,
+}
+
+/// Response header: the primary's WAL position after the call's work.
+const POSITION_HEADER: &str = "x-client-info-lsn";
+/// Request header: the WAL position the call's reads must show.
+const MIN_POSITION_HEADER: &str = "x-client-info-min-lsn";
+
+/// A WAL position as PostgreSQL writes it (`16/B374D848`), as a number.
+fn parse_position(s: &str) -> Option<u64> {
+    let (hi, lo) = s.split_once('/')?;
+    let part = |p: &str| {
+        (!p.is_empty() && p.len() <= 8)
+            .then(|| u64::from_str_radix(p, 16).ok())
+            .flatten()
+    };
+    Some(part(hi)? << 32 | part(lo)?)
+}
+
+fn format_position(p: u64) -> String {
+    format!("{:X}/{:X}", p >> 32, p & 0xFFFF_FFFF)
 }
 
 impl std::fmt::Debug for SdkChannel {
@@ -472,6 +501,7 @@ impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> f
         let mut channel = std::mem::replace(&mut self.channel, clone);
         let auth = self.auth.clone();
         let metadata = self.metadata.clone();
+        let position = self.position.clone();
         let timeout = self.timeout;
         Box::pin(async move {
             let headers = request.headers_mut();
@@ -498,16 +528,31 @@ impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> f
             {
                 request.headers_mut().insert("grpc-timeout", v);
             }
+            let seen = position.load(Ordering::Relaxed);
+            if seen > 0
+                && let Ok(v) = tonic::codegen::http::HeaderValue::from_str(&format_position(seen))
+            {
+                request.headers_mut().insert(MIN_POSITION_HEADER, v);
+            }
             // No HTTP response came back: the deadline passed, or the connection failed
             // (refused, reset, TLS refused): UNAVAILABLE, as gRPC names connection failures.
-            channel.call(request).await.map_err(|e| {
+            let response = channel.call(request).await.map_err(|e| {
                 let status = if timed_out(&e) {
                     tonic::Status::deadline_exceeded("the call's deadline expired")
                 } else {
                     tonic::Status::unavailable(format!("connection failed: {}", chain(&e)))
                 };
-                status.into()
-            })
+                tonic::codegen::StdError::from(status)
+            })?;
+            if let Some(p) = response
+                .headers()
+                .get(POSITION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_position)
+            {
+                position.fetch_max(p, Ordering::Relaxed);
+            }
+            Ok(response)
         })
     }
 }
@@ -521,4 +566,19 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
         current = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::{format_position, parse_position};
+
+    #[test]
+    fn positions_round_trip_as_postgresql_writes_them() {
+        assert_eq!(parse_position("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(format_position(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_position("0/0"), Some(0));
+        for bad in ["", "1", "/1", "1/", "g/1", "1/123456789"] {
+            assert_eq!(parse_position(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -77,6 +77,31 @@ struct ServeArgs {
     /// Seed a demo domain with users and contacts, print tokens and grpcurl commands, serve.
     #[arg(long)]
     demo: bool,
+    /// A streaming standby's URL (repeat, or comma-separate; one host each): the reads that
+    /// tolerate a little staleness (search, cards, labels, duplicates, audit trails, history)
+    /// go to the standbys while they are fresh; a caller still reads its own writes.
+    #[arg(
+        long,
+        env = "CLIENT_INFO_DATABASE_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    database_replica_url: Vec<String>,
+    /// A standby staler than this (the age of the oldest write it may miss) is skipped.
+    #[arg(
+        long,
+        env = "CLIENT_INFO_DATABASE_REPLICA_MAX_LAG",
+        default_value = "2s"
+    )]
+    database_replica_max_lag: String,
+    /// How long a read waits for a standby to replay its caller's own writes before it goes
+    /// to the primary.
+    #[arg(
+        long,
+        env = "CLIENT_INFO_DATABASE_REPLICA_WAIT",
+        default_value = "100ms"
+    )]
+    database_replica_wait: String,
     /// Pooled database connections.
     #[arg(long, env = "CLIENT_INFO_POOL_SIZE", default_value_t = config::DEFAULT_POOL_SIZE)]
     pool_size: usize,
@@ -409,6 +434,28 @@ fn transport(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> 
     Ok(())
 }
 
+/// Reads and checks the standby flags; every error names its flag.
+fn replicas(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> {
+    for url in &args.database_replica_url {
+        let url = url.trim();
+        if url.is_empty() {
+            continue;
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!(
+                "--database-replica-url {:?}: not a PostgreSQL URL (postgres://user@host:port/database)",
+                crate::db::replicas::node_name(url)
+            ));
+        }
+        config.replicas.urls.push(url.to_owned());
+    }
+    config.replicas.max_lag = auth::parse_ttl(&args.database_replica_max_lag)
+        .map_err(|e| format!("--database-replica-max-lag: {e}"))?;
+    config.replicas.wait = auth::parse_ttl(&args.database_replica_wait)
+        .map_err(|e| format!("--database-replica-wait: {e}"))?;
+    Ok(())
+}
+
 async fn serve(cli: Cli) -> Result<(), String> {
     let bearer = identity_provider(&cli.serve.idp)?;
     let jwt_secret = cli
@@ -462,6 +509,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
     config.merge_retention = auth::parse_ttl(&cli.serve.merge_retention)
         .map_err(|e| format!("--merge-retention: {e}"))?;
     transport(&cli.serve, &mut config)?;
+    replicas(&cli.serve, &mut config)?;
     let tls = config.tls.is_some();
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)
         .await

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::auth::bearer::BearerConfig;
 use crate::db::PoolSettings;
+use crate::db::replicas::{DEFAULT_MAX_LAG, DEFAULT_WAIT, ReplicaSettings};
 use crate::transport::{CorsOrigins, Keepalive, ServerTls};
 use crate::web::WebPanel;
 
@@ -44,6 +45,9 @@ pub struct ServerConfig {
     pub bearer: BearerConfig,
     /// Pool settings.
     pub pool: PoolSettings,
+    /// Streaming standbys that serve the reads tolerating a little staleness (no URLs: every
+    /// read goes to the primary).
+    pub replicas: ReplicaSettings,
     /// Largest message accepted or sent.
     pub max_message_bytes: usize,
     /// Session-stream heartbeat interval.
@@ -77,6 +81,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("link_secret", &"<redacted>")
             .field("bearer", &self.bearer)
             .field("pool", &self.pool)
+            .field("replicas", &self.replicas.urls.len())
             .field("max_message_bytes", &self.max_message_bytes)
             .field("heartbeat", &self.heartbeat)
             .field("event_retention", &self.event_retention)
@@ -106,6 +111,11 @@ impl ServerConfig {
                 max_size: DEFAULT_POOL_SIZE,
                 wait_timeout: DEFAULT_POOL_WAIT,
                 statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            },
+            replicas: ReplicaSettings {
+                urls: Vec::new(),
+                max_lag: DEFAULT_MAX_LAG,
+                wait: DEFAULT_WAIT,
             },
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             heartbeat: DEFAULT_HEARTBEAT,

@@ -26,6 +26,10 @@
 //! | `client_info_listen_reconnects_total` | counter | |
 //! | `client_info_jwks_reads_total` | counter | `outcome` (`ok`, `failed`): reads of the identity provider's key sets |
 //! | `client_info_jwks_keys` | gauge | (the identity provider's keys held) |
+//! | `client_info_db_reads_total` | counter | `pool` (`primary`, or a standby's `host:port`): the reads that may go to a standby, by where they went |
+//! | `client_info_db_replica_fallbacks_total` | counter | `reason` (`lagging`, `down`, `behind`): such reads the primary served instead |
+//! | `client_info_db_replica_lag_seconds` | gauge | `replica`: the age of the oldest write the standby may miss, at its last probe |
+//! | `client_info_db_replica_up` | gauge | `replica`: 1 while it answers and is in recovery |
 //! | `client_info_build_info` | gauge (1) | `version` |
 
 use std::net::SocketAddr;
@@ -98,6 +102,32 @@ struct CutLabels {
     reason: &'static str,
 }
 
+/// Why a read that may go to a standby went to the primary.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum ReplicaFallback {
+    /// Every standby that answers is staler than the bound.
+    Lagging,
+    /// No standby answers (or none is in recovery).
+    Down,
+    /// The standby had not replayed the caller's own writes within the wait bound.
+    Behind,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    replica: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
@@ -121,6 +151,10 @@ pub struct Metrics {
     listen_reconnects: Counter,
     jwks_reads: Family<OutcomeLabels, Counter>,
     jwks_keys: Gauge,
+    db_reads: Family<PoolLabels, Counter>,
+    replica_fallbacks: Family<ReasonLabels, Counter>,
+    replica_lag: Family<ReplicaLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    replica_up: Family<ReplicaLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -136,6 +170,10 @@ impl Default for Metrics {
             listen_reconnects: Counter::default(),
             jwks_reads: Family::default(),
             jwks_keys: Gauge::default(),
+            db_reads: Family::default(),
+            replica_fallbacks: Family::default(),
+            replica_lag: Family::default(),
+            replica_up: Family::default(),
         }
     }
 }
@@ -198,6 +236,41 @@ impl Metrics {
         self.jwks_keys.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// A read that may go to a standby went to `pool` (`primary` or the standby's name).
+    pub fn db_read(&self, pool: &str) {
+        self.db_reads
+            .get_or_create(&PoolLabels {
+                pool: pool.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Such a read went to the primary, for this reason.
+    pub fn replica_fallback(&self, why: ReplicaFallback) {
+        let reason = match why {
+            ReplicaFallback::Lagging => "lagging",
+            ReplicaFallback::Down => "down",
+            ReplicaFallback::Behind => "behind",
+        };
+        self.replica_fallbacks
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A standby was probed: up (answering, in recovery) or not, and how stale it is (a down
+    /// standby's lag is not set).
+    pub fn replica_probed(&self, replica: &str, up: bool, lag: Duration) {
+        let labels = ReplicaLabels {
+            replica: replica.to_owned(),
+        };
+        self.replica_up.get_or_create(&labels).set(i64::from(up));
+        if up {
+            self.replica_lag
+                .get_or_create(&labels)
+                .set(lag.as_secs_f64());
+        }
+    }
+
     /// A registry holding these instruments and the live gauges, which `live` reads at each
     /// scrape.
     pub fn registry(&self, live: impl Fn() -> Live + Send + Sync + 'static) -> Registry {
@@ -251,6 +324,26 @@ impl Metrics {
             "client_info_jwks_keys",
             "The identity provider's signing keys held",
             self.jwks_keys.clone(),
+        );
+        r.register(
+            "client_info_db_reads",
+            "Reads that may go to a standby, by the pool that served them (primary, or the standby)",
+            self.db_reads.clone(),
+        );
+        r.register(
+            "client_info_db_replica_fallbacks",
+            "Reads that may go to a standby served by the primary instead, by reason",
+            self.replica_fallbacks.clone(),
+        );
+        r.register(
+            "client_info_db_replica_lag_seconds",
+            "Age of the oldest write a standby may miss, at its last probe",
+            self.replica_lag.clone(),
+        );
+        r.register(
+            "client_info_db_replica_up",
+            "1 while a standby answers and is in recovery",
+            self.replica_up.clone(),
         );
         r.register(
             "client_info_build",

@@ -12,6 +12,9 @@
 //!   statements with it) and an expired deadline answers DEADLINE_EXCEEDED. tonic's own
 //!   timeout answers CANCELLED "Timeout expired" (its `TimeoutExpired` maps to CANCELLED), so
 //!   this layer fires a few milliseconds earlier;
+//! - when standbys serve reads, sets the primary's WAL position after the request's work
+//!   ([`POSITION_HEADER`]) on the response of every request that used the primary, so the
+//!   client's later reads can wait for it ([`crate::db::replicas`]);
 //! - opens the RPC's tracing span, a child of the caller's W3C `traceparent` when there is one;
 //! - counts the RPC (started, in flight, handled by code, latency) and writes one access-log
 //!   line when it ends: method, code, latency, domain, user, peer, request id.
@@ -54,6 +57,13 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// own timer, which started when the request left and resets the stream (counted as
 /// CANCELLED). 5 ms lost that race on a loaded machine even on the loopback.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+/// Response header: the primary's WAL position once the request's work was committed.
+pub const POSITION_HEADER: &str = "x-client-info-lsn";
+/// Request header: the caller's writes up to this WAL position must show in its reads.
+pub const MIN_POSITION_HEADER: &str = "x-client-info-min-lsn";
+/// Longest the response of a request that used the primary waits for the primary's WAL
+/// position (it goes without the header past that).
+const POSITION_WAIT: Duration = Duration::from_millis(500);
 /// Longest request id kept from a client; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -127,17 +137,51 @@ impl MethodTable {
     }
 }
 
+type PositionFn = dyn Fn(Instant) -> BoxFuture<Option<String>, ()> + Send + Sync;
+
+/// Reads the primary's WAL position after an instant (`Err` or `None`: it could not be read),
+/// as PostgreSQL writes it.
+#[derive(Clone)]
+pub struct Positions(Arc<PositionFn>);
+
+impl Positions {
+    /// Positions read by `read`.
+    pub fn new(
+        read: impl Fn(Instant) -> BoxFuture<Option<String>, ()> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(read))
+    }
+}
+
+impl std::fmt::Debug for Positions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Positions")
+    }
+}
+
 /// The layer; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct RpcLayer {
     metrics: Metrics,
     verifier: Arc<Verifier>,
+    positions: Option<Positions>,
 }
 
 impl RpcLayer {
     /// A layer counting into `metrics` and verifying the API's bearer tokens with `verifier`.
     pub fn new(metrics: Metrics, verifier: Arc<Verifier>) -> Self {
-        Self { metrics, verifier }
+        Self {
+            metrics,
+            verifier,
+            positions: None,
+        }
+    }
+
+    /// Sets the primary's WAL position, read by `positions`, on the responses of requests
+    /// that used the primary.
+    pub fn with_positions(mut self, positions: Positions) -> Self {
+        self.positions = Some(positions);
+        self
     }
 }
 
@@ -149,6 +193,7 @@ impl<S> Layer<S> for RpcLayer {
             inner,
             metrics: self.metrics.clone(),
             verifier: self.verifier.clone(),
+            positions: self.positions.clone(),
         }
     }
 }
@@ -159,6 +204,7 @@ pub struct RpcService<S> {
     inner: S,
     metrics: Metrics,
     verifier: Arc<Verifier>,
+    positions: Option<Positions>,
 }
 
 /// The package of the API's services, whose calls need a bearer token (health and reflection
@@ -232,6 +278,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
+        let positions = self.positions.clone();
+        let used = caller.clone();
         let call = async move {
             if api {
                 let header = req.headers().get(http::header::AUTHORIZATION);
@@ -275,11 +323,30 @@ where
                     }
                     None => call.await?,
                 };
+                let response = match positions {
+                    Some(positions) if used.primary_used() => stamp(&positions, response).await,
+                    _ => response,
+                };
                 Ok(finish.observe(response))
             }
             .instrument(span),
         )
     }
+}
+
+/// Sets the primary's WAL position on a response that is not an error (an error wrote
+/// nothing): read now, after the handler's commit.
+async fn stamp(positions: &Positions, mut response: Response<Body>) -> Response<Body> {
+    if status_code(response.headers()).is_some_and(|c| c != Code::Ok) {
+        return response;
+    }
+    let read = (positions.0)(Instant::now());
+    if let Ok(Ok(Some(lsn))) = tokio::time::timeout(POSITION_WAIT, read).await
+        && let Ok(v) = HeaderValue::from_str(&lsn)
+    {
+        response.headers_mut().insert(POSITION_HEADER, v);
+    }
+    response
 }
 
 /// Reads `x-request-id` when it is a sensible id, else makes one.

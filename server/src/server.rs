@@ -20,6 +20,7 @@ use crate::auth::TokenKeys;
 use crate::auth::bearer::Verifier;
 use crate::config::ServerConfig;
 use crate::db;
+use crate::db::replicas::Replicas;
 use crate::error::Error;
 use crate::grpc::client_info::ClientInfoApi;
 use crate::grpc::contact_binding::ContactBindingApi;
@@ -28,7 +29,7 @@ use crate::grpc::contacts::ContactsApi;
 use crate::grpc::interactions::InteractionsApi;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
-use crate::rpc::RpcLayer;
+use crate::rpc::{Positions, RpcLayer};
 use crate::sessions::SessionCache;
 use crate::web::{WebLayer, WebPanel};
 use tonic::codec::CompressionEncoding;
@@ -143,6 +144,19 @@ pub async fn start(
         metrics.clone(),
         sessions.clone(),
     );
+    let replicas = if config.replicas.urls.is_empty() {
+        None
+    } else {
+        let replicas = Replicas::start(
+            pool.clone(),
+            config.replicas.clone(),
+            &config.pool,
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
+        tracing::info!(standbys = ?replicas.names(), "reads that tolerate a little staleness go to standbys");
+        Some(replicas)
+    };
     let state = AppState {
         pool,
         keys,
@@ -154,6 +168,7 @@ pub async fn start(
         sessions,
         merge_retention: config.merge_retention,
         provision_users: config.bearer.provision_users,
+        replicas,
     };
     let metrics_addr = match config.metrics_listen {
         Some(addr) => {
@@ -232,7 +247,18 @@ pub async fn start(
         })
         .build_v1alpha()
         .map_err(|e| Error::Internal(format!("reflection v1alpha: {e}")))?;
-    let rpc_layer = RpcLayer::new(state.metrics.clone(), verifier);
+    let mut rpc_layer = RpcLayer::new(state.metrics.clone(), verifier);
+    if let Some(replicas) = state.replicas.clone() {
+        rpc_layer = rpc_layer.with_positions(Positions::new(move |done| {
+            let replicas = replicas.clone();
+            Box::pin(async move {
+                Ok(replicas
+                    .position_after(done)
+                    .await
+                    .map(|lsn| lsn.to_string()))
+            })
+        }));
+    }
 
     let max = config.max_message_bytes;
     macro_rules! api {

@@ -250,6 +250,7 @@ impl CorsOrigins {
                     h("x-request-id"),
                     h("traceparent"),
                     h("tracestate"),
+                    h(crate::rpc::MIN_POSITION_HEADER),
                 ])
                 .expose_headers([
                     h("grpc-status"),
@@ -257,6 +258,7 @@ impl CorsOrigins {
                     h("grpc-status-details-bin"),
                     h("x-request-id"),
                     h(crate::grpc::client_info::HEARTBEAT_HEADER),
+                    h(crate::rpc::POSITION_HEADER),
                 ])
                 .max_age(Duration::from_secs(24 * 3600)),
         )

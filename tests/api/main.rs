@@ -9,6 +9,7 @@ mod contacts;
 mod duplicates;
 mod errors;
 mod explain;
+mod ha;
 mod hostile;
 mod idp;
 mod import;

@@ -250,7 +250,7 @@ pub async fn unbind(
 
 /// A page of the contact's interaction history.
 pub async fn history(state: &AppState, call: &Call, cmd: History) -> Result<HistoryPage, Error> {
-    let (mut conn, session) = state.session(call).await?;
+    let (mut conn, session) = state.read_session(call).await?;
     let domain = session.domain.id;
     contacts::ensure_exists(&mut conn, domain, cmd.contact).await?;
     let limit = i64::try_from(cmd.limit).unwrap_or(i64::MAX - 1);
@@ -326,7 +326,7 @@ pub async fn card_by_link(state: &AppState, call: &Call, link: &str) -> Result<C
             };
             Error::PermissionDenied(Fault::new(reason, e.to_string()))
         })?;
-    let (mut conn, session) = state.session(call).await?;
+    let (mut conn, session) = state.read_session(call).await?;
     if domain != session.domain.id {
         return Err(Error::contact_not_found(contact));
     }

@@ -166,7 +166,7 @@ pub async fn audit_trail(
     call: &Call,
     cmd: AuditTrail,
 ) -> Result<AuditPage, Error> {
-    let (mut conn, session) = state.session(call).await?;
+    let (mut conn, session) = state.read_session(call).await?;
     let domain = session.domain.id;
     let limit = i64::try_from(cmd.limit).unwrap_or(i64::MAX - 1);
     let mut entries =

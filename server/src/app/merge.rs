@@ -88,7 +88,7 @@ pub async fn duplicates(
     call: &Call,
     cmd: FindDuplicates,
 ) -> Result<(Vec<FoundGroup>, String), Error> {
-    let (mut conn, session) = state.session(call).await?;
+    let (mut conn, session) = state.read_session(call).await?;
     let domain = session.domain.id;
     let mut bytes = cmd.query;
     bytes.extend_from_slice(&domain.0.to_le_bytes());

@@ -29,6 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::TokenKeys;
+use crate::db::replicas::Replicas;
+pub use crate::db::replicas::{Lsn, LsnError};
 use crate::db::{self, DbPool, RequestConn};
 use crate::domain::caller::{CallerSlot, Principal};
 use crate::domain::session::Session;
@@ -65,6 +67,8 @@ pub struct AppState {
     pub merge_retention: Duration,
     /// Create an identity provider's unknown users of known domains on first use.
     pub provision_users: bool,
+    /// The standbys that serve reads (`None`: every read goes to the primary).
+    pub replicas: Option<Replicas>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -82,8 +86,12 @@ pub struct Call {
     pub principal: Arc<Principal>,
     /// The client's deadline (`None`: it set none).
     pub deadline: Option<Instant>,
-    /// Where the resolved caller is written (`None`: nowhere).
+    /// Where the resolved caller is written, and the use of the primary noted (`None`:
+    /// nowhere).
     pub resolved: Option<Arc<CallerSlot>>,
+    /// The caller's writes up to here must show in its reads (the SDK sends the highest
+    /// position the server's responses carried).
+    pub min_position: Option<Lsn>,
 }
 
 /// Which contacts a read may show the caller: any of its domain's (with `contacts.read`), or
@@ -101,7 +109,12 @@ impl AppState {
     /// A pooled connection bounded by the call's deadline, and the session of the caller its
     /// token names (domain settings, user checked, an identity provider's user resolved or
     /// created on first use): from the session cache, or read and cached.
+    /// The request is noted as one that used the primary (its response carries the
+    /// primary's WAL position when standbys serve reads).
     pub async fn session(&self, call: &Call) -> Result<(RequestConn, Session), Error> {
+        if let Some(slot) = &call.resolved {
+            slot.used_primary();
+        }
         let mut conn = RequestConn::get(&self.pool, self.statement_timeout, call.deadline).await?;
         let principal = &call.principal;
         let session = match self.sessions.get(principal) {
@@ -118,5 +131,29 @@ impl AppState {
             slot.set(session.caller);
         }
         Ok((conn, session))
+    }
+
+    /// Like [`AppState::session`], for a read that may be a little stale: a connection of a
+    /// fresh standby that has replayed the caller's writes ([`Replicas::read_conn`]) when
+    /// standbys are configured and the caller's session is cached; else the primary's. Only
+    /// reads use it: a standby refuses writes.
+    pub async fn read_session(&self, call: &Call) -> Result<(RequestConn, Session), Error> {
+        let Some(replicas) = &self.replicas else {
+            return self.session(call).await;
+        };
+        let Some(session) = self.sessions.get(&call.principal) else {
+            // Reading the session may create the caller's user: on the primary.
+            replicas.primary_read();
+            return self.session(call).await;
+        };
+        match replicas.read_conn(call.min_position, call.deadline).await {
+            Some(conn) => {
+                if let Some(slot) = &call.resolved {
+                    slot.set(session.caller);
+                }
+                Ok((conn, session))
+            }
+            None => self.session(call).await,
+        }
     }
 }

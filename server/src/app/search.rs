@@ -67,7 +67,7 @@ pub async fn search(
     cmd: Search,
     scope: Scope,
 ) -> Result<SearchPage, Error> {
-    let (mut conn, session) = state.session(call).await?;
+    let (mut conn, session) = state.read_session(call).await?;
     let domain = session.domain.id;
     if let Scope::Interaction(id) = &scope {
         let interaction = interactions::find(&conn, domain, id, false)
@@ -127,7 +127,7 @@ pub async fn search(
 
 /// One contact's card.
 pub async fn contact(state: &AppState, call: &Call, id: ContactId) -> Result<ContactCard, Error> {
-    let (mut conn, session) = state.session(call).await?;
+    let (mut conn, session) = state.read_session(call).await?;
     contacts::load_card(&mut conn, session.domain.id, id).await
 }
 
@@ -137,7 +137,7 @@ pub async fn labels(
     call: &Call,
     cmd: ListLabels,
 ) -> Result<Vec<(String, i64)>, Error> {
-    let (mut conn, session) = state.session(call).await?;
+    let (mut conn, session) = state.read_session(call).await?;
     let limit = i64::try_from(cmd.limit).unwrap_or(i64::MAX);
     search::labels(&mut conn, session.domain.id, &cmd.prefix, limit).await
 }

@@ -135,20 +135,36 @@ impl Principal {
     }
 }
 
-/// Where the caller a request resolves to is written once known, for the access log: the
-/// per-RPC layer makes it, and fills it from a token that names its caller by ids; the session
-/// fills it from an identity provider's token.
+/// What a request's handling tells the per-RPC layer that made it, once it ends: the caller
+/// it resolved to, for the access log (filled from a token that names its caller by ids, or
+/// by the session from an identity provider's token), and whether it used the primary
+/// database (its response then carries the primary's WAL position, which the caller's later
+/// reads from standbys wait for).
 #[derive(Debug, Default)]
-pub struct CallerSlot(std::sync::OnceLock<Caller>);
+pub struct CallerSlot {
+    caller: std::sync::OnceLock<Caller>,
+    primary: std::sync::atomic::AtomicBool,
+}
 
 impl CallerSlot {
     /// Records the caller (the first record stays).
     pub fn set(&self, caller: Caller) {
-        let _ = self.0.set(caller);
+        let _ = self.caller.set(caller);
     }
 
     /// The caller, once recorded.
     pub fn get(&self) -> Option<Caller> {
-        self.0.get().copied()
+        self.caller.get().copied()
+    }
+
+    /// Records that the request used the primary.
+    pub fn used_primary(&self) {
+        self.primary
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True when the request used the primary.
+    pub fn primary_used(&self) -> bool {
+        self.primary.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

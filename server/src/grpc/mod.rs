@@ -18,16 +18,26 @@ use std::sync::Arc;
 
 use tonic::Request;
 
-use crate::app::{Call, Scope};
+use crate::app::{Call, Lsn, LsnError, Scope};
 use crate::domain::caller::{CallerSlot, Principal};
 use crate::domain::permission::Permission;
 use crate::error::{Error, Fault, Reason};
-use crate::rpc::Deadline;
+use crate::rpc::{Deadline, MIN_POSITION_HEADER};
 
 /// The call a request makes: what its verified token says, the client's deadline, and where
 /// the resolved caller goes for the access log (all three put in the request's extensions by
-/// the per-RPC layer).
+/// the per-RPC layer), and the WAL position its reads must show (the
+/// `x-client-info-min-lsn` header; INVALID_ARGUMENT naming it when it is not one).
 pub fn call<T>(request: &Request<T>) -> Result<Call, Error> {
+    let min_position = match request.metadata().get(MIN_POSITION_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse::<Lsn>().ok())
+                .ok_or_else(|| Error::invalid(MIN_POSITION_HEADER, LsnError.to_string()))?,
+        ),
+    };
     let extensions = request.extensions();
     let principal = extensions.get::<Arc<Principal>>().cloned().ok_or_else(|| {
         Error::Unauthenticated(Fault::new(Reason::TokenMissing, "missing bearer token"))
@@ -36,6 +46,7 @@ pub fn call<T>(request: &Request<T>) -> Result<Call, Error> {
         principal,
         deadline: extensions.get::<Deadline>().map(|d| d.0),
         resolved: extensions.get::<Arc<CallerSlot>>().cloned(),
+        min_position,
     })
 }
 
