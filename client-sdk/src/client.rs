@@ -528,8 +528,10 @@ impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> f
             {
                 request.headers_mut().insert("grpc-timeout", v);
             }
+            // The caller's own header, when it set one, wins.
             let seen = position.load(Ordering::Relaxed);
             if seen > 0
+                && !request.headers().contains_key(MIN_POSITION_HEADER)
                 && let Ok(v) = tonic::codegen::http::HeaderValue::from_str(&format_position(seen))
             {
                 request.headers_mut().insert(MIN_POSITION_HEADER, v);

@@ -345,6 +345,25 @@ async fn standbys_serve_reads_and_a_caller_reads_its_own_writes_from_a_lagging_o
         )
     };
 
+    // A position that is none is refused, naming the header.
+    let mut request = tonic::Request::new(pb::GetContactRequest { contact_id: 1 });
+    request
+        .metadata_mut()
+        .insert("x-client-info-min-lsn", "yesterday".parse().expect("ascii"));
+    let refused = crm
+        .client
+        .contact_search()
+        .get_contact(request)
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    let refused = SdkError::from(refused);
+    assert_eq!(
+        refused.violations().first().map(|v| v.field.as_str()),
+        Some("x-client-info-min-lsn"),
+        "{refused:?}"
+    );
+
     // A fresh standby serves the reads; the writer reads its own write at once.
     let ann = crm
         .client

@@ -9,8 +9,11 @@
 //! are each one statement that writes its events itself, atomic on its own and so without a
 //! transaction's two extra round trips ([`crate::db::interactions::insert_first_offer`],
 //! [`crate::db::interactions::accept`], [`crate::db::interactions::close`]). Reads open the
-//! caller's session the same way and return domain values or wire forms. No handler opens a
-//! session, a transaction or publishes an event itself.
+//! caller's session the same way ([`AppState::session`], on the primary) and return domain
+//! values or wire forms; those that tolerate a little staleness (search, cards, labels,
+//! duplicates, audit trails, history) open it with [`AppState::read_session`], on a fresh
+//! standby when standbys are configured. No handler opens a session, a transaction or
+//! publishes an event itself.
 //!
 //! Imports, downwards only: [`crate::wire`] (the protobuf forms of panels and events),
 //! [`crate::db`], [`crate::hub`] and [`crate::sessions`] (held in [`AppState`]),
