@@ -112,32 +112,35 @@ async fn a_failover_loses_no_acknowledged_write_and_streams_deliver_each_event_o
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // Routing offers calls to the agents in turn; a CRM creates contacts with request ids.
+    // Routing offers calls to the agents in turn (two writers); a CRM creates contacts with request ids.
     // Each retries the same offer (its interaction id) or the same request id until it is
     // acknowledged, through the failover.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let offers: Log = Log::default();
     let contacts: Log = Log::default();
-    let offering = {
-        let (client, stop, log) = (routing.client.clone(), stop.clone(), offers.clone());
-        let agents: Vec<i64> = agents.iter().map(|a| a.user.0).collect();
-        tokio::spawn(async move {
-            let mut i = 0usize;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let id = format!("call-{i}");
-                let agent = agents[i % agents.len()];
-                let number = format!("+44 7400 {:06}", 100_000 + i);
-                until_ok(&id, || client.offer_call(&id, &number, agent).into_future()).await;
-                log.lock().expect("lock").push(Acked {
-                    key: id,
-                    value: agent,
-                    at: Instant::now(),
-                });
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(15)).await;
-            }
+    // Two routing writers at once, so that event transactions overlap at the crash.
+    let offering: Vec<_> = (0..2)
+        .map(|r| {
+            let (client, stop, log) = (routing.client.clone(), stop.clone(), offers.clone());
+            let agents: Vec<i64> = agents.iter().map(|a| a.user.0).collect();
+            tokio::spawn(async move {
+                let mut i = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let id = format!("call-{r}-{i}");
+                    let agent = agents[(i + r) % agents.len()];
+                    let number = format!("+44 7400 {}{:05}", r + 1, i);
+                    until_ok(&id, || client.offer_call(&id, &number, agent).into_future()).await;
+                    log.lock().expect("lock").push(Acked {
+                        key: id,
+                        value: agent,
+                        at: Instant::now(),
+                    });
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                }
+            })
         })
-    };
+        .collect();
     let creating = {
         let (client, stop, log) = (crm.client.clone(), stop.clone(), contacts.clone());
         tokio::spawn(async move {
@@ -190,7 +193,9 @@ async fn a_failover_loses_no_acknowledged_write_and_streams_deliver_each_event_o
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    offering.await.expect("routing");
+    for o in offering {
+        o.await.expect("routing");
+    }
     creating.await.expect("crm");
     let offers = offers.lock().expect("lock").clone();
     let contacts = contacts.lock().expect("lock").clone();
