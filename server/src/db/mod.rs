@@ -1,8 +1,10 @@
 //! The PostgreSQL store: connection pool, database creation, embedded migrations, and one module
 //! per table or aggregate holding its queries.
 //!
-//! Every query takes the caller's [`DomainId`](crate::domain::ids::DomainId) and filters by it;
-//! nothing here crosses domains.
+//! Every query takes the caller's [`DomainId`](crate::domain::ids::DomainId) and starts from
+//! that domain's rows; nothing here crosses domains. (Some subqueries then follow ids that are
+//! unique across domains without naming the domain again: the README's sharding plan lists
+//! them, as sharding by domain would need them to.)
 //!
 //! Below the application layer and above `domain`: modules here import `domain`, `error`, each
 //! other (downwards: [`tx`] and the aggregates use [`merged`], [`audit`], [`outbox`], never the
