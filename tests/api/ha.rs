@@ -29,6 +29,14 @@ where
         match attempt().await {
             Ok(v) => return v,
             Err(e) if e.is_retryable() && started.elapsed() < Duration::from_secs(60) => {
+                // What the server answers while there is no primary: UNAVAILABLE, with its
+                // reason and when to retry.
+                assert_eq!(e.code(), tonic::Code::Unavailable, "{what}: {e:?}");
+                assert_eq!(e.reason(), Some("DATABASE_UNAVAILABLE"), "{what}: {e:?}");
+                assert!(
+                    e.detail().is_some_and(|d| d.retry_after.is_some()),
+                    "{what}: RetryInfo in {e:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("{what}: {e:?}"),
