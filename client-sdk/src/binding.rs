@@ -76,7 +76,9 @@ impl Client {
             .into_inner())
     }
 
-    /// A signed, expiring read-only link to a contact's card.
+    /// A signed, expiring read-only link to a contact's card, recorded under its `link_id`
+    /// (list and revoke it with [`Client::list_read_only_links`] and
+    /// [`Client::revoke_read_only_link`]). Not retried: a repeat would record a second link.
     pub async fn create_read_only_link(
         &self,
         contact_id: i64,
@@ -87,7 +89,7 @@ impl Client {
             interaction_id: interaction_id.into(),
         };
         Ok(self
-            .run(Idempotent::Yes, || {
+            .run(Idempotent::No, || {
                 let mut stub = self.contact_binding();
                 let request = request.clone();
                 async move { stub.create_read_only_link(request).await }
@@ -112,6 +114,73 @@ impl Client {
             .into_inner()
             .contact,
         )
+    }
+
+    /// One page of the links made for a contact, newest first (revoked and expired ones
+    /// included); `page_size` 0 means 20, `page_token` "" the first page.
+    pub async fn list_read_only_links(
+        &self,
+        contact_id: i64,
+        page_size: i32,
+        page_token: impl Into<String>,
+    ) -> Result<pb::ListReadOnlyLinksResponse, SdkError> {
+        let request = pb::ListReadOnlyLinksRequest {
+            contact_id,
+            page_size,
+            page_token: page_token.into(),
+        };
+        Ok(self
+            .run(Idempotent::Yes, || {
+                let mut stub = self.contact_binding();
+                let request = request.clone();
+                async move { stub.list_read_only_links(request).await }
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Revokes one link made for the contact; false when it was revoked already. Opening it
+    /// is then refused (`LINK_REVOKED`) on every server at once.
+    pub async fn revoke_read_only_link(
+        &self,
+        contact_id: i64,
+        link_id: i64,
+    ) -> Result<bool, SdkError> {
+        self.revoke_links(
+            contact_id,
+            pb::revoke_read_only_links_request::Which::LinkId(link_id),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
+    /// Revokes every link to the contact issued until now, the unrecorded ones of summary
+    /// views included; how many recorded links were still valid.
+    pub async fn revoke_all_read_only_links(&self, contact_id: i64) -> Result<i32, SdkError> {
+        self.revoke_links(
+            contact_id,
+            pb::revoke_read_only_links_request::Which::All(true),
+        )
+        .await
+    }
+
+    async fn revoke_links(
+        &self,
+        contact_id: i64,
+        which: pb::revoke_read_only_links_request::Which,
+    ) -> Result<i32, SdkError> {
+        let request = pb::RevokeReadOnlyLinksRequest {
+            contact_id,
+            which: Some(which),
+        };
+        Ok(self
+            .run(Idempotent::Yes, || {
+                let mut stub = self.contact_binding();
+                async move { stub.revoke_read_only_links(request).await }
+            })
+            .await?
+            .into_inner()
+            .revoked)
     }
 }
 

@@ -219,6 +219,8 @@ reasons! {
     ContactMerged = "CONTACT_MERGED",
     /// NOT_FOUND: no such merge in the caller's domain.
     MergeNotFound = "MERGE_NOT_FOUND",
+    /// NOT_FOUND: no such recorded read-only link of the contact in the caller's domain.
+    LinkNotFound = "LINK_NOT_FOUND",
     /// FAILED_PRECONDITION: the interaction is offered, not accepted yet.
     InteractionNotAccepted = "INTERACTION_NOT_ACCEPTED",
     /// FAILED_PRECONDITION: the interaction is closed.
@@ -270,6 +272,8 @@ reasons! {
     LinkInvalid = "LINK_INVALID",
     /// PERMISSION_DENIED: the read-only link has expired.
     LinkExpired = "LINK_EXPIRED",
+    /// PERMISSION_DENIED: the read-only link was revoked (RevokeReadOnlyLinks).
+    LinkRevoked = "LINK_REVOKED",
     /// UNAUTHENTICATED: no bearer token.
     TokenMissing = "TOKEN_MISSING",
     /// UNAUTHENTICATED: the authorization header is not `Bearer <token>`.

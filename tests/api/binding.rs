@@ -712,7 +712,12 @@ async fn read_only_links_open_the_card_and_nothing_else() {
     let (short, _) = w
         .app
         .keys
-        .sign_card_link(w.crm.domain, ann.id, std::time::Duration::from_secs(1))
+        .sign_card_link(
+            w.crm.domain,
+            ann.id,
+            std::time::Duration::from_secs(1),
+            None,
+        )
         .expect("sign");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let e = expect_code(
@@ -735,6 +740,272 @@ async fn read_only_links_open_the_card_and_nothing_else() {
         w.agent.client.get_contact_by_link(&link).await,
         Code::NotFound,
     );
+}
+
+/// The link of the first summary view in the agent's panel of `interaction`.
+async fn summary_link(agent: &Actor, interaction: &str) -> String {
+    let panel = agent
+        .client
+        .get_client_info(interaction)
+        .await
+        .expect("panel");
+    match panel.candidates[0]
+        .contact
+        .as_ref()
+        .and_then(|v| v.view.as_ref())
+    {
+        Some(pb::contact_view::View::Summary(s)) => s.read_only_link.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Waits until the wall clock is in a new second: links carry their issue time in seconds.
+async fn next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    tokio::time::sleep(std::time::Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
+    ))
+    .await;
+}
+
+fn expect_reason<T: std::fmt::Debug>(
+    result: Result<T, client_info_sdk::SdkError>,
+    code: Code,
+    reason: &str,
+) {
+    let e = expect_code(result, code);
+    assert_eq!(e.reason(), Some(reason), "{e:?}");
+}
+
+#[tokio::test]
+async fn read_only_links_are_listed_and_revoked_on_every_server_at_once() {
+    let w = world().await;
+    let b = TestApp::start_on(&w.app.db_name).await;
+    let ann = contact(&w.crm.client, "Ann", vec![phone("07400 123456")]).await;
+    let other = contact(&w.crm.client, "Other", vec![]).await;
+    w.live(call("rl", "07400 123456", w.agent.user.0), &w.agent)
+        .await;
+    let crm_link = w
+        .crm
+        .client
+        .create_read_only_link(ann.id, "")
+        .await
+        .expect("crm mints");
+    let agent_link = w
+        .agent
+        .client
+        .create_read_only_link(ann.id, "rl")
+        .await
+        .expect("agent mints for its interaction");
+    assert!(agent_link.link_id > crm_link.link_id);
+    let summary = summary_link(&w.agent, "rl").await;
+    // The agent's desk on the other server.
+    let on_b = b.client(Some(&w.agent.token)).await;
+    for link in [&crm_link.link, &agent_link.link, &summary] {
+        assert_eq!(
+            on_b.get_contact_by_link(link).await.expect("open").id,
+            ann.id
+        );
+    }
+
+    let listed = w
+        .crm
+        .client
+        .list_read_only_links(ann.id, 0, "")
+        .await
+        .expect("list");
+    let ids: Vec<i64> = listed.links.iter().map(|l| l.id).collect();
+    assert_eq!(
+        ids,
+        vec![agent_link.link_id, crm_link.link_id],
+        "newest first"
+    );
+    assert_eq!(
+        listed.links[0].created_by.as_ref().map(|u| u.name.as_str()),
+        Some("Alice")
+    );
+    assert!(listed.links.iter().all(|l| l.revoked_at.is_none()));
+    let first = w
+        .crm
+        .client
+        .list_read_only_links(ann.id, 1, "")
+        .await
+        .expect("page");
+    let second = w
+        .crm
+        .client
+        .list_read_only_links(ann.id, 1, first.next_page_token)
+        .await
+        .expect("page 2");
+    assert_eq!(second.links[0].id, crm_link.link_id);
+    assert!(second.next_page_token.is_empty());
+
+    // The agent revokes its own link; another's needs contacts.write.
+    assert!(
+        w.agent
+            .client
+            .revoke_read_only_link(ann.id, agent_link.link_id)
+            .await
+            .expect("revoke own")
+    );
+    assert!(
+        !w.agent
+            .client
+            .revoke_read_only_link(ann.id, agent_link.link_id)
+            .await
+            .expect("again: nothing to do")
+    );
+    expect_reason(
+        w.agent
+            .client
+            .revoke_read_only_link(ann.id, crm_link.link_id)
+            .await,
+        Code::PermissionDenied,
+        "PERMISSION_MISSING",
+    );
+    expect_reason(
+        w.agent.client.revoke_all_read_only_links(ann.id).await,
+        Code::PermissionDenied,
+        "PERMISSION_MISSING",
+    );
+    // Refused at once on the other server; the rest still open.
+    expect_reason(
+        on_b.get_contact_by_link(&agent_link.link).await,
+        Code::PermissionDenied,
+        "LINK_REVOKED",
+    );
+    on_b.get_contact_by_link(&crm_link.link)
+        .await
+        .expect("still open");
+    on_b.get_contact_by_link(&summary)
+        .await
+        .expect("still open");
+
+    // All: the recorded one left, and the summary views' links issued before.
+    assert_eq!(
+        w.crm
+            .client
+            .revoke_all_read_only_links(ann.id)
+            .await
+            .expect("revoke all"),
+        1
+    );
+    for link in [&crm_link.link, &summary] {
+        expect_reason(
+            on_b.get_contact_by_link(link).await,
+            Code::PermissionDenied,
+            "LINK_REVOKED",
+        );
+    }
+    // Links issued afterwards open.
+    next_second().await;
+    let fresh = w
+        .crm
+        .client
+        .create_read_only_link(ann.id, "")
+        .await
+        .expect("mint again");
+    on_b.get_contact_by_link(&fresh.link)
+        .await
+        .expect("a new link opens");
+    let fresh_summary = summary_link(&w.agent, "rl").await;
+    on_b.get_contact_by_link(&fresh_summary)
+        .await
+        .expect("a new summary link opens");
+    let listed = w
+        .crm
+        .client
+        .list_read_only_links(ann.id, 0, "")
+        .await
+        .expect("list");
+    let revoked: Vec<(i64, Option<String>)> = listed
+        .links
+        .iter()
+        .filter(|l| l.revoked_at.is_some())
+        .map(|l| (l.id, l.revoked_by.as_ref().map(|u| u.name.clone())))
+        .collect();
+    assert_eq!(
+        revoked,
+        vec![
+            (agent_link.link_id, Some("Alice".into())),
+            (crm_link.link_id, Some("CRM".into()))
+        ]
+    );
+    let audit = w
+        .crm
+        .client
+        .list_contact_audit(ann.id, 100, "")
+        .await
+        .expect("audit");
+    let count = |action: &str| audit.entries.iter().filter(|e| e.action == action).count();
+    assert_eq!((count("link.create"), count("link.revoke")), (3, 2));
+
+    // Wrong links and contacts: precise, and nothing changes.
+    expect_reason(
+        w.crm
+            .client
+            .revoke_read_only_link(other.id, fresh.link_id)
+            .await,
+        Code::NotFound,
+        "LINK_NOT_FOUND",
+    );
+    let elsewhere = w.app.domain("elsewhere", "GB").await;
+    let stranger = w.app.actor(elsewhere, "Stranger", ALL).await;
+    expect_reason(
+        stranger
+            .client
+            .revoke_read_only_link(ann.id, fresh.link_id)
+            .await,
+        Code::NotFound,
+        "LINK_NOT_FOUND",
+    );
+    expect_reason(
+        stranger.client.list_read_only_links(ann.id, 0, "").await,
+        Code::NotFound,
+        "CONTACT_NOT_FOUND",
+    );
+    expect_reason(
+        w.crm.client.revoke_all_read_only_links(999_999).await,
+        Code::NotFound,
+        "CONTACT_NOT_FOUND",
+    );
+    on_b.get_contact_by_link(&fresh.link)
+        .await
+        .expect("still open after the refused revocations");
+    expect_invalid(
+        w.crm.client.revoke_read_only_link(ann.id, -1).await,
+        "link_id",
+    );
+    expect_invalid(
+        w.crm.client.list_read_only_links(0, 0, "").await,
+        "contact_id",
+    );
+    for (which, field) in [
+        (None, "which"),
+        (
+            Some(pb::revoke_read_only_links_request::Which::All(false)),
+            "all",
+        ),
+    ] {
+        let e = w
+            .crm
+            .client
+            .contact_binding()
+            .revoke_read_only_links(pb::RevokeReadOnlyLinksRequest {
+                contact_id: ann.id,
+                which,
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), Code::InvalidArgument);
+        let e = client_info_sdk::SdkError::from(e);
+        assert_eq!(
+            e.violations().first().map(|v| v.field.as_str()),
+            Some(field)
+        );
+    }
 }
 
 #[tokio::test]

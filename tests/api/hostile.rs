@@ -231,6 +231,10 @@ fn bases() -> BTreeMap<&'static str, &'static str> {
             r#"{"contact_id": $C}"#,
         ),
         (
+            "/clientinfo.v1.ContactBindingService/ListReadOnlyLinks",
+            r#"{"contact_id": $C}"#,
+        ),
+        (
             "/clientinfo.v1.ContactBindingService/CreateReadOnlyLink",
             r#"{"contact_id": $C, "interaction_id": "call-base"}"#,
         ),
@@ -347,7 +351,7 @@ async fn control_characters_in_every_string_field_are_named_never_internal() {
     }
     let (link, _) = app
         .keys
-        .sign_card_link(d, ann.id, Duration::from_secs(600))
+        .sign_card_link(d, ann.id, Duration::from_secs(600), None)
         .expect("link");
 
     let pool = DescriptorPool::decode(client_info_proto::FILE_DESCRIPTOR_SET).expect("descriptors");

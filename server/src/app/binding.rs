@@ -1,5 +1,6 @@
 //! The agent's actions on a live interaction (Add, Select, Unbind), contact creation, and the
-//! reads of the binding service: a contact's interaction history and read-only card links.
+//! reads of the binding service: a contact's interaction history, and read-only card links
+//! (made, opened, listed, revoked).
 
 use std::collections::HashMap;
 
@@ -7,6 +8,8 @@ use client_info_proto::pb;
 
 use super::{AppState, Call, Scope, loaders};
 use crate::auth::{CardLinkError, READ_ONLY_LINK_TTL};
+use crate::db::audit::{AuditAction, AuditRecord};
+use crate::db::card_links::{self, LinkRow};
 use crate::db::contacts::{self, CreateRequestKey};
 use crate::db::interactions::{self, Binding};
 use crate::db::{binding, tx, users};
@@ -278,15 +281,15 @@ pub async fn history(state: &AppState, call: &Call, cmd: History) -> Result<Hist
     })
 }
 
-/// A signed read-only link to the contact's card and its expiry (Unix seconds). Within an
-/// interaction's scope the contact must be bound to, or found for, that interaction of the
-/// caller's.
+/// A read-only link made for the caller: recorded (so it can be listed and revoked) and
+/// audited; the signed link, its expiry (Unix seconds) and its id. Within an interaction's
+/// scope the contact must be bound to, or found for, that interaction of the caller's.
 pub async fn read_only_link(
     state: &AppState,
     call: &Call,
     cmd: ReadOnlyLink,
     scope: Scope,
-) -> Result<(String, i64), Error> {
+) -> Result<(String, i64, i64), Error> {
     let (mut conn, session) = state.session(call).await?;
     let domain = session.domain.id;
     let id = cmd.contact;
@@ -311,12 +314,42 @@ pub async fn read_only_link(
             ));
         }
     }
-    state.keys.sign_card_link(domain, id.0, READ_ONLY_LINK_TTL)
+    let ttl = chrono::Duration::from_std(READ_ONLY_LINK_TTL)
+        .map_err(|e| Error::Internal(format!("link lifetime: {e}")))?;
+    let expires_at = chrono::Utc::now() + ttl;
+    let interaction = match &scope {
+        Scope::Interaction(iid) => Some(iid.as_str()),
+        Scope::Domain => None,
+    };
+    let actor = session.caller.user_id;
+    let link_id = tx::write(&mut conn, &state.hub, domain, async |tx| {
+        let link_id = card_links::record(tx, domain, id, actor, expires_at).await?;
+        tx.audit(AuditRecord {
+            domain,
+            actor,
+            action: AuditAction::LinkCreate,
+            contact: id,
+            interaction,
+            before: None,
+            after: Some(serde_json::json!({
+                "link_id": link_id,
+                "expires_at": expires_at.to_rfc3339(),
+            })),
+        });
+        Ok(link_id)
+    })
+    .await?;
+    let (link, expires) =
+        state
+            .keys
+            .sign_card_link(domain, id.0, READ_ONLY_LINK_TTL, Some(link_id))?;
+    Ok((link, expires, link_id))
 }
 
-/// The card a read-only link opens (a link of another domain opens nothing).
+/// The card a read-only link opens (a link of another domain opens nothing; a revoked one is
+/// LINK_REVOKED). Read on the primary, so that a revocation holds at once everywhere.
 pub async fn card_by_link(state: &AppState, call: &Call, link: &str) -> Result<ContactCard, Error> {
-    let (domain, contact) = state
+    let link = state
         .keys
         .verify_card_link(link)
         .map_err(|e: CardLinkError| {
@@ -326,9 +359,145 @@ pub async fn card_by_link(state: &AppState, call: &Call, link: &str) -> Result<C
             };
             Error::PermissionDenied(Fault::new(reason, e.to_string()))
         })?;
-    let (mut conn, session) = state.read_session(call).await?;
-    if domain != session.domain.id {
+    let (mut conn, session) = state.session(call).await?;
+    let contact = ContactId(link.contact);
+    if link.domain != session.domain.id {
         return Err(Error::contact_not_found(contact));
     }
-    contacts::load_card(&mut conn, domain, ContactId(contact)).await
+    card_links::check(&mut conn, link.domain, contact, link.id, link.issued_at).await?;
+    contacts::load_card(&mut conn, link.domain, contact).await
+}
+
+/// ListReadOnlyLinks: a page of a contact's recorded links, newest first.
+#[derive(Debug, Clone)]
+pub struct ListLinks {
+    /// The contact.
+    pub contact: ContactId,
+    /// The page's links have ids below this (`None`: the first page).
+    pub before: Option<i64>,
+    /// Links per page.
+    pub limit: usize,
+}
+
+/// A page of recorded links, the users they name, and the next page's token ("" on the last).
+#[derive(Debug, Clone)]
+pub struct LinksPage {
+    /// The links.
+    pub links: Vec<LinkRow>,
+    /// The users who made or revoked them, by id.
+    pub users: HashMap<i64, UserRef>,
+    /// The next page's token.
+    pub next_page_token: String,
+}
+
+/// The links recorded for a contact (a deleted contact's stay listable; a contact with
+/// neither links nor row is unknown).
+pub async fn links(state: &AppState, call: &Call, cmd: ListLinks) -> Result<LinksPage, Error> {
+    let (mut conn, session) = state.read_session(call).await?;
+    let domain = session.domain.id;
+    let limit = i64::try_from(cmd.limit).unwrap_or(i64::MAX - 1);
+    let mut links = card_links::list(&mut conn, domain, cmd.contact, cmd.before, limit + 1).await?;
+    if links.is_empty() && cmd.before.is_none() {
+        contacts::ensure_exists(&mut conn, domain, cmd.contact).await?;
+    }
+    let has_more = links.len() > cmd.limit;
+    links.truncate(cmd.limit);
+    let mut ids: Vec<i64> = links
+        .iter()
+        .flat_map(|l| [Some(l.created_by), l.revoked_by])
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let users = users::refs(&mut conn, domain, &ids).await?;
+    let next_page_token = match links.last() {
+        Some(last) if has_more => last.id.to_string(),
+        _ => String::new(),
+    };
+    Ok(LinksPage {
+        links,
+        users,
+        next_page_token,
+    })
+}
+
+/// Which links RevokeReadOnlyLinks revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke {
+    /// One recorded link.
+    One(i64),
+    /// Every link to the contact issued until now.
+    All,
+}
+
+/// RevokeReadOnlyLinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokeLinks {
+    /// The contact.
+    pub contact: ContactId,
+    /// Which links.
+    pub which: Revoke,
+}
+
+/// Revokes one recorded link of the contact (LINK_NOT_FOUND when it is not one of the
+/// contact's in the caller's domain; without `may_revoke_any`, only a link the caller made),
+/// or every link to it; audited. How many recorded links were valid and are revoked now.
+pub async fn revoke_links(
+    state: &AppState,
+    call: &Call,
+    cmd: RevokeLinks,
+    may_revoke_any: bool,
+) -> Result<i64, Error> {
+    let (mut conn, session) = state.session(call).await?;
+    let domain = session.domain.id;
+    let actor = session.caller.user_id;
+    tx::write(&mut conn, &state.hub, domain, async |tx| {
+        let (revoked, after) = match cmd.which {
+            Revoke::One(id) => {
+                let row = card_links::find(tx, domain, id)
+                    .await?
+                    .filter(|r| r.contact_id == cmd.contact.0)
+                    .ok_or_else(|| {
+                        Error::NotFound(
+                            Fault::new(
+                                Reason::LinkNotFound,
+                                format!("contact {} has no read-only link {id}", cmd.contact),
+                            )
+                            .about(format!("link/{id}")),
+                        )
+                    })?;
+                if !may_revoke_any && row.created_by != actor.0 {
+                    return Err(Error::PermissionDenied(
+                        Fault::new(
+                            Reason::PermissionMissing,
+                            "revoking another user's link needs contacts.write",
+                        )
+                        .with("permission", "contacts.write"),
+                    ));
+                }
+                let revoked = i64::from(card_links::revoke(tx, domain, id, actor).await?);
+                (revoked, serde_json::json!({ "link_id": id }))
+            }
+            Revoke::All => {
+                let revoked = card_links::revoke_all(tx, domain, cmd.contact, actor).await?;
+                (
+                    revoked,
+                    serde_json::json!({ "all": true, "revoked": revoked }),
+                )
+            }
+        };
+        if revoked > 0 || cmd.which == Revoke::All {
+            tx.audit(AuditRecord {
+                domain,
+                actor,
+                action: AuditAction::LinkRevoke,
+                contact: cmd.contact,
+                interaction: None,
+                before: None,
+                after: Some(after),
+            });
+        }
+        Ok(revoked)
+    })
+    .await
 }

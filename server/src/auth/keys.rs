@@ -275,6 +275,27 @@ struct CardLinkClaims {
     c: i64,
     /// Expiry, seconds since the Unix epoch.
     exp: i64,
+    /// Issued at, seconds since the Unix epoch (links of earlier releases have none: their
+    /// expiry less [`READ_ONLY_LINK_TTL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    /// The recorded link's id (CreateReadOnlyLink's links; the links of summary views are not
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<i64>,
+}
+
+/// What a verified read-only link says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardLink {
+    /// The domain it belongs to.
+    pub domain: DomainId,
+    /// The contact it opens.
+    pub contact: i64,
+    /// The recorded link's id (`None`: a summary view's link, not recorded).
+    pub id: Option<i64>,
+    /// When it was issued, seconds since the Unix epoch.
+    pub issued_at: i64,
 }
 
 /// Why a read-only link was refused.
@@ -289,30 +310,34 @@ pub enum CardLinkError {
 }
 
 impl TokenKeys {
-    /// A signed link to the read-only card of `contact` in `domain`, valid for `ttl`; returns
-    /// the link and its expiry (Unix seconds).
+    /// A signed link to the read-only card of `contact` in `domain`, valid for `ttl`, naming
+    /// the recorded link `id` when there is one; returns the link and its expiry (Unix
+    /// seconds).
     pub fn sign_card_link(
         &self,
         domain: DomainId,
         contact: i64,
         ttl: Duration,
+        id: Option<i64>,
     ) -> Result<(String, i64), Error> {
-        let exp = chrono::Utc::now()
-            .timestamp()
-            .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+        let now = chrono::Utc::now().timestamp();
+        let exp = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
         let claims = CardLinkClaims {
             typ: "card".into(),
             d: domain.0,
             c: contact,
             exp,
+            iat: Some(now),
+            jti: id,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Internal(format!("cannot sign link: {e}")))?;
         Ok((token, exp))
     }
 
-    /// Verifies a read-only link; returns its (domain, contact).
-    pub fn verify_card_link(&self, token: &str) -> Result<(DomainId, i64), CardLinkError> {
+    /// Verifies a read-only link's signature and expiry (whether it was revoked is the
+    /// store's to say).
+    pub fn verify_card_link(&self, token: &str) -> Result<CardLink, CardLinkError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp"]);
@@ -325,7 +350,13 @@ impl TokenKeys {
         if claims.typ != "card" {
             return Err(CardLinkError::Invalid);
         }
-        Ok((DomainId(claims.d), claims.c))
+        let ttl = i64::try_from(READ_ONLY_LINK_TTL.as_secs()).unwrap_or(0);
+        Ok(CardLink {
+            domain: DomainId(claims.d),
+            contact: claims.c,
+            id: claims.jti,
+            issued_at: claims.iat.unwrap_or(claims.exp.saturating_sub(ttl)),
+        })
     }
 }
 
@@ -446,10 +477,14 @@ mod tests {
     fn card_links_verify_and_expire() {
         let keys = TokenKeys::new(b"secret");
         let (link, exp) = keys
-            .sign_card_link(DomainId(2), 9, Duration::from_secs(60))
+            .sign_card_link(DomainId(2), 9, Duration::from_secs(60), Some(4))
             .expect("sign");
         assert!(exp > chrono::Utc::now().timestamp());
-        assert_eq!(keys.verify_card_link(&link), Ok((DomainId(2), 9)));
+        let verified = keys.verify_card_link(&link).expect("valid");
+        assert_eq!(
+            (verified.domain, verified.contact, verified.id),
+            (DomainId(2), 9, Some(4))
+        );
         assert_eq!(
             TokenKeys::new(b"x").verify_card_link(&link),
             Err(CardLinkError::Invalid)

@@ -18,6 +18,6 @@ pub mod jwks;
 pub mod keys;
 
 pub use keys::{
-    CardLinkError, Claims, PageTokenError, READ_ONLY_LINK_TTL, TokenError, TokenKeys, fingerprint,
-    parse_permissions, parse_ttl,
+    CardLink, CardLinkError, Claims, PageTokenError, READ_ONLY_LINK_TTL, TokenError, TokenKeys,
+    fingerprint, parse_permissions, parse_ttl,
 };

@@ -31,6 +31,10 @@ pub enum AuditAction {
     ContactMerge,
     /// A merge undone (on the survivor and each restored contact).
     ContactUnmerge,
+    /// A read-only link to the contact made (CreateReadOnlyLink).
+    LinkCreate,
+    /// Read-only links to the contact revoked (one, or all).
+    LinkRevoke,
 }
 
 impl AuditAction {
@@ -47,6 +51,8 @@ impl AuditAction {
             AuditAction::InteractionUnbind => "interaction.unbind",
             AuditAction::ContactMerge => "contact.merge",
             AuditAction::ContactUnmerge => "contact.unmerge",
+            AuditAction::LinkCreate => "link.create",
+            AuditAction::LinkRevoke => "link.revoke",
         }
     }
 }

@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod binding;
 pub mod cached;
+pub mod card_links;
 pub mod communications;
 pub mod contacts;
 pub mod domains;

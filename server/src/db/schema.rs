@@ -129,6 +129,7 @@ diesel::table! {
         updated_by -> Int8,
         last_active_at -> Timestamptz,
         name_search -> Nullable<Text>,
+        links_revoked_before -> Nullable<Timestamptz>,
     }
 }
 
@@ -228,6 +229,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    read_only_links (id) {
+        id -> Int8,
+        domain_id -> Int8,
+        contact_id -> Int8,
+        created_by -> Int8,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         domain_id -> Int8,
@@ -246,6 +260,7 @@ diesel::joinable!(domain_event_counters -> domains (domain_id));
 diesel::joinable!(events -> domains (domain_id));
 diesel::joinable!(interactions -> domains (domain_id));
 diesel::joinable!(labels -> domains (domain_id));
+diesel::joinable!(read_only_links -> domains (domain_id));
 diesel::joinable!(users -> domains (domain_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -267,5 +282,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     interactions,
     labels,
     merged_contacts,
+    read_only_links,
     users,
 );

@@ -168,11 +168,12 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
             cmd.interaction.as_deref(),
             "a read-only link needs contacts.read, or interactions.handle with the interaction_id the contact was found for",
         )?;
-        let (link, expires_at_unix) =
+        let (link, expires_at_unix, link_id) =
             app::binding::read_only_link(&self.state, &call, cmd, scope).await?;
         Ok(Response::new(pb::CreateReadOnlyLinkResponse {
             link,
             expires_at_unix,
+            link_id,
         }))
     }
 
@@ -187,6 +188,59 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let card = app::binding::card_by_link(&self.state, &call, &link).await?;
         Ok(Response::new(pb::GetContactByLinkResponse {
             contact: Some(encode::contact(&card, true)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_read_only_links(
+        &self,
+        request: Request<pb::ListReadOnlyLinksRequest>,
+    ) -> Result<Response<pb::ListReadOnlyLinksResponse>, Status> {
+        let call = call(&request)?;
+        let cmd = decode::binding::list_read_only_links(request.get_ref())?;
+        call.principal.require(Permission::ContactsRead)?;
+        let page = app::binding::links(&self.state, &call, cmd).await?;
+        let user = |id: i64| pb::UserRef {
+            id,
+            name: page
+                .users
+                .get(&id)
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
+        };
+        let links = page
+            .links
+            .iter()
+            .map(|l| pb::ReadOnlyLink {
+                id: l.id,
+                contact_id: l.contact_id,
+                created_by: Some(user(l.created_by)),
+                created_at: Some(encode::timestamp(l.created_at)),
+                expires_at: Some(encode::timestamp(l.expires_at)),
+                revoked_at: l.revoked_at.map(encode::timestamp),
+                revoked_by: l.revoked_by.map(user),
+            })
+            .collect();
+        Ok(Response::new(pb::ListReadOnlyLinksResponse {
+            links,
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_read_only_links(
+        &self,
+        request: Request<pb::RevokeReadOnlyLinksRequest>,
+    ) -> Result<Response<pb::RevokeReadOnlyLinksResponse>, Status> {
+        let call = call(&request)?;
+        let cmd = decode::binding::revoke_read_only_links(request.get_ref())?;
+        let may_revoke_any = call.principal.has(Permission::ContactsWrite);
+        if cmd.which == app::binding::Revoke::All {
+            call.principal.require(Permission::ContactsWrite)?;
+        }
+        let revoked = app::binding::revoke_links(&self.state, &call, cmd, may_revoke_any).await?;
+        Ok(Response::new(pb::RevokeReadOnlyLinksResponse {
+            revoked: i32::try_from(revoked).unwrap_or(i32::MAX),
         }))
     }
 }

@@ -286,10 +286,12 @@ fn reduce(view: &mut Option<pb::ContactView>, viewer: &Viewer<'_>) -> Result<(),
         view: Some(pb::contact_view::View::Contact(c)),
     }) = view
     {
-        let (link, _) =
-            viewer
-                .keys
-                .sign_card_link(viewer.domain, c.id, crate::auth::READ_ONLY_LINK_TTL)?;
+        let (link, _) = viewer.keys.sign_card_link(
+            viewer.domain,
+            c.id,
+            crate::auth::READ_ONLY_LINK_TTL,
+            None,
+        )?;
         *view = Some(pb::ContactView {
             view: Some(pb::contact_view::View::Summary(pb::ContactSummary {
                 id: c.id,

@@ -53,9 +53,9 @@ impl<'a> Viewer<'a> {
         if self.full {
             return Ok(full(card));
         }
-        let (link, _) = self
-            .keys
-            .sign_card_link(self.domain, card.id.0, READ_ONLY_LINK_TTL)?;
+        let (link, _) =
+            self.keys
+                .sign_card_link(self.domain, card.id.0, READ_ONLY_LINK_TTL, None)?;
         Ok(pb::ContactView {
             view: Some(pb::contact_view::View::Summary(pb::ContactSummary {
                 id: card.id.0,

@@ -8,7 +8,10 @@ use super::{
     ContactFields, client_id, communication, contact_id, id_page_token, new_contact,
     optional_client_id, optional_version, page_size, positive_id, text,
 };
-use crate::app::binding::{CreateContact, CreateFrom, History, ReadOnlyLink, Select, Unbind};
+use crate::app::binding::{
+    CreateContact, CreateFrom, History, ListLinks, ReadOnlyLink, Revoke, RevokeLinks, Select,
+    Unbind,
+};
 use crate::app::contacts::{Link, Unlink};
 use crate::domain::contact::LinkRef;
 use crate::domain::text::TextRule;
@@ -189,4 +192,38 @@ pub fn create_read_only_link(req: &pb::CreateReadOnlyLinkRequest) -> Checked<Rea
 /// GetContactByLink: the link's text (its signature is checked by the application layer).
 pub fn get_contact_by_link(req: &pb::GetContactByLinkRequest) -> Checked<String> {
     text("link", &req.link, TextRule::line(MAX_LINK_LEN).required())
+}
+
+/// ListReadOnlyLinks: the contact and the page.
+pub fn list_read_only_links(req: &pb::ListReadOnlyLinksRequest) -> Checked<ListLinks> {
+    let (contact, limit, before) = (
+        contact_id("contact_id", req.contact_id),
+        page_size("page_size", req.page_size),
+        id_page_token(&req.page_token),
+    )
+        .all_valid()?;
+    Ok(ListLinks {
+        contact,
+        before,
+        limit,
+    })
+}
+
+/// RevokeReadOnlyLinks: the contact, and one link by id or all of them.
+pub fn revoke_read_only_links(req: &pb::RevokeReadOnlyLinksRequest) -> Checked<RevokeLinks> {
+    use pb::revoke_read_only_links_request::Which;
+    let which = match req.which {
+        Some(Which::LinkId(id)) => positive_id("link_id", id).map(Revoke::One),
+        Some(Which::All(true)) => Ok(Revoke::All),
+        Some(Which::All(false)) => Err(Violations::one(
+            "all",
+            "must be true to revoke every link (or name one with link_id)",
+        )),
+        None => Err(Violations::one(
+            "which",
+            "name the link to revoke (link_id), or set all",
+        )),
+    };
+    let (contact, which) = (contact_id("contact_id", req.contact_id), which).all_valid()?;
+    Ok(RevokeLinks { contact, which })
 }

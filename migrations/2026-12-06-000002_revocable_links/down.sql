@@ -1,0 +1,2 @@
+ALTER TABLE contacts DROP COLUMN links_revoked_before;
+DROP TABLE read_only_links;
