@@ -1,4 +1,5 @@
-//! The agent session stream, with automatic reconnection and resume.
+//! The server streams the SDK keeps open, reconnecting and resuming by position: the agent
+//! session stream and the contact change feed.
 //!
 //! A service module: imports `auth`, `client`, `error` and `retry`, no other service module.
 
@@ -106,128 +107,281 @@ impl Client {
         &self,
         options: WatchOptions,
     ) -> impl Stream<Item = Result<pb::AgentEvent, SdkError>> + Send + 'static {
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let mut client = self.clone();
-        tokio::spawn(async move {
-            let mut last = options.resume_after;
-            let mut backoff = options.initial_backoff;
-            let mut fresh_connection = false;
-            loop {
-                if fresh_connection {
-                    // A connection of its own: the shared one may be the frozen one.
-                    match client.reconnected().await {
-                        Ok(c) => {
-                            client = c;
-                            fresh_connection = false;
+        let heartbeats = options.heartbeats;
+        drive(
+            self.clone(),
+            options,
+            Resume::FromScratch,
+            |client, after| Box::pin(async move { client.open_session(after).await }),
+            move |msg: pb::WatchAgentSessionResponse, last: &mut i64| {
+                let event = msg.event?;
+                match &event.event {
+                    Some(pb::agent_event::Event::Heartbeat(_)) => {
+                        if !heartbeats {
+                            return None;
                         }
-                        Err(_) => {
-                            if tx.is_closed() {
-                                return;
-                            }
-                            tokio::time::sleep(jittered(backoff)).await;
-                            backoff = (backoff * 2).min(options.max_backoff);
-                            continue;
+                    }
+                    Some(pb::agent_event::Event::Snapshot(_)) => *last = event.sequence,
+                    _ => {
+                        if event.sequence <= *last {
+                            return None;
                         }
+                        *last = event.sequence;
                     }
                 }
-                let opening = options.silence_deadline(options.heartbeat_interval);
-                let opened = tokio::select! {
-                    r = tokio::time::timeout(opening, client.open_session(last)) => r,
-                    () = tx.closed() => return,
+                Some(event)
+            },
+        )
+    }
+
+    async fn open_changes(
+        &self,
+        request: pb::WatchContactChangesRequest,
+    ) -> Result<tonic::Response<tonic::Streaming<pb::WatchContactChangesResponse>>, SdkError> {
+        let mut request = tonic::Request::new(request);
+        request.extensions_mut().insert(NoDeadline);
+        Ok(self.contacts().watch_contact_changes(request).await?)
+    }
+
+    /// The domain's contact changes (`contacts.changes`), each exactly once and in commit
+    /// order, from `options.resume_after` (0: from now), reconnecting and resuming like
+    /// [`Client::watch_session`]. Yields [`ChangeItem::Started`] once, then the changes (and
+    /// heartbeats when `options.heartbeats`: a position to keep even when the filters let
+    /// nothing through). A position older than the server keeps ends the stream with
+    /// OUT_OF_RANGE: resync with [`Client::list_contacts`], then watch after the position
+    /// it gives.
+    pub fn watch_contact_changes(
+        &self,
+        filter: ChangeFilter,
+        options: WatchOptions,
+    ) -> impl Stream<Item = Result<ChangeItem, SdkError>> + Send + 'static {
+        use pb::watch_contact_changes_response::Item;
+        let heartbeats = options.heartbeats;
+        let mut started = false;
+        drive(
+            self.clone(),
+            options,
+            Resume::Never,
+            move |client, after| {
+                let request = pb::WatchContactChangesRequest {
+                    resume_after: after,
+                    fields: (!filter.fields.is_empty()).then(|| prost_types::FieldMask {
+                        paths: filter.fields.clone(),
+                    }),
+                    labels: filter.labels.clone(),
+                    owner_id: filter.owner_id,
                 };
-                let failure: tonic::Status = match opened {
-                    Err(_) => {
-                        fresh_connection = true;
-                        tonic::Status::unavailable("no answer opening the session stream")
+                Box::pin(async move { client.open_changes(request).await })
+            },
+            move |msg: pb::WatchContactChangesResponse, last: &mut i64| match msg.item? {
+                Item::StartedAfter(position) => {
+                    *last = position;
+                    (!std::mem::replace(&mut started, true))
+                        .then_some(ChangeItem::Started(position))
+                }
+                Item::Change(change) => {
+                    if change.position <= *last {
+                        return None;
                     }
-                    Ok(Err(e)) => {
-                        let code = e.code();
-                        if is_terminal(code) {
-                            let _ = tx.send(Err(e)).await;
+                    *last = change.position;
+                    Some(ChangeItem::Change(Box::new(change)))
+                }
+                Item::Heartbeat(h) => {
+                    *last = (*last).max(h.position);
+                    heartbeats.then_some(ChangeItem::Heartbeat(h.position))
+                }
+            },
+        )
+    }
+
+    /// One page of the domain's contacts in the order of their last change
+    /// (`contacts.changes`): a change-feed consumer's full resync. Read every page (pass each
+    /// `next_page_token`), then watch after the response's `resume_after`.
+    pub async fn list_contacts(
+        &self,
+        filter: &ChangeFilter,
+        page_size: i32,
+        page_token: impl Into<String>,
+    ) -> Result<pb::ListContactsResponse, SdkError> {
+        let request = pb::ListContactsRequest {
+            page_size,
+            page_token: page_token.into(),
+            labels: filter.labels.clone(),
+            owner_id: filter.owner_id,
+        };
+        Ok(self
+            .run(crate::retry::Idempotent::Yes, || {
+                let mut stub = self.contacts();
+                let request = request.clone();
+                async move { stub.list_contacts(request).await }
+            })
+            .await?
+            .into_inner())
+    }
+}
+
+/// Which changes a change watch asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    /// Card fields to send (names of `Contact`'s fields); empty: the whole card.
+    pub fields: Vec<String>,
+    /// Only contacts carrying every one of these labels.
+    pub labels: Vec<String>,
+    /// Only contacts of this owner (0: any).
+    pub owner_id: i64,
+}
+
+/// What [`Client::watch_contact_changes`] yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeItem {
+    /// First: the feed continues after this position.
+    Started(i64),
+    /// A change.
+    Change(Box<pb::ContactChange>),
+    /// The feed stands at this position (only with `heartbeats`).
+    Heartbeat(i64),
+}
+
+/// What a resumed stream does when its position is older than the server keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// Start over from 0 (a new snapshot).
+    FromScratch,
+    /// End with the OUT_OF_RANGE error: the caller resyncs.
+    Never,
+}
+
+type Opening<M> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<tonic::Response<tonic::Streaming<M>>, SdkError>>
+            + Send,
+    >,
+>;
+
+/// Keeps a server stream open: opens it after the last position `accept` kept, yields what
+/// `accept` makes of each message, and on a failure reconnects (a fresh connection when the
+/// old one went silent) with jittered backoff, until an error reconnecting cannot fix.
+fn drive<M, I>(
+    client: Client,
+    options: WatchOptions,
+    out_of_range: Resume,
+    open: impl Fn(Client, i64) -> Opening<M> + Send + 'static,
+    mut accept: impl FnMut(M, &mut i64) -> Option<I> + Send + 'static,
+) -> impl Stream<Item = Result<I, SdkError>> + Send + 'static
+where
+    M: Default + Send + 'static,
+    I: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut client = client;
+    tokio::spawn(async move {
+        let mut last = options.resume_after;
+        let mut backoff = options.initial_backoff;
+        let mut fresh_connection = false;
+        loop {
+            if fresh_connection {
+                // A connection of its own: the shared one may be the frozen one.
+                match client.reconnected().await {
+                    Ok(c) => {
+                        client = c;
+                        fresh_connection = false;
+                    }
+                    Err(_) => {
+                        if tx.is_closed() {
                             return;
                         }
-                        tonic::Status::new(code, e.to_string())
-                    }
-                    Ok(Ok(response)) => {
-                        let interval = response
-                            .metadata()
-                            .get(HEARTBEAT_HEADER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<u64>().ok())
-                            .filter(|ms| *ms > 0)
-                            .map_or(options.heartbeat_interval, Duration::from_millis);
-                        let silence = options.silence_deadline(interval);
-                        let mut stream = response.into_inner();
-                        loop {
-                            // Stop as soon as the caller drops the stream, not at the next event.
-                            let message = tokio::select! {
-                                m = tokio::time::timeout(silence, stream.message()) => m,
-                                () = tx.closed() => return,
-                            };
-                            let message = match message {
-                                Ok(m) => m,
-                                Err(_) => {
-                                    fresh_connection = true;
-                                    break tonic::Status::unavailable(format!(
-                                        "nothing received for {silence:?}: the connection is presumed dead"
-                                    ));
-                                }
-                            };
-                            match message {
-                                Ok(Some(msg)) => {
-                                    let Some(event) = msg.event else { continue };
-                                    backoff = options.initial_backoff;
-                                    match &event.event {
-                                        Some(pb::agent_event::Event::Heartbeat(_)) => {
-                                            if !options.heartbeats {
-                                                continue;
-                                            }
-                                        }
-                                        Some(pb::agent_event::Event::Snapshot(_)) => {
-                                            last = event.sequence;
-                                        }
-                                        _ => {
-                                            if event.sequence <= last {
-                                                continue;
-                                            }
-                                            last = event.sequence;
-                                        }
-                                    }
-                                    if tx.send(Ok(event)).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                Ok(None) => break tonic::Status::unavailable("stream ended"),
-                                Err(status) => break status,
-                            }
-                        }
-                    }
-                };
-                match failure.code() {
-                    Code::OutOfRange => {
-                        last = 0;
+                        tokio::time::sleep(jittered(backoff)).await;
+                        backoff = (backoff * 2).min(options.max_backoff);
                         continue;
                     }
-                    // The stream's token expired: the provider gives the next call a fresh one,
-                    // and the stream resumes where it was, at once.
-                    Code::Unauthenticated
-                        if client.refreshes_tokens() && token_expired(&failure) =>
+                }
+            }
+            let opening = options.silence_deadline(options.heartbeat_interval);
+            let opened = tokio::select! {
+                r = tokio::time::timeout(opening, open(client.clone(), last)) => r,
+                () = tx.closed() => return,
+            };
+            let failure: tonic::Status = match opened {
+                Err(_) => {
+                    fresh_connection = true;
+                    tonic::Status::unavailable("no answer opening the stream")
+                }
+                Ok(Err(e)) => {
+                    let code = e.code();
+                    if is_terminal(code)
+                        || (code == Code::OutOfRange && out_of_range == Resume::Never)
                     {
-                        continue;
-                    }
-                    code if is_terminal(code) => {
-                        let _ = tx.send(Err(SdkError::from(failure))).await;
+                        let _ = tx.send(Err(e)).await;
                         return;
                     }
-                    _ => {}
+                    tonic::Status::new(code, e.to_string())
                 }
-                if tx.is_closed() {
+                Ok(Ok(response)) => {
+                    let interval = response
+                        .metadata()
+                        .get(HEARTBEAT_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .filter(|ms| *ms > 0)
+                        .map_or(options.heartbeat_interval, Duration::from_millis);
+                    let silence = options.silence_deadline(interval);
+                    let mut stream = response.into_inner();
+                    loop {
+                        // Stop as soon as the caller drops the stream, not at the next message.
+                        let message = tokio::select! {
+                            m = tokio::time::timeout(silence, stream.message()) => m,
+                            () = tx.closed() => return,
+                        };
+                        let message = match message {
+                            Ok(m) => m,
+                            Err(_) => {
+                                fresh_connection = true;
+                                break tonic::Status::unavailable(format!(
+                                    "nothing received for {silence:?}: the connection is presumed dead"
+                                ));
+                            }
+                        };
+                        match message {
+                            Ok(Some(msg)) => {
+                                backoff = options.initial_backoff;
+                                if let Some(item) = accept(msg, &mut last)
+                                    && tx.send(Ok(item)).await.is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            Ok(None) => break tonic::Status::unavailable("stream ended"),
+                            Err(status) => break status,
+                        }
+                    }
+                }
+            };
+            match failure.code() {
+                Code::OutOfRange if out_of_range == Resume::FromScratch => {
+                    last = 0;
+                    continue;
+                }
+                Code::OutOfRange => {
+                    let _ = tx.send(Err(SdkError::from(failure))).await;
                     return;
                 }
-                tokio::time::sleep(jittered(backoff)).await;
-                backoff = (backoff * 2).min(options.max_backoff);
+                // The stream's token expired: the provider gives the next call a fresh one,
+                // and the stream resumes where it was, at once.
+                Code::Unauthenticated if client.refreshes_tokens() && token_expired(&failure) => {
+                    continue;
+                }
+                code if is_terminal(code) => {
+                    let _ = tx.send(Err(SdkError::from(failure))).await;
+                    return;
+                }
+                _ => {}
             }
-        });
-        tokio_stream::wrappers::ReceiverStream::new(rx)
-    }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(jittered(backoff)).await;
+            backoff = (backoff * 2).min(options.max_backoff);
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }

@@ -111,6 +111,9 @@ struct ServeArgs {
     /// How long events are kept for resuming session streams (1h, 24h, 7d ...).
     #[arg(long, env = "CLIENT_INFO_EVENT_RETENTION", default_value = "24h")]
     event_retention: String,
+    /// How long contact changes are kept for resuming WatchContactChanges (1h, 7d ...).
+    #[arg(long, env = "CLIENT_INFO_CHANGE_RETENTION", default_value = "7d")]
+    change_retention: String,
     /// How long a merge of contacts can be undone with UnmergeContacts (1h, 7d, 30d ...).
     #[arg(long, env = "CLIENT_INFO_MERGE_RETENTION", default_value = "30d")]
     merge_retention: String,
@@ -505,6 +508,8 @@ async fn serve(cli: Cli) -> Result<(), String> {
         auth::parse_ttl(&cli.serve.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
     config.event_retention = auth::parse_ttl(&cli.serve.event_retention)
         .map_err(|e| format!("--event-retention: {e}"))?;
+    config.change_retention = auth::parse_ttl(&cli.serve.change_retention)
+        .map_err(|e| format!("--change-retention: {e}"))?;
     config.stream_buffer = cli.serve.stream_buffer.max(1);
     config.merge_retention = auth::parse_ttl(&cli.serve.merge_retention)
         .map_err(|e| format!("--merge-retention: {e}"))?;

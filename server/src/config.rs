@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Default time events are kept for resuming session streams.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Default time contact changes are kept for resuming the change feed.
+pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default time a merge can be undone (UnmergeContacts) after it was made.
 pub const DEFAULT_MERGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default number of events buffered per session stream before it is cut as too slow.
@@ -54,6 +56,8 @@ pub struct ServerConfig {
     pub heartbeat: Duration,
     /// How long events are kept for resuming.
     pub event_retention: Duration,
+    /// How long contact changes are kept for resuming the change feed.
+    pub change_retention: Duration,
     /// Events buffered per session stream.
     pub stream_buffer: usize,
     /// How long a merge can be undone.
@@ -85,6 +89,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("heartbeat", &self.heartbeat)
             .field("event_retention", &self.event_retention)
+            .field("change_retention", &self.change_retention)
             .field("stream_buffer", &self.stream_buffer)
             .field("merge_retention", &self.merge_retention)
             .field("tls", &self.tls)
@@ -120,6 +125,7 @@ impl ServerConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             heartbeat: DEFAULT_HEARTBEAT,
             event_retention: DEFAULT_EVENT_RETENTION,
+            change_retention: DEFAULT_CHANGE_RETENTION,
             stream_buffer: DEFAULT_STREAM_BUFFER,
             merge_retention: DEFAULT_MERGE_RETENTION,
             tls: None,

@@ -86,7 +86,11 @@ const USERS: [(&str, &str, &[Permission]); 5] = [
     (
         "CRM",
         "CRM sync",
-        &[Permission::ContactsRead, Permission::ContactsWrite],
+        &[
+            Permission::ContactsRead,
+            Permission::ContactsWrite,
+            Permission::ContactsChanges,
+        ],
     ),
 ];
 

@@ -36,9 +36,11 @@ use crate::error::Error;
 use crate::sessions::{self, SessionCache};
 
 /// How often every watched domain is re-read even without a notification.
-const SAFETY_POLL: Duration = Duration::from_secs(2);
+pub const SAFETY_POLL: Duration = Duration::from_secs(2);
 /// Events read per outbox query.
 const FETCH_BATCH: i64 = 500;
+/// Domain activity notes buffered per change feed (one that falls behind reads anyway).
+const ACTIVITY_BUFFER: usize = 256;
 /// First wait before looking again at a domain whose events wait for an older transaction.
 const HELD_RETRY_MIN: Duration = Duration::from_millis(1);
 /// Longest such wait (the safety poll covers the rest).
@@ -76,6 +78,9 @@ struct Inner {
     sessions: SessionCache,
     /// Asks for the subscribers' users to be checked (a user or domain changed).
     recheck: mpsc::UnboundedSender<()>,
+    /// Tells the change feeds a domain may have new changes (`None`: any domain, after the
+    /// listener reconnected).
+    activity: tokio::sync::broadcast::Sender<Option<DomainId>>,
 }
 
 /// The hub; cheap to clone.
@@ -134,6 +139,7 @@ impl crate::db::tx::Announce for EventHub {
     /// other servers.
     fn announce(&self, domain: DomainId) {
         let _ = self.inner.wake.send(domain);
+        let _ = self.inner.activity.send(Some(domain));
         let _ = self.inner.announce.send(domain);
     }
 }
@@ -166,7 +172,7 @@ impl EventHub {
         pool: DbPool,
         reader: DbPool,
         buffer: usize,
-        retention: Duration,
+        retention: Retention,
         shutdown: tokio::sync::watch::Receiver<bool>,
         metrics: crate::metrics::Metrics,
         sessions: SessionCache,
@@ -189,6 +195,7 @@ impl EventHub {
                 metrics,
                 sessions,
                 recheck,
+                activity: tokio::sync::broadcast::channel(ACTIVITY_BUFFER).0,
             }),
         };
         tokio::spawn(hub.clone().listen(database_url.clone(), shutdown.clone()));
@@ -200,6 +207,14 @@ impl EventHub {
         tokio::spawn(hub.clone().recheck_loop(rechecks, shutdown.clone()));
         tokio::spawn(hub.clone().prune_loop(retention, shutdown));
         hub
+    }
+
+    /// Hears which domains may have new contact changes: every write of this server and
+    /// every announcement of another's (`None`: any domain, after the listener reconnected,
+    /// or when the receiver fell behind). The change feeds read on it, and every
+    /// [`SAFETY_POLL`] in case a notification was lost.
+    pub fn activity(&self) -> tokio::sync::broadcast::Receiver<Option<DomainId>> {
+        self.inner.activity.subscribe()
     }
 
     /// Number of live subscriptions (for tests and metrics).
@@ -311,6 +326,7 @@ impl EventHub {
                         for d in self.watched_domains() {
                             let _ = self.inner.wake.send(d);
                         }
+                        let _ = self.inner.activity.send(None);
                         let mut notes = std::pin::pin!(conn.notifications_stream());
                         loop {
                             tokio::select! {
@@ -325,6 +341,7 @@ impl EventHub {
                                             Some((_, origin)) if origin == self.inner.origin => {}
                                             Some((d, _)) => {
                                                 let _ = self.inner.wake.send(d);
+                                                let _ = self.inner.activity.send(Some(d));
                                             }
                                             None => {}
                                         }
@@ -556,29 +573,44 @@ impl EventHub {
 
     async fn prune_loop(
         self,
-        retention: Duration,
+        retention: Retention,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let every = (retention.events.min(retention.changes) / 10)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
+        let ago = |d: Duration| {
+            chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(1))
+        };
         loop {
             tokio::select! {
                 _ = tick.tick() => {},
                 _ = shutdown.changed() => return,
             }
-            let cutoff = chrono::Utc::now()
-                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
             let result = async {
                 let mut conn = db::conn(&self.inner.pool).await?;
-                outbox::prune(&mut conn, cutoff).await
+                let events = outbox::prune(&mut conn, ago(retention.events)).await?;
+                let changes = db::changes::prune(&mut conn, ago(retention.changes)).await?;
+                Ok::<_, crate::error::Error>((events, changes))
             }
             .await;
             match result {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(pruned = n, "pruned old events"),
+                Ok((0, 0)) => {}
+                Ok((events, changes)) => {
+                    tracing::info!(events, changes, "pruned old events and contact changes");
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot prune events"),
             }
         }
     }
+}
+
+/// How long the hub keeps what it prunes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Session events (`--event-retention`).
+    pub events: Duration,
+    /// Contact changes (`--change-retention`).
+    pub changes: Duration,
 }

@@ -20,6 +20,8 @@
 //! | `client_info_events_delivered_total` | counter | |
 //! | `client_info_stream_cuts_total` | counter | `reason` (`slow_consumer`, `shutdown`, `hub_stopped`, `token_expired`) |
 //! | `client_info_event_lag_seconds` | histogram | (commit to send) |
+//! | `client_info_changes_delivered_total` | counter | |
+//! | `client_info_change_lag_seconds` | histogram | (write to send, per change) |
 //! | `client_info_db_pool_connections` | gauge | `state` (`idle`, `in_use`) |
 //! | `client_info_db_pool_max_connections` | gauge | |
 //! | `client_info_db_pool_waiting` | gauge | |
@@ -151,6 +153,8 @@ pub struct Metrics {
     listen_reconnects: Counter,
     jwks_reads: Family<OutcomeLabels, Counter>,
     jwks_keys: Gauge,
+    changes_delivered: Counter,
+    change_lag: Histogram,
     db_reads: Family<PoolLabels, Counter>,
     replica_fallbacks: Family<ReasonLabels, Counter>,
     replica_lag: Family<ReplicaLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -170,6 +174,8 @@ impl Default for Metrics {
             listen_reconnects: Counter::default(),
             jwks_reads: Family::default(),
             jwks_keys: Gauge::default(),
+            changes_delivered: Counter::default(),
+            change_lag: latency_histogram(),
             db_reads: Family::default(),
             replica_fallbacks: Family::default(),
             replica_lag: Family::default(),
@@ -204,6 +210,12 @@ impl Metrics {
     pub fn event_delivered(&self, lag: Duration) {
         self.events_delivered.inc();
         self.event_lag.observe(lag.as_secs_f64());
+    }
+
+    /// A change feed sent a change committed `lag` ago.
+    pub fn change_delivered(&self, lag: Duration) {
+        self.changes_delivered.inc();
+        self.change_lag.observe(lag.as_secs_f64());
     }
 
     /// The server ended a session stream.
@@ -309,6 +321,16 @@ impl Metrics {
             "client_info_event_lag_seconds",
             "Time from an event's commit to its sending on a session stream",
             self.event_lag.clone(),
+        );
+        r.register(
+            "client_info_changes_delivered",
+            "Contact changes sent on WatchContactChanges feeds",
+            self.changes_delivered.clone(),
+        );
+        r.register(
+            "client_info_change_lag_seconds",
+            "Time from a contact change's write to its sending on a change feed",
+            self.change_lag.clone(),
         );
         r.register(
             "client_info_listen_reconnects",

@@ -139,7 +139,10 @@ pub async fn start(
         pool.clone(),
         reader,
         config.stream_buffer,
-        config.event_retention,
+        crate::hub::Retention {
+            events: config.event_retention,
+            changes: config.change_retention,
+        },
         shutdown.clone(),
         metrics.clone(),
         sessions.clone(),

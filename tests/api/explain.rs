@@ -563,11 +563,11 @@ async fn the_flush_finds_concerned_agents_through_contact_indexes_with_stale_sta
     ))
     .await
     .expect("seed interactions");
-    let types =
-        "bigint, bigint[], text[], bigint[], text[], jsonb[], jsonb[], text[], text[], bytea[]";
+    let types = "bigint, bigint[], text[], bigint[], text[], jsonb[], jsonb[], text[], text[], \
+                 bytea[], bigint[], bytea[]";
     let args = format!(
         "{}, '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', ARRAY['{{}}'], ARRAY['{{4242,4243}}'], \
-         ARRAY['\\x00'::bytea]",
+         ARRAY['\\x00'::bytea], '{{}}', '{{}}'",
         d.0
     );
     for generic in [false, true] {

@@ -235,6 +235,14 @@ fn bases() -> BTreeMap<&'static str, &'static str> {
             r#"{"contact_id": $C}"#,
         ),
         (
+            "/clientinfo.v1.ContactsService/WatchContactChanges",
+            r#"{"resume_after": 0, "fields": "displayName", "labels": ["VIP"]}"#,
+        ),
+        (
+            "/clientinfo.v1.ContactsService/ListContacts",
+            r#"{"page_size": 2, "labels": ["VIP"]}"#,
+        ),
+        (
             "/clientinfo.v1.ContactBindingService/CreateReadOnlyLink",
             r#"{"contact_id": $C, "interaction_id": "call-base"}"#,
         ),

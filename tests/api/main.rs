@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod binding;
 mod browser;
+mod changes;
 mod contacts;
 mod duplicates;
 mod errors;

@@ -10,6 +10,7 @@ use super::{AppState, Call, Scope, loaders};
 use crate::auth::{CardLinkError, READ_ONLY_LINK_TTL};
 use crate::db::audit::{AuditAction, AuditRecord};
 use crate::db::card_links::{self, LinkRow};
+use crate::db::changes::ChangeOut;
 use crate::db::contacts::{self, CreateRequestKey};
 use crate::db::interactions::{self, Binding};
 use crate::db::{binding, tx, users};
@@ -17,7 +18,9 @@ use crate::domain::contact::{CommunicationDraft, ContactCard, ContactDraft, NewC
 use crate::domain::ids::ContactId;
 use crate::domain::permission::Permission;
 use crate::domain::phone::parse_phone;
+use crate::domain::session::Session;
 use crate::error::{Error, Fault, Reason, Violations};
+use crate::wire::changes::{Change, Kind};
 use crate::wire::events;
 
 /// Where a new contact comes from.
@@ -153,6 +156,20 @@ pub async fn create(
                 .await?;
                 if let (true, Some(i)) = (r.created, &r.interaction) {
                     tx.emit_all(events::created(i, &r.card, session.caller.user_id));
+                    tx.change(Change::of(&session, Kind::Created, &r.card).out());
+                    tx.change(
+                        Change::of(&session, Kind::InteractionBound, &r.card)
+                            .interaction(&i.external_id)
+                            .out(),
+                    );
+                    if let Some(previous) = r.previous.filter(|p| *p != r.card.id) {
+                        let was = contacts::load_card(tx, session.domain.id, previous).await?;
+                        tx.change(
+                            Change::of(&session, Kind::InteractionUnbound, &was)
+                                .interaction(&i.external_id)
+                                .out(),
+                        );
+                    }
                     if let Some(m) = &r.relink {
                         tx.emit_all(events::moved(
                             Some(i),
@@ -161,6 +178,7 @@ pub async fn create(
                             m.from_card.as_ref(),
                             r.card.id,
                         ));
+                        tx.change_all(relinked(&session, &r.card, m.from_card.as_ref()));
                     }
                 }
                 Ok((r.card, r.created))
@@ -170,11 +188,38 @@ pub async fn create(
                     request_id,
                     fingerprint,
                 });
-                contacts::create_in(tx, &session, &draft, key, None).await
+                let (card, created) = contacts::create_in(tx, &session, &draft, key, None).await?;
+                if created {
+                    tx.change(Change::of(&session, Kind::Created, &card).out());
+                }
+                Ok((card, created))
             }
         },
     )
     .await
+}
+
+/// The two changes of a messaging identity that moved to `to` from the contact whose card
+/// after the move is `from` (none for it when that contact is gone).
+pub(super) fn relinked(
+    session: &Session,
+    to: &ContactCard,
+    from: Option<&ContactCard>,
+) -> Vec<ChangeOut> {
+    let mut out = Vec::with_capacity(2);
+    if let Some(from) = from {
+        out.push(
+            Change::of(session, Kind::ChannelRelinked, from)
+                .relinked_to(to.id)
+                .out(),
+        );
+        out.push(
+            Change::of(session, Kind::ChannelRelinked, to)
+                .relinked_from(from.id)
+                .out(),
+        );
+    }
+    out
 }
 
 /// The phones among `phones` (`(field, number as entered)`) that are not numbers in the
@@ -205,7 +250,7 @@ pub async fn select(
 ) -> Result<pb::ClientInfoPanel, Error> {
     let (mut conn, session) = state.session(call).await?;
     let interaction = tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
-        let (i, relink) = binding::select(
+        let selected = binding::select(
             tx,
             &session,
             &cmd.interaction,
@@ -213,18 +258,40 @@ pub async fn select(
             cmd.relink_channel,
         )
         .await?;
-        // The selected card, and the card of the contact a relinked identity left, at once.
+        let i = selected.interaction;
+        let previous = selected.previous.filter(|p| *p != cmd.contact);
+        // The selected card, the card of the contact a relinked identity left, and the one the
+        // interaction was bound to before, at once.
         let mut shown = vec![cmd.contact.0];
-        shown.extend(relink.as_ref().map(|(from, _)| from.0));
+        shown.extend(selected.relink.as_ref().map(|(from, _)| from.0));
+        shown.extend(previous.map(|p| p.0));
         let cards = contacts::load_cards(tx, session.domain.id, &shown).await?;
         let card = cards
             .iter()
             .find(|c| c.id == cmd.contact)
             .ok_or_else(|| Error::contact_not_found(cmd.contact))?;
         tx.emit(events::bound(&i, card, Some(session.caller.user_id)));
-        if let Some((from, link)) = &relink {
+        if selected.previous != Some(cmd.contact) {
+            tx.change(
+                Change::of(&session, Kind::InteractionBound, card)
+                    .interaction(&i.external_id)
+                    .out(),
+            );
+        }
+        if let Some(was) = previous.and_then(|p| cards.iter().find(|c| c.id == p)) {
+            tx.change(
+                Change::of(&session, Kind::InteractionUnbound, was)
+                    .interaction(&i.external_id)
+                    .out(),
+            );
+        }
+        if selected.linked {
+            tx.change(Change::of(&session, Kind::CommunicationLinked, card).out());
+        }
+        if let Some((from, link)) = &selected.relink {
             let from_card = cards.iter().find(|c| c.id == *from);
             tx.emit_all(events::moved(Some(&i), link, *from, from_card, card.id));
+            tx.change_all(relinked(&session, card, from_card));
         }
         Ok(i)
     })
@@ -244,6 +311,16 @@ pub async fn unbind(
         let (i, was) = binding::unbind(tx, &session, &cmd.interaction).await?;
         if let Some(contact) = was {
             tx.emit(events::unbound(&i, contact, session.caller.user_id));
+            if let Some(card) = contacts::load_cards(tx, session.domain.id, &[contact.0])
+                .await?
+                .first()
+            {
+                tx.change(
+                    Change::of(&session, Kind::InteractionUnbound, card)
+                        .interaction(&i.external_id)
+                        .out(),
+                );
+            }
         }
         Ok(i)
     })

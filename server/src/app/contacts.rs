@@ -14,6 +14,7 @@ use crate::domain::contact::{
 use crate::domain::ids::ContactId;
 use crate::domain::session::Session;
 use crate::error::{Checked, Error};
+use crate::wire::changes::{Change, Kind};
 use crate::wire::events;
 
 /// Records inserted per unit of work by ImportContacts.
@@ -94,6 +95,7 @@ pub async fn update(state: &AppState, call: &Call, cmd: Update) -> Result<Contac
         let card =
             contacts::update(tx, &session, cmd.contact, cmd.expected_version, &cmd.patch).await?;
         tx.emit(events::updated(&card));
+        tx.change(Change::of(&session, Kind::Updated, &card).out());
         Ok(card)
     })
     .await
@@ -105,8 +107,12 @@ pub async fn delete(state: &AppState, call: &Call, cmd: Delete) -> Result<(), Er
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         // Looked up before the delete unbinds the contact's interactions.
         let agents = outbox::concerned_agents(tx, session.domain.id, &[cmd.contact]).await?;
+        let was = contacts::load_cards(tx, session.domain.id, &[cmd.contact.0]).await?;
         contacts::delete(tx, &session, cmd.contact, cmd.expected_version).await?;
         tx.emit(events::deleted(agents, cmd.contact));
+        if let Some(was) = was.first() {
+            tx.change(Change::of(&session, Kind::Deleted, was).out());
+        }
         Ok(())
     })
     .await
@@ -130,11 +136,18 @@ pub async fn link(state: &AppState, call: &Call, cmd: Link) -> Result<ContactCar
             cmd.relink,
         )
         .await?;
-        if outcome != LinkOutcome::AlreadyLinked {
-            tx.emit(events::updated(&card));
-            if let LinkOutcome::Relinked { from, link } = outcome {
+        match outcome {
+            LinkOutcome::AlreadyLinked => {}
+            LinkOutcome::Linked => {
+                tx.emit(events::updated(&card));
+                tx.change(Change::of(&session, Kind::CommunicationLinked, &card).out());
+            }
+            LinkOutcome::Relinked { from, link } => {
+                tx.emit(events::updated(&card));
                 let moved = loaders::moved(tx, &session, None, from, &link, card.id).await?;
                 tx.emit_all(moved);
+                let from_card = contacts::load_cards(tx, session.domain.id, &[from.0]).await?;
+                tx.change_all(super::binding::relinked(&session, &card, from_card.first()));
             }
         }
         Ok(card)
@@ -155,6 +168,7 @@ pub async fn unlink(state: &AppState, call: &Call, cmd: Unlink) -> Result<Contac
         )
         .await?;
         tx.emit(events::updated(&card));
+        tx.change(Change::of(&session, Kind::CommunicationUnlinked, &card).out());
         Ok(card)
     })
     .await
@@ -286,11 +300,21 @@ impl Import {
     /// Writes the batch as one unit of work.
     async fn flush(&mut self, state: &AppState) -> Result<(), Error> {
         let (session, batch) = (&self.session, &self.batch);
-        let (n, rejected) = tx::write(&mut self.conn, &state.hub, session.domain.id, async |tx| {
-            import::insert_batch(tx, session, batch).await
-        })
-        .await?;
-        self.summary.imported += i64::try_from(n).unwrap_or(0);
+        let (ids, rejected) =
+            tx::write(&mut self.conn, &state.hub, session.domain.id, async |tx| {
+                let (ids, rejected) = import::insert_batch(tx, session, batch).await?;
+                // The change feed gets each new card, read back in one statement.
+                let raw: Vec<i64> = ids.iter().map(|c| c.0).collect();
+                let cards = contacts::load_cards(tx, session.domain.id, &raw).await?;
+                tx.change_all(
+                    cards
+                        .iter()
+                        .map(|card| Change::of(session, Kind::Created, card).out()),
+                );
+                Ok((ids, rejected))
+            })
+            .await?;
+        self.summary.imported += i64::try_from(ids.len()).unwrap_or(0);
         for r in rejected {
             self.reject(r);
         }

@@ -9,6 +9,7 @@ use crate::domain::contact::UserRef;
 use crate::domain::ids::{ContactId, UserId};
 use crate::domain::interaction::{Destination, Interaction, InteractionState, Offer};
 use crate::error::Error;
+use crate::wire::changes::{Change, Kind};
 use crate::wire::events::{self, EVENT_CANDIDATES};
 
 /// AcceptInteraction: `agent` answered `interaction`.
@@ -94,12 +95,22 @@ pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferR
         };
         let events = events::first_offer(&session, &state.keys, &interaction, &cards, &agent)?;
         let payloads = events.into_iter().map(|o| o.payload).collect();
+        let change = interaction
+            .bound_contact
+            .and_then(|c| cards.get(&c.0))
+            .map(|card| {
+                Change::of(&session, Kind::InteractionBound, card)
+                    .interaction(&interaction.external_id)
+                    .out()
+                    .payload
+            });
         match interactions::insert_first_offer(
             &mut conn,
             &state.hub,
             &session,
             &interaction,
             payloads,
+            change,
         )
         .await
         {
@@ -131,6 +142,11 @@ pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferR
             if let (true, Some(contact)) = (r.created, i.bound_contact) {
                 let card = contacts::load_card(tx, session.domain.id, contact).await?;
                 tx.emit(events::bound(i, &card, None));
+                tx.change(
+                    Change::of(session, Kind::InteractionBound, &card)
+                        .interaction(&i.external_id)
+                        .out(),
+                );
             }
         }
         Ok(r)

@@ -4,11 +4,12 @@ use super::{AppState, Call, loaders};
 use crate::auth::fingerprint;
 use crate::db::duplicates::{self, Filters, Group, PagePosition};
 use crate::db::merge::{self, Merged, Unmerged};
-use crate::db::tx;
+use crate::db::{contacts, tx};
 use crate::domain::contact::ContactCard;
 use crate::domain::ids::UserId;
 use crate::domain::merge::{FieldSources, Member};
 use crate::error::Error;
+use crate::wire::changes::{Change, Kind};
 use crate::wire::events;
 
 /// MergeContacts.
@@ -62,8 +63,21 @@ pub struct FoundGroup {
 pub async fn merge(state: &AppState, call: &Call, cmd: Merge) -> Result<Merged, Error> {
     let (mut conn, session) = state.session(call).await?;
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
+        // The merged contacts' cards as they were, for the change feed.
+        let ids: Vec<i64> = cmd.merged.iter().map(|m| m.contact.0).collect();
+        let before = contacts::load_cards(tx, session.domain.id, &ids).await?;
         let merged = merge::merge(tx, &session, &cmd.survivor, &cmd.merged, &cmd.sources).await?;
         tx.emit_all(events::merged(&merged));
+        tx.change(
+            Change::of(&session, Kind::Merged, &merged.survivor)
+                .merged(merged.merged.iter().copied())
+                .out(),
+        );
+        tx.change_all(before.iter().map(|card| {
+            Change::of(&session, Kind::Deleted, card)
+                .merged_into(merged.survivor.id)
+                .out()
+        }));
         Ok(merged)
     })
     .await
@@ -77,6 +91,11 @@ pub async fn unmerge(state: &AppState, call: &Call, cmd: Unmerge) -> Result<Unme
     tx::write(&mut conn, &state.hub, session.domain.id, async |tx| {
         let undone = merge::unmerge(tx, &session, cmd.merge_id, cmd.force, retention).await?;
         tx.emit_all(events::unmerged(&undone));
+        tx.change_all(
+            std::iter::once(&undone.survivor)
+                .chain(&undone.restored)
+                .map(|card| Change::of(&session, Kind::Unmerged, card).out()),
+        );
         Ok(undone)
     })
     .await

@@ -21,6 +21,7 @@
 //! event shows; the other files are the use cases, by area.
 
 pub mod binding;
+pub mod changes;
 pub mod client_info;
 pub mod contacts;
 pub mod interactions;

@@ -65,6 +65,8 @@ pub struct CreatedFrom {
     pub interaction: Option<Interaction>,
     /// The chat identity that moved to the new contact.
     pub relink: Option<Moved>,
+    /// The contact the interaction was bound to before (`None`: unbound, or a retry).
+    pub previous: Option<ContactId>,
 }
 
 /// Creates a contact from a live interaction: a chat's identity moves to it (relinked from any
@@ -97,6 +99,7 @@ pub async fn create_from_interaction(
                 created: false,
                 interaction: None,
                 relink: None,
+                previous: None,
             });
         }
         let interaction = live?;
@@ -133,6 +136,7 @@ pub async fn create_from_interaction(
                     created: false,
                     interaction: None,
                     relink: None,
+                    previous: None,
                 });
             }
             Created::New(id) => id,
@@ -181,9 +185,11 @@ pub async fn create_from_interaction(
             link,
             from_card,
         });
+        let previous = interaction.bound_contact;
         Ok(CreatedFrom {
             card,
             created: true,
+            previous,
             interaction: Some(Interaction {
                 bound_contact: Some(id),
                 ..interaction
@@ -191,6 +197,19 @@ pub async fn create_from_interaction(
             relink,
         })
     }
+}
+
+/// What a selection did.
+#[derive(Debug)]
+pub struct Selected {
+    /// The interaction after it.
+    pub interaction: Interaction,
+    /// The chat identity that moved to the contact.
+    pub relink: Relink,
+    /// The chat identity was linked to the contact (from no other contact).
+    pub linked: bool,
+    /// The contact the interaction was bound to before (`None`: unbound).
+    pub previous: Option<ContactId>,
 }
 
 /// Binds the caller's live interaction to `contact` (rebinding from another contact keeps both
@@ -201,7 +220,7 @@ pub async fn select(
     external_id: &str,
     contact: ContactId,
     relink_channel: bool,
-) -> Result<(Interaction, Relink), Error> {
+) -> Result<Selected, Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
     {
@@ -216,6 +235,7 @@ pub async fn select(
         // written (one that is under way is waited for, then named: CONTACT_MERGED).
         contacts::lock_shared(conn, domain, contact).await?;
         let mut relink = None;
+        let mut linked = false;
         if let (Destination::Chat(identity), true) = (&interaction.destination, relink_channel) {
             super::communications::lock_identity(conn, domain, identity).await?;
             contacts::lock(conn, domain, contact, None).await?;
@@ -232,6 +252,7 @@ pub async fn select(
             if outcome != LinkOutcome::AlreadyLinked {
                 contacts::touch_version(conn, domain, contact, actor).await?;
             }
+            linked = outcome == LinkOutcome::Linked;
             relink = relink_of(outcome);
         }
         interactions::bind(
@@ -245,13 +266,16 @@ pub async fn select(
             Some(actor),
         )
         .await?;
-        Ok((
-            Interaction {
+        let previous = interaction.bound_contact;
+        Ok(Selected {
+            interaction: Interaction {
                 bound_contact: Some(contact),
                 ..interaction
             },
             relink,
-        ))
+            linked,
+            previous,
+        })
     }
 }
 

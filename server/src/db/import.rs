@@ -14,6 +14,7 @@ use super::schema::{
 };
 use crate::domain::contact::Communication;
 use crate::domain::contact::ContactDraft;
+use crate::domain::ids::ContactId;
 use crate::domain::session::Session;
 use crate::error::Error;
 
@@ -36,7 +37,7 @@ pub async fn insert_batch(
     conn: &mut AsyncPgConnection,
     session: &Session,
     batch: &[(i64, ContactDraft)],
-) -> Result<(usize, Vec<Rejected>), Error> {
+) -> Result<(Vec<ContactId>, Vec<Rejected>), Error> {
     let domain = session.domain.id;
     let actor = session.caller.user_id;
     conn.transaction(async |conn| {
@@ -149,7 +150,7 @@ pub async fn insert_batch(
             accepted.push(record);
         }
         if accepted.is_empty() {
-            return Ok((0, rejected));
+            return Ok((Vec::new(), rejected));
         }
 
         let rows: Vec<_> = accepted
@@ -308,7 +309,7 @@ pub async fn insert_batch(
                 .execute(conn)
                 .await?;
         }
-        Ok((ids.len(), rejected))
+        Ok((ids.into_iter().map(ContactId).collect(), rejected))
     })
     .await
 }

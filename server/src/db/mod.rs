@@ -15,6 +15,7 @@ pub mod audit;
 pub mod binding;
 pub mod cached;
 pub mod card_links;
+pub mod changes;
 pub mod communications;
 pub mod contacts;
 pub mod domains;

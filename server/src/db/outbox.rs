@@ -231,6 +231,8 @@ h AS (SELECT (least(pg_snapshot_xmax(s), \
       FROM pg_current_snapshot() AS s)"
     };
 }
+pub(crate) use horizon_cte;
+
 /// The horizon of the statement's snapshot, as the first sequence number that is not
 /// deliverable yet (`horizon << 16`; see the module documentation): the oldest transaction the
 /// snapshot shows running, unless `pg_stat_activity` places it in another database, else the

@@ -30,6 +30,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Xid8;
+
+    contact_changes (domain_id, sequence) {
+        domain_id -> Int8,
+        sequence -> Int8,
+        occurred_at -> Timestamptz,
+        contact_id -> Int8,
+        payload -> Bytea,
+        xid -> Xid8,
+    }
+}
+
+diesel::table! {
     contact_create_requests (domain_id, request_id) {
         domain_id -> Int8,
         request_id -> Text,
@@ -130,6 +144,7 @@ diesel::table! {
         last_active_at -> Timestamptz,
         name_search -> Nullable<Text>,
         links_revoked_before -> Nullable<Timestamptz>,
+        change_position -> Int8,
     }
 }
 
@@ -138,6 +153,7 @@ diesel::table! {
         domain_id -> Int8,
         last_sequence -> Int8,
         pruned_through -> Int8,
+        changes_pruned_through -> Int8,
     }
 }
 
@@ -253,6 +269,7 @@ diesel::table! {
 }
 
 diesel::joinable!(audit_log -> domains (domain_id));
+diesel::joinable!(contact_changes -> domains (domain_id));
 diesel::joinable!(contact_create_requests -> domains (domain_id));
 diesel::joinable!(contact_merges -> domains (domain_id));
 diesel::joinable!(contacts -> domains (domain_id));
@@ -266,6 +283,7 @@ diesel::joinable!(users -> domains (domain_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     contact_attributes,
+    contact_changes,
     contact_create_requests,
     contact_emails,
     contact_labels,

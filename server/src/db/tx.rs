@@ -23,6 +23,7 @@ use diesel::sql_types::{Array, BigInt, Binary, Jsonb, Nullable, Text};
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 
 use super::audit::AuditRecord;
+use super::changes::ChangeOut;
 use super::outbox::{MAX_EVENTS_PER_TRANSACTION, Outgoing};
 use crate::domain::ids::DomainId;
 use crate::error::Error;
@@ -43,6 +44,7 @@ pub(super) struct PendingAudit {
 struct Pending {
     audits: Vec<PendingAudit>,
     events: Vec<Outgoing>,
+    changes: Vec<ChangeOut>,
 }
 
 /// One transaction of one domain, with what it will audit and publish.
@@ -58,6 +60,7 @@ impl std::fmt::Debug for Tx<'_> {
             .field("domain", &self.domain)
             .field("audits", &self.pending.audits.len())
             .field("events", &self.pending.events.len())
+            .field("changes", &self.pending.changes.len())
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +98,16 @@ impl Tx<'_> {
             before: rec.before,
             after: rec.after,
         });
+    }
+
+    /// Records a contact change for the change feed, written at commit.
+    pub fn change(&mut self, change: ChangeOut) {
+        self.pending.changes.push(change);
+    }
+
+    /// Records contact changes for the change feed, written at commit.
+    pub fn change_all(&mut self, changes: impl IntoIterator<Item = ChangeOut>) {
+        self.pending.changes.extend(changes);
     }
 
     /// Publishes an event at commit.
@@ -157,9 +170,15 @@ where
     })
     .await
     {
-        Ok(r) => flush(conn, domain, pending.audits, &pending.events)
-            .await
-            .map(|written| (r, written)),
+        Ok(r) => flush(
+            conn,
+            domain,
+            pending.audits,
+            &pending.events,
+            &pending.changes,
+        )
+        .await
+        .map(|written| (r, written)),
         Err(e) => Err(e),
     };
     match outcome {
@@ -222,8 +241,19 @@ WITH a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, inter
            SELECT $1, (pg_current_xact_id()::text::bigint << 16) + r.ord, clock_timestamp(), \
                   r.agents, r.payload \
            FROM r WHERE cardinality(r.agents) > 0 \
-           RETURNING 1) \
-SELECT (SELECT count(*) FROM a) AS audited, (SELECT count(*) FROM e) AS written";
+           RETURNING 1), \
+     c AS (INSERT INTO contact_changes (domain_id, sequence, occurred_at, contact_id, payload) \
+           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + x.ord, clock_timestamp(), \
+                  x.contact, x.payload \
+           FROM unnest($11::bigint[], $12::bytea[]) WITH ORDINALITY AS x (contact, payload, ord) \
+           RETURNING contact_id, sequence), \
+     cp AS (UPDATE contacts t SET change_position = m.position \
+            FROM (SELECT contact_id, max(sequence) AS position FROM c GROUP BY contact_id) m \
+            WHERE t.domain_id = $1 AND t.id = m.contact_id \
+            RETURNING 1) \
+SELECT (SELECT count(*) FROM a) AS audited, \
+       (SELECT count(*) FROM e) + (SELECT count(*) FROM c) + 0 * (SELECT count(*) FROM cp) \
+       AS written";
 
 crate::db::cached::cached_statement!(
     /// [`FLUSH_SQL`], prepared once per connection.
@@ -238,6 +268,8 @@ crate::db::cached::cached_statement!(
     agents: Array<Text> => Vec<String>,
     concerned: Array<Text> => Vec<String>,
     payloads: Array<Binary> => Vec<Vec<u8>>,
+    change_contacts: Array<BigInt> => Vec<i64>,
+    change_payloads: Array<Binary> => Vec<Vec<u8>>,
 );
 
 #[derive(diesel::QueryableByName)]
@@ -254,21 +286,24 @@ fn id_list(mut ids: Vec<i64>) -> String {
     format!("{{{}}}", ids.join(","))
 }
 
-/// Writes `audits` and `events` of `domain` (see [`FLUSH_SQL`]); returns the events written.
+/// Writes `audits`, `events` and `changes` of `domain` (see [`FLUSH_SQL`]); returns the
+/// events and changes written.
 pub(super) async fn flush(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     audits: Vec<PendingAudit>,
     events: &[Outgoing],
+    changes: &[ChangeOut],
 ) -> Result<usize, Error> {
     let events: Vec<&Outgoing> = events.iter().filter(|o| !o.reaches_nobody()).collect();
-    if audits.is_empty() && events.is_empty() {
+    if audits.is_empty() && events.is_empty() && changes.is_empty() {
         return Ok(0);
     }
-    if events.len() > MAX_EVENTS_PER_TRANSACTION {
+    if events.len() > MAX_EVENTS_PER_TRANSACTION || changes.len() > MAX_EVENTS_PER_TRANSACTION {
         return Err(Error::Internal(format!(
-            "{} events in one transaction (at most {MAX_EVENTS_PER_TRANSACTION})",
-            events.len()
+            "{} events and {} changes in one transaction (at most {MAX_EVENTS_PER_TRANSACTION} each)",
+            events.len(),
+            changes.len()
         )));
     }
     let mut statement = FlushStatement {
@@ -282,6 +317,8 @@ pub(super) async fn flush(
         agents: Vec::with_capacity(events.len()),
         concerned: Vec::with_capacity(events.len()),
         payloads: Vec::with_capacity(events.len()),
+        change_contacts: changes.iter().map(|c| c.contact.0).collect(),
+        change_payloads: changes.iter().map(|c| c.payload.clone()).collect(),
     };
     for a in audits {
         statement.actors.push(a.actor);
@@ -320,7 +357,7 @@ pub async fn publish(
     domain: DomainId,
     events: &[Outgoing],
 ) -> Result<usize, Error> {
-    let written = flush(conn, domain, Vec::new(), events).await?;
+    let written = flush(conn, domain, Vec::new(), events, &[]).await?;
     if written > 0 {
         super::outbox::notify(conn, &[domain], "").await?;
     }

@@ -13,15 +13,19 @@ pub enum Permission {
     InteractionsHandle,
     /// Routing back-end: offer, accept and close interactions.
     InteractionsRoute,
+    /// A system beside the agent (CRM, warehouse): the contact change feed and the full
+    /// listing it resyncs from.
+    ContactsChanges,
 }
 
 impl Permission {
     /// Every permission, in documentation order.
-    pub const ALL: [Permission; 4] = [
+    pub const ALL: [Permission; 5] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::InteractionsHandle,
         Permission::InteractionsRoute,
+        Permission::ContactsChanges,
     ];
 
     /// The name used in tokens and documentation.
@@ -31,6 +35,7 @@ impl Permission {
             Permission::ContactsWrite => "contacts.write",
             Permission::InteractionsHandle => "interactions.handle",
             Permission::InteractionsRoute => "interactions.route",
+            Permission::ContactsChanges => "contacts.changes",
         }
     }
 
@@ -45,6 +50,7 @@ impl Permission {
             Permission::ContactsWrite => 2,
             Permission::InteractionsHandle => 4,
             Permission::InteractionsRoute => 8,
+            Permission::ContactsChanges => 16,
         }
     }
 }

@@ -161,7 +161,7 @@ impl Live {
 
 /// The instant a token expiring at `exp` (Unix seconds) has expired: the first second past
 /// it, as the token checks count (expired once `exp` is in the past).
-fn expiry(exp: i64) -> tokio::time::Instant {
+pub fn expiry(exp: i64) -> tokio::time::Instant {
     let now = chrono::Utc::now().timestamp_millis();
     let left_ms = exp
         .saturating_add(1)

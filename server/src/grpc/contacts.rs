@@ -1,10 +1,15 @@
 //! `clientinfo.v1.ContactsService`: CRM upkeep (update, delete, import, audit trail) and
 //! duplicates (find, merge, undo).
 
+use std::pin::Pin;
+
 use client_info_proto::pb;
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::client_info::{HEARTBEAT_HEADER, expiry};
 use super::{call, decode};
+use crate::app::changes::FeedItem;
 use crate::app::{self, AppState};
 use crate::domain::permission::Permission;
 use crate::wire::encode;
@@ -22,8 +27,72 @@ impl ContactsApi {
     }
 }
 
+/// The change feed's response stream.
+pub type ChangeStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchContactChangesResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl pb::contacts_service_server::ContactsService for ContactsApi {
+    type WatchContactChangesStream = ChangeStream;
+
+    #[tracing::instrument(skip_all, fields(resume_after = request.get_ref().resume_after))]
+    async fn watch_contact_changes(
+        &self,
+        request: Request<pb::WatchContactChangesRequest>,
+    ) -> Result<Response<Self::WatchContactChangesStream>, Status> {
+        let call = call(&request)?;
+        let watch = decode::contacts::watch_contact_changes(request.get_ref())?;
+        call.principal.require(Permission::ContactsChanges)?;
+        let expires = expiry(call.principal.expires_at);
+        let feed = app::changes::watch(&self.state, &call, watch, expires).await?;
+        // No task per feed: the response stream drives the feed's reads itself.
+        let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+            use pb::watch_contact_changes_response::Item;
+            let item = feed.next().await?;
+            let item = item
+                .map(|i| pb::WatchContactChangesResponse {
+                    item: Some(match i {
+                        FeedItem::Started(position) => Item::StartedAfter(position),
+                        FeedItem::Change(change) => Item::Change(*change),
+                        FeedItem::Heartbeat(position) => {
+                            Item::Heartbeat(pb::ChangeHeartbeat { position })
+                        }
+                    }),
+                })
+                .map_err(Status::from);
+            Some((item, feed))
+        });
+        let mut response = Response::new(Box::pin(stream) as ChangeStream);
+        let interval = u64::try_from(self.state.heartbeat.as_millis()).unwrap_or(u64::MAX);
+        response
+            .metadata_mut()
+            .insert(HEARTBEAT_HEADER, interval.into());
+        Ok(response)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_contacts(
+        &self,
+        request: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsResponse>, Status> {
+        let call = call(&request)?;
+        let list = decode::contacts::list_contacts(request.get_ref())?;
+        call.principal.require(Permission::ContactsChanges)?;
+        let page = app::changes::list(&self.state, &call, list).await?;
+        Ok(Response::new(pb::ListContactsResponse {
+            contacts: page
+                .contacts
+                .iter()
+                .map(|(card, change_position)| pb::ContactListed {
+                    contact: Some(encode::contact(card, false)),
+                    change_position: *change_position,
+                })
+                .collect(),
+            next_page_token: page.next_page_token,
+            resume_after: page.resume_after,
+        }))
+    }
+
     #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]
     async fn update_contact(
         &self,

@@ -6,6 +6,7 @@
 //! merge outcomes), [`crate::auth`] (read-only links are signed), `domain` and `error`; nothing
 //! here imports `app`, `grpc` or a server-wide module above it.
 
+pub mod changes;
 pub mod encode;
 pub mod events;
 pub mod panel;

@@ -240,8 +240,15 @@ WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, 
            SELECT $1, ins.id, ins.bound_contact_id, NULL FROM ins \
            WHERE ins.bound_contact_id IS NOT NULL \
            RETURNING 1), \
-     t AS (UPDATE contacts SET last_active_at = now() \
+     t AS (UPDATE contacts SET last_active_at = now(), \
+                  change_position = CASE WHEN $25::bytea IS NULL THEN change_position \
+                                         ELSE (pg_current_xact_id()::text::bigint << 16) + 1 END \
            WHERE domain_id = $1 AND id = (SELECT bound_contact_id FROM ins) \
+           RETURNING 1), \
+     c AS (INSERT INTO contact_changes (domain_id, sequence, occurred_at, contact_id, payload) \
+           SELECT $1, (pg_current_xact_id()::text::bigint << 16) + 1, clock_timestamp(), \
+                  ins.bound_contact_id, $25 \
+           FROM ins WHERE ins.bound_contact_id IS NOT NULL AND $25::bytea IS NOT NULL \
            RETURNING 1), \
      a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, interaction_id, \
                                   before, after) \
@@ -256,7 +263,7 @@ WITH ins AS (INSERT INTO interactions (domain_id, external_id, kind, direction, 
            RETURNING 1) \
 SELECT ins.id, \
        (SELECT count(*) FROM b) + (SELECT count(*) FROM t) + (SELECT count(*) FROM a) \
-         + (SELECT count(*) FROM e) AS writes \
+         + (SELECT count(*) FROM e) + (SELECT count(*) FROM c) AS writes \
 FROM ins";
 
 crate::db::cached::cached_statement!(
@@ -286,6 +293,7 @@ crate::db::cached::cached_statement!(
     bind_audit: Jsonb => serde_json::Value,
     payloads: Array<Binary> => Vec<Vec<u8>>,
     offered_at: Timestamptz => DateTime<Utc>,
+    change: Nullable<Binary> => Option<Vec<u8>>,
 );
 
 #[derive(diesel::QueryableByName)]
@@ -295,14 +303,16 @@ struct Inserted {
 }
 
 /// Inserts a first offer, already identified (and bound when autolinked), with its events
-/// (payloads for the agent, in order), in one statement ([`INSERT_OFFER_SQL`]). Returns the
-/// interaction's id, or `None` when the routing id is taken (nothing was written).
+/// (payloads for the agent, in order) and, when bound, the bound contact's change for the
+/// change feed, in one statement ([`INSERT_OFFER_SQL`]). Returns the interaction's id, or
+/// `None` when the routing id is taken (nothing was written).
 pub async fn insert_first_offer(
     conn: &mut AsyncPgConnection,
     announcer: &dyn Announce,
     session: &Session,
     interaction: &Interaction,
     payloads: Vec<Vec<u8>>,
+    change: Option<Vec<u8>>,
 ) -> Result<Option<i64>, Error> {
     let (caller_number, caller_hidden, chat) = match &interaction.destination {
         Destination::Call { number } => (number.clone(), number.is_none(), None),
@@ -339,6 +349,7 @@ pub async fn insert_first_offer(
             }),
         payloads,
         offered_at: interaction.offered_at,
+        change,
     };
     let inserted: Option<Inserted> = statement.get_result(conn).await.optional()?;
     if inserted.is_some() {

@@ -1,15 +1,18 @@
-//! `ContactsService` requests of CRM upkeep: update, delete, import records, the audit trail.
+//! `ContactsService` requests of CRM upkeep: update, delete, import records, the audit trail,
+//! the change feed and its listing.
 
 use client_info_proto::pb;
 
 use super::{
     ContactFields, attributes, contact_id, expected_version, id_page_token, labels, new_contact,
-    optional_version, page_size, positive_id, rule,
+    optional_version, owner, page_size, positive_id, rule,
 };
+use crate::app::changes::{List, Watch};
 use crate::app::contacts::{AuditTrail, Delete, ImportRecord, Update};
 use crate::domain::contact::{self as rules, ContactPatch};
 use crate::domain::ids::UserId;
 use crate::error::{AllValid, Checked, Violations};
+use crate::wire::changes::{CardField, CardFields, FeedView};
 
 /// The fields UpdateContact may change, as named in its update mask.
 pub const UPDATABLE_FIELDS: [&str; 6] = [
@@ -119,5 +122,71 @@ pub fn list_contact_audit(req: &pb::ListContactAuditRequest) -> Checked<AuditTra
         contact,
         before,
         limit,
+    })
+}
+
+/// WatchContactChanges: where to resume, the card fields (names of `Contact`), the filters.
+pub fn watch_contact_changes(req: &pb::WatchContactChangesRequest) -> Checked<Watch> {
+    let resume_after = if req.resume_after < 0 {
+        Err(Violations::one(
+            "resume_after",
+            "must be a position the feed sent, or 0 for from now",
+        ))
+    } else {
+        Ok(req.resume_after)
+    };
+    let fields = {
+        let mut v = Violations::new();
+        let mut fields = CardFields::default();
+        let paths = req
+            .fields
+            .as_ref()
+            .map(|m| m.paths.as_slice())
+            .unwrap_or_default();
+        for (i, path) in paths.iter().enumerate() {
+            match CardField::parse(path) {
+                Some(f) => fields.insert(f),
+                None => v.add(
+                    format!("fields.paths[{i}]"),
+                    format!(
+                        "unknown field {path:?} (a field of Contact: {})",
+                        CardField::ALL.map(CardField::name).join(", ")
+                    ),
+                ),
+            }
+        }
+        v.or(fields)
+    };
+    let (resume_after, fields, labels, owner) = (
+        resume_after,
+        fields,
+        labels("labels", &req.labels),
+        owner(req.owner_id),
+    )
+        .all_valid()?;
+    Ok(Watch {
+        resume_after,
+        view: FeedView {
+            fields,
+            labels,
+            owner,
+        },
+    })
+}
+
+/// ListContacts: the page and the filters (the page token is verified by the application
+/// layer against them).
+pub fn list_contacts(req: &pb::ListContactsRequest) -> Checked<List> {
+    let (limit, labels, owner) = (
+        page_size("page_size", req.page_size),
+        labels("labels", &req.labels),
+        owner(req.owner_id),
+    )
+        .all_valid()?;
+    Ok(List {
+        limit,
+        page_token: req.page_token.clone(),
+        labels,
+        owner,
     })
 }

@@ -86,6 +86,18 @@ pub fn expected_version(field: &str, version: i64) -> Checked<i64> {
     }
 }
 
+/// An owner filter (`owner_id`): 0 for any owner.
+pub fn owner(id: i64) -> Checked<Option<UserId>> {
+    match id {
+        0 => Ok(None),
+        id if id > 0 => Ok(Some(UserId(id))),
+        _ => Err(Violations::one(
+            "owner_id",
+            "must be a user id, or 0 for any owner",
+        )),
+    }
+}
+
 /// Labels (deduplicated, order kept).
 pub fn labels(field: &str, input: &[String]) -> Checked<Vec<String>> {
     let mut v = Violations::new();

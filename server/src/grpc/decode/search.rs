@@ -3,10 +3,10 @@
 use client_info_proto::pb;
 use prost::Message as _;
 
-use super::{contact_id, labels, optional_client_id, page_size, rule, text};
+use super::{contact_id, labels, optional_client_id, owner, page_size, rule, text};
 use crate::app::search::{ListLabels, Search};
 use crate::domain::contact::{self as rules, MAX_LABEL_LEN};
-use crate::domain::ids::{ContactId, UserId};
+use crate::domain::ids::ContactId;
 use crate::domain::search::{Condition, MAX_DESTINATION_QUERY, MAX_NAME_QUERY, MIN_NAME_QUERY};
 use crate::domain::text::TextRule;
 use crate::error::{AllValid, Checked, Violations};
@@ -99,18 +99,6 @@ fn any(combine: i32) -> Checked<bool> {
         Err(_) => Err(Violations::one(
             "combine",
             "must be SEARCH_COMBINE_ALL or SEARCH_COMBINE_ANY",
-        )),
-    }
-}
-
-/// An owner filter: 0 for any owner.
-fn owner(id: i64) -> Checked<Option<UserId>> {
-    match id {
-        0 => Ok(None),
-        id if id > 0 => Ok(Some(UserId(id))),
-        _ => Err(Violations::one(
-            "owner_id",
-            "must be a user id, or 0 for any owner",
         )),
     }
 }

@@ -47,7 +47,8 @@ export type AuditEntry = Message<"clientinfo.v1.AuditEntry"> & {
    * What was done: "contact.create", "contact.update", "contact.delete", "communication.link",
    * "communication.unlink", "channel.relink", "interaction.bind", "interaction.unbind",
    * "contact.merge" (on the survivor: before holds every contact's card), "contact.unmerge" (on
-   * the survivor and on each restored contact).
+   * the survivor and on each restored contact), "link.create" (after: the link's id and
+   * expiry), "link.revoke" (after: the link's id, or all).
    *
    * @generated from field: string action = 4;
    */

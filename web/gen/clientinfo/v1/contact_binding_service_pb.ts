@@ -4,17 +4,19 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Attribute, CommunicationInput, Contact } from "./contact_pb";
+import type { Attribute, CommunicationInput, Contact, UserRef } from "./contact_pb";
 import { file_clientinfo_v1_contact } from "./contact_pb";
 import type { ClientInfoPanel, ContactInteraction } from "./interaction_pb";
 import { file_clientinfo_v1_interaction } from "./interaction_pb";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file clientinfo/v1/contact_binding_service.proto.
  */
 export const file_clientinfo_v1_contact_binding_service: GenFile = /*@__PURE__*/
-  fileDesc("CitjbGllbnRpbmZvL3YxL2NvbnRhY3RfYmluZGluZ19zZXJ2aWNlLnByb3RvEg1jbGllbnRpbmZvLnYxIqcCChRDcmVhdGVDb250YWN0UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIRCgl0aW1lX3pvbmUYBCABKAkSEAoIb3duZXJfaWQYBSABKAMSDgoGbGFiZWxzGAYgAygJEhMKC2Rlc2NyaXB0aW9uGAcgASgJEiwKCmF0dHJpYnV0ZXMYCCADKAsyGC5jbGllbnRpbmZvLnYxLkF0dHJpYnV0ZRI5Cg5jb21tdW5pY2F0aW9ucxgJIAMoCzIhLmNsaWVudGluZm8udjEuQ29tbXVuaWNhdGlvbklucHV0EhoKEmxpbmtfY2FsbGVyX251bWJlchgKIAEoCCJRChVDcmVhdGVDb250YWN0UmVzcG9uc2USJwoHY29udGFjdBgBIAEoCzIWLmNsaWVudGluZm8udjEuQ29udGFjdBIPCgdjcmVhdGVkGAIgASgIIloKFFNlbGVjdENvbnRhY3RSZXF1ZXN0EhYKDmludGVyYWN0aW9uX2lkGAEgASgJEhIKCmNvbnRhY3RfaWQYAiABKAMSFgoOcmVsaW5rX2NoYW5uZWwYAyABKAgiRgoVU2VsZWN0Q29udGFjdFJlc3BvbnNlEi0KBXBhbmVsGAEgASgLMh4uY2xpZW50aW5mby52MS5DbGllbnRJbmZvUGFuZWwiLgoUVW5iaW5kQ29udGFjdFJlcXVlc3QSFgoOaW50ZXJhY3Rpb25faWQYASABKAkiRgoVVW5iaW5kQ29udGFjdFJlc3BvbnNlEi0KBXBhbmVsGAEgASgLMh4uY2xpZW50aW5mby52MS5DbGllbnRJbmZvUGFuZWwikgEKGExpbmtDb21tdW5pY2F0aW9uUmVxdWVzdBISCgpjb250YWN0X2lkGAEgASgDEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSOAoNY29tbXVuaWNhdGlvbhgDIAEoCzIhLmNsaWVudGluZm8udjEuQ29tbXVuaWNhdGlvbklucHV0Eg4KBnJlbGluaxgEIAEoCCJEChlMaW5rQ29tbXVuaWNhdGlvblJlc3BvbnNlEicKB2NvbnRhY3QYASABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QiowEKGlVubGlua0NvbW11bmljYXRpb25SZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxISCghwaG9uZV9pZBgDIAEoA0gAEhIKCGVtYWlsX2lkGAQgASgDSAASHgoUbWVzc2FnaW5nX2NoYW5uZWxfaWQYBSABKANIAEIPCg1jb21tdW5pY2F0aW9uIkYKG1VubGlua0NvbW11bmljYXRpb25SZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0IlsKHkxpc3RDb250YWN0SW50ZXJhY3Rpb25zUmVxdWVzdBISCgpjb250YWN0X2lkGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInMKH0xpc3RDb250YWN0SW50ZXJhY3Rpb25zUmVzcG9uc2USNwoMaW50ZXJhY3Rpb25zGAEgAygLMiEuY2xpZW50aW5mby52MS5Db250YWN0SW50ZXJhY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkcKGUNyZWF0ZVJlYWRPbmx5TGlua1JlcXVlc3QSEgoKY29udGFjdF9pZBgBIAEoAxIWCg5pbnRlcmFjdGlvbl9pZBgCIAEoCSJDChpDcmVhdGVSZWFkT25seUxpbmtSZXNwb25zZRIMCgRsaW5rGAEgASgJEhcKD2V4cGlyZXNfYXRfdW5peBgCIAEoAyInChdHZXRDb250YWN0QnlMaW5rUmVxdWVzdBIMCgRsaW5rGAEgASgJIkMKGEdldENvbnRhY3RCeUxpbmtSZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0MssGChVDb250YWN0QmluZGluZ1NlcnZpY2USWgoNQ3JlYXRlQ29udGFjdBIjLmNsaWVudGluZm8udjEuQ3JlYXRlQ29udGFjdFJlcXVlc3QaJC5jbGllbnRpbmZvLnYxLkNyZWF0ZUNvbnRhY3RSZXNwb25zZRJaCg1TZWxlY3RDb250YWN0EiMuY2xpZW50aW5mby52MS5TZWxlY3RDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuU2VsZWN0Q29udGFjdFJlc3BvbnNlEloKDVVuYmluZENvbnRhY3QSIy5jbGllbnRpbmZvLnYxLlVuYmluZENvbnRhY3RSZXF1ZXN0GiQuY2xpZW50aW5mby52MS5VbmJpbmRDb250YWN0UmVzcG9uc2USZgoRTGlua0NvbW11bmljYXRpb24SJy5jbGllbnRpbmZvLnYxLkxpbmtDb21tdW5pY2F0aW9uUmVxdWVzdBooLmNsaWVudGluZm8udjEuTGlua0NvbW11bmljYXRpb25SZXNwb25zZRJsChNVbmxpbmtDb21tdW5pY2F0aW9uEikuY2xpZW50aW5mby52MS5VbmxpbmtDb21tdW5pY2F0aW9uUmVxdWVzdBoqLmNsaWVudGluZm8udjEuVW5saW5rQ29tbXVuaWNhdGlvblJlc3BvbnNlEngKF0xpc3RDb250YWN0SW50ZXJhY3Rpb25zEi0uY2xpZW50aW5mby52MS5MaXN0Q29udGFjdEludGVyYWN0aW9uc1JlcXVlc3QaLi5jbGllbnRpbmZvLnYxLkxpc3RDb250YWN0SW50ZXJhY3Rpb25zUmVzcG9uc2USaQoSQ3JlYXRlUmVhZE9ubHlMaW5rEiguY2xpZW50aW5mby52MS5DcmVhdGVSZWFkT25seUxpbmtSZXF1ZXN0GikuY2xpZW50aW5mby52MS5DcmVhdGVSZWFkT25seUxpbmtSZXNwb25zZRJjChBHZXRDb250YWN0QnlMaW5rEiYuY2xpZW50aW5mby52MS5HZXRDb250YWN0QnlMaW5rUmVxdWVzdBonLmNsaWVudGluZm8udjEuR2V0Q29udGFjdEJ5TGlua1Jlc3BvbnNlQmsKEWNvbS5jbGllbnRpbmZvLnYxUAFaRGdpdGh1Yi5jb20vY2xpZW50LWluZm8vY2xpZW50LWluZm8vZ2VuL2dvL2NsaWVudGluZm8vdjE7Y2xpZW50aW5mb3YxqgINQ2xpZW50SW5mby5WMWIGcHJvdG8z", [file_clientinfo_v1_contact, file_clientinfo_v1_interaction]);
+  fileDesc("CitjbGllbnRpbmZvL3YxL2NvbnRhY3RfYmluZGluZ19zZXJ2aWNlLnByb3RvEg1jbGllbnRpbmZvLnYxIqcCChRDcmVhdGVDb250YWN0UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIRCgl0aW1lX3pvbmUYBCABKAkSEAoIb3duZXJfaWQYBSABKAMSDgoGbGFiZWxzGAYgAygJEhMKC2Rlc2NyaXB0aW9uGAcgASgJEiwKCmF0dHJpYnV0ZXMYCCADKAsyGC5jbGllbnRpbmZvLnYxLkF0dHJpYnV0ZRI5Cg5jb21tdW5pY2F0aW9ucxgJIAMoCzIhLmNsaWVudGluZm8udjEuQ29tbXVuaWNhdGlvbklucHV0EhoKEmxpbmtfY2FsbGVyX251bWJlchgKIAEoCCJRChVDcmVhdGVDb250YWN0UmVzcG9uc2USJwoHY29udGFjdBgBIAEoCzIWLmNsaWVudGluZm8udjEuQ29udGFjdBIPCgdjcmVhdGVkGAIgASgIIloKFFNlbGVjdENvbnRhY3RSZXF1ZXN0EhYKDmludGVyYWN0aW9uX2lkGAEgASgJEhIKCmNvbnRhY3RfaWQYAiABKAMSFgoOcmVsaW5rX2NoYW5uZWwYAyABKAgiRgoVU2VsZWN0Q29udGFjdFJlc3BvbnNlEi0KBXBhbmVsGAEgASgLMh4uY2xpZW50aW5mby52MS5DbGllbnRJbmZvUGFuZWwiLgoUVW5iaW5kQ29udGFjdFJlcXVlc3QSFgoOaW50ZXJhY3Rpb25faWQYASABKAkiRgoVVW5iaW5kQ29udGFjdFJlc3BvbnNlEi0KBXBhbmVsGAEgASgLMh4uY2xpZW50aW5mby52MS5DbGllbnRJbmZvUGFuZWwikgEKGExpbmtDb21tdW5pY2F0aW9uUmVxdWVzdBISCgpjb250YWN0X2lkGAEgASgDEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSOAoNY29tbXVuaWNhdGlvbhgDIAEoCzIhLmNsaWVudGluZm8udjEuQ29tbXVuaWNhdGlvbklucHV0Eg4KBnJlbGluaxgEIAEoCCJEChlMaW5rQ29tbXVuaWNhdGlvblJlc3BvbnNlEicKB2NvbnRhY3QYASABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QiowEKGlVubGlua0NvbW11bmljYXRpb25SZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxISCghwaG9uZV9pZBgDIAEoA0gAEhIKCGVtYWlsX2lkGAQgASgDSAASHgoUbWVzc2FnaW5nX2NoYW5uZWxfaWQYBSABKANIAEIPCg1jb21tdW5pY2F0aW9uIkYKG1VubGlua0NvbW11bmljYXRpb25SZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0IlsKHkxpc3RDb250YWN0SW50ZXJhY3Rpb25zUmVxdWVzdBISCgpjb250YWN0X2lkGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInMKH0xpc3RDb250YWN0SW50ZXJhY3Rpb25zUmVzcG9uc2USNwoMaW50ZXJhY3Rpb25zGAEgAygLMiEuY2xpZW50aW5mby52MS5Db250YWN0SW50ZXJhY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkcKGUNyZWF0ZVJlYWRPbmx5TGlua1JlcXVlc3QSEgoKY29udGFjdF9pZBgBIAEoAxIWCg5pbnRlcmFjdGlvbl9pZBgCIAEoCSJUChpDcmVhdGVSZWFkT25seUxpbmtSZXNwb25zZRIMCgRsaW5rGAEgASgJEhcKD2V4cGlyZXNfYXRfdW5peBgCIAEoAxIPCgdsaW5rX2lkGAMgASgDIpYCCgxSZWFkT25seUxpbmsSCgoCaWQYASABKAMSEgoKY29udGFjdF9pZBgCIAEoAxIqCgpjcmVhdGVkX2J5GAMgASgLMhYuY2xpZW50aW5mby52MS5Vc2VyUmVmEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKCnJldm9rZWRfYnkYByABKAsyFi5jbGllbnRpbmZvLnYxLlVzZXJSZWYiVQoYTGlzdFJlYWRPbmx5TGlua3NSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYAoZTGlzdFJlYWRPbmx5TGlua3NSZXNwb25zZRIqCgVsaW5rcxgBIAMoCzIbLmNsaWVudGluZm8udjEuUmVhZE9ubHlMaW5rEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJbChpSZXZva2VSZWFkT25seUxpbmtzUmVxdWVzdBISCgpjb250YWN0X2lkGAEgASgDEhEKB2xpbmtfaWQYAiABKANIABINCgNhbGwYAyABKAhIAEIHCgV3aGljaCIuChtSZXZva2VSZWFkT25seUxpbmtzUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoBSInChdHZXRDb250YWN0QnlMaW5rUmVxdWVzdBIMCgRsaW5rGAEgASgJIkMKGEdldENvbnRhY3RCeUxpbmtSZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0MqEIChVDb250YWN0QmluZGluZ1NlcnZpY2USWgoNQ3JlYXRlQ29udGFjdBIjLmNsaWVudGluZm8udjEuQ3JlYXRlQ29udGFjdFJlcXVlc3QaJC5jbGllbnRpbmZvLnYxLkNyZWF0ZUNvbnRhY3RSZXNwb25zZRJaCg1TZWxlY3RDb250YWN0EiMuY2xpZW50aW5mby52MS5TZWxlY3RDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuU2VsZWN0Q29udGFjdFJlc3BvbnNlEloKDVVuYmluZENvbnRhY3QSIy5jbGllbnRpbmZvLnYxLlVuYmluZENvbnRhY3RSZXF1ZXN0GiQuY2xpZW50aW5mby52MS5VbmJpbmRDb250YWN0UmVzcG9uc2USZgoRTGlua0NvbW11bmljYXRpb24SJy5jbGllbnRpbmZvLnYxLkxpbmtDb21tdW5pY2F0aW9uUmVxdWVzdBooLmNsaWVudGluZm8udjEuTGlua0NvbW11bmljYXRpb25SZXNwb25zZRJsChNVbmxpbmtDb21tdW5pY2F0aW9uEikuY2xpZW50aW5mby52MS5VbmxpbmtDb21tdW5pY2F0aW9uUmVxdWVzdBoqLmNsaWVudGluZm8udjEuVW5saW5rQ29tbXVuaWNhdGlvblJlc3BvbnNlEngKF0xpc3RDb250YWN0SW50ZXJhY3Rpb25zEi0uY2xpZW50aW5mby52MS5MaXN0Q29udGFjdEludGVyYWN0aW9uc1JlcXVlc3QaLi5jbGllbnRpbmZvLnYxLkxpc3RDb250YWN0SW50ZXJhY3Rpb25zUmVzcG9uc2USaQoSQ3JlYXRlUmVhZE9ubHlMaW5rEiguY2xpZW50aW5mby52MS5DcmVhdGVSZWFkT25seUxpbmtSZXF1ZXN0GikuY2xpZW50aW5mby52MS5DcmVhdGVSZWFkT25seUxpbmtSZXNwb25zZRJjChBHZXRDb250YWN0QnlMaW5rEiYuY2xpZW50aW5mby52MS5HZXRDb250YWN0QnlMaW5rUmVxdWVzdBonLmNsaWVudGluZm8udjEuR2V0Q29udGFjdEJ5TGlua1Jlc3BvbnNlEmYKEUxpc3RSZWFkT25seUxpbmtzEicuY2xpZW50aW5mby52MS5MaXN0UmVhZE9ubHlMaW5rc1JlcXVlc3QaKC5jbGllbnRpbmZvLnYxLkxpc3RSZWFkT25seUxpbmtzUmVzcG9uc2USbAoTUmV2b2tlUmVhZE9ubHlMaW5rcxIpLmNsaWVudGluZm8udjEuUmV2b2tlUmVhZE9ubHlMaW5rc1JlcXVlc3QaKi5jbGllbnRpbmZvLnYxLlJldm9rZVJlYWRPbmx5TGlua3NSZXNwb25zZUJrChFjb20uY2xpZW50aW5mby52MVABWkRnaXRodWIuY29tL2NsaWVudC1pbmZvL2NsaWVudC1pbmZvL2dlbi9nby9jbGllbnRpbmZvL3YxO2NsaWVudGluZm92MaoCDUNsaWVudEluZm8uVjFiBnByb3RvMw", [file_clientinfo_v1_contact, file_clientinfo_v1_interaction, file_google_protobuf_timestamp]);
 
 /**
  * Request of CreateContact.
@@ -482,6 +484,13 @@ export type CreateReadOnlyLinkResponse = Message<"clientinfo.v1.CreateReadOnlyLi
    * @generated from field: int64 expires_at_unix = 2;
    */
   expiresAtUnix: bigint;
+
+  /**
+   * The link's id, for ListReadOnlyLinks and RevokeReadOnlyLinks.
+   *
+   * @generated from field: int64 link_id = 3;
+   */
+  linkId: bigint;
 };
 
 /**
@@ -490,6 +499,198 @@ export type CreateReadOnlyLinkResponse = Message<"clientinfo.v1.CreateReadOnlyLi
  */
 export const CreateReadOnlyLinkResponseSchema: GenMessage<CreateReadOnlyLinkResponse> = /*@__PURE__*/
   messageDesc(file_clientinfo_v1_contact_binding_service, 13);
+
+/**
+ * A read-only link made with CreateReadOnlyLink (the token itself is not kept).
+ *
+ * @generated from message clientinfo.v1.ReadOnlyLink
+ */
+export type ReadOnlyLink = Message<"clientinfo.v1.ReadOnlyLink"> & {
+  /**
+   * The link's id.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The contact it opens.
+   *
+   * @generated from field: int64 contact_id = 2;
+   */
+  contactId: bigint;
+
+  /**
+   * Who made it.
+   *
+   * @generated from field: clientinfo.v1.UserRef created_by = 3;
+   */
+  createdBy?: UserRef | undefined;
+
+  /**
+   * When.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it expires (or expired).
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 5;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * When it was revoked; unset while it is not.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 6;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * Who revoked it; unset while it is not revoked (or when that user is gone).
+   *
+   * @generated from field: clientinfo.v1.UserRef revoked_by = 7;
+   */
+  revokedBy?: UserRef | undefined;
+};
+
+/**
+ * Describes the message clientinfo.v1.ReadOnlyLink.
+ * Use `create(ReadOnlyLinkSchema)` to create a new message.
+ */
+export const ReadOnlyLinkSchema: GenMessage<ReadOnlyLink> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contact_binding_service, 14);
+
+/**
+ * Request of ListReadOnlyLinks.
+ *
+ * @generated from message clientinfo.v1.ListReadOnlyLinksRequest
+ */
+export type ListReadOnlyLinksRequest = Message<"clientinfo.v1.ListReadOnlyLinksRequest"> & {
+  /**
+   * The contact.
+   *
+   * @generated from field: int64 contact_id = 1;
+   */
+  contactId: bigint;
+
+  /**
+   * Links per page, 1 to 100; 0 means 20.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The previous response's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message clientinfo.v1.ListReadOnlyLinksRequest.
+ * Use `create(ListReadOnlyLinksRequestSchema)` to create a new message.
+ */
+export const ListReadOnlyLinksRequestSchema: GenMessage<ListReadOnlyLinksRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contact_binding_service, 15);
+
+/**
+ * Response of ListReadOnlyLinks.
+ *
+ * @generated from message clientinfo.v1.ListReadOnlyLinksResponse
+ */
+export type ListReadOnlyLinksResponse = Message<"clientinfo.v1.ListReadOnlyLinksResponse"> & {
+  /**
+   * The links, newest first.
+   *
+   * @generated from field: repeated clientinfo.v1.ReadOnlyLink links = 1;
+   */
+  links: ReadOnlyLink[];
+
+  /**
+   * Token for the next page; empty when there is none.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message clientinfo.v1.ListReadOnlyLinksResponse.
+ * Use `create(ListReadOnlyLinksResponseSchema)` to create a new message.
+ */
+export const ListReadOnlyLinksResponseSchema: GenMessage<ListReadOnlyLinksResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contact_binding_service, 16);
+
+/**
+ * Request of RevokeReadOnlyLinks.
+ *
+ * @generated from message clientinfo.v1.RevokeReadOnlyLinksRequest
+ */
+export type RevokeReadOnlyLinksRequest = Message<"clientinfo.v1.RevokeReadOnlyLinksRequest"> & {
+  /**
+   * The contact whose links are revoked.
+   *
+   * @generated from field: int64 contact_id = 1;
+   */
+  contactId: bigint;
+
+  /**
+   * Which links.
+   *
+   * @generated from oneof clientinfo.v1.RevokeReadOnlyLinksRequest.which
+   */
+  which: {
+    /**
+     * One recorded link, by id.
+     *
+     * @generated from field: int64 link_id = 2;
+     */
+    value: bigint;
+    case: "linkId";
+  } | {
+    /**
+     * Every link to the contact issued until now; must be true.
+     *
+     * @generated from field: bool all = 3;
+     */
+    value: boolean;
+    case: "all";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message clientinfo.v1.RevokeReadOnlyLinksRequest.
+ * Use `create(RevokeReadOnlyLinksRequestSchema)` to create a new message.
+ */
+export const RevokeReadOnlyLinksRequestSchema: GenMessage<RevokeReadOnlyLinksRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contact_binding_service, 17);
+
+/**
+ * Response of RevokeReadOnlyLinks.
+ *
+ * @generated from message clientinfo.v1.RevokeReadOnlyLinksResponse
+ */
+export type RevokeReadOnlyLinksResponse = Message<"clientinfo.v1.RevokeReadOnlyLinksResponse"> & {
+  /**
+   * Recorded links that were valid and are revoked now (0: the link was revoked already, or,
+   * for all, none was recorded; the cut-off applies anyway).
+   *
+   * @generated from field: int32 revoked = 1;
+   */
+  revoked: number;
+};
+
+/**
+ * Describes the message clientinfo.v1.RevokeReadOnlyLinksResponse.
+ * Use `create(RevokeReadOnlyLinksResponseSchema)` to create a new message.
+ */
+export const RevokeReadOnlyLinksResponseSchema: GenMessage<RevokeReadOnlyLinksResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contact_binding_service, 18);
 
 /**
  * Request of GetContactByLink.
@@ -510,7 +711,7 @@ export type GetContactByLinkRequest = Message<"clientinfo.v1.GetContactByLinkReq
  * Use `create(GetContactByLinkRequestSchema)` to create a new message.
  */
 export const GetContactByLinkRequestSchema: GenMessage<GetContactByLinkRequest> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_contact_binding_service, 14);
+  messageDesc(file_clientinfo_v1_contact_binding_service, 19);
 
 /**
  * Response of GetContactByLink.
@@ -531,7 +732,7 @@ export type GetContactByLinkResponse = Message<"clientinfo.v1.GetContactByLinkRe
  * Use `create(GetContactByLinkResponseSchema)` to create a new message.
  */
 export const GetContactByLinkResponseSchema: GenMessage<GetContactByLinkResponse> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_contact_binding_service, 15);
+  messageDesc(file_clientinfo_v1_contact_binding_service, 20);
 
 /**
  * ContactBinding creates contacts, binds interactions to them and manages their communications.
@@ -614,7 +815,8 @@ export const ContactBindingService: GenService<{
     output: typeof CreateReadOnlyLinkResponseSchema;
   },
   /**
-   * Opens a read-only card from a link: any authenticated user of the same domain.
+   * Opens a read-only card from a link: any authenticated user of the same domain. A revoked
+   * link is PERMISSION_DENIED with reason LINK_REVOKED, at once on every server.
    *
    * @generated from rpc clientinfo.v1.ContactBindingService.GetContactByLink
    */
@@ -622,6 +824,30 @@ export const ContactBindingService: GenService<{
     methodKind: "unary";
     input: typeof GetContactByLinkRequestSchema;
     output: typeof GetContactByLinkResponseSchema;
+  },
+  /**
+   * Lists the links made for a contact with CreateReadOnlyLink, newest first, expired and
+   * revoked ones included (the short-lived links of summary views are not recorded). Needs
+   * `contacts.read`.
+   *
+   * @generated from rpc clientinfo.v1.ContactBindingService.ListReadOnlyLinks
+   */
+  listReadOnlyLinks: {
+    methodKind: "unary";
+    input: typeof ListReadOnlyLinksRequestSchema;
+    output: typeof ListReadOnlyLinksResponseSchema;
+  },
+  /**
+   * Revokes one recorded link of a contact, or every link to it issued until now (those of
+   * summary views included). One link: `contacts.write`, or the user who made it. All:
+   * `contacts.write`. Revoking a revoked link again changes nothing.
+   *
+   * @generated from rpc clientinfo.v1.ContactBindingService.RevokeReadOnlyLinks
+   */
+  revokeReadOnlyLinks: {
+    methodKind: "unary";
+    input: typeof RevokeReadOnlyLinksRequestSchema;
+    output: typeof RevokeReadOnlyLinksResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_clientinfo_v1_contact_binding_service, 0);

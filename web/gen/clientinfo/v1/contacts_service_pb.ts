@@ -6,6 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { AuditEntry } from "./audit_pb";
 import { file_clientinfo_v1_audit } from "./audit_pb";
+import type { ContactChange } from "./change_pb";
+import { file_clientinfo_v1_change } from "./change_pb";
 import type { Attribute, CommunicationInput, Contact } from "./contact_pb";
 import { file_clientinfo_v1_contact } from "./contact_pb";
 import type { ContactVersion, DuplicateGroup, MergeFieldSources, UnmergeConflict } from "./merge_pb";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clientinfo/v1/contacts_service.proto.
  */
 export const file_clientinfo_v1_contacts_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRjbGllbnRpbmZvL3YxL2NvbnRhY3RzX3NlcnZpY2UucHJvdG8SDWNsaWVudGluZm8udjEigwIKFFVwZGF0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFAoMZGlzcGxheV9uYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIQCghvd25lcl9pZBgHIAEoAxIOCgZsYWJlbHMYCCADKAkSLAoKYXR0cmlidXRlcxgJIAMoCzIYLmNsaWVudGluZm8udjEuQXR0cmlidXRlIkAKFVVwZGF0ZUNvbnRhY3RSZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0IkQKFERlbGV0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVDb250YWN0UmVzcG9uc2Ui4AEKFUltcG9ydENvbnRhY3RzUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEQoJdGltZV96b25lGAMgASgJEhAKCG93bmVyX2lkGAQgASgDEg4KBmxhYmVscxgFIAMoCRIsCgphdHRyaWJ1dGVzGAYgAygLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGUSOQoOY29tbXVuaWNhdGlvbnMYByADKAsyIS5jbGllbnRpbmZvLnYxLkNvbW11bmljYXRpb25JbnB1dCJACgtJbXBvcnRFcnJvchINCgVpbmRleBgBIAEoAxINCgVmaWVsZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJoChZJbXBvcnRDb250YWN0c1Jlc3BvbnNlEhAKCHJlY2VpdmVkGAEgASgDEhAKCGltcG9ydGVkGAIgASgDEioKBmVycm9ycxgDIAMoCzIaLmNsaWVudGluZm8udjEuSW1wb3J0RXJyb3IiVAoXTGlzdENvbnRhY3RBdWRpdFJlcXVlc3QSEgoKY29udGFjdF9pZBgBIAEoAxIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChhMaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USKgoHZW50cmllcxgBIAMoCzIZLmNsaWVudGluZm8udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYAoVRmluZER1cGxpY2F0ZXNSZXF1ZXN0Eg4KBmxhYmVscxgBIAMoCRIQCghvd25lcl9pZBgCIAEoAxIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJgChZGaW5kRHVwbGljYXRlc1Jlc3BvbnNlEi0KBmdyb3VwcxgBIAMoCzIdLmNsaWVudGluZm8udjEuRHVwbGljYXRlR3JvdXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIq8BChRNZXJnZUNvbnRhY3RzUmVxdWVzdBIvCghzdXJ2aXZvchgBIAEoCzIdLmNsaWVudGluZm8udjEuQ29udGFjdFZlcnNpb24SLQoGbWVyZ2VkGAIgAygLMh0uY2xpZW50aW5mby52MS5Db250YWN0VmVyc2lvbhI3Cg1maWVsZF9zb3VyY2VzGAMgASgLMiAuY2xpZW50aW5mby52MS5NZXJnZUZpZWxkU291cmNlcyJTChVNZXJnZUNvbnRhY3RzUmVzcG9uc2USEAoIbWVyZ2VfaWQYASABKAMSKAoIc3Vydml2b3IYAiABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QiOQoWVW5tZXJnZUNvbnRhY3RzUmVxdWVzdBIQCghtZXJnZV9pZBgBIAEoAxINCgVmb3JjZRgCIAEoCCKeAQoXVW5tZXJnZUNvbnRhY3RzUmVzcG9uc2USKAoIc3Vydml2b3IYASABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSKAoIcmVzdG9yZWQYAiADKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSLwoHc2tpcHBlZBgDIAMoCzIeLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbmZsaWN0MqwFCg9Db250YWN0c1NlcnZpY2USWgoNVXBkYXRlQ29udGFjdBIjLmNsaWVudGluZm8udjEuVXBkYXRlQ29udGFjdFJlcXVlc3QaJC5jbGllbnRpbmZvLnYxLlVwZGF0ZUNvbnRhY3RSZXNwb25zZRJaCg1EZWxldGVDb250YWN0EiMuY2xpZW50aW5mby52MS5EZWxldGVDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuRGVsZXRlQ29udGFjdFJlc3BvbnNlEl8KDkltcG9ydENvbnRhY3RzEiQuY2xpZW50aW5mby52MS5JbXBvcnRDb250YWN0c1JlcXVlc3QaJS5jbGllbnRpbmZvLnYxLkltcG9ydENvbnRhY3RzUmVzcG9uc2UoARJjChBMaXN0Q29udGFjdEF1ZGl0EiYuY2xpZW50aW5mby52MS5MaXN0Q29udGFjdEF1ZGl0UmVxdWVzdBonLmNsaWVudGluZm8udjEuTGlzdENvbnRhY3RBdWRpdFJlc3BvbnNlEl0KDkZpbmREdXBsaWNhdGVzEiQuY2xpZW50aW5mby52MS5GaW5kRHVwbGljYXRlc1JlcXVlc3QaJS5jbGllbnRpbmZvLnYxLkZpbmREdXBsaWNhdGVzUmVzcG9uc2USWgoNTWVyZ2VDb250YWN0cxIjLmNsaWVudGluZm8udjEuTWVyZ2VDb250YWN0c1JlcXVlc3QaJC5jbGllbnRpbmZvLnYxLk1lcmdlQ29udGFjdHNSZXNwb25zZRJgCg9Vbm1lcmdlQ29udGFjdHMSJS5jbGllbnRpbmZvLnYxLlVubWVyZ2VDb250YWN0c1JlcXVlc3QaJi5jbGllbnRpbmZvLnYxLlVubWVyZ2VDb250YWN0c1Jlc3BvbnNlQmsKEWNvbS5jbGllbnRpbmZvLnYxUAFaRGdpdGh1Yi5jb20vY2xpZW50LWluZm8vY2xpZW50LWluZm8vZ2VuL2dvL2NsaWVudGluZm8vdjE7Y2xpZW50aW5mb3YxqgINQ2xpZW50SW5mby5WMWIGcHJvdG8z", [file_clientinfo_v1_audit, file_clientinfo_v1_contact, file_clientinfo_v1_merge, file_google_protobuf_field_mask]);
+  fileDesc("CiRjbGllbnRpbmZvL3YxL2NvbnRhY3RzX3NlcnZpY2UucHJvdG8SDWNsaWVudGluZm8udjEigwIKFFVwZGF0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFAoMZGlzcGxheV9uYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIQCghvd25lcl9pZBgHIAEoAxIOCgZsYWJlbHMYCCADKAkSLAoKYXR0cmlidXRlcxgJIAMoCzIYLmNsaWVudGluZm8udjEuQXR0cmlidXRlIkAKFVVwZGF0ZUNvbnRhY3RSZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0IkQKFERlbGV0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVDb250YWN0UmVzcG9uc2Ui4AEKFUltcG9ydENvbnRhY3RzUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEQoJdGltZV96b25lGAMgASgJEhAKCG93bmVyX2lkGAQgASgDEg4KBmxhYmVscxgFIAMoCRIsCgphdHRyaWJ1dGVzGAYgAygLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGUSOQoOY29tbXVuaWNhdGlvbnMYByADKAsyIS5jbGllbnRpbmZvLnYxLkNvbW11bmljYXRpb25JbnB1dCJACgtJbXBvcnRFcnJvchINCgVpbmRleBgBIAEoAxINCgVmaWVsZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJoChZJbXBvcnRDb250YWN0c1Jlc3BvbnNlEhAKCHJlY2VpdmVkGAEgASgDEhAKCGltcG9ydGVkGAIgASgDEioKBmVycm9ycxgDIAMoCzIaLmNsaWVudGluZm8udjEuSW1wb3J0RXJyb3IiVAoXTGlzdENvbnRhY3RBdWRpdFJlcXVlc3QSEgoKY29udGFjdF9pZBgBIAEoAxIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChhMaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USKgoHZW50cmllcxgBIAMoCzIZLmNsaWVudGluZm8udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYAoVRmluZER1cGxpY2F0ZXNSZXF1ZXN0Eg4KBmxhYmVscxgBIAMoCRIQCghvd25lcl9pZBgCIAEoAxIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJgChZGaW5kRHVwbGljYXRlc1Jlc3BvbnNlEi0KBmdyb3VwcxgBIAMoCzIdLmNsaWVudGluZm8udjEuRHVwbGljYXRlR3JvdXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIq8BChRNZXJnZUNvbnRhY3RzUmVxdWVzdBIvCghzdXJ2aXZvchgBIAEoCzIdLmNsaWVudGluZm8udjEuQ29udGFjdFZlcnNpb24SLQoGbWVyZ2VkGAIgAygLMh0uY2xpZW50aW5mby52MS5Db250YWN0VmVyc2lvbhI3Cg1maWVsZF9zb3VyY2VzGAMgASgLMiAuY2xpZW50aW5mby52MS5NZXJnZUZpZWxkU291cmNlcyJTChVNZXJnZUNvbnRhY3RzUmVzcG9uc2USEAoIbWVyZ2VfaWQYASABKAMSKAoIc3Vydml2b3IYAiABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QiOQoWVW5tZXJnZUNvbnRhY3RzUmVxdWVzdBIQCghtZXJnZV9pZBgBIAEoAxINCgVmb3JjZRgCIAEoCCKeAQoXVW5tZXJnZUNvbnRhY3RzUmVzcG9uc2USKAoIc3Vydml2b3IYASABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSKAoIcmVzdG9yZWQYAiADKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSLwoHc2tpcHBlZBgDIAMoCzIeLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbmZsaWN0IoABChpXYXRjaENvbnRhY3RDaGFuZ2VzUmVxdWVzdBIUCgxyZXN1bWVfYWZ0ZXIYASABKAMSKgoGZmllbGRzGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIOCgZsYWJlbHMYAyADKAkSEAoIb3duZXJfaWQYBCABKAMiowEKG1dhdGNoQ29udGFjdENoYW5nZXNSZXNwb25zZRIXCg1zdGFydGVkX2FmdGVyGAEgASgDSAASLgoGY2hhbmdlGAIgASgLMhwuY2xpZW50aW5mby52MS5Db250YWN0Q2hhbmdlSAASMwoJaGVhcnRiZWF0GAMgASgLMh4uY2xpZW50aW5mby52MS5DaGFuZ2VIZWFydGJlYXRIAEIGCgRpdGVtIiMKD0NoYW5nZUhlYXJ0YmVhdBIQCghwb3NpdGlvbhgBIAEoAyJeChNMaXN0Q29udGFjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBmxhYmVscxgDIAMoCRIQCghvd25lcl9pZBgEIAEoAyJ1ChRMaXN0Q29udGFjdHNSZXNwb25zZRIuCghjb250YWN0cxgBIAMoCzIcLmNsaWVudGluZm8udjEuQ29udGFjdExpc3RlZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFAoMcmVzdW1lX2FmdGVyGAMgASgDIlEKDUNvbnRhY3RMaXN0ZWQSJwoHY29udGFjdBgBIAEoCzIWLmNsaWVudGluZm8udjEuQ29udGFjdBIXCg9jaGFuZ2VfcG9zaXRpb24YAiABKAMy9QYKD0NvbnRhY3RzU2VydmljZRJaCg1VcGRhdGVDb250YWN0EiMuY2xpZW50aW5mby52MS5VcGRhdGVDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuVXBkYXRlQ29udGFjdFJlc3BvbnNlEloKDURlbGV0ZUNvbnRhY3QSIy5jbGllbnRpbmZvLnYxLkRlbGV0ZUNvbnRhY3RSZXF1ZXN0GiQuY2xpZW50aW5mby52MS5EZWxldGVDb250YWN0UmVzcG9uc2USXwoOSW1wb3J0Q29udGFjdHMSJC5jbGllbnRpbmZvLnYxLkltcG9ydENvbnRhY3RzUmVxdWVzdBolLmNsaWVudGluZm8udjEuSW1wb3J0Q29udGFjdHNSZXNwb25zZSgBEmMKEExpc3RDb250YWN0QXVkaXQSJi5jbGllbnRpbmZvLnYxLkxpc3RDb250YWN0QXVkaXRSZXF1ZXN0GicuY2xpZW50aW5mby52MS5MaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USXQoORmluZER1cGxpY2F0ZXMSJC5jbGllbnRpbmZvLnYxLkZpbmREdXBsaWNhdGVzUmVxdWVzdBolLmNsaWVudGluZm8udjEuRmluZER1cGxpY2F0ZXNSZXNwb25zZRJaCg1NZXJnZUNvbnRhY3RzEiMuY2xpZW50aW5mby52MS5NZXJnZUNvbnRhY3RzUmVxdWVzdBokLmNsaWVudGluZm8udjEuTWVyZ2VDb250YWN0c1Jlc3BvbnNlEmAKD1VubWVyZ2VDb250YWN0cxIlLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbnRhY3RzUmVxdWVzdBomLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbnRhY3RzUmVzcG9uc2USbgoTV2F0Y2hDb250YWN0Q2hhbmdlcxIpLmNsaWVudGluZm8udjEuV2F0Y2hDb250YWN0Q2hhbmdlc1JlcXVlc3QaKi5jbGllbnRpbmZvLnYxLldhdGNoQ29udGFjdENoYW5nZXNSZXNwb25zZTABElcKDExpc3RDb250YWN0cxIiLmNsaWVudGluZm8udjEuTGlzdENvbnRhY3RzUmVxdWVzdBojLmNsaWVudGluZm8udjEuTGlzdENvbnRhY3RzUmVzcG9uc2VCawoRY29tLmNsaWVudGluZm8udjFQAVpEZ2l0aHViLmNvbS9jbGllbnQtaW5mby9jbGllbnQtaW5mby9nZW4vZ28vY2xpZW50aW5mby92MTtjbGllbnRpbmZvdjGqAg1DbGllbnRJbmZvLlYxYgZwcm90bzM", [file_clientinfo_v1_audit, file_clientinfo_v1_change, file_clientinfo_v1_contact, file_clientinfo_v1_merge, file_google_protobuf_field_mask]);
 
 /**
  * Request of UpdateContact.
@@ -559,6 +561,223 @@ export const UnmergeContactsResponseSchema: GenMessage<UnmergeContactsResponse> 
   messageDesc(file_clientinfo_v1_contacts_service, 14);
 
 /**
+ * Request of WatchContactChanges.
+ *
+ * @generated from message clientinfo.v1.WatchContactChangesRequest
+ */
+export type WatchContactChangesRequest = Message<"clientinfo.v1.WatchContactChangesRequest"> & {
+  /**
+   * Resume after this position; 0 starts with the changes committed from now on.
+   *
+   * @generated from field: int64 resume_after = 1;
+   */
+  resumeAfter: bigint;
+
+  /**
+   * The card fields to send (Contact field names: "display_name", "phones", "labels", ...);
+   * empty sends the whole card. id and version are always sent.
+   *
+   * @generated from field: google.protobuf.FieldMask fields = 2;
+   */
+  fields?: FieldMask | undefined;
+
+  /**
+   * Only contacts carrying every one of these labels (in the card the change carries); empty:
+   * any.
+   *
+   * @generated from field: repeated string labels = 3;
+   */
+  labels: string[];
+
+  /**
+   * Only contacts owned by this user; 0: any owner.
+   *
+   * @generated from field: int64 owner_id = 4;
+   */
+  ownerId: bigint;
+};
+
+/**
+ * Describes the message clientinfo.v1.WatchContactChangesRequest.
+ * Use `create(WatchContactChangesRequestSchema)` to create a new message.
+ */
+export const WatchContactChangesRequestSchema: GenMessage<WatchContactChangesRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 15);
+
+/**
+ * A message of WatchContactChanges.
+ *
+ * @generated from message clientinfo.v1.WatchContactChangesResponse
+ */
+export type WatchContactChangesResponse = Message<"clientinfo.v1.WatchContactChangesResponse"> & {
+  /**
+   * What it carries.
+   *
+   * @generated from oneof clientinfo.v1.WatchContactChangesResponse.item
+   */
+  item: {
+    /**
+     * The first message: the feed continues after this position (the request's resume_after,
+     * or, for 0, the last change committed before the watch began).
+     *
+     * @generated from field: int64 started_after = 1;
+     */
+    value: bigint;
+    case: "startedAfter";
+  } | {
+    /**
+     * A change.
+     *
+     * @generated from field: clientinfo.v1.ContactChange change = 2;
+     */
+    value: ContactChange;
+    case: "change";
+  } | {
+    /**
+     * Nothing happened for a heartbeat interval; position is where the feed stands.
+     *
+     * @generated from field: clientinfo.v1.ChangeHeartbeat heartbeat = 3;
+     */
+    value: ChangeHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message clientinfo.v1.WatchContactChangesResponse.
+ * Use `create(WatchContactChangesResponseSchema)` to create a new message.
+ */
+export const WatchContactChangesResponseSchema: GenMessage<WatchContactChangesResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 16);
+
+/**
+ * A heartbeat of WatchContactChanges.
+ *
+ * @generated from message clientinfo.v1.ChangeHeartbeat
+ */
+export type ChangeHeartbeat = Message<"clientinfo.v1.ChangeHeartbeat"> & {
+  /**
+   * The feed's position: every change up to it that the watch's filters let through was sent.
+   *
+   * @generated from field: int64 position = 1;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message clientinfo.v1.ChangeHeartbeat.
+ * Use `create(ChangeHeartbeatSchema)` to create a new message.
+ */
+export const ChangeHeartbeatSchema: GenMessage<ChangeHeartbeat> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 17);
+
+/**
+ * Request of ListContacts.
+ *
+ * @generated from message clientinfo.v1.ListContactsRequest
+ */
+export type ListContactsRequest = Message<"clientinfo.v1.ListContactsRequest"> & {
+  /**
+   * Contacts per page, 1 to 100; 0 means 20.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The previous response's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only contacts carrying every one of these labels; empty: any.
+   *
+   * @generated from field: repeated string labels = 3;
+   */
+  labels: string[];
+
+  /**
+   * Only contacts owned by this user; 0: any owner.
+   *
+   * @generated from field: int64 owner_id = 4;
+   */
+  ownerId: bigint;
+};
+
+/**
+ * Describes the message clientinfo.v1.ListContactsRequest.
+ * Use `create(ListContactsRequestSchema)` to create a new message.
+ */
+export const ListContactsRequestSchema: GenMessage<ListContactsRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 18);
+
+/**
+ * Response of ListContacts.
+ *
+ * @generated from message clientinfo.v1.ListContactsResponse
+ */
+export type ListContactsResponse = Message<"clientinfo.v1.ListContactsResponse"> & {
+  /**
+   * The contacts, in the order of their last change.
+   *
+   * @generated from field: repeated clientinfo.v1.ContactListed contacts = 1;
+   */
+  contacts: ContactListed[];
+
+  /**
+   * Token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * Start WatchContactChanges after this position once every page is read (the same on every
+   * page of one listing).
+   *
+   * @generated from field: int64 resume_after = 3;
+   */
+  resumeAfter: bigint;
+};
+
+/**
+ * Describes the message clientinfo.v1.ListContactsResponse.
+ * Use `create(ListContactsResponseSchema)` to create a new message.
+ */
+export const ListContactsResponseSchema: GenMessage<ListContactsResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 19);
+
+/**
+ * A contact of ListContacts.
+ *
+ * @generated from message clientinfo.v1.ContactListed
+ */
+export type ContactListed = Message<"clientinfo.v1.ContactListed"> & {
+  /**
+   * The card.
+   *
+   * @generated from field: clientinfo.v1.Contact contact = 1;
+   */
+  contact?: Contact | undefined;
+
+  /**
+   * The position of its last change (0: none since the change feed began).
+   *
+   * @generated from field: int64 change_position = 2;
+   */
+  changePosition: bigint;
+};
+
+/**
+ * Describes the message clientinfo.v1.ContactListed.
+ * Use `create(ContactListedSchema)` to create a new message.
+ */
+export const ContactListedSchema: GenMessage<ContactListed> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 20);
+
+/**
  * Contacts is CRM upkeep: edit, delete, bulk import, audit trail.
  *
  * @generated from service clientinfo.v1.ContactsService
@@ -644,6 +863,33 @@ export const ContactsService: GenService<{
     methodKind: "unary";
     input: typeof UnmergeContactsRequestSchema;
     output: typeof UnmergeContactsResponseSchema;
+  },
+  /**
+   * Every change to the domain's contacts as it commits: created, updated, deleted, merged,
+   * unmerged, communication linked or unlinked, messaging identity relinked, interaction bound
+   * or unbound; each once, in commit order, with who made it, the new version and the card.
+   * The first message gives the position the feed starts after; resume after the last position
+   * received, on any server. Heartbeats while idle. A position older than the changes kept
+   * (--change-retention) is OUT_OF_RANGE: resync with ListContacts. Needs `contacts.changes`.
+   *
+   * @generated from rpc clientinfo.v1.ContactsService.WatchContactChanges
+   */
+  watchContactChanges: {
+    methodKind: "server_streaming";
+    input: typeof WatchContactChangesRequestSchema;
+    output: typeof WatchContactChangesResponseSchema;
+  },
+  /**
+   * The domain's contacts in the order of their last change, and the position to start
+   * WatchContactChanges after once every page is read: a consumer's full resync (contacts not
+   * listed do not exist). Needs `contacts.changes`.
+   *
+   * @generated from rpc clientinfo.v1.ContactsService.ListContacts
+   */
+  listContacts: {
+    methodKind: "unary";
+    input: typeof ListContactsRequestSchema;
+    output: typeof ListContactsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_clientinfo_v1_contacts_service, 0);
