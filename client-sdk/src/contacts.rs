@@ -237,6 +237,37 @@ impl Client {
         card(r.into_inner().contact)
     }
 
+    /// Erases a contact and every trace of its personal data (`contacts.erase`); see the
+    /// server's README. Never retried: repeating it is CONTACT_ERASED.
+    pub async fn erase_contact(
+        &self,
+        contact_id: i64,
+    ) -> Result<pb::EraseContactResponse, SdkError> {
+        Ok(self
+            .contacts()
+            .erase_contact(pb::EraseContactRequest { contact_id })
+            .await
+            .map_err(SdkError::from)?
+            .into_inner())
+    }
+
+    /// Everything stored about one contact, in one answer (`contacts.read`).
+    pub async fn export_contact(
+        &self,
+        contact_id: i64,
+    ) -> Result<pb::ExportContactResponse, SdkError> {
+        Ok(self
+            .run(Idempotent::Yes, || {
+                let mut stub = self.contacts();
+                async move {
+                    stub.export_contact(pb::ExportContactRequest { contact_id })
+                        .await
+                }
+            })
+            .await?
+            .into_inner())
+    }
+
     /// One page of a contact's audit trail, newest first.
     pub async fn list_contact_audit(
         &self,

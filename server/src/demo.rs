@@ -58,7 +58,7 @@ pub struct Demo {
     pub seeded: bool,
 }
 
-const USERS: [(&str, &str, &[Permission]); 5] = [
+const USERS: [(&str, &str, &[Permission]); 6] = [
     (
         "ALICE",
         "Alice Martin (agent)",
@@ -91,6 +91,11 @@ const USERS: [(&str, &str, &[Permission]); 5] = [
             Permission::ContactsWrite,
             Permission::ContactsChanges,
         ],
+    ),
+    (
+        "PRIVACY",
+        "Privacy officer",
+        &[Permission::ContactsRead, Permission::ContactsErase],
     ),
 ];
 

@@ -221,6 +221,8 @@ reasons! {
     MergeNotFound = "MERGE_NOT_FOUND",
     /// NOT_FOUND: no such recorded read-only link of the contact in the caller's domain.
     LinkNotFound = "LINK_NOT_FOUND",
+    /// NOT_FOUND: the contact was erased (EraseContact); metadata `erased_at`.
+    ContactErased = "CONTACT_ERASED",
     /// FAILED_PRECONDITION: the interaction is offered, not accepted yet.
     InteractionNotAccepted = "INTERACTION_NOT_ACCEPTED",
     /// FAILED_PRECONDITION: the interaction is closed.
@@ -244,6 +246,9 @@ reasons! {
     MergeAlreadyUndone = "MERGE_ALREADY_UNDONE",
     /// FAILED_PRECONDITION: the merge is older than the undo window; metadata `expired_at`.
     MergeExpired = "MERGE_EXPIRED",
+    /// FAILED_PRECONDITION: the merge's archive held a contact that was erased since; metadata
+    /// `erased_at`.
+    MergeErased = "MERGE_ERASED",
     /// FAILED_PRECONDITION: the merge's survivor was deleted, or merged into another contact
     /// (metadata `merged_into`: undo that merge first).
     MergeSurvivorGone = "MERGE_SURVIVOR_GONE",

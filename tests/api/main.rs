@@ -8,6 +8,7 @@ mod browser;
 mod changes;
 mod contacts;
 mod duplicates;
+mod erase;
 mod errors;
 mod explain;
 mod ha;

@@ -24,6 +24,7 @@ pub mod binding;
 pub mod changes;
 pub mod client_info;
 pub mod contacts;
+pub mod erase;
 pub mod interactions;
 pub mod loaders;
 pub mod merge;

@@ -35,6 +35,10 @@ pub enum AuditAction {
     LinkCreate,
     /// Read-only links to the contact revoked (one, or all).
     LinkRevoke,
+    /// The contact erased with every trace of its personal data (no values recorded).
+    ContactErase,
+    /// Everything stored about the contact exported (no values recorded).
+    ContactExport,
 }
 
 impl AuditAction {
@@ -53,6 +57,8 @@ impl AuditAction {
             AuditAction::ContactUnmerge => "contact.unmerge",
             AuditAction::LinkCreate => "link.create",
             AuditAction::LinkRevoke => "link.revoke",
+            AuditAction::ContactErase => "contact.erase",
+            AuditAction::ContactExport => "contact.export",
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod communications;
 pub mod contacts;
 pub mod domains;
 pub mod duplicates;
+pub mod erase;
 pub mod identification;
 pub mod import;
 pub mod interactions;

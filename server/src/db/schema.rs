@@ -83,6 +83,7 @@ diesel::table! {
         archive -> Jsonb,
         undone_at -> Nullable<Timestamptz>,
         undone_by -> Nullable<Int8>,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod caller;
 pub mod contact;
 pub mod email;
+pub mod erase;
 pub mod identify;
 pub mod ids;
 pub mod interaction;

@@ -16,16 +16,19 @@ pub enum Permission {
     /// A system beside the agent (CRM, warehouse): the contact change feed and the full
     /// listing it resyncs from.
     ContactsChanges,
+    /// A privacy officer: erase a contact and every trace of its personal data.
+    ContactsErase,
 }
 
 impl Permission {
     /// Every permission, in documentation order.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::InteractionsHandle,
         Permission::InteractionsRoute,
         Permission::ContactsChanges,
+        Permission::ContactsErase,
     ];
 
     /// The name used in tokens and documentation.
@@ -36,6 +39,7 @@ impl Permission {
             Permission::InteractionsHandle => "interactions.handle",
             Permission::InteractionsRoute => "interactions.route",
             Permission::ContactsChanges => "contacts.changes",
+            Permission::ContactsErase => "contacts.erase",
         }
     }
 
@@ -51,6 +55,7 @@ impl Permission {
             Permission::InteractionsHandle => 4,
             Permission::InteractionsRoute => 8,
             Permission::ContactsChanges => 16,
+            Permission::ContactsErase => 32,
         }
     }
 }

@@ -6,7 +6,6 @@ use tonic::{Request, Response, Status};
 
 use super::{call, decode, scope};
 use crate::app::{self, AppState};
-use crate::domain::ids::UserId;
 use crate::domain::permission::Permission;
 use crate::wire::encode;
 
@@ -118,37 +117,10 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let history = decode::binding::list_contact_interactions(request.get_ref())?;
         call.principal.require(Permission::ContactsRead)?;
         let page = app::binding::history(&self.state, &call, history).await?;
-        let user = |u: Option<UserId>| {
-            u.map(|u| {
-                page.users
-                    .get(&u.0)
-                    .map(encode::user_ref)
-                    .unwrap_or(pb::UserRef {
-                        id: u.0,
-                        name: String::new(),
-                    })
-            })
-        };
         let interactions = page
             .rows
             .iter()
-            .map(|b| {
-                let i = &b.interaction;
-                pb::ContactInteraction {
-                    interaction_id: i.external_id.clone(),
-                    kind: encode::kind(i.kind()) as i32,
-                    direction: encode::direction(i.direction) as i32,
-                    state: encode::state(i.state) as i32,
-                    queue: i.queue.as_ref().map(encode::queue),
-                    agent: user(Some(i.agent)),
-                    offered_at: Some(encode::timestamp(i.offered_at)),
-                    closed_at: i.closed_at.map(encode::timestamp),
-                    bound_by: user(b.bound_by),
-                    bound_at: Some(encode::timestamp(b.bound_at)),
-                    unbound_at: b.unbound_at.map(encode::timestamp),
-                    unbound_by: user(b.unbound_by),
-                }
-            })
+            .map(|b| encode::contact_interaction(b, &page.users))
             .collect();
         Ok(Response::new(pb::ListContactInteractionsResponse {
             interactions,
@@ -200,26 +172,10 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let cmd = decode::binding::list_read_only_links(request.get_ref())?;
         call.principal.require(Permission::ContactsRead)?;
         let page = app::binding::links(&self.state, &call, cmd).await?;
-        let user = |id: i64| pb::UserRef {
-            id,
-            name: page
-                .users
-                .get(&id)
-                .map(|u| u.name.clone())
-                .unwrap_or_default(),
-        };
         let links = page
             .links
             .iter()
-            .map(|l| pb::ReadOnlyLink {
-                id: l.id,
-                contact_id: l.contact_id,
-                created_by: Some(user(l.created_by)),
-                created_at: Some(encode::timestamp(l.created_at)),
-                expires_at: Some(encode::timestamp(l.expires_at)),
-                revoked_at: l.revoked_at.map(encode::timestamp),
-                revoked_by: l.revoked_by.map(user),
-            })
+            .map(|l| encode::read_only_link(l, &page.users))
             .collect();
         Ok(Response::new(pb::ListReadOnlyLinksResponse {
             links,

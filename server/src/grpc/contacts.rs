@@ -70,6 +70,38 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         Ok(response)
     }
 
+    #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]
+    async fn erase_contact(
+        &self,
+        request: Request<pb::EraseContactRequest>,
+    ) -> Result<Response<pb::EraseContactResponse>, Status> {
+        let call = call(&request)?;
+        let contact = decode::contacts::erase_or_export(request.get_ref().contact_id)?;
+        call.principal.require(Permission::ContactsErase)?;
+        let done = app::erase::erase_contact(&self.state, &call, contact).await?;
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::EraseContactResponse {
+            deleted_now: done.deleted_now,
+            audit_entries: count(done.audit_entries),
+            merges_no_longer_undoable: done.merges,
+            stored_messages: count(done.stored_messages),
+            interactions: count(done.interactions),
+            links: count(done.links),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(contact_id = request.get_ref().contact_id))]
+    async fn export_contact(
+        &self,
+        request: Request<pb::ExportContactRequest>,
+    ) -> Result<Response<pb::ExportContactResponse>, Status> {
+        let call = call(&request)?;
+        let contact = decode::contacts::erase_or_export(request.get_ref().contact_id)?;
+        call.principal.require(Permission::ContactsRead)?;
+        let exported = app::erase::export_contact(&self.state, &call, contact).await?;
+        Ok(Response::new(app::erase::exported(&exported)))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn list_contacts(
         &self,
@@ -233,28 +265,10 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
         let trail = decode::contacts::list_contact_audit(request.get_ref())?;
         call.principal.require(Permission::ContactsRead)?;
         let page = app::contacts::audit_trail(&self.state, &call, trail).await?;
-        let json =
-            |v: &Option<serde_json::Value>| v.as_ref().map(ToString::to_string).unwrap_or_default();
         let entries = page
             .entries
             .iter()
-            .map(|e| pb::AuditEntry {
-                id: e.id,
-                occurred_at: Some(encode::timestamp(e.occurred_at)),
-                actor: Some(pb::UserRef {
-                    id: e.actor_id,
-                    name: page
-                        .actors
-                        .get(&e.actor_id)
-                        .map(|u| u.name.clone())
-                        .unwrap_or_default(),
-                }),
-                action: e.action.clone(),
-                contact_id: e.contact_id,
-                interaction_id: e.interaction_id.clone().unwrap_or_default(),
-                before_json: json(&e.before),
-                after_json: json(&e.after),
-            })
+            .map(|e| encode::audit_entry(e, &page.actors))
             .collect();
         Ok(Response::new(pb::ListContactAuditResponse {
             entries,

@@ -38,6 +38,34 @@ impl Change {
             interaction_id: String::new(),
             relinked_from_contact_id: 0,
             relinked_to_contact_id: 0,
+            erased: false,
+        })
+    }
+
+    /// The change of a contact erased by the session's caller: deleted, its card its id and
+    /// last version only.
+    pub fn erased(session: &Session, id: ContactId, version: i64) -> Self {
+        Self(pb::ContactChange {
+            position: 0,
+            occurred_at: None,
+            contact_id: id.0,
+            kind: Kind::Deleted as i32,
+            actor: Some(pb::UserRef {
+                id: session.caller.user_id.0,
+                name: session.user_name.to_string(),
+            }),
+            version,
+            contact: Some(pb::Contact {
+                id: id.0,
+                version,
+                ..Default::default()
+            }),
+            merged_contact_ids: Vec::new(),
+            merged_into: 0,
+            interaction_id: String::new(),
+            relinked_from_contact_id: 0,
+            relinked_to_contact_id: 0,
+            erased: true,
         })
     }
 

@@ -6,7 +6,12 @@
 use chrono::{DateTime, Utc};
 use client_info_proto::pb;
 
+use std::collections::HashMap;
+
+use crate::db::audit::AuditEntry;
+use crate::db::card_links::LinkRow;
 use crate::db::duplicates::{Group, Kind};
+use crate::db::interactions::Binding;
 use crate::db::merge::{ArchivedLink, Conflict, ConflictKind};
 use crate::domain::contact::{ChannelLink, ContactCard, EmailLink, PhoneLink, UserRef};
 use crate::domain::identify::{Identification, MatchRule, Outcome};
@@ -242,5 +247,65 @@ pub fn duplicate_group(
         contact_count: i32::try_from(g.count).unwrap_or(i32::MAX),
         found_by,
         score: (score.clamp(0.05, 1.0) * 1000.0).round() / 1000.0,
+    }
+}
+
+/// The user `id` as named in `users` (an unknown one: its id alone).
+pub fn user_in(users: &HashMap<i64, UserRef>, id: i64) -> pb::UserRef {
+    users.get(&id).map_or(
+        pb::UserRef {
+            id,
+            name: String::new(),
+        },
+        user_ref,
+    )
+}
+
+/// An interaction a contact was bound to, with the binding's who and when.
+pub fn contact_interaction(b: &Binding, users: &HashMap<i64, UserRef>) -> pb::ContactInteraction {
+    let i = &b.interaction;
+    let user = |u: Option<crate::domain::ids::UserId>| u.map(|u| user_in(users, u.0));
+    pb::ContactInteraction {
+        interaction_id: i.external_id.clone(),
+        kind: kind(i.kind()) as i32,
+        direction: direction(i.direction) as i32,
+        state: state(i.state) as i32,
+        queue: i.queue.as_ref().map(queue),
+        agent: user(Some(i.agent)),
+        offered_at: Some(timestamp(i.offered_at)),
+        closed_at: i.closed_at.map(timestamp),
+        bound_by: user(b.bound_by),
+        bound_at: Some(timestamp(b.bound_at)),
+        unbound_at: b.unbound_at.map(timestamp),
+        unbound_by: user(b.unbound_by),
+    }
+}
+
+/// An audit entry, its actor named from `users`.
+pub fn audit_entry(e: &AuditEntry, users: &HashMap<i64, UserRef>) -> pb::AuditEntry {
+    let json =
+        |v: &Option<serde_json::Value>| v.as_ref().map(ToString::to_string).unwrap_or_default();
+    pb::AuditEntry {
+        id: e.id,
+        occurred_at: Some(timestamp(e.occurred_at)),
+        actor: Some(user_in(users, e.actor_id)),
+        action: e.action.clone(),
+        contact_id: e.contact_id,
+        interaction_id: e.interaction_id.clone().unwrap_or_default(),
+        before_json: json(&e.before),
+        after_json: json(&e.after),
+    }
+}
+
+/// A recorded read-only link, its users named from `users`.
+pub fn read_only_link(l: &LinkRow, users: &HashMap<i64, UserRef>) -> pb::ReadOnlyLink {
+    pb::ReadOnlyLink {
+        id: l.id,
+        contact_id: l.contact_id,
+        created_by: Some(user_in(users, l.created_by)),
+        created_at: Some(timestamp(l.created_at)),
+        expires_at: Some(timestamp(l.expires_at)),
+        revoked_at: l.revoked_at.map(timestamp),
+        revoked_by: l.revoked_by.map(|u| user_in(users, u)),
     }
 }

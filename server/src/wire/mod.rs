@@ -10,3 +10,4 @@ pub mod changes;
 pub mod encode;
 pub mod events;
 pub mod panel;
+pub mod scrub;

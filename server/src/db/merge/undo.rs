@@ -120,6 +120,8 @@ struct MergeRow {
     archive: serde_json::Value,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     undone_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    erased_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
     expires_at: DateTime<Utc>,
     #[diesel(sql_type = Bool)]
@@ -148,7 +150,7 @@ async fn load_merge(
 ) -> Result<(Archive, ContactId), Error> {
     let retention_secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
     let row: Option<MergeRow> = diesel::sql_query(
-        "SELECT survivor_id, archive, undone_at, \
+        "SELECT survivor_id, archive, undone_at, erased_at, \
                 merged_at + make_interval(secs => $3) AS expires_at, \
                 merged_at + make_interval(secs => $3) < now() AS expired \
          FROM contact_merges WHERE domain_id = $1 AND id = $2 FOR UPDATE",
@@ -175,6 +177,18 @@ async fn load_merge(
             )
             .about(subject)
             .with("undone_at", at.to_rfc3339()),
+        ));
+    }
+    if let Some(at) = row.erased_at {
+        return Err(Error::FailedPrecondition(
+            Fault::new(
+                Reason::MergeErased,
+                format!(
+                    "merge {merge_id} can no longer be undone: a contact it archived was erased"
+                ),
+            )
+            .about(subject)
+            .with("erased_at", at.to_rfc3339()),
         ));
     }
     if row.expired {

@@ -10,7 +10,7 @@ use super::{
 use crate::app::changes::{List, Watch};
 use crate::app::contacts::{AuditTrail, Delete, ImportRecord, Update};
 use crate::domain::contact::{self as rules, ContactPatch};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ContactId, UserId};
 use crate::error::{AllValid, Checked, Violations};
 use crate::wire::changes::{CardField, CardFields, FeedView};
 
@@ -189,4 +189,9 @@ pub fn list_contacts(req: &pb::ListContactsRequest) -> Checked<List> {
         labels,
         owner,
     })
+}
+
+/// EraseContact and ExportContact: the contact.
+pub fn erase_or_export(contact: i64) -> Checked<ContactId> {
+    contact_id("contact_id", contact)
 }

@@ -10,17 +10,21 @@ import type { ContactChange } from "./change_pb";
 import { file_clientinfo_v1_change } from "./change_pb";
 import type { Attribute, CommunicationInput, Contact } from "./contact_pb";
 import { file_clientinfo_v1_contact } from "./contact_pb";
+import type { ReadOnlyLink } from "./contact_binding_service_pb";
+import { file_clientinfo_v1_contact_binding_service } from "./contact_binding_service_pb";
+import type { ContactInteraction } from "./interaction_pb";
+import { file_clientinfo_v1_interaction } from "./interaction_pb";
 import type { ContactVersion, DuplicateGroup, MergeFieldSources, UnmergeConflict } from "./merge_pb";
 import { file_clientinfo_v1_merge } from "./merge_pb";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file clientinfo/v1/contacts_service.proto.
  */
 export const file_clientinfo_v1_contacts_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRjbGllbnRpbmZvL3YxL2NvbnRhY3RzX3NlcnZpY2UucHJvdG8SDWNsaWVudGluZm8udjEigwIKFFVwZGF0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFAoMZGlzcGxheV9uYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIQCghvd25lcl9pZBgHIAEoAxIOCgZsYWJlbHMYCCADKAkSLAoKYXR0cmlidXRlcxgJIAMoCzIYLmNsaWVudGluZm8udjEuQXR0cmlidXRlIkAKFVVwZGF0ZUNvbnRhY3RSZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0IkQKFERlbGV0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVDb250YWN0UmVzcG9uc2Ui4AEKFUltcG9ydENvbnRhY3RzUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEQoJdGltZV96b25lGAMgASgJEhAKCG93bmVyX2lkGAQgASgDEg4KBmxhYmVscxgFIAMoCRIsCgphdHRyaWJ1dGVzGAYgAygLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGUSOQoOY29tbXVuaWNhdGlvbnMYByADKAsyIS5jbGllbnRpbmZvLnYxLkNvbW11bmljYXRpb25JbnB1dCJACgtJbXBvcnRFcnJvchINCgVpbmRleBgBIAEoAxINCgVmaWVsZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJoChZJbXBvcnRDb250YWN0c1Jlc3BvbnNlEhAKCHJlY2VpdmVkGAEgASgDEhAKCGltcG9ydGVkGAIgASgDEioKBmVycm9ycxgDIAMoCzIaLmNsaWVudGluZm8udjEuSW1wb3J0RXJyb3IiVAoXTGlzdENvbnRhY3RBdWRpdFJlcXVlc3QSEgoKY29udGFjdF9pZBgBIAEoAxIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChhMaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USKgoHZW50cmllcxgBIAMoCzIZLmNsaWVudGluZm8udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYAoVRmluZER1cGxpY2F0ZXNSZXF1ZXN0Eg4KBmxhYmVscxgBIAMoCRIQCghvd25lcl9pZBgCIAEoAxIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJgChZGaW5kRHVwbGljYXRlc1Jlc3BvbnNlEi0KBmdyb3VwcxgBIAMoCzIdLmNsaWVudGluZm8udjEuRHVwbGljYXRlR3JvdXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIq8BChRNZXJnZUNvbnRhY3RzUmVxdWVzdBIvCghzdXJ2aXZvchgBIAEoCzIdLmNsaWVudGluZm8udjEuQ29udGFjdFZlcnNpb24SLQoGbWVyZ2VkGAIgAygLMh0uY2xpZW50aW5mby52MS5Db250YWN0VmVyc2lvbhI3Cg1maWVsZF9zb3VyY2VzGAMgASgLMiAuY2xpZW50aW5mby52MS5NZXJnZUZpZWxkU291cmNlcyJTChVNZXJnZUNvbnRhY3RzUmVzcG9uc2USEAoIbWVyZ2VfaWQYASABKAMSKAoIc3Vydml2b3IYAiABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QiOQoWVW5tZXJnZUNvbnRhY3RzUmVxdWVzdBIQCghtZXJnZV9pZBgBIAEoAxINCgVmb3JjZRgCIAEoCCKeAQoXVW5tZXJnZUNvbnRhY3RzUmVzcG9uc2USKAoIc3Vydml2b3IYASABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSKAoIcmVzdG9yZWQYAiADKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSLwoHc2tpcHBlZBgDIAMoCzIeLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbmZsaWN0IoABChpXYXRjaENvbnRhY3RDaGFuZ2VzUmVxdWVzdBIUCgxyZXN1bWVfYWZ0ZXIYASABKAMSKgoGZmllbGRzGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIOCgZsYWJlbHMYAyADKAkSEAoIb3duZXJfaWQYBCABKAMiowEKG1dhdGNoQ29udGFjdENoYW5nZXNSZXNwb25zZRIXCg1zdGFydGVkX2FmdGVyGAEgASgDSAASLgoGY2hhbmdlGAIgASgLMhwuY2xpZW50aW5mby52MS5Db250YWN0Q2hhbmdlSAASMwoJaGVhcnRiZWF0GAMgASgLMh4uY2xpZW50aW5mby52MS5DaGFuZ2VIZWFydGJlYXRIAEIGCgRpdGVtIiMKD0NoYW5nZUhlYXJ0YmVhdBIQCghwb3NpdGlvbhgBIAEoAyJeChNMaXN0Q29udGFjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBmxhYmVscxgDIAMoCRIQCghvd25lcl9pZBgEIAEoAyJ1ChRMaXN0Q29udGFjdHNSZXNwb25zZRIuCghjb250YWN0cxgBIAMoCzIcLmNsaWVudGluZm8udjEuQ29udGFjdExpc3RlZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFAoMcmVzdW1lX2FmdGVyGAMgASgDIlEKDUNvbnRhY3RMaXN0ZWQSJwoHY29udGFjdBgBIAEoCzIWLmNsaWVudGluZm8udjEuQ29udGFjdBIXCg9jaGFuZ2VfcG9zaXRpb24YAiABKAMy9QYKD0NvbnRhY3RzU2VydmljZRJaCg1VcGRhdGVDb250YWN0EiMuY2xpZW50aW5mby52MS5VcGRhdGVDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuVXBkYXRlQ29udGFjdFJlc3BvbnNlEloKDURlbGV0ZUNvbnRhY3QSIy5jbGllbnRpbmZvLnYxLkRlbGV0ZUNvbnRhY3RSZXF1ZXN0GiQuY2xpZW50aW5mby52MS5EZWxldGVDb250YWN0UmVzcG9uc2USXwoOSW1wb3J0Q29udGFjdHMSJC5jbGllbnRpbmZvLnYxLkltcG9ydENvbnRhY3RzUmVxdWVzdBolLmNsaWVudGluZm8udjEuSW1wb3J0Q29udGFjdHNSZXNwb25zZSgBEmMKEExpc3RDb250YWN0QXVkaXQSJi5jbGllbnRpbmZvLnYxLkxpc3RDb250YWN0QXVkaXRSZXF1ZXN0GicuY2xpZW50aW5mby52MS5MaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USXQoORmluZER1cGxpY2F0ZXMSJC5jbGllbnRpbmZvLnYxLkZpbmREdXBsaWNhdGVzUmVxdWVzdBolLmNsaWVudGluZm8udjEuRmluZER1cGxpY2F0ZXNSZXNwb25zZRJaCg1NZXJnZUNvbnRhY3RzEiMuY2xpZW50aW5mby52MS5NZXJnZUNvbnRhY3RzUmVxdWVzdBokLmNsaWVudGluZm8udjEuTWVyZ2VDb250YWN0c1Jlc3BvbnNlEmAKD1VubWVyZ2VDb250YWN0cxIlLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbnRhY3RzUmVxdWVzdBomLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbnRhY3RzUmVzcG9uc2USbgoTV2F0Y2hDb250YWN0Q2hhbmdlcxIpLmNsaWVudGluZm8udjEuV2F0Y2hDb250YWN0Q2hhbmdlc1JlcXVlc3QaKi5jbGllbnRpbmZvLnYxLldhdGNoQ29udGFjdENoYW5nZXNSZXNwb25zZTABElcKDExpc3RDb250YWN0cxIiLmNsaWVudGluZm8udjEuTGlzdENvbnRhY3RzUmVxdWVzdBojLmNsaWVudGluZm8udjEuTGlzdENvbnRhY3RzUmVzcG9uc2VCawoRY29tLmNsaWVudGluZm8udjFQAVpEZ2l0aHViLmNvbS9jbGllbnQtaW5mby9jbGllbnQtaW5mby9nZW4vZ28vY2xpZW50aW5mby92MTtjbGllbnRpbmZvdjGqAg1DbGllbnRJbmZvLlYxYgZwcm90bzM", [file_clientinfo_v1_audit, file_clientinfo_v1_change, file_clientinfo_v1_contact, file_clientinfo_v1_merge, file_google_protobuf_field_mask]);
+  fileDesc("CiRjbGllbnRpbmZvL3YxL2NvbnRhY3RzX3NlcnZpY2UucHJvdG8SDWNsaWVudGluZm8udjEigwIKFFVwZGF0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFAoMZGlzcGxheV9uYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIQCghvd25lcl9pZBgHIAEoAxIOCgZsYWJlbHMYCCADKAkSLAoKYXR0cmlidXRlcxgJIAMoCzIYLmNsaWVudGluZm8udjEuQXR0cmlidXRlIkAKFVVwZGF0ZUNvbnRhY3RSZXNwb25zZRInCgdjb250YWN0GAEgASgLMhYuY2xpZW50aW5mby52MS5Db250YWN0IkQKFERlbGV0ZUNvbnRhY3RSZXF1ZXN0EhIKCmNvbnRhY3RfaWQYASABKAMSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVDb250YWN0UmVzcG9uc2Ui4AEKFUltcG9ydENvbnRhY3RzUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEQoJdGltZV96b25lGAMgASgJEhAKCG93bmVyX2lkGAQgASgDEg4KBmxhYmVscxgFIAMoCRIsCgphdHRyaWJ1dGVzGAYgAygLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGUSOQoOY29tbXVuaWNhdGlvbnMYByADKAsyIS5jbGllbnRpbmZvLnYxLkNvbW11bmljYXRpb25JbnB1dCJACgtJbXBvcnRFcnJvchINCgVpbmRleBgBIAEoAxINCgVmaWVsZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJoChZJbXBvcnRDb250YWN0c1Jlc3BvbnNlEhAKCHJlY2VpdmVkGAEgASgDEhAKCGltcG9ydGVkGAIgASgDEioKBmVycm9ycxgDIAMoCzIaLmNsaWVudGluZm8udjEuSW1wb3J0RXJyb3IiVAoXTGlzdENvbnRhY3RBdWRpdFJlcXVlc3QSEgoKY29udGFjdF9pZBgBIAEoAxIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChhMaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USKgoHZW50cmllcxgBIAMoCzIZLmNsaWVudGluZm8udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYAoVRmluZER1cGxpY2F0ZXNSZXF1ZXN0Eg4KBmxhYmVscxgBIAMoCRIQCghvd25lcl9pZBgCIAEoAxIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJgChZGaW5kRHVwbGljYXRlc1Jlc3BvbnNlEi0KBmdyb3VwcxgBIAMoCzIdLmNsaWVudGluZm8udjEuRHVwbGljYXRlR3JvdXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIq8BChRNZXJnZUNvbnRhY3RzUmVxdWVzdBIvCghzdXJ2aXZvchgBIAEoCzIdLmNsaWVudGluZm8udjEuQ29udGFjdFZlcnNpb24SLQoGbWVyZ2VkGAIgAygLMh0uY2xpZW50aW5mby52MS5Db250YWN0VmVyc2lvbhI3Cg1maWVsZF9zb3VyY2VzGAMgASgLMiAuY2xpZW50aW5mby52MS5NZXJnZUZpZWxkU291cmNlcyJTChVNZXJnZUNvbnRhY3RzUmVzcG9uc2USEAoIbWVyZ2VfaWQYASABKAMSKAoIc3Vydml2b3IYAiABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QiOQoWVW5tZXJnZUNvbnRhY3RzUmVxdWVzdBIQCghtZXJnZV9pZBgBIAEoAxINCgVmb3JjZRgCIAEoCCKeAQoXVW5tZXJnZUNvbnRhY3RzUmVzcG9uc2USKAoIc3Vydml2b3IYASABKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSKAoIcmVzdG9yZWQYAiADKAsyFi5jbGllbnRpbmZvLnYxLkNvbnRhY3QSLwoHc2tpcHBlZBgDIAMoCzIeLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbmZsaWN0IoABChpXYXRjaENvbnRhY3RDaGFuZ2VzUmVxdWVzdBIUCgxyZXN1bWVfYWZ0ZXIYASABKAMSKgoGZmllbGRzGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIOCgZsYWJlbHMYAyADKAkSEAoIb3duZXJfaWQYBCABKAMiowEKG1dhdGNoQ29udGFjdENoYW5nZXNSZXNwb25zZRIXCg1zdGFydGVkX2FmdGVyGAEgASgDSAASLgoGY2hhbmdlGAIgASgLMhwuY2xpZW50aW5mby52MS5Db250YWN0Q2hhbmdlSAASMwoJaGVhcnRiZWF0GAMgASgLMh4uY2xpZW50aW5mby52MS5DaGFuZ2VIZWFydGJlYXRIAEIGCgRpdGVtIiMKD0NoYW5nZUhlYXJ0YmVhdBIQCghwb3NpdGlvbhgBIAEoAyJeChNMaXN0Q29udGFjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBmxhYmVscxgDIAMoCRIQCghvd25lcl9pZBgEIAEoAyJ1ChRMaXN0Q29udGFjdHNSZXNwb25zZRIuCghjb250YWN0cxgBIAMoCzIcLmNsaWVudGluZm8udjEuQ29udGFjdExpc3RlZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFAoMcmVzdW1lX2FmdGVyGAMgASgDIlEKDUNvbnRhY3RMaXN0ZWQSJwoHY29udGFjdBgBIAEoCzIWLmNsaWVudGluZm8udjEuQ29udGFjdBIXCg9jaGFuZ2VfcG9zaXRpb24YAiABKAMiKQoTRXJhc2VDb250YWN0UmVxdWVzdBISCgpjb250YWN0X2lkGAEgASgDIqMBChRFcmFzZUNvbnRhY3RSZXNwb25zZRITCgtkZWxldGVkX25vdxgBIAEoCBIVCg1hdWRpdF9lbnRyaWVzGAIgASgFEiEKGW1lcmdlc19ub19sb25nZXJfdW5kb2FibGUYAyADKAMSFwoPc3RvcmVkX21lc3NhZ2VzGAQgASgFEhQKDGludGVyYWN0aW9ucxgFIAEoBRINCgVsaW5rcxgGIAEoBSIqChRFeHBvcnRDb250YWN0UmVxdWVzdBISCgpjb250YWN0X2lkGAEgASgDIsYBCg1FeHBvcnRlZE1lcmdlEhAKCG1lcmdlX2lkGAEgASgDEhMKC3N1cnZpdm9yX2lkGAIgASgDEhoKEm1lcmdlZF9jb250YWN0X2lkcxgDIAMoAxItCgltZXJnZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXVuZG9uZV9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMYXJjaGl2ZV9qc29uGAYgASgJIq4CChVFeHBvcnRDb250YWN0UmVzcG9uc2USJwoHY29udGFjdBgBIAEoCzIWLmNsaWVudGluZm8udjEuQ29udGFjdBIoCgVhdWRpdBgCIAMoCzIZLmNsaWVudGluZm8udjEuQXVkaXRFbnRyeRI3CgxpbnRlcmFjdGlvbnMYAyADKAsyIS5jbGllbnRpbmZvLnYxLkNvbnRhY3RJbnRlcmFjdGlvbhIsCgZtZXJnZXMYBCADKAsyHC5jbGllbnRpbmZvLnYxLkV4cG9ydGVkTWVyZ2USKgoFbGlua3MYBSADKAsyGy5jbGllbnRpbmZvLnYxLlJlYWRPbmx5TGluaxIvCgtleHBvcnRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyqggKD0NvbnRhY3RzU2VydmljZRJaCg1VcGRhdGVDb250YWN0EiMuY2xpZW50aW5mby52MS5VcGRhdGVDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuVXBkYXRlQ29udGFjdFJlc3BvbnNlEloKDURlbGV0ZUNvbnRhY3QSIy5jbGllbnRpbmZvLnYxLkRlbGV0ZUNvbnRhY3RSZXF1ZXN0GiQuY2xpZW50aW5mby52MS5EZWxldGVDb250YWN0UmVzcG9uc2USXwoOSW1wb3J0Q29udGFjdHMSJC5jbGllbnRpbmZvLnYxLkltcG9ydENvbnRhY3RzUmVxdWVzdBolLmNsaWVudGluZm8udjEuSW1wb3J0Q29udGFjdHNSZXNwb25zZSgBEmMKEExpc3RDb250YWN0QXVkaXQSJi5jbGllbnRpbmZvLnYxLkxpc3RDb250YWN0QXVkaXRSZXF1ZXN0GicuY2xpZW50aW5mby52MS5MaXN0Q29udGFjdEF1ZGl0UmVzcG9uc2USXQoORmluZER1cGxpY2F0ZXMSJC5jbGllbnRpbmZvLnYxLkZpbmREdXBsaWNhdGVzUmVxdWVzdBolLmNsaWVudGluZm8udjEuRmluZER1cGxpY2F0ZXNSZXNwb25zZRJaCg1NZXJnZUNvbnRhY3RzEiMuY2xpZW50aW5mby52MS5NZXJnZUNvbnRhY3RzUmVxdWVzdBokLmNsaWVudGluZm8udjEuTWVyZ2VDb250YWN0c1Jlc3BvbnNlEmAKD1VubWVyZ2VDb250YWN0cxIlLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbnRhY3RzUmVxdWVzdBomLmNsaWVudGluZm8udjEuVW5tZXJnZUNvbnRhY3RzUmVzcG9uc2USbgoTV2F0Y2hDb250YWN0Q2hhbmdlcxIpLmNsaWVudGluZm8udjEuV2F0Y2hDb250YWN0Q2hhbmdlc1JlcXVlc3QaKi5jbGllbnRpbmZvLnYxLldhdGNoQ29udGFjdENoYW5nZXNSZXNwb25zZTABElcKDExpc3RDb250YWN0cxIiLmNsaWVudGluZm8udjEuTGlzdENvbnRhY3RzUmVxdWVzdBojLmNsaWVudGluZm8udjEuTGlzdENvbnRhY3RzUmVzcG9uc2USVwoMRXJhc2VDb250YWN0EiIuY2xpZW50aW5mby52MS5FcmFzZUNvbnRhY3RSZXF1ZXN0GiMuY2xpZW50aW5mby52MS5FcmFzZUNvbnRhY3RSZXNwb25zZRJaCg1FeHBvcnRDb250YWN0EiMuY2xpZW50aW5mby52MS5FeHBvcnRDb250YWN0UmVxdWVzdBokLmNsaWVudGluZm8udjEuRXhwb3J0Q29udGFjdFJlc3BvbnNlQmsKEWNvbS5jbGllbnRpbmZvLnYxUAFaRGdpdGh1Yi5jb20vY2xpZW50LWluZm8vY2xpZW50LWluZm8vZ2VuL2dvL2NsaWVudGluZm8vdjE7Y2xpZW50aW5mb3YxqgINQ2xpZW50SW5mby5WMWIGcHJvdG8z", [file_clientinfo_v1_audit, file_clientinfo_v1_change, file_clientinfo_v1_contact, file_clientinfo_v1_contact_binding_service, file_clientinfo_v1_interaction, file_clientinfo_v1_merge, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Request of UpdateContact.
@@ -778,6 +782,216 @@ export const ContactListedSchema: GenMessage<ContactListed> = /*@__PURE__*/
   messageDesc(file_clientinfo_v1_contacts_service, 20);
 
 /**
+ * Request of EraseContact.
+ *
+ * @generated from message clientinfo.v1.EraseContactRequest
+ */
+export type EraseContactRequest = Message<"clientinfo.v1.EraseContactRequest"> & {
+  /**
+   * The contact (existing or deleted).
+   *
+   * @generated from field: int64 contact_id = 1;
+   */
+  contactId: bigint;
+};
+
+/**
+ * Describes the message clientinfo.v1.EraseContactRequest.
+ * Use `create(EraseContactRequestSchema)` to create a new message.
+ */
+export const EraseContactRequestSchema: GenMessage<EraseContactRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 21);
+
+/**
+ * Response of EraseContact: what was scrubbed.
+ *
+ * @generated from message clientinfo.v1.EraseContactResponse
+ */
+export type EraseContactResponse = Message<"clientinfo.v1.EraseContactResponse"> & {
+  /**
+   * Whether the contact still existed (false: it had been deleted; its traces were scrubbed).
+   *
+   * @generated from field: bool deleted_now = 1;
+   */
+  deletedNow: boolean;
+
+  /**
+   * Audit entries whose values were replaced.
+   *
+   * @generated from field: int32 audit_entries = 2;
+   */
+  auditEntries: number;
+
+  /**
+   * Merges whose archive was emptied: they can no longer be undone.
+   *
+   * @generated from field: repeated int64 merges_no_longer_undoable = 3;
+   */
+  mergesNoLongerUndoable: bigint[];
+
+  /**
+   * Stored session events and contact changes whose payload was scrubbed.
+   *
+   * @generated from field: int32 stored_messages = 4;
+   */
+  storedMessages: number;
+
+  /**
+   * Interactions whose caller number or chat identity was removed.
+   *
+   * @generated from field: int32 interactions = 5;
+   */
+  interactions: number;
+
+  /**
+   * Read-only links removed.
+   *
+   * @generated from field: int32 links = 6;
+   */
+  links: number;
+};
+
+/**
+ * Describes the message clientinfo.v1.EraseContactResponse.
+ * Use `create(EraseContactResponseSchema)` to create a new message.
+ */
+export const EraseContactResponseSchema: GenMessage<EraseContactResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 22);
+
+/**
+ * Request of ExportContact.
+ *
+ * @generated from message clientinfo.v1.ExportContactRequest
+ */
+export type ExportContactRequest = Message<"clientinfo.v1.ExportContactRequest"> & {
+  /**
+   * The contact (existing or deleted, not erased).
+   *
+   * @generated from field: int64 contact_id = 1;
+   */
+  contactId: bigint;
+};
+
+/**
+ * Describes the message clientinfo.v1.ExportContactRequest.
+ * Use `create(ExportContactRequestSchema)` to create a new message.
+ */
+export const ExportContactRequestSchema: GenMessage<ExportContactRequest> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 23);
+
+/**
+ * A merge the contact took part in, as stored.
+ *
+ * @generated from message clientinfo.v1.ExportedMerge
+ */
+export type ExportedMerge = Message<"clientinfo.v1.ExportedMerge"> & {
+  /**
+   * The merge.
+   *
+   * @generated from field: int64 merge_id = 1;
+   */
+  mergeId: bigint;
+
+  /**
+   * The contact that took the others in.
+   *
+   * @generated from field: int64 survivor_id = 2;
+   */
+  survivorId: bigint;
+
+  /**
+   * The contacts merged into it.
+   *
+   * @generated from field: repeated int64 merged_contact_ids = 3;
+   */
+  mergedContactIds: bigint[];
+
+  /**
+   * When.
+   *
+   * @generated from field: google.protobuf.Timestamp merged_at = 4;
+   */
+  mergedAt?: Timestamp | undefined;
+
+  /**
+   * When it was undone; unset while it is not.
+   *
+   * @generated from field: google.protobuf.Timestamp undone_at = 5;
+   */
+  undoneAt?: Timestamp | undefined;
+
+  /**
+   * The archive kept for undoing it (the merged contacts as they were), as JSON.
+   *
+   * @generated from field: string archive_json = 6;
+   */
+  archiveJson: string;
+};
+
+/**
+ * Describes the message clientinfo.v1.ExportedMerge.
+ * Use `create(ExportedMergeSchema)` to create a new message.
+ */
+export const ExportedMergeSchema: GenMessage<ExportedMerge> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 24);
+
+/**
+ * Response of ExportContact.
+ *
+ * @generated from message clientinfo.v1.ExportContactResponse
+ */
+export type ExportContactResponse = Message<"clientinfo.v1.ExportContactResponse"> & {
+  /**
+   * The card; unset for a deleted contact.
+   *
+   * @generated from field: clientinfo.v1.Contact contact = 1;
+   */
+  contact?: Contact | undefined;
+
+  /**
+   * The audit trail, oldest first.
+   *
+   * @generated from field: repeated clientinfo.v1.AuditEntry audit = 2;
+   */
+  audit: AuditEntry[];
+
+  /**
+   * The interactions bound to it, newest first.
+   *
+   * @generated from field: repeated clientinfo.v1.ContactInteraction interactions = 3;
+   */
+  interactions: ContactInteraction[];
+
+  /**
+   * The merges it took part in, oldest first.
+   *
+   * @generated from field: repeated clientinfo.v1.ExportedMerge merges = 4;
+   */
+  merges: ExportedMerge[];
+
+  /**
+   * Its recorded read-only links, newest first.
+   *
+   * @generated from field: repeated clientinfo.v1.ReadOnlyLink links = 5;
+   */
+  links: ReadOnlyLink[];
+
+  /**
+   * When the export was made.
+   *
+   * @generated from field: google.protobuf.Timestamp exported_at = 6;
+   */
+  exportedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message clientinfo.v1.ExportContactResponse.
+ * Use `create(ExportContactResponseSchema)` to create a new message.
+ */
+export const ExportContactResponseSchema: GenMessage<ExportContactResponse> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_contacts_service, 25);
+
+/**
  * Contacts is CRM upkeep: edit, delete, bulk import, audit trail.
  *
  * @generated from service clientinfo.v1.ContactsService
@@ -890,6 +1104,33 @@ export const ContactsService: GenService<{
     methodKind: "unary";
     input: typeof ListContactsRequestSchema;
     output: typeof ListContactsResponseSchema;
+  },
+  /**
+   * Erases a contact and every trace of its personal data (a data-subject request): the card
+   * and its communications, its values in the audit trail (entries kept, values replaced), the
+   * archives of merges that held it (those merges can no longer be undone), the payloads of
+   * stored session events and contact changes that carried it, its read-only links, and the
+   * caller's number or chat identity on its interactions (which keep their records). Works on a
+   * deleted contact too. Audited (who, when; not what). Needs `contacts.erase`.
+   *
+   * @generated from rpc clientinfo.v1.ContactsService.EraseContact
+   */
+  eraseContact: {
+    methodKind: "unary";
+    input: typeof EraseContactRequestSchema;
+    output: typeof EraseContactResponseSchema;
+  },
+  /**
+   * Everything stored about one contact, in one answer: card, audit trail, interactions,
+   * merges, read-only links (a deleted contact's: all but the card). Audited (who, when).
+   * Needs `contacts.read`.
+   *
+   * @generated from rpc clientinfo.v1.ContactsService.ExportContact
+   */
+  exportContact: {
+    methodKind: "unary";
+    input: typeof ExportContactRequestSchema;
+    output: typeof ExportContactResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_clientinfo_v1_contacts_service, 0);

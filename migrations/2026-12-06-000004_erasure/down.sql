@@ -1,0 +1,1 @@
+ALTER TABLE contact_merges DROP COLUMN erased_at;
