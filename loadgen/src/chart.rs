@@ -298,6 +298,7 @@ mod tests {
             pgbench: None,
             floor: Vec::new(),
             interference: None,
+            feed: None,
         }
     }
 

@@ -35,7 +35,7 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 /// Records `d` in microseconds (at least 1), saturating at the histogram's bound.
-fn record(h: &mut Histogram<u64>, d: Duration) {
+pub(crate) fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record((d.as_micros() as u64).max(1));
 }
 

@@ -335,7 +335,7 @@ SELECT i.*, coalesce(i.bound_contact_id, (i.candidates->0->>'contact_id')::bigin
 {CARD}"
         ),
         Scenario::CreateRelink => create_relink(),
-        Scenario::Watch => return None,
+        Scenario::Watch | Scenario::Changes => return None,
     };
     Some(body)
 }

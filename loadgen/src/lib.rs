@@ -51,7 +51,7 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Runs one scenario (closed loop, open loop at a rate, a sweep of rates, or beside a bulk
     /// update of another domain) and reports throughput and latency percentiles.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Draws latency against rate from the JSON of one or more `run --sweep --json` runs.
     Chart(chart::ChartArgs),
 }
@@ -89,7 +89,7 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     };
     match cli.command {
         Command::Seed(args) => seed::seed(&target, &cli.state, args).await,
-        Command::Run(args) => run::run(&target, &cli.state, args).await,
+        Command::Run(args) => run::run(&target, &cli.state, *args).await,
         Command::Chart(args) => chart::chart(args),
     }
 }

@@ -377,6 +377,9 @@ pub struct Report {
     pub floor: Vec<Phase>,
     /// Two-domain run: how the scenario's phases compare (loaded / baseline).
     pub interference: Option<Interference>,
+    /// Changes: what the feed's consumers saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<Feed>,
 }
 
 impl Report {
@@ -596,6 +599,7 @@ mod tests {
             pgbench: None,
             floor: Vec::new(),
             interference: None,
+            feed: None,
         };
         let value = serde_json::to_value(&report).expect("serialize");
         assert_eq!(value["format"], 1);
@@ -635,5 +639,77 @@ mod tests {
         report.write(&path).expect("write");
         assert_eq!(Report::read(&path).expect("read"), report);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The changes scenario: what the feed's consumers saw while a bulk import ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feed {
+    /// Contacts imported: the changes each consumer should receive.
+    pub imported: u64,
+    /// Consumers reading as fast as they can.
+    pub consumers: usize,
+    /// Consumers reading `slow_rate` changes per second while the import ran.
+    pub slow_consumers: usize,
+    /// What each slow consumer read per second while the import ran.
+    pub slow_rate: u64,
+    /// From the end of the import to the last change a fast consumer received.
+    pub catch_up_s: f64,
+    /// The most changes a slow consumer had not read when the import ended.
+    pub slow_behind_max: u64,
+    /// From the end of the import to the last change a slow consumer received.
+    pub slow_drain_s: Option<f64>,
+    /// Every consumer received every change once, in order of position.
+    pub in_order: bool,
+    /// With `--server-pid`: the server's resident memory.
+    pub memory_mib: Option<Memory>,
+}
+
+/// A process's resident memory over a run, in MiB.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Before the load.
+    pub before: f64,
+    /// When the load stopped (the slow consumers' backlog at its largest).
+    pub at_stop: f64,
+    /// After everyone caught up.
+    pub after: f64,
+    /// The largest sample.
+    pub max: f64,
+    /// One sample a second.
+    pub samples: Vec<f64>,
+}
+
+impl Feed {
+    /// Prints what the consumers saw.
+    pub fn print(&self) {
+        println!(
+            "feed: {} changes to each of {} consumer{} and {} slow one{} ({}/s while the import ran); caught up {:.2} s after the import; {}",
+            self.imported,
+            self.consumers,
+            if self.consumers == 1 { "" } else { "s" },
+            self.slow_consumers,
+            if self.slow_consumers == 1 { "" } else { "s" },
+            self.slow_rate,
+            self.catch_up_s,
+            if self.in_order {
+                "every change once, in order"
+            } else {
+                "CHANGES MISSING, REPEATED OR OUT OF ORDER"
+            }
+        );
+        if self.slow_consumers > 0 {
+            println!(
+                "slow consumers: up to {} changes behind when the import ended, all read {:.2} s after it",
+                self.slow_behind_max,
+                self.slow_drain_s.unwrap_or(f64::NAN)
+            );
+        }
+        if let Some(m) = &self.memory_mib {
+            println!(
+                "server memory (RSS): {:.1} MiB before, {:.1} MiB at the import's end, {:.1} MiB at most, {:.1} MiB after",
+                m.before, m.at_stop, m.max, m.after
+            );
+        }
     }
 }

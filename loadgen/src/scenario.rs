@@ -27,6 +27,9 @@ pub enum Scenario {
     CreateRelink,
     /// WatchAgentSession fan-out: streams held, offers generated; commit-to-delivery latency.
     Watch,
+    /// WatchContactChanges: CRM consumers (and slow ones) following a bulk import flat out;
+    /// changes/s delivered, write-to-delivery lag, catch-up time, the server's memory.
+    Changes,
 }
 
 impl Scenario {
@@ -37,11 +40,16 @@ impl Scenario {
             .unwrap_or_else(|| format!("{self:?}"))
     }
 
+    /// Whether it has its own driver, not the RPC phases (`run/watch.rs`, `run/changes.rs`).
+    pub(crate) fn streams(self) -> bool {
+        matches!(self, Scenario::Watch | Scenario::Changes)
+    }
+
     /// Whether it writes (and so leaves dead rows for the next measurement to vacuum).
     pub(crate) fn writes(self) -> bool {
         matches!(
             self,
-            Scenario::Offer | Scenario::CreateRelink | Scenario::Watch
+            Scenario::Offer | Scenario::CreateRelink | Scenario::Watch | Scenario::Changes
         )
     }
 }

@@ -87,7 +87,7 @@ pub struct State {
     pub contacts: u64,
     /// The routing service (interactions.route).
     pub routing: User,
-    /// The CRM service (contacts.read, contacts.write).
+    /// The CRM service (contacts.read, contacts.write, contacts.changes).
     pub crm: User,
     /// Agents (interactions.handle, contacts.read).
     pub agents: Vec<User>,
@@ -243,7 +243,12 @@ pub async fn seed(target: &Target, state_path: &Path, args: SeedArgs) -> Result<
         .users(&domain, 1, "routing", "interactions.route")?
         .remove(0);
     let crm = admin
-        .users(&domain, 1, "crm", "contacts.read,contacts.write")?
+        .users(
+            &domain,
+            1,
+            "crm",
+            "contacts.read,contacts.write,contacts.changes",
+        )?
         .remove(0);
     let agents = admin.users(
         &domain,

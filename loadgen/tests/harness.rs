@@ -28,7 +28,11 @@ async fn seed(app: &TestApp, name: &str, contacts: u64) -> State {
     let routing = user("routing", &[Permission::InteractionsRoute]).await;
     let crm = user(
         "crm",
-        &[Permission::ContactsRead, Permission::ContactsWrite],
+        &[
+            Permission::ContactsRead,
+            Permission::ContactsWrite,
+            Permission::ContactsChanges,
+        ],
     )
     .await;
     let mut agents = Vec::new();
@@ -279,6 +283,29 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
         assert_eq!(p.label, "write-to-delivery");
         assert!(p.from_write_ms.is_none());
     }
+
+    // Changes: a bulk import for a second, a fast and a slow consumer of the change feed
+    // (this process's memory, where the server runs, sampled): each gets every imported
+    // contact's change once, in order; the slow one was behind when the import ended.
+    let line = format!(
+        "run changes --concurrency 1 --consumers 1 --slow-consumers 1 --slow-rate 20 --duration 1s --server-pid {}",
+        std::process::id()
+    );
+    let r = report(&app, &state, &line, &dir.join("changes.json")).await;
+    let feed = r.feed.expect("the feed's figures");
+    assert!(feed.imported >= 2000, "{feed:?}");
+    assert!(feed.in_order, "{feed:?}");
+    assert!(feed.slow_behind_max > 0, "{feed:?}");
+    assert!(feed.memory_mib.is_some_and(|m| m.max >= m.before));
+    let labels: Vec<_> = r.results.iter().map(|p| (p.label.as_str(), p.ok)).collect();
+    assert_eq!(
+        labels,
+        [
+            ("import", feed.imported),
+            ("write-to-delivery", feed.imported)
+        ]
+    );
+    assert!(r.results.iter().all(|p| p.errors.is_empty()), "{:?}", r.results);
 
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 pub const DEFAULT_WATCH_RATE: u64 = 1000;
 /// Two-domain run: bulk clients when `--bulk-clients` is not given.
 pub const DEFAULT_BULK_CLIENTS: usize = 4;
+/// Changes: import streams when `--concurrency` is not given.
+pub const DEFAULT_IMPORTERS: usize = 2;
+/// Changes: what each slow consumer reads per second when `--slow-rate` is not given.
+pub const DEFAULT_SLOW_RATE: u64 = 100;
 
 /// The rates of `--sweep`, in increasing order, each once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +36,7 @@ pub struct RunArgs {
     #[arg(value_enum)]
     pub(super) scenario: Scenario,
     /// Closed loop: concurrent clients, each sending its next request when the previous one
-    /// answers [default: 16]. Watch: offer generators.
+    /// answers [default: 16]. Watch: offer generators. Changes: import streams [default: 2].
     #[arg(long, value_parser = parse_count)]
     pub(super) concurrency: Option<usize>,
     /// How long (seconds, or with an s/m suffix: 30, 30s, 2m); with --sweep, each rate; with
@@ -108,6 +112,20 @@ pub struct RunArgs {
     /// shared cores it costs more CPU per request (less batching of frames and wake-ups).
     #[arg(long, value_parser = parse_count)]
     pub(super) connections: Option<usize>,
+    /// Changes: consumers following the feed as fast as they can, each on its own connection.
+    #[arg(long, default_value_t = 1, value_parser = parse_count)]
+    pub(super) consumers: usize,
+    /// Changes: consumers that read only `--slow-rate` changes per second while the import
+    /// runs (each on its own connection), then the rest as fast as they can.
+    #[arg(long, default_value_t = 1)]
+    pub(super) slow_consumers: usize,
+    /// Changes: what each slow consumer reads per second [default: 100].
+    #[arg(long, value_parser = parse_rate)]
+    pub(super) slow_rate: Option<u64>,
+    /// Changes: the server's process id, to sample its resident memory (/proc/PID/status)
+    /// every second; without it the memory is not reported.
+    #[arg(long)]
+    pub(super) server_pid: Option<u32>,
 }
 
 /// Parses a duration of whole seconds: `30`, `30s` or `2m`, more than 0.
@@ -226,6 +244,29 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, String> {
                 ));
             }
         }
+    }
+    if args.scenario == Scenario::Changes {
+        for (given, flag) in [
+            (open, "--rate and --sweep"),
+            (args.pgbench, "--pgbench"),
+            (args.bulk_domain.is_some(), "--bulk-domain"),
+            (args.warmup.is_some(), "--warmup"),
+            (args.max_in_flight.is_some(), "--max-in-flight"),
+            (args.p99_limit.is_some(), "--p99-limit"),
+            (args.rounds.is_some(), "--rounds"),
+            (args.connections.is_some(), "--connections"),
+        ] {
+            if given {
+                return Err(format!(
+                    "{flag}: changes imports flat out with --concurrency streams and measures the feed; it takes none"
+                ));
+            }
+        }
+        return Ok(Plan::Closed(args.concurrency.unwrap_or(DEFAULT_IMPORTERS)));
+    }
+    if args.scenario != Scenario::Changes && (args.slow_rate.is_some() || args.server_pid.is_some())
+    {
+        return Err("--slow-rate and --server-pid apply to the changes scenario".to_owned());
     }
     if watch && args.warmup.is_some() {
         return Err("--warmup: watch opens its streams before it measures; run a short watch first to warm up".to_owned());
@@ -369,6 +410,15 @@ mod tests {
         );
     }
 
+    #[test]
+    fn changes_imports_with_its_streams() {
+        assert_eq!(plan_of("changes"), Ok(Plan::Closed(DEFAULT_IMPORTERS)));
+        assert_eq!(
+            plan_of("changes --concurrency 4 --consumers 2 --slow-consumers 0 --server-pid 7"),
+            Ok(Plan::Closed(4))
+        );
+    }
+
     /// The existing watch command lines keep their meaning: --rate is events per second,
     /// --concurrency the offer generators.
     #[test]
@@ -418,6 +468,12 @@ mod tests {
                 "offer --rate 10 --bulk-domain b --bulk-rate 0",
                 "--bulk-rate",
             ),
+            ("changes --rate 10", "--rate"),
+            ("changes --pgbench", "--pgbench"),
+            ("changes --bulk-domain b", "--bulk-domain"),
+            ("changes --consumers 0", "--consumers"),
+            ("changes --slow-rate 0", "--slow-rate"),
+            ("offer --server-pid 1", "--server-pid"),
         ] {
             let err = plan_of(line).expect_err(line);
             assert!(err.contains(flag), "{line}: {err}");

@@ -7,6 +7,8 @@
 //! - open loop (`--rate N`): N requests per second on a fixed schedule, latency from each
 //!   request's intended start (see [`crate::engine`]); `--sweep R1,R2,...` runs each rate in
 //!   turn and, with `--p99-limit`, finds where p99 crosses the limit;
+//! - changes (`run changes`): a CRM's consumers of WatchContactChanges following a bulk
+//!   import (see [`changes`]);
 //! - two domains (`--bulk-domain NAME`): the scenario alone (baseline), then again while a
 //!   bulk update runs flat out in another domain (loaded), to see whether one tenant's writes
 //!   slow another's (see [`crate::bulk`]).
@@ -17,11 +19,12 @@
 //! The files, each importing only those listed after it (and the crate's shared modules):
 //! this entry (`run`: the flags' plan, the connections, the report's settings, then watch or
 //! the phases) → `phases` (the plan's phases) → `two_domain`, `with_floor` (the runs made of
-//! several phases) and `watch` → `measure` (one phase) → `ops` (the run's context and one
+//! several phases), `watch` and `changes` → `measure` (one phase) → `ops` (the run's context and one
 //! request) → `vacuum` → `args` (the flags, their parsers and defaults) → the shared
 //! [`Scenario`] (`crate::scenario`).
 
 mod args;
+mod changes;
 mod measure;
 mod ops;
 mod phases;
@@ -38,6 +41,7 @@ use std::time::{Duration, SystemTime};
 use client_info_sdk::interactions::call;
 
 use self::args::{Plan, plan};
+use self::changes::changes;
 use self::ops::{Ctx, Lane, close_all, connect, random_index};
 use self::phases::measure_all;
 use self::vacuum::vacuum_if_needed;
@@ -49,8 +53,9 @@ use crate::report::{self, Report, Settings};
 use crate::seed::{DEFAULT_DOMAIN, StateFile};
 
 pub use self::args::{
-    DEFAULT_BULK_CLIENTS, DEFAULT_CONCURRENCY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_WATCH_RATE, Rates,
-    RunArgs, parse_duration, parse_latency, parse_rate, parse_sweep,
+    DEFAULT_BULK_CLIENTS, DEFAULT_CONCURRENCY, DEFAULT_IMPORTERS, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_SLOW_RATE, DEFAULT_WATCH_RATE, Rates, RunArgs, parse_duration, parse_latency,
+    parse_rate, parse_sweep,
 };
 pub use self::with_floor::FLOOR_CONNECTIONS;
 pub use crate::scenario::Scenario;
@@ -103,6 +108,10 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
     let stamp = now.as_millis() as u64;
     let max_in_flight = args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
     let load = match &plan {
+        Plan::Closed(c) if args.scenario == Scenario::Changes => format!(
+            "{c} import streams, {} consumers, {} slow ones",
+            args.consumers, args.slow_consumers
+        ),
         Plan::Closed(c) => format!(
             "concurrency {c} over {connections} connection{}",
             if connections == 1 { "" } else { "s" }
@@ -181,18 +190,25 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
             bulk_rate: args.bulk_rate,
             streams: (args.scenario == Scenario::Watch).then_some(args.streams),
             warmup_s: args.warmup.map(|w| w.as_secs_f64()),
-            connections: (args.scenario != Scenario::Watch).then_some(connections),
+            connections: (!args.scenario.streams()).then_some(connections),
             rounds: args
                 .pgbench
                 .then(|| args.rounds.unwrap_or(1))
-                .filter(|_| matches!(plan, Plan::Closed(_)) && args.scenario != Scenario::Watch),
+                .filter(|_| matches!(plan, Plan::Closed(_)) && !args.scenario.streams()),
         },
         results: Vec::new(),
         crossing: None,
         pgbench: None,
         floor: Vec::new(),
         interference: None,
+        feed: None,
     };
+    if args.scenario == Scenario::Changes {
+        let (phases, feed) = changes(target, &state, &args, stamp).await?;
+        report.results = phases;
+        report.feed = Some(feed);
+        return finish(&args, report);
+    }
     if args.scenario == Scenario::Watch {
         if args.pgbench {
             println!("{NO_WATCH_FLOOR}");

@@ -224,7 +224,9 @@ pub(super) async fn op(
                 .await?;
             return Ok(started.elapsed());
         }
-        Scenario::Watch => unreachable!("watch has its own driver"),
+        Scenario::Watch | Scenario::Changes => {
+            unreachable!("watch and changes have their own drivers")
+        }
     }
     Ok(started.elapsed())
 }
