@@ -305,7 +305,7 @@ impl Import {
                 let (ids, rejected) = import::insert_batch(tx, session, batch).await?;
                 // The change feed gets each new card, read back in one statement.
                 let raw: Vec<i64> = ids.iter().map(|c| c.0).collect();
-                let cards = contacts::load_cards(tx, session.domain.id, &raw).await?;
+                let cards = import::cards_of_batch(tx, session.domain.id, &raw).await?;
                 tx.change_all(
                     cards
                         .iter()
