@@ -305,7 +305,11 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
             ("write-to-delivery", feed.imported)
         ]
     );
-    assert!(r.results.iter().all(|p| p.errors.is_empty()), "{:?}", r.results);
+    assert!(
+        r.results.iter().all(|p| p.errors.is_empty()),
+        "{:?}",
+        r.results
+    );
 
     let _ = std::fs::remove_dir_all(&dir);
 }
