@@ -329,6 +329,7 @@ impl TestApp {
                 name,
                 default_region: region.parse().expect("region"),
                 autolink: false,
+                autolink_shared_numbers: true,
                 fallback_digits: 9,
             },
         )
@@ -340,6 +341,19 @@ impl TestApp {
     /// the settings it cached (it hears of the change through NOTIFY, as every replica does;
     /// a request sent at once could otherwise still see the old settings).
     pub async fn set_identification(&self, domain: DomainId, autolink: bool, fallback_digits: i16) {
+        self.set_match_settings(
+            domain,
+            domains::MatchSettings {
+                autolink,
+                autolink_shared_numbers: true,
+                fallback_digits,
+            },
+        )
+        .await;
+    }
+
+    /// Sets every identification setting of `domain`, as [`TestApp::set_identification`] does.
+    pub async fn set_match_settings(&self, domain: DomainId, settings: domains::MatchSettings) {
         let mut invalidated = self
             .server
             .as_ref()
@@ -348,7 +362,7 @@ impl TestApp {
             rx.borrow_and_update();
         }
         let mut conn = self.db().await;
-        domains::update_settings(&mut conn, domain, autolink, fallback_digits)
+        domains::update_settings(&mut conn, domain, settings)
             .await
             .expect("update domain settings");
         if let Some(mut rx) = invalidated

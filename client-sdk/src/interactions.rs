@@ -32,6 +32,39 @@ pub fn call(
     }
 }
 
+/// An identification key for an offer's `identification_keys`: an attribute of the contact
+/// with this value (`account_no`, `12345`), and where routing got it (`"entered in the IVR"`,
+/// or empty). Keys are tried in order, before the number or chat identity.
+pub fn attribute_key(
+    key: impl Into<String>,
+    value: impl Into<String>,
+    source: impl Into<String>,
+) -> pb::IdentificationKey {
+    pb::IdentificationKey {
+        key: Some(pb::identification_key::Key::Attribute(pb::Attribute {
+            key: key.into(),
+            value: value.into(),
+        })),
+        source: source.into(),
+    }
+}
+
+/// An identification key: an e-mail address of the contact (see [`attribute_key`]).
+pub fn email_key(address: impl Into<String>, source: impl Into<String>) -> pb::IdentificationKey {
+    pb::IdentificationKey {
+        key: Some(pb::identification_key::Key::Email(address.into())),
+        source: source.into(),
+    }
+}
+
+/// An identification key: a contact id routing already knows (see [`attribute_key`]).
+pub fn contact_key(contact_id: i64, source: impl Into<String>) -> pb::IdentificationKey {
+    pb::IdentificationKey {
+        key: Some(pb::identification_key::Key::ContactId(contact_id)),
+        source: source.into(),
+    }
+}
+
 /// An inbound chat offer from a messaging identity to `agent_user_id`.
 pub fn chat(
     interaction_id: impl Into<String>,
@@ -256,6 +289,13 @@ impl Offer {
             key: key.into(),
             value: value.into(),
         });
+        self
+    }
+
+    /// Adds an identification key (see [`attribute_key`], [`email_key`], [`contact_key`]):
+    /// keys are tried in the order added, before the number or chat identity.
+    pub fn identification_key(mut self, key: pb::IdentificationKey) -> Self {
+        self.request.identification_keys.push(key);
         self
     }
 

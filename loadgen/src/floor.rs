@@ -48,8 +48,16 @@ FROM contacts c WHERE c.domain_id = :d AND c.id = ANY(ARRAY[:cid]);
 /// statement that writes the interaction and its two events (to nobody, so that watchers never
 /// see them), and the announcement the server's hub sends after it commits (on another
 /// channel).
-fn offer() -> String {
+fn offer(with_key: bool) -> String {
     let ext = "'pgb-' || :client_id || '-' || :r";
+    // The key's lookup (`db::identification::ATTRIBUTE_KEY_SQL`), pipelined with the rest.
+    let key = if with_key {
+        "SELECT a.contact_id, 0::bigint AS link_id, a.key AS matched, \
+(SELECT last_active_at FROM contacts WHERE id = a.contact_id) AS last_active_at FROM (SELECT contact_id, key FROM contact_attributes \
+WHERE domain_id = :d AND key = 'crm_id' AND value = 'CRM-' || lpad(:i::text, 7, '0') LIMIT 1000) a;\n"
+    } else {
+        ""
+    };
     let phone = "SELECT p.contact_id, p.id AS link_id, p.e164 AS matched, \
 (SELECT last_active_at FROM contacts WHERE id = p.contact_id) AS last_active_at FROM (SELECT contact_id, id, e164 FROM contact_phones";
     let card = CARD.replace(
@@ -64,7 +72,7 @@ SELECT (SELECT name FROM users WHERE domain_id = :d AND id = :u) AS agent_name, 
 WITH exact AS MATERIALIZED (SELECT 1 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND e164 IN ({E164}) LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t), \
 national AS (SELECT 2 AS tier, t.* FROM ({phone} WHERE domain_id = :d AND national_number = substr({E164}, 4) LIMIT 1000) p ORDER BY 4 DESC, 1 LIMIT 200) t WHERE NOT EXISTS (SELECT 1 FROM exact)) \
 SELECT * FROM exact UNION ALL SELECT * FROM national;
-\\endpipeline
+{key}\\endpipeline
 {card}{insert}{NOTIFY}"
     )
 }
@@ -325,7 +333,8 @@ pub fn script(scenario: Scenario) -> Option<String> {
                 ],
             )
         }
-        Scenario::Offer => offer(),
+        Scenario::Offer => offer(false),
+        Scenario::OfferKeys => offer(true),
         // GetClientInfo of one of the interactions the run offered (`ci-<stamp>-<k>`, set by
         // the caller): the interaction, the candidate's card (the session and the agent's name
         // come from the server's session cache).

@@ -346,7 +346,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{scenario:?}: {e}"));
             assert!(!parsed.steps.is_empty());
         }
-        for scenario in [Scenario::Offer, Scenario::CreateRelink] {
+        for scenario in [Scenario::Offer, Scenario::OfferKeys, Scenario::CreateRelink] {
             let script = crate::floor::script(scenario).expect("a script");
             assert!(
                 parse(&crate::floor::typed(&script)).is_err(),

@@ -7,6 +7,9 @@
 pub enum Scenario {
     /// OfferInteraction of calls from stored numbers in varied formats (identification).
     Offer,
+    /// OfferInteraction as `offer`, each with an identification key the caller "entered in
+    /// the IVR" (the contact's crm_id attribute), tried before the number.
+    OfferKeys,
     /// GetClientInfo of offered interactions.
     ClientInfo,
     /// SearchContacts by a phone number in varied formats.
@@ -49,7 +52,11 @@ impl Scenario {
     pub(crate) fn writes(self) -> bool {
         matches!(
             self,
-            Scenario::Offer | Scenario::CreateRelink | Scenario::Watch | Scenario::Changes
+            Scenario::Offer
+                | Scenario::OfferKeys
+                | Scenario::CreateRelink
+                | Scenario::Watch
+                | Scenario::Changes
         )
     }
 }

@@ -30,12 +30,7 @@ pub async fn create_domain(
     if name.trim().is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid("NAME", "must be 1 to 200 characters"));
     }
-    if fallback_digits != 0 && !(6..=15).contains(&fallback_digits) {
-        return Err(Error::invalid(
-            "--fallback-digits",
-            "must be 0 (off) or 6 to 15",
-        ));
-    }
+    check_fallback_digits(fallback_digits)?;
     let mut conn = connect(database_url).await?;
     if domains::find_by_name(&mut conn, name.trim())
         .await?
@@ -52,6 +47,7 @@ pub async fn create_domain(
             name: name.trim(),
             default_region: region,
             autolink,
+            autolink_shared_numbers: true,
             fallback_digits,
         },
     )
@@ -75,6 +71,40 @@ pub async fn create_user(
         ))) => Err(Error::domain_not_found(domain)),
         other => other,
     }
+}
+
+/// Changes a domain's match policy (`None` keeps a setting); returns the settings in force.
+pub async fn set_match_policy(
+    database_url: &str,
+    domain: DomainId,
+    autolink: Option<bool>,
+    shared_numbers: Option<bool>,
+    fallback_digits: Option<i16>,
+) -> Result<domains::MatchSettings, Error> {
+    if let Some(n) = fallback_digits {
+        check_fallback_digits(n)?;
+    }
+    let mut conn = connect(database_url).await?;
+    let now = domains::find(&mut conn, domain)
+        .await?
+        .ok_or_else(|| Error::domain_not_found(domain))?;
+    let settings = domains::MatchSettings {
+        autolink: autolink.unwrap_or(now.autolink),
+        autolink_shared_numbers: shared_numbers.unwrap_or(now.autolink_shared_numbers),
+        fallback_digits: fallback_digits.unwrap_or(now.fallback_digits),
+    };
+    domains::update_settings(&mut conn, domain, settings).await?;
+    Ok(settings)
+}
+
+fn check_fallback_digits(n: i16) -> Result<(), Error> {
+    if n != 0 && !(6..=15).contains(&n) {
+        return Err(Error::invalid(
+            "--fallback-digits",
+            "must be 0 (off) or 6 to 15",
+        ));
+    }
+    Ok(())
 }
 
 /// Sets the key an identity provider's tokens name a domain by (the value of their

@@ -199,6 +199,24 @@ enum AdminCommand {
         #[arg(long, requires = "external_subject")]
         email: Option<String>,
     },
+    /// Changes a domain's match policy: what identification may bind at once, and the
+    /// last-digits fallback; prints the policy in force. Flags not given keep their value.
+    SetMatchPolicy {
+        /// The domain id.
+        #[arg(long)]
+        domain: i64,
+        /// `on`: bind an offered interaction at once when exactly one contact matches exactly
+        /// (a number, a chat identity, or a key from routing); `off`: never.
+        #[arg(long, value_parser = ["on", "off"])]
+        autolink: Option<String>,
+        /// `forbid`: never autolink on a caller's number more than one contact holds (a
+        /// switchboard), even when a key from routing picked one of them; `allow` (the default).
+        #[arg(long, value_parser = ["allow", "forbid"])]
+        shared_numbers: Option<String>,
+        /// Identification fallback: match the last N digits (0 turns it off).
+        #[arg(long)]
+        fallback_digits: Option<i16>,
+    },
     /// Sets the key an identity provider's tokens name a domain by (the value of their
     /// --jwt-domain-claim); an empty key clears it.
     SetDomainKey {
@@ -608,6 +626,32 @@ async fn run_admin(cli: &Cli, command: &AdminCommand) -> Result<String, String> 
             .await
             .map(|id| id.to_string())
             .map_err(|e| e.to_string()),
+        AdminCommand::SetMatchPolicy {
+            domain,
+            autolink,
+            shared_numbers,
+            fallback_digits,
+        } => admin::set_match_policy(
+            url,
+            DomainId(*domain),
+            autolink.as_deref().map(|a| a == "on"),
+            shared_numbers.as_deref().map(|s| s == "allow"),
+            *fallback_digits,
+        )
+        .await
+        .map(|s| {
+            format!(
+                "domain {domain}: autolink {}, on shared numbers {}, fallback digits {}",
+                if s.autolink { "on" } else { "off" },
+                if s.autolink_shared_numbers {
+                    "allowed"
+                } else {
+                    "forbidden"
+                },
+                s.fallback_digits
+            )
+        })
+        .map_err(|e| e.to_string()),
         AdminCommand::SetDomainKey {
             domain,
             external_key,

@@ -221,6 +221,7 @@ pub async fn setup(
                     name: DEMO_DOMAIN,
                     default_region: region,
                     autolink: false,
+                    autolink_shared_numbers: true,
                     fallback_digits: 9,
                 },
             )

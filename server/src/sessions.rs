@@ -212,6 +212,7 @@ mod tests {
                 name: "acme".into(),
                 default_region: "GB".parse().expect("region"),
                 autolink: false,
+                autolink_shared_numbers: true,
                 fallback_digits: 9,
             }),
             user_name: "Ann".into(),

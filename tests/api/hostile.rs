@@ -31,6 +31,7 @@ const PARAGRAPHS: &[&str] = &[
     "clientinfo.v1.ImportContactsRequest.attributes[0].value",
     "clientinfo.v1.OfferInteractionRequest.member.description",
     "clientinfo.v1.OfferInteractionRequest.variables[0].value",
+    "clientinfo.v1.OfferInteractionRequest.identification_keys[0].attribute.value",
     "clientinfo.v1.SearchContactsRequest.attributes[0].value",
 ];
 
@@ -182,7 +183,10 @@ fn bases() -> BTreeMap<&'static str, &'static str> {
                 "destination": {"call": {"number": "+447400123456"}}, "agent_user_id": $ME,
                 "queue": {"id": "q1", "name": "Support"},
                 "member": {"id": "m1", "description": "Tier 2"},
-                "variables": [{"key": "lang", "value": "en"}]}"#,
+                "variables": [{"key": "lang", "value": "en"}],
+                "identification_keys": [
+                    {"attribute": {"key": "account_no", "value": "12345"}, "source": "IVR"},
+                    {"email": "ann@example.com"}]}"#,
         ),
         (
             "/clientinfo.v1.InteractionsService/AcceptInteraction",

@@ -16,6 +16,7 @@ mod hostile;
 mod idp;
 mod import;
 mod interactions;
+mod keys;
 mod merge;
 mod operations;
 mod ordering;

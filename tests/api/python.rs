@@ -1,5 +1,6 @@
 //! A second language: Python stubs generated from `proto/` with grpcio-tools (PyPI) call the
-//! server (`tests/python/call.py`), and read the error details the Rust SDK reads.
+//! server (`tests/python/call.py`), and read the error details the Rust SDK reads; routing in
+//! Python offers a call with an identification key.
 
 use std::path::Path;
 
@@ -34,6 +35,10 @@ async fn python_stubs_generated_from_the_protos_call_the_server() {
         .create_contact(pb::CreateContactRequest {
             display_name: "Ann Lee".into(),
             labels: vec!["VIP".into()],
+            attributes: vec![pb::Attribute {
+                key: "account_no".into(),
+                value: "12345".into(),
+            }],
             ..Default::default()
         })
         .await
@@ -45,7 +50,8 @@ async fn python_stubs_generated_from_the_protos_call_the_server() {
         .arg(app.addr().to_string())
         .arg(&crm.token)
         .arg(ann.id.to_string())
-        .arg(&out_dir);
+        .arg(&out_dir)
+        .arg(crm.user.0.to_string());
     // Off the test's runtime thread: the server under test runs on it.
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
@@ -66,4 +72,19 @@ async fn python_stubs_generated_from_the_protos_call_the_server() {
     assert_eq!(lines[0]["contact"]["labels"][0], "VIP");
     assert_eq!(lines[1]["code"], "NOT_FOUND");
     assert_eq!(lines[1]["reason"], "CONTACT_NOT_FOUND");
+    // Routing in Python offers a call with a key the caller entered in the IVR.
+    let identification = &lines[2]["identification"];
+    assert_eq!(
+        identification["outcome"],
+        "IDENTIFICATION_OUTCOME_IDENTIFIED"
+    );
+    assert_eq!(
+        identification["reason"],
+        "one contact: attribute account_no = 12345, entered in the IVR"
+    );
+    assert_eq!(lines[3]["code"], "INVALID_ARGUMENT");
+    assert_eq!(
+        lines[3]["fields"],
+        serde_json::json!(["identification_keys[0].attribute.key"])
+    );
 }

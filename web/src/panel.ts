@@ -43,6 +43,9 @@ const RULES: Record<MatchRule, string> = {
   [MatchRule.NATIONAL_NUMBER]: "same national number",
   [MatchRule.LAST_DIGITS]: "same last digits",
   [MatchRule.MESSAGING_IDENTITY]: "same messaging identity",
+  [MatchRule.CONTACT_ID]: "contact named by routing",
+  [MatchRule.ATTRIBUTE]: "attribute given by routing",
+  [MatchRule.EMAIL]: "e-mail given by routing",
 };
 
 const FIELDS: Record<SearchField, string> = {
@@ -55,12 +58,19 @@ const FIELDS: Record<SearchField, string> = {
 };
 
 function matchText(m: CandidateMatch): string {
+  const c = m.communication;
   const what =
-    m.communication.case === "phone"
-      ? `Phone ${m.communication.value.number}`
-      : m.communication.case === "messagingChannel"
-        ? `${m.communication.value.protocol}: ${m.communication.value.externalUserId}`
-        : "Communication";
+    c.case === "phone"
+      ? `Phone ${c.value.number}`
+      : c.case === "messagingChannel"
+        ? `${c.value.protocol}: ${c.value.externalUserId}`
+        : c.case === "email"
+          ? `E-mail ${c.value.address}`
+          : c.case === "attribute"
+            ? `${c.value.key} ${c.value.value}`
+            : m.rule === MatchRule.CONTACT_ID
+              ? "Contact"
+              : "Communication";
   return `${what}: ${RULES[m.rule] ?? "match"}, ${m.exact ? "exact" : "fallback"}`;
 }
 

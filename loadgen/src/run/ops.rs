@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use client_info_sdk::interactions::{call, chat};
+use client_info_sdk::interactions::{attribute_key, call, chat};
 use client_info_sdk::{Client, SdkError, pb};
 use rand::Rng as _;
 
@@ -146,11 +146,18 @@ pub(super) async fn op(
 ) -> Result<Duration, SdkError> {
     let started = Instant::now();
     match scenario {
-        Scenario::Offer => {
+        Scenario::Offer | Scenario::OfferKeys => {
             let i = random_index(&ctx.state);
             let agent = rand::rng().random_range(0..ctx.agents.len());
             let iid = format!("of-{}-{worker}-{n}", ctx.stamp);
-            let req = call(&iid, data::written(i, n), ctx.state.agents[agent].id);
+            let mut req = call(&iid, data::written(i, n), ctx.state.agents[agent].id);
+            if scenario == Scenario::OfferKeys {
+                req.identification_keys = vec![attribute_key(
+                    "crm_id",
+                    data::crm_id(i),
+                    "entered in the IVR",
+                )];
+            }
             ctx.lane(worker).routing.offer_interaction(req).await?;
             ctx.opened(&iid);
         }

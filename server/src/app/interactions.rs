@@ -7,7 +7,7 @@ use crate::db::interactions::{self, OfferResult};
 use crate::db::{contacts, identification, tx};
 use crate::domain::contact::UserRef;
 use crate::domain::ids::{ContactId, UserId};
-use crate::domain::interaction::{Destination, Interaction, InteractionState, Offer};
+use crate::domain::interaction::{Interaction, InteractionState, Offer};
 use crate::error::Error;
 use crate::wire::changes::{Change, Kind};
 use crate::wire::events::{self, EVENT_CANDIDATES};
@@ -43,16 +43,7 @@ pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferR
     let domain = &session.domain;
     let (context, identification) = {
         let c: &AsyncPgConnection = &conn;
-        let identify = async {
-            match &offer.destination {
-                Destination::Call { number } => {
-                    identification::identify_call(c, domain, number.as_deref()).await
-                }
-                Destination::Chat(identity) => {
-                    identification::identify_chat(c, domain, identity).await
-                }
-            }
-        };
+        let identify = identification::identify(c, domain, &offer.destination, &offer.keys);
         tokio::try_join!(
             interactions::offer_context(c, domain.id, offer.agent, &offer.external_id),
             identify
@@ -76,7 +67,7 @@ pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferR
             variables: offer.variables.clone(),
             destination: offer.destination.clone(),
             bound_contact: identification
-                .autolink_target(domain.autolink)
+                .autolink_target(domain.autolink_policy())
                 .map(ContactId),
             identification,
             offered_at: offer.occurred_at,

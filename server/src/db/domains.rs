@@ -20,6 +20,7 @@ struct DomainRow {
     default_region: String,
     autolink: bool,
     fallback_digits: i16,
+    autolink_shared_numbers: bool,
 }
 
 impl DomainRow {
@@ -32,6 +33,7 @@ impl DomainRow {
                 .map_err(|e| Error::Internal(format!("domain {}: {e}", self.id)))?,
             name: self.name,
             autolink: self.autolink,
+            autolink_shared_numbers: self.autolink_shared_numbers,
             fallback_digits: self.fallback_digits,
         })
     }
@@ -46,6 +48,8 @@ pub struct NewDomain<'a> {
     pub default_region: Region,
     /// Autolink setting.
     pub autolink: bool,
+    /// Autolink also on numbers more than one contact holds.
+    pub autolink_shared_numbers: bool,
     /// Fallback digit count.
     pub fallback_digits: i16,
 }
@@ -57,6 +61,7 @@ pub async fn create(conn: &mut AsyncPgConnection, new: &NewDomain<'_>) -> Result
             domains::name.eq(new.name),
             domains::default_region.eq(new.default_region.code()),
             domains::autolink.eq(new.autolink),
+            domains::autolink_shared_numbers.eq(new.autolink_shared_numbers),
             domains::fallback_digits.eq(new.fallback_digits),
         ))
         .returning(domains::id)
@@ -82,6 +87,21 @@ pub async fn set_external_key(
     Ok(())
 }
 
+/// Looks a domain up by id.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    id: DomainId,
+) -> Result<Option<DomainSettings>, Error> {
+    domains::table
+        .find(id.0)
+        .select(DomainRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .map(DomainRow::into_settings)
+        .transpose()
+}
+
 /// Looks a domain up by name.
 pub async fn find_by_name(
     conn: &mut AsyncPgConnection,
@@ -97,17 +117,28 @@ pub async fn find_by_name(
         .transpose()
 }
 
+/// A domain's identification settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchSettings {
+    /// Bind at once on a single exact match.
+    pub autolink: bool,
+    /// Autolink also on numbers more than one contact holds.
+    pub autolink_shared_numbers: bool,
+    /// Last-N-digits fallback length (0: off).
+    pub fallback_digits: i16,
+}
+
 /// Changes a domain's identification settings.
 pub async fn update_settings(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
-    autolink: bool,
-    fallback_digits: i16,
+    settings: MatchSettings,
 ) -> Result<(), Error> {
     let n = diesel::update(domains::table.find(domain.0))
         .set((
-            domains::autolink.eq(autolink),
-            domains::fallback_digits.eq(fallback_digits),
+            domains::autolink.eq(settings.autolink),
+            domains::autolink_shared_numbers.eq(settings.autolink_shared_numbers),
+            domains::fallback_digits.eq(settings.fallback_digits),
         ))
         .execute(conn)
         .await?;

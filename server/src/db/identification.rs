@@ -8,8 +8,11 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::cached::Dynamic;
 use crate::domain::contact::ChannelIdentity;
-use crate::domain::identify::{self, Hit, Identification, LinkKind, MatchRule};
+use crate::domain::identify::{
+    self, Hit, Identification, IdentificationKey, KeyValue, LinkKind, MatchRule,
+};
 use crate::domain::ids::DomainId;
+use crate::domain::interaction::Destination;
 use crate::domain::phone::parse_caller_number;
 use crate::domain::session::DomainSettings;
 use crate::error::Error;
@@ -50,6 +53,47 @@ SELECT m.contact_id, m.id AS link_id, m.protocol AS matched, \
 FROM (SELECT contact_id, id, protocol FROM contact_messaging_channels \
       WHERE domain_id = $1 AND protocol = $2 AND external_user_id = $3) m";
 
+/// Routing's key: the contact with this id.
+pub const CONTACT_KEY_SQL: &str = "\
+SELECT c.id AS contact_id, 0::bigint AS link_id, ''::text AS matched, c.last_active_at \
+FROM contacts c WHERE c.domain_id = $1 AND c.id = $2";
+
+/// Routing's key: contacts with this attribute value (at most 1,000 read).
+pub const ATTRIBUTE_KEY_SQL: &str = "\
+SELECT a.contact_id, 0::bigint AS link_id, a.key AS matched, \
+       (SELECT last_active_at FROM contacts WHERE id = a.contact_id) AS last_active_at \
+FROM (SELECT contact_id, key FROM contact_attributes \
+      WHERE domain_id = $1 AND key = $2 AND value = $3 LIMIT 1000) a";
+
+/// Routing's key: contacts with this e-mail address, lower-cased (at most 1,000 read).
+pub const EMAIL_KEY_SQL: &str = "\
+SELECT e.contact_id, e.id AS link_id, e.normalized AS matched, \
+       (SELECT last_active_at FROM contacts WHERE id = e.contact_id) AS last_active_at \
+FROM (SELECT contact_id, id, normalized FROM contact_emails \
+      WHERE domain_id = $1 AND normalized = $2 LIMIT 1000) e";
+
+crate::db::cached::cached_statement!(
+    /// [`CONTACT_KEY_SQL`], prepared once per connection.
+    ContactKey = CONTACT_KEY_SQL;
+    domain: BigInt => i64,
+    contact: BigInt => i64,
+);
+
+crate::db::cached::cached_statement!(
+    /// [`ATTRIBUTE_KEY_SQL`], prepared once per connection.
+    AttributeKey = ATTRIBUTE_KEY_SQL;
+    domain: BigInt => i64,
+    key: Text => String,
+    value: Text => String,
+);
+
+crate::db::cached::cached_statement!(
+    /// [`EMAIL_KEY_SQL`], prepared once per connection.
+    EmailKey = EMAIL_KEY_SQL;
+    domain: BigInt => i64,
+    normalized: Text => String,
+);
+
 crate::db::cached::cached_statement!(
     /// [`CHANNEL_SQL`], prepared once per connection.
     Channel = CHANNEL_SQL;
@@ -77,6 +121,7 @@ fn hits(rows: Vec<HitRow>, kind: LinkKind, rule_of: impl Fn(&str) -> MatchRule) 
             link_id: r.link_id,
             kind,
             rule: rule_of(&r.matched),
+            key: (kind == LinkKind::Attribute).then(|| r.matched.clone()),
             last_active_at: r.last_active_at,
         })
         .collect()
@@ -220,4 +265,67 @@ pub async fn identify_chat(
         "messaging identity",
         None,
     ))
+}
+
+/// The contacts routing's `key` names: one indexed lookup.
+async fn identify_key(
+    mut conn: &AsyncPgConnection,
+    domain: &DomainSettings,
+    key: &IdentificationKey,
+) -> Result<Vec<Hit>, Error> {
+    let d = domain.id.0;
+    Ok(match &key.value {
+        KeyValue::Contact(id) => {
+            let rows: Vec<HitRow> = ContactKey {
+                domain: d,
+                contact: *id,
+            }
+            .load(&mut conn)
+            .await?;
+            hits(rows, LinkKind::Contact, |_| MatchRule::ContactId)
+        }
+        KeyValue::Attribute { key, value } => {
+            let rows: Vec<HitRow> = AttributeKey {
+                domain: d,
+                key: key.clone(),
+                value: value.clone(),
+            }
+            .load(&mut conn)
+            .await?;
+            hits(rows, LinkKind::Attribute, |_| MatchRule::Attribute)
+        }
+        KeyValue::Email(email) => {
+            let rows: Vec<HitRow> = EmailKey {
+                domain: d,
+                normalized: email.normalized.clone(),
+            }
+            .load(&mut conn)
+            .await?;
+            hits(rows, LinkKind::Email, |_| MatchRule::Email)
+        }
+    })
+}
+
+/// Identifies the client of an offer: routing's keys in order, then the number (a call) or
+/// the chat identity ([`identify::with_keys`]). The lookups of the keys and of the number are
+/// sent together on the shared connection (pipelined): keys cost no extra round trip.
+pub async fn identify(
+    conn: &AsyncPgConnection,
+    domain: &DomainSettings,
+    destination: &Destination,
+    keys: &[IdentificationKey],
+) -> Result<Identification, Error> {
+    let by_destination = async {
+        match destination {
+            Destination::Call { number } => identify_call(conn, domain, number.as_deref()).await,
+            Destination::Chat(identity) => identify_chat(conn, domain, identity).await,
+        }
+    };
+    if keys.is_empty() {
+        return by_destination.await;
+    }
+    let by_keys =
+        futures_util::future::try_join_all(keys.iter().map(|k| identify_key(conn, domain, k)));
+    let (fallback, found) = tokio::try_join!(by_destination, by_keys)?;
+    Ok(identify::with_keys(keys, found, fallback))
 }

@@ -167,6 +167,7 @@ diesel::table! {
         fallback_digits -> Int2,
         created_at -> Timestamptz,
         external_key -> Nullable<Text>,
+        autolink_shared_numbers -> Bool,
     }
 }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::email::EmailAddress;
 use super::phone::{ParsedPhone, national_variants};
 
 /// Most candidates kept for one interaction.
@@ -23,6 +24,12 @@ pub enum MatchRule {
     LastDigits,
     /// Equal messaging identity.
     MessagingIdentity,
+    /// Routing's key named the contact's id.
+    ContactId,
+    /// Routing's key: an attribute of the contact has the value given.
+    Attribute,
+    /// Routing's key: an e-mail address of the contact.
+    Email,
 }
 
 impl MatchRule {
@@ -30,7 +37,12 @@ impl MatchRule {
     pub fn is_exact(self) -> bool {
         matches!(
             self,
-            MatchRule::E164 | MatchRule::NationalVariant | MatchRule::MessagingIdentity
+            MatchRule::E164
+                | MatchRule::NationalVariant
+                | MatchRule::MessagingIdentity
+                | MatchRule::ContactId
+                | MatchRule::Attribute
+                | MatchRule::Email
         )
     }
 }
@@ -43,6 +55,12 @@ pub enum LinkKind {
     Phone,
     /// A messaging identity link.
     Messaging,
+    /// The contact itself (routing's key named its id).
+    Contact,
+    /// An attribute (`key` names it).
+    Attribute,
+    /// An e-mail address link.
+    Email,
 }
 
 /// One matching communication, as a query returns it.
@@ -58,6 +76,8 @@ pub struct Hit {
     pub rule: MatchRule,
     /// The contact's last activity.
     pub last_active_at: DateTime<Utc>,
+    /// The attribute's key, for an attribute match.
+    pub key: Option<String>,
 }
 
 /// One matched communication of a candidate.
@@ -67,8 +87,11 @@ pub struct CandidateMatch {
     pub rule: MatchRule,
     /// Phone or messaging.
     pub kind: LinkKind,
-    /// The link id.
+    /// The link id (0 for the contact itself or an attribute).
     pub link_id: i64,
+    /// The attribute's key, for an attribute match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// A contact identification found.
@@ -128,6 +151,9 @@ pub struct Identification {
     pub normalized_number: Option<String>,
     /// Ranked candidates.
     pub candidates: Vec<Candidate>,
+    /// How many contacts hold the caller's number exactly, as found at the offer (not stored:
+    /// 0 for an interaction read back), for the domain's [`AutolinkPolicy`].
+    pub number_holders: usize,
 }
 
 impl Identification {
@@ -138,16 +164,124 @@ impl Identification {
             reason: reason.to_owned(),
             normalized_number,
             candidates: Vec::new(),
+            number_holders: 0,
         }
     }
 
-    /// The contact to bind at once under the domain's autolink setting: exactly one candidate,
-    /// matched exactly. Never on ambiguity, never on fallback-only matches.
-    pub fn autolink_target(&self, autolink: bool) -> Option<i64> {
+    /// The contact to bind at once under the domain's policy: exactly one candidate, matched
+    /// exactly, and, when the policy forbids it on shared numbers, a caller's number that at
+    /// most one contact holds. Never on ambiguity, never on fallback-only matches.
+    pub fn autolink_target(&self, policy: AutolinkPolicy) -> Option<i64> {
         match self.candidates.as_slice() {
-            [only] if autolink && only.exact => Some(only.contact_id),
+            [only]
+                if policy.enabled
+                    && only.exact
+                    && (policy.shared_numbers || self.number_holders <= 1) =>
+            {
+                Some(only.contact_id)
+            }
             _ => None,
         }
+    }
+}
+
+/// What a domain lets autolink do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutolinkPolicy {
+    /// Bind an offered interaction at once when exactly one contact matches exactly.
+    pub enabled: bool,
+    /// Also when the caller's number is held by more than one contact (a switchboard) and a
+    /// key from routing picked one of them.
+    pub shared_numbers: bool,
+}
+
+/// Most identification keys one offer carries.
+pub const MAX_IDENTIFICATION_KEYS: usize = 10;
+
+/// Longest `source` of an identification key.
+pub const MAX_KEY_SOURCE_LEN: usize = 100;
+
+/// What an identification key from routing names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValue {
+    /// A contact id.
+    Contact(i64),
+    /// An attribute with its exact value.
+    Attribute {
+        /// The attribute's key.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// An e-mail address.
+    Email(EmailAddress),
+}
+
+/// A key routing collected before the agent (in the IVR, by a bot), checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentificationKey {
+    /// What it names.
+    pub value: KeyValue,
+    /// Where it came from ("entered in the IVR"), for the reason.
+    pub source: Option<String>,
+}
+
+impl IdentificationKey {
+    /// The key in words, for the match reason: `attribute account_no = 12345, entered in the
+    /// IVR`.
+    pub fn describe(&self) -> String {
+        let what = match &self.value {
+            KeyValue::Contact(id) => format!("contact id {id}"),
+            KeyValue::Attribute { key, value } => format!("attribute {key} = {value}"),
+            KeyValue::Email(e) => format!("e-mail {}", e.address),
+        };
+        match &self.source {
+            Some(source) => format!("{what}, {source}"),
+            None => what,
+        }
+    }
+}
+
+/// Identification with routing's keys, tried in order: the first key that matches exactly one
+/// contact identifies it (the caller's number still counted for the policy); when none does,
+/// `fallback` (the number's or the chat identity's identification) stands, its reason saying
+/// what each key found. `found[i]` are the hits of `keys[i]`.
+pub fn with_keys(
+    keys: &[IdentificationKey],
+    found: Vec<Vec<Hit>>,
+    fallback: Identification,
+) -> Identification {
+    let mut notes = Vec::new();
+    for (key, hits) in keys.iter().zip(found) {
+        let candidates = rank(hits);
+        match candidates.len() {
+            1 => {
+                return Identification {
+                    outcome: Outcome::Identified,
+                    reason: format!("one contact: {}", key.describe()),
+                    normalized_number: fallback.normalized_number,
+                    candidates,
+                    number_holders: fallback.number_holders,
+                };
+            }
+            0 => notes.push(format!("{} matched nothing", key.describe())),
+            n if n >= MAX_CANDIDATES => notes.push(format!(
+                "{} matched {MAX_CANDIDATES} contacts or more",
+                key.describe()
+            )),
+            n => notes.push(format!("{} matched {n} contacts", key.describe())),
+        }
+    }
+    if notes.is_empty() {
+        return fallback;
+    }
+    Identification {
+        reason: format!(
+            "{} (no key identified one contact: {})",
+            fallback.reason,
+            notes.join("; ")
+        ),
+        ..fallback
     }
 }
 
@@ -197,6 +331,7 @@ pub fn rank(hits: Vec<Hit>) -> Vec<Candidate> {
             rule: hit.rule,
             kind: hit.kind,
             link_id: hit.link_id,
+            key: hit.key,
         };
         match candidates
             .iter_mut()
@@ -237,11 +372,20 @@ pub fn conclude(
         1 => (Outcome::Identified, format!("one contact: {rule_note}")),
         n => (Outcome::Ambiguous, format!("{n} contacts: {rule_note}")),
     };
+    let number_holders = candidates
+        .iter()
+        .filter(|c| {
+            c.matches
+                .iter()
+                .any(|m| m.kind == LinkKind::Phone && m.rule.is_exact())
+        })
+        .count();
     Identification {
         outcome,
         reason,
         normalized_number,
         candidates,
+        number_holders,
     }
 }
 
@@ -261,7 +405,85 @@ mod tests {
             kind: LinkKind::Phone,
             rule,
             last_active_at: at(active),
+            key: None,
         }
+    }
+
+    const ON: AutolinkPolicy = AutolinkPolicy {
+        enabled: true,
+        shared_numbers: true,
+    };
+    const OFF: AutolinkPolicy = AutolinkPolicy {
+        enabled: false,
+        shared_numbers: true,
+    };
+    const UNSHARED: AutolinkPolicy = AutolinkPolicy {
+        enabled: true,
+        shared_numbers: false,
+    };
+
+    fn attribute(value: &str, source: Option<&str>) -> IdentificationKey {
+        IdentificationKey {
+            value: KeyValue::Attribute {
+                key: "account_no".into(),
+                value: value.into(),
+            },
+            source: source.map(str::to_owned),
+        }
+    }
+
+    fn keyed(contact_id: i64) -> Hit {
+        Hit {
+            kind: LinkKind::Attribute,
+            key: Some("account_no".into()),
+            ..hit(contact_id, 0, MatchRule::Attribute, 0)
+        }
+    }
+
+    #[test]
+    fn the_first_key_that_names_one_contact_wins_and_the_number_counts_for_the_policy() {
+        let by_number = conclude(
+            rank(vec![
+                hit(1, 1, MatchRule::E164, 0),
+                hit(2, 2, MatchRule::E164, 0),
+            ]),
+            "exact number",
+            Some("+447400123456".into()),
+        );
+        assert_eq!(by_number.number_holders, 2);
+        let keys = [
+            attribute("1", None),
+            attribute("2", None),
+            attribute("3", Some("entered in the IVR")),
+        ];
+        let found = vec![vec![], vec![keyed(1), keyed(2)], vec![keyed(2)]];
+        let i = with_keys(&keys, found, by_number.clone());
+        assert_eq!(i.outcome, Outcome::Identified);
+        assert_eq!(
+            i.reason,
+            "one contact: attribute account_no = 3, entered in the IVR"
+        );
+        assert_eq!(i.candidates[0].contact_id, 2);
+        assert_eq!(
+            i.candidates[0].matches[0].key.as_deref(),
+            Some("account_no")
+        );
+        assert_eq!(i.normalized_number.as_deref(), Some("+447400123456"));
+        assert_eq!(i.autolink_target(ON), Some(2));
+        assert_eq!(i.autolink_target(UNSHARED), None, "a switchboard's number");
+        assert_eq!(i.autolink_target(OFF), None);
+        // No key names one contact: the number's outcome, saying why.
+        let i = with_keys(
+            &keys[..2],
+            vec![vec![], vec![keyed(1), keyed(2)]],
+            by_number,
+        );
+        assert_eq!(i.outcome, Outcome::Ambiguous);
+        assert_eq!(
+            i.reason,
+            "2 contacts: exact number (no key identified one contact: attribute account_no = 1 \
+             matched nothing; attribute account_no = 2 matched 2 contacts)"
+        );
     }
 
     #[test]
@@ -282,11 +504,12 @@ mod tests {
     fn autolink_only_on_one_exact_match() {
         let one_exact = conclude(rank(vec![hit(1, 1, MatchRule::E164, 0)]), "x", None);
         assert_eq!(one_exact.outcome, Outcome::Identified);
-        assert_eq!(one_exact.autolink_target(true), Some(1));
-        assert_eq!(one_exact.autolink_target(false), None);
+        assert_eq!(one_exact.autolink_target(ON), Some(1));
+        assert_eq!(one_exact.autolink_target(UNSHARED), Some(1));
+        assert_eq!(one_exact.autolink_target(OFF), None);
         let fallback = conclude(rank(vec![hit(1, 1, MatchRule::LastDigits, 0)]), "x", None);
         assert_eq!(fallback.outcome, Outcome::Identified);
-        assert_eq!(fallback.autolink_target(true), None);
+        assert_eq!(fallback.autolink_target(ON), None);
         let two = conclude(
             rank(vec![
                 hit(1, 1, MatchRule::E164, 0),
@@ -296,7 +519,7 @@ mod tests {
             None,
         );
         assert_eq!(two.outcome, Outcome::Ambiguous);
-        assert_eq!(two.autolink_target(true), None);
+        assert_eq!(two.autolink_target(ON), None);
     }
 
     #[test]

@@ -140,6 +140,8 @@ pub struct Offer {
     pub variables: Vec<Variable>,
     /// When it was offered.
     pub occurred_at: DateTime<Utc>,
+    /// Routing's identification keys, tried in order before the destination.
+    pub keys: Vec<super::identify::IdentificationKey>,
 }
 
 /// A stored interaction.

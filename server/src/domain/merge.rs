@@ -303,6 +303,7 @@ mod tests {
                 },
                 kind: LinkKind::Phone,
                 link_id: link,
+                key: None,
             }],
             last_active_at: at(active),
         }

@@ -18,6 +18,8 @@ pub struct DomainSettings {
     pub default_region: Region,
     /// Bind at once when exactly one contact matches exactly.
     pub autolink: bool,
+    /// With `autolink`, also on a caller's number more than one contact holds.
+    pub autolink_shared_numbers: bool,
     /// Last-N-digits fallback length (0: off).
     pub fallback_digits: i16,
 }
@@ -33,4 +35,14 @@ pub struct Session {
     pub domain: Arc<DomainSettings>,
     /// The calling user's name.
     pub user_name: Arc<str>,
+}
+
+impl DomainSettings {
+    /// What autolink may do in this domain.
+    pub fn autolink_policy(&self) -> super::identify::AutolinkPolicy {
+        super::identify::AutolinkPolicy {
+            enabled: self.autolink,
+            shared_numbers: self.autolink_shared_numbers,
+        }
+    }
 }

@@ -135,6 +135,9 @@ pub fn rule(r: MatchRule) -> pb::MatchRule {
         MatchRule::NationalNumber => pb::MatchRule::NationalNumber,
         MatchRule::LastDigits => pb::MatchRule::LastDigits,
         MatchRule::MessagingIdentity => pb::MatchRule::MessagingIdentity,
+        MatchRule::ContactId => pb::MatchRule::ContactId,
+        MatchRule::Attribute => pb::MatchRule::Attribute,
+        MatchRule::Email => pb::MatchRule::Email,
     }
 }
 

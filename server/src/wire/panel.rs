@@ -90,6 +90,22 @@ fn candidate(
                     .iter()
                     .find(|ch| ch.id == m.link_id)
                     .map(|ch| M::MessagingChannel(encode::channel(ch))),
+                LinkKind::Email => card
+                    .emails
+                    .iter()
+                    .find(|e| e.id == m.link_id)
+                    .map(|e| M::Email(encode::email(e))),
+                LinkKind::Attribute => card
+                    .attributes
+                    .iter()
+                    .find(|a| Some(&a.key) == m.key.as_ref())
+                    .map(|a| {
+                        M::Attribute(pb::Attribute {
+                            key: a.key.clone(),
+                            value: a.value.clone(),
+                        })
+                    }),
+                LinkKind::Contact => None,
             },
         })
         .collect();

@@ -74,14 +74,8 @@ pub async fn offer(
             if let Some(existing) = find(tx, domain.id, &offer.external_id, true).await? {
                 return reoffer(tx, domain.id, existing, offer).await;
             }
-            let identification = match &offer.destination {
-                Destination::Call { number } => {
-                    identification::identify_call(tx, domain, number.as_deref()).await?
-                }
-                Destination::Chat(identity) => {
-                    identification::identify_chat(tx, domain, identity).await?
-                }
-            };
+            let identification =
+                identification::identify(tx, domain, &offer.destination, &offer.keys).await?;
             let (caller_number, caller_hidden, chat) = match &offer.destination {
                 Destination::Call { number } => (number.clone(), number.is_none(), None),
                 Destination::Chat(c) => (None, false, Some(c)),
@@ -119,7 +113,7 @@ pub async fn offer(
                 .await
                 .optional()?;
             let Some(id) = inserted else { continue };
-            if let Some(contact) = identification.autolink_target(domain.autolink) {
+            if let Some(contact) = identification.autolink_target(domain.autolink_policy()) {
                 bind(
                     tx,
                     domain.id,

@@ -87,6 +87,7 @@ impl InteractionRow {
                 reason: self.outcome_reason,
                 normalized_number: self.caller_e164,
                 candidates: self.candidates.0,
+                number_holders: 0,
             },
             bound_contact: self.bound_contact_id.map(ContactId),
             offered_at: self.offered_at,

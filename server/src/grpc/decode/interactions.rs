@@ -3,8 +3,13 @@
 use chrono::Utc;
 use client_info_proto::pb;
 
-use super::{client_id, datetime, identity, positive_id, text};
+use super::{client_id, datetime, identity, positive_id, rule, text};
 use crate::app::interactions::{Accept, Close};
+use crate::domain::contact as rules;
+use crate::domain::email::parse_email;
+use crate::domain::identify::{
+    IdentificationKey, KeyValue, MAX_IDENTIFICATION_KEYS, MAX_KEY_SOURCE_LEN,
+};
 use crate::domain::ids::UserId;
 use crate::domain::interaction::{
     Destination, Direction, InteractionKind, MAX_MEMBER_DESCRIPTION_LEN, MAX_QUEUE_FIELD_LEN,
@@ -169,6 +174,60 @@ fn variables(input: &[pb::Variable]) -> Checked<Vec<Variable>> {
     v.or(out)
 }
 
+/// One identification key of an offer, under `field`.
+fn identification_key(field: &str, k: &pb::IdentificationKey) -> Checked<IdentificationKey> {
+    use pb::identification_key::Key;
+    let value = match &k.key {
+        None => Err(Violations::one(
+            format!("{field}.key"),
+            "set one of attribute, email, contact_id",
+        )),
+        Some(Key::Attribute(a)) => (
+            rule(
+                &format!("{field}.attribute.key"),
+                rules::attribute_key(&a.key),
+            ),
+            rule(
+                &format!("{field}.attribute.value"),
+                rules::attribute_value(&a.value),
+            ),
+        )
+            .all_valid()
+            .map(|(key, value)| KeyValue::Attribute { key, value }),
+        Some(Key::Email(e)) => rule(&format!("{field}.email"), parse_email(e)).map(KeyValue::Email),
+        Some(Key::ContactId(id)) => {
+            positive_id(&format!("{field}.contact_id"), *id).map(KeyValue::Contact)
+        }
+    };
+    let source = text(
+        &format!("{field}.source"),
+        &k.source,
+        TextRule::line(MAX_KEY_SOURCE_LEN),
+    );
+    let (value, source) = (value, source).all_valid()?;
+    Ok(IdentificationKey {
+        value,
+        source: (!source.is_empty()).then_some(source),
+    })
+}
+
+/// The identification keys of an offer, in order.
+fn identification_keys(input: &[pb::IdentificationKey]) -> Checked<Vec<IdentificationKey>> {
+    let mut v = Violations::new();
+    if input.len() > MAX_IDENTIFICATION_KEYS {
+        v.add(
+            "identification_keys",
+            format!("at most {MAX_IDENTIFICATION_KEYS} keys"),
+        );
+    }
+    let keys = input
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| v.keep(identification_key(&format!("identification_keys[{i}]"), k)))
+        .collect();
+    v.or(keys)
+}
+
 /// OfferInteraction.
 pub fn offer_interaction(req: &pb::OfferInteractionRequest) -> Checked<Offer> {
     let kind = kind(req);
@@ -177,7 +236,18 @@ pub fn offer_interaction(req: &pb::OfferInteractionRequest) -> Checked<Offer> {
         Some(t) => datetime("occurred_at", t),
         None => Ok(Utc::now()),
     };
-    let (external_id, _, direction, destination, agent, queue, member, variables, occurred_at) = (
+    let (
+        external_id,
+        _,
+        direction,
+        destination,
+        agent,
+        queue,
+        member,
+        variables,
+        occurred_at,
+        keys,
+    ) = (
         client_id("interaction_id", &req.interaction_id),
         kind,
         direction(req),
@@ -187,6 +257,7 @@ pub fn offer_interaction(req: &pb::OfferInteractionRequest) -> Checked<Offer> {
         member(req.member.as_ref()),
         variables(&req.variables),
         occurred_at,
+        identification_keys(&req.identification_keys),
     )
         .all_valid()?;
     Ok(Offer {
@@ -198,6 +269,7 @@ pub fn offer_interaction(req: &pb::OfferInteractionRequest) -> Checked<Offer> {
         member,
         variables,
         occurred_at,
+        keys,
     })
 }
 

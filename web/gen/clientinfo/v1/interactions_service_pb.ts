@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Attribute } from "./contact_pb";
+import { file_clientinfo_v1_contact } from "./contact_pb";
 import type { ClientDestination, Identification, InteractionDirection, InteractionKind, InteractionState, Queue, QueueMember, Variable } from "./interaction_pb";
 import { file_clientinfo_v1_interaction } from "./interaction_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clientinfo/v1/interactions_service.proto.
  */
 export const file_clientinfo_v1_interactions_service: GenFile = /*@__PURE__*/
-  fileDesc("CihjbGllbnRpbmZvL3YxL2ludGVyYWN0aW9uc19zZXJ2aWNlLnByb3RvEg1jbGllbnRpbmZvLnYxIpMDChdPZmZlckludGVyYWN0aW9uUmVxdWVzdBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIsCgRraW5kGAIgASgOMh4uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbktpbmQSNgoJZGlyZWN0aW9uGAMgASgOMiMuY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbkRpcmVjdGlvbhI1CgtkZXN0aW5hdGlvbhgEIAEoCzIgLmNsaWVudGluZm8udjEuQ2xpZW50RGVzdGluYXRpb24SFQoNYWdlbnRfdXNlcl9pZBgFIAEoAxIjCgVxdWV1ZRgGIAEoCzIULmNsaWVudGluZm8udjEuUXVldWUSKgoGbWVtYmVyGAcgASgLMhouY2xpZW50aW5mby52MS5RdWV1ZU1lbWJlchIqCgl2YXJpYWJsZXMYCCADKAsyFy5jbGllbnRpbmZvLnYxLlZhcmlhYmxlEi8KC29jY3VycmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLBAQoYT2ZmZXJJbnRlcmFjdGlvblJlc3BvbnNlEi4KBXN0YXRlGAEgASgOMh8uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvblN0YXRlEjUKDmlkZW50aWZpY2F0aW9uGAIgASgLMh0uY2xpZW50aW5mby52MS5JZGVudGlmaWNhdGlvbhIYChBib3VuZF9jb250YWN0X2lkGAMgASgDEhMKC3RyYW5zZmVycmVkGAQgASgIEg8KB2NoYW5nZWQYBSABKAgiSQoYQWNjZXB0SW50ZXJhY3Rpb25SZXF1ZXN0EhYKDmludGVyYWN0aW9uX2lkGAEgASgJEhUKDWFnZW50X3VzZXJfaWQYAiABKAMiSwoZQWNjZXB0SW50ZXJhY3Rpb25SZXNwb25zZRIuCgVzdGF0ZRgBIAEoDjIfLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25TdGF0ZSIxChdDbG9zZUludGVyYWN0aW9uUmVxdWVzdBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCSJKChhDbG9zZUludGVyYWN0aW9uUmVzcG9uc2USLgoFc3RhdGUYASABKA4yHy5jbGllbnRpbmZvLnYxLkludGVyYWN0aW9uU3RhdGUyxwIKE0ludGVyYWN0aW9uc1NlcnZpY2USYwoQT2ZmZXJJbnRlcmFjdGlvbhImLmNsaWVudGluZm8udjEuT2ZmZXJJbnRlcmFjdGlvblJlcXVlc3QaJy5jbGllbnRpbmZvLnYxLk9mZmVySW50ZXJhY3Rpb25SZXNwb25zZRJmChFBY2NlcHRJbnRlcmFjdGlvbhInLmNsaWVudGluZm8udjEuQWNjZXB0SW50ZXJhY3Rpb25SZXF1ZXN0GiguY2xpZW50aW5mby52MS5BY2NlcHRJbnRlcmFjdGlvblJlc3BvbnNlEmMKEENsb3NlSW50ZXJhY3Rpb24SJi5jbGllbnRpbmZvLnYxLkNsb3NlSW50ZXJhY3Rpb25SZXF1ZXN0GicuY2xpZW50aW5mby52MS5DbG9zZUludGVyYWN0aW9uUmVzcG9uc2VCawoRY29tLmNsaWVudGluZm8udjFQAVpEZ2l0aHViLmNvbS9jbGllbnQtaW5mby9jbGllbnQtaW5mby9nZW4vZ28vY2xpZW50aW5mby92MTtjbGllbnRpbmZvdjGqAg1DbGllbnRJbmZvLlYxYgZwcm90bzM", [file_clientinfo_v1_interaction, file_google_protobuf_timestamp]);
+  fileDesc("CihjbGllbnRpbmZvL3YxL2ludGVyYWN0aW9uc19zZXJ2aWNlLnByb3RvEg1jbGllbnRpbmZvLnYxItIDChdPZmZlckludGVyYWN0aW9uUmVxdWVzdBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIsCgRraW5kGAIgASgOMh4uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbktpbmQSNgoJZGlyZWN0aW9uGAMgASgOMiMuY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbkRpcmVjdGlvbhI1CgtkZXN0aW5hdGlvbhgEIAEoCzIgLmNsaWVudGluZm8udjEuQ2xpZW50RGVzdGluYXRpb24SFQoNYWdlbnRfdXNlcl9pZBgFIAEoAxIjCgVxdWV1ZRgGIAEoCzIULmNsaWVudGluZm8udjEuUXVldWUSKgoGbWVtYmVyGAcgASgLMhouY2xpZW50aW5mby52MS5RdWV1ZU1lbWJlchIqCgl2YXJpYWJsZXMYCCADKAsyFy5jbGllbnRpbmZvLnYxLlZhcmlhYmxlEi8KC29jY3VycmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI9ChNpZGVudGlmaWNhdGlvbl9rZXlzGAogAygLMiAuY2xpZW50aW5mby52MS5JZGVudGlmaWNhdGlvbktleSKAAQoRSWRlbnRpZmljYXRpb25LZXkSLQoJYXR0cmlidXRlGAEgASgLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGVIABIPCgVlbWFpbBgCIAEoCUgAEhQKCmNvbnRhY3RfaWQYAyABKANIABIOCgZzb3VyY2UYBCABKAlCBQoDa2V5IsEBChhPZmZlckludGVyYWN0aW9uUmVzcG9uc2USLgoFc3RhdGUYASABKA4yHy5jbGllbnRpbmZvLnYxLkludGVyYWN0aW9uU3RhdGUSNQoOaWRlbnRpZmljYXRpb24YAiABKAsyHS5jbGllbnRpbmZvLnYxLklkZW50aWZpY2F0aW9uEhgKEGJvdW5kX2NvbnRhY3RfaWQYAyABKAMSEwoLdHJhbnNmZXJyZWQYBCABKAgSDwoHY2hhbmdlZBgFIAEoCCJJChhBY2NlcHRJbnRlcmFjdGlvblJlcXVlc3QSFgoOaW50ZXJhY3Rpb25faWQYASABKAkSFQoNYWdlbnRfdXNlcl9pZBgCIAEoAyJLChlBY2NlcHRJbnRlcmFjdGlvblJlc3BvbnNlEi4KBXN0YXRlGAEgASgOMh8uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvblN0YXRlIjEKF0Nsb3NlSW50ZXJhY3Rpb25SZXF1ZXN0EhYKDmludGVyYWN0aW9uX2lkGAEgASgJIkoKGENsb3NlSW50ZXJhY3Rpb25SZXNwb25zZRIuCgVzdGF0ZRgBIAEoDjIfLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25TdGF0ZTLHAgoTSW50ZXJhY3Rpb25zU2VydmljZRJjChBPZmZlckludGVyYWN0aW9uEiYuY2xpZW50aW5mby52MS5PZmZlckludGVyYWN0aW9uUmVxdWVzdBonLmNsaWVudGluZm8udjEuT2ZmZXJJbnRlcmFjdGlvblJlc3BvbnNlEmYKEUFjY2VwdEludGVyYWN0aW9uEicuY2xpZW50aW5mby52MS5BY2NlcHRJbnRlcmFjdGlvblJlcXVlc3QaKC5jbGllbnRpbmZvLnYxLkFjY2VwdEludGVyYWN0aW9uUmVzcG9uc2USYwoQQ2xvc2VJbnRlcmFjdGlvbhImLmNsaWVudGluZm8udjEuQ2xvc2VJbnRlcmFjdGlvblJlcXVlc3QaJy5jbGllbnRpbmZvLnYxLkNsb3NlSW50ZXJhY3Rpb25SZXNwb25zZUJrChFjb20uY2xpZW50aW5mby52MVABWkRnaXRodWIuY29tL2NsaWVudC1pbmZvL2NsaWVudC1pbmZvL2dlbi9nby9jbGllbnRpbmZvL3YxO2NsaWVudGluZm92MaoCDUNsaWVudEluZm8uVjFiBnByb3RvMw", [file_clientinfo_v1_contact, file_clientinfo_v1_interaction, file_google_protobuf_timestamp]);
 
 /**
  * Request of OfferInteraction.
@@ -84,6 +86,17 @@ export type OfferInteractionRequest = Message<"clientinfo.v1.OfferInteractionReq
    * @generated from field: google.protobuf.Timestamp occurred_at = 9;
    */
   occurredAt?: Timestamp | undefined;
+
+  /**
+   * Keys collected before the agent (in the IVR, by a bot, by routing's own lookup) that
+   * identify the client, tried in the order given and before the number or chat identity: the
+   * first that matches exactly one contact identifies it; a key that matches nothing or several
+   * contacts is passed over, and the match reason says so. At most 10. Only a first offer
+   * identifies: a re-offer keeps what the first one found.
+   *
+   * @generated from field: repeated clientinfo.v1.IdentificationKey identification_keys = 10;
+   */
+  identificationKeys: IdentificationKey[];
 };
 
 /**
@@ -92,6 +105,61 @@ export type OfferInteractionRequest = Message<"clientinfo.v1.OfferInteractionReq
  */
 export const OfferInteractionRequestSchema: GenMessage<OfferInteractionRequest> = /*@__PURE__*/
   messageDesc(file_clientinfo_v1_interactions_service, 0);
+
+/**
+ * A key routing collected that identifies the client.
+ *
+ * @generated from message clientinfo.v1.IdentificationKey
+ */
+export type IdentificationKey = Message<"clientinfo.v1.IdentificationKey"> & {
+  /**
+   * What the key is; exactly one.
+   *
+   * @generated from oneof clientinfo.v1.IdentificationKey.key
+   */
+  key: {
+    /**
+     * An attribute of the contact with exactly this value (the key as a contact attribute's,
+     * e.g. `account_no`; the value as stored, case counts).
+     *
+     * @generated from field: clientinfo.v1.Attribute attribute = 1;
+     */
+    value: Attribute;
+    case: "attribute";
+  } | {
+    /**
+     * An e-mail address of the contact (compared without case).
+     *
+     * @generated from field: string email = 2;
+     */
+    value: string;
+    case: "email";
+  } | {
+    /**
+     * The contact's id, when routing already knows it (a merged or deleted contact matches
+     * nothing).
+     *
+     * @generated from field: int64 contact_id = 3;
+     */
+    value: bigint;
+    case: "contactId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Where the key came from, for the match reason (for example "entered in the IVR"); optional,
+   * one line of at most 100 characters.
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message clientinfo.v1.IdentificationKey.
+ * Use `create(IdentificationKeySchema)` to create a new message.
+ */
+export const IdentificationKeySchema: GenMessage<IdentificationKey> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_interactions_service, 1);
 
 /**
  * Response of OfferInteraction.
@@ -140,7 +208,7 @@ export type OfferInteractionResponse = Message<"clientinfo.v1.OfferInteractionRe
  * Use `create(OfferInteractionResponseSchema)` to create a new message.
  */
 export const OfferInteractionResponseSchema: GenMessage<OfferInteractionResponse> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_interactions_service, 1);
+  messageDesc(file_clientinfo_v1_interactions_service, 2);
 
 /**
  * Request of AcceptInteraction.
@@ -168,7 +236,7 @@ export type AcceptInteractionRequest = Message<"clientinfo.v1.AcceptInteractionR
  * Use `create(AcceptInteractionRequestSchema)` to create a new message.
  */
 export const AcceptInteractionRequestSchema: GenMessage<AcceptInteractionRequest> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_interactions_service, 2);
+  messageDesc(file_clientinfo_v1_interactions_service, 3);
 
 /**
  * Response of AcceptInteraction.
@@ -189,7 +257,7 @@ export type AcceptInteractionResponse = Message<"clientinfo.v1.AcceptInteraction
  * Use `create(AcceptInteractionResponseSchema)` to create a new message.
  */
 export const AcceptInteractionResponseSchema: GenMessage<AcceptInteractionResponse> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_interactions_service, 3);
+  messageDesc(file_clientinfo_v1_interactions_service, 4);
 
 /**
  * Request of CloseInteraction.
@@ -210,7 +278,7 @@ export type CloseInteractionRequest = Message<"clientinfo.v1.CloseInteractionReq
  * Use `create(CloseInteractionRequestSchema)` to create a new message.
  */
 export const CloseInteractionRequestSchema: GenMessage<CloseInteractionRequest> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_interactions_service, 4);
+  messageDesc(file_clientinfo_v1_interactions_service, 5);
 
 /**
  * Response of CloseInteraction.
@@ -231,7 +299,7 @@ export type CloseInteractionResponse = Message<"clientinfo.v1.CloseInteractionRe
  * Use `create(CloseInteractionResponseSchema)` to create a new message.
  */
 export const CloseInteractionResponseSchema: GenMessage<CloseInteractionResponse> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_interactions_service, 5);
+  messageDesc(file_clientinfo_v1_interactions_service, 6);
 
 /**
  * Interactions is called by the routing back-end to report the life of calls and chats.

@@ -1,0 +1,1 @@
+ALTER TABLE domains DROP COLUMN autolink_shared_numbers;
