@@ -2,7 +2,8 @@
 //! contact id): tried in order before the number or chat identity, the reason naming the key;
 //! keys that match nothing or several contacts fall back to the number and say so; the
 //! domain's match policy decides what autolink binds on a switchboard's number; bad keys are
-//! INVALID_ARGUMENT by field, and nothing is written.
+//! INVALID_ARGUMENT by field, and nothing is written. Chat identities that carry a phone number
+//! (WhatsApp, Viber, SMS) identify by it when nobody holds them, and binding links them.
 
 use client_info_sdk::contacts::{email, phone};
 use client_info_sdk::interactions::{attribute_key, call, chat, contact_key, email_key};
@@ -293,5 +294,114 @@ async fn bad_keys_are_refused_by_field_and_nothing_is_written() {
     expect_code(
         agent.client.get_client_info("bad-keys").await,
         Code::NotFound,
+    );
+}
+
+fn channels(c: &pb::Contact) -> Vec<(String, String)> {
+    c.messaging_channels
+        .iter()
+        .map(|m| (m.protocol.clone(), m.external_user_id.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn chat_identities_that_carry_a_number_identify_like_a_call_and_binding_links_them() {
+    let app = client_info_tests::TestApp::start().await;
+    let d = app.domain("acme", "GB").await;
+    let crm = app.actor(d, "CRM", ALL).await;
+    let routing = app
+        .actor(d, "Routing", &[Permission::InteractionsRoute])
+        .await;
+    let agent = app
+        .actor(
+            d,
+            "Alice",
+            &[Permission::InteractionsHandle, Permission::ContactsRead],
+        )
+        .await;
+    let ann = contact(&crm.client, "Ann", "1", vec![phone("07400 123456")]).await;
+    contact(&crm.client, "Bob", "2", vec![phone("07400 555555")]).await;
+    contact(&crm.client, "Cara", "3", vec![phone("+44 7400 555555")]).await;
+    let dan = contact(&crm.client, "Dan", "4", vec![phone("07400 777777")]).await;
+    let offer = |iid: &'static str, protocol: &'static str, id: &'static str| {
+        let routing = routing.client.clone();
+        let agent = agent.user.0;
+        async move {
+            routing
+                .offer_interaction(chat(iid, protocol, id, "Client", agent))
+                .await
+                .expect("offer")
+        }
+    };
+    let r = offer("c-wa", "whatsapp", "447400123456").await;
+    assert_eq!(
+        identification(&r),
+        (
+            pb::IdentificationOutcome::Identified,
+            "whatsapp identity unknown, by the number it carries: one contact: exact number"
+                .to_owned()
+        )
+    );
+    let (id, m) = first_match(&agent.client, "c-wa").await;
+    assert_eq!((id, m.rule()), (ann, pb::MatchRule::E164));
+    let r = offer("c-sms", "sms", "07400 123456").await;
+    assert_eq!(identification(&r).0, pb::IdentificationOutcome::Identified);
+    // A Telegram user id is no number; a shared number is ambiguous, as for a call.
+    let r = offer("c-tg", "telegram", "123456789").await;
+    assert_eq!(
+        identification(&r),
+        (pb::IdentificationOutcome::NotFound, "no match".to_owned())
+    );
+    let r = offer("c-shared", "whatsapp", "447400555555@s.whatsapp.net").await;
+    assert_eq!(
+        identification(&r),
+        (
+            pb::IdentificationOutcome::Ambiguous,
+            "whatsapp identity unknown, by the number it carries: 2 contacts: exact number"
+                .to_owned()
+        )
+    );
+
+    // The agent binds the WhatsApp chat to Ann: the identity is linked to her, audited.
+    routing
+        .client
+        .accept_interaction("c-wa", agent.user.0)
+        .await
+        .expect("accept");
+    agent
+        .client
+        .select_contact("c-wa", ann)
+        .await
+        .expect("select");
+    let card = crm.client.get_contact(ann).await.expect("card");
+    assert_eq!(
+        channels(&card),
+        [("whatsapp".to_owned(), "447400123456".to_owned())]
+    );
+    let trail = crm
+        .client
+        .list_contact_audit(ann, 10, "")
+        .await
+        .expect("audit");
+    assert!(
+        trail
+            .entries
+            .iter()
+            .any(|e| e.action == "communication.link" && e.interaction_id == "c-wa"),
+        "{:?}",
+        trail.entries
+    );
+    // The next chat from it is identified by the identity itself.
+    let r = offer("c-wa-2", "whatsapp", "447400123456").await;
+    assert_eq!(identification(&r).1, "one contact: messaging identity");
+
+    // With autolink, the offer binds Dan and links the identity at once.
+    app.set_identification(d, true, 9).await;
+    let r = offer("c-auto", "viber", "+44 7400 777777").await;
+    assert_eq!(r.bound_contact_id, dan);
+    let card = crm.client.get_contact(dan).await.expect("card");
+    assert_eq!(
+        channels(&card),
+        [("viber".to_owned(), "+44 7400 777777".to_owned())]
     );
 }

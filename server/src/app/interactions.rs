@@ -3,6 +3,7 @@
 use diesel_async::AsyncPgConnection;
 
 use super::{AppState, Call, loaders};
+use crate::db::communications::LinkOutcome;
 use crate::db::interactions::{self, OfferResult};
 use crate::db::{contacts, identification, tx};
 use crate::domain::contact::UserRef;
@@ -55,7 +56,16 @@ pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferR
             format!("no user {} in this domain", offer.agent),
         ));
     };
-    if !context.known {
+    // A chat autolinked by the number its identity carries also links the identity: the
+    // transactional path.
+    let links_identity = matches!(
+        offer.destination,
+        crate::domain::interaction::Destination::Chat(_)
+    ) && identification.matched_by_phone()
+        && identification
+            .autolink_target(domain.autolink_policy())
+            .is_some();
+    if !context.known && !links_identity {
         let mut interaction = Interaction {
             id: 0,
             external_id: offer.external_id.clone(),
@@ -131,13 +141,32 @@ pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferR
             let offered = loaders::offered(tx, session, keys, i).await?;
             tx.emit_all(offered);
             if let (true, Some(contact)) = (r.created, i.bound_contact) {
-                let card = contacts::load_card(tx, session.domain.id, contact).await?;
-                tx.emit(events::bound(i, &card, None));
+                let mut shown = vec![contact.0];
+                if let Some(LinkOutcome::Relinked { from, .. }) = &r.identity_link {
+                    shown.push(from.0);
+                }
+                let cards = contacts::load_cards(tx, session.domain.id, &shown).await?;
+                let card = cards
+                    .iter()
+                    .find(|c| c.id == contact)
+                    .ok_or_else(|| Error::contact_not_found(contact))?;
+                tx.emit(events::bound(i, card, None));
                 tx.change(
-                    Change::of(session, Kind::InteractionBound, &card)
+                    Change::of(session, Kind::InteractionBound, card)
                         .interaction(&i.external_id)
                         .out(),
                 );
+                match &r.identity_link {
+                    Some(LinkOutcome::Linked) => {
+                        tx.change(Change::of(session, Kind::CommunicationLinked, card).out());
+                    }
+                    Some(LinkOutcome::Relinked { from, link }) => {
+                        let from_card = cards.iter().find(|c| c.id == *from);
+                        tx.emit_all(events::moved(Some(i), link, *from, from_card, card.id));
+                        tx.change_all(super::binding::relinked(session, card, from_card));
+                    }
+                    _ => {}
+                }
             }
         }
         Ok(r)

@@ -236,22 +236,13 @@ pub async fn select(
         contacts::lock_shared(conn, domain, contact).await?;
         let mut relink = None;
         let mut linked = false;
-        if let (Destination::Chat(identity), true) = (&interaction.destination, relink_channel) {
-            super::communications::lock_identity(conn, domain, identity).await?;
-            contacts::lock(conn, domain, contact, None).await?;
-            let outcome = contacts::link_and_relink(
-                conn,
-                domain,
-                actor,
-                contact,
-                &Communication::Channel(identity.clone()),
-                true,
-                Some(external_id),
-            )
-            .await?;
-            if outcome != LinkOutcome::AlreadyLinked {
-                contacts::touch_version(conn, domain, contact, actor).await?;
-            }
+        // A chat identified by the number its identity carries links the identity to the
+        // contact it is bound to, as a relink would.
+        let link_identity = relink_channel || interaction.chat_identified_by_number();
+        if let (Destination::Chat(identity), true) = (&interaction.destination, link_identity) {
+            let outcome =
+                contacts::link_chat_identity(conn, domain, actor, contact, identity, external_id)
+                    .await?;
             linked = outcome == LinkOutcome::Linked;
             relink = relink_of(outcome);
         }

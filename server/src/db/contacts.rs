@@ -688,6 +688,53 @@ pub async fn link_communication(
     }
 }
 
+/// Links a chat's identity to `contact` as a relink does (moving it from a contact that holds
+/// it), raising the contact's version when something changed; audited with `interaction`
+/// (`communication.link`, or `channel.relink` on both contacts).
+/// Locks the identity, then the contact, as every writer of identities does.
+pub async fn link_chat_identity(
+    conn: &mut Tx<'_>,
+    domain: DomainId,
+    actor: UserId,
+    contact: ContactId,
+    identity: &crate::domain::contact::ChannelIdentity,
+    interaction: &str,
+) -> Result<LinkOutcome, Error> {
+    communications::lock_identity(conn, domain, identity).await?;
+    lock(conn, domain, contact, None).await?;
+    let outcome = link_and_relink(
+        conn,
+        domain,
+        actor,
+        contact,
+        &Communication::Channel(identity.clone()),
+        true,
+        Some(interaction),
+    )
+    .await?;
+    if outcome != LinkOutcome::AlreadyLinked {
+        touch_version(conn, domain, contact, actor).await?;
+    }
+    if outcome == LinkOutcome::Linked {
+        conn.audit(AuditRecord {
+            domain,
+            actor,
+            action: AuditAction::CommunicationLink,
+            contact,
+            interaction: Some(interaction),
+            before: None,
+            after: Some(serde_json::json!({
+                "messaging_channel": {
+                    "protocol": identity.protocol,
+                    "external_user_id": identity.external_user_id,
+                    "display_name": identity.display_name,
+                }
+            })),
+        });
+    }
+    Ok(outcome)
+}
+
 /// Links a communication (in the caller's transaction). When a messaging identity moves from
 /// another contact, that contact's version rises too and both audit trails record the move:
 /// from, to, who, when, and the interaction it happened in.

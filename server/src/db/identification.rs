@@ -246,7 +246,9 @@ pub async fn identify_call(
     Ok(identify::conclude(identify::rank(hits), &note, normalized))
 }
 
-/// Identifies the client of a chat by exact messaging identity.
+/// Identifies the client of a chat by exact messaging identity; when nobody holds it and the
+/// identity carries a phone number ([`identify::carried_number`]: WhatsApp, Viber, SMS), by
+/// that number as a call would be (same formats, same rules), the reason saying so.
 pub async fn identify_chat(
     mut conn: &AsyncPgConnection,
     domain: &DomainSettings,
@@ -259,6 +261,19 @@ pub async fn identify_chat(
     }
     .load(&mut conn)
     .await?;
+    if rows.is_empty()
+        && let Some(number) =
+            identify::carried_number(&identity.protocol, &identity.external_user_id)
+    {
+        let by_number = Box::pin(identify_call(conn, domain, Some(&number))).await?;
+        return Ok(Identification {
+            reason: format!(
+                "{} identity unknown, by the number it carries: {}",
+                identity.protocol, by_number.reason
+            ),
+            ..by_number
+        });
+    }
     let hits = hits(rows, LinkKind::Messaging, |_| MatchRule::MessagingIdentity);
     Ok(identify::conclude(
         identify::rank(hits),

@@ -168,6 +168,13 @@ impl Identification {
         }
     }
 
+    /// Whether a candidate matched by a phone number.
+    pub fn matched_by_phone(&self) -> bool {
+        self.candidates
+            .iter()
+            .any(|c| c.matches.iter().any(|m| m.kind == LinkKind::Phone))
+    }
+
     /// The contact to bind at once under the domain's policy: exactly one candidate, matched
     /// exactly, and, when the policy forbids it on shared numbers, a caller's number that at
     /// most one contact holds. Never on ambiguity, never on fallback-only matches.
@@ -239,6 +246,40 @@ impl IdentificationKey {
             Some(source) => format!("{what}, {source}"),
             None => what,
         }
+    }
+}
+
+/// The phone number a chat identity carries, as a caller's number to parse in the domain's
+/// region, when its protocol puts one there: WhatsApp and Viber identities are international
+/// numbers, with or without `+` (`447400123456`, a WhatsApp JID `447400123456@s.whatsapp.net`
+/// or `@c.us`, `whatsapp:+447400123456`); an SMS identity is the number as the network gave it
+/// (national forms included); any other protocol's identity (Telegram's is a user id, not a
+/// number) only when it is written as an international number (`+447400123456`).
+pub fn carried_number(protocol: &str, external_user_id: &str) -> Option<String> {
+    let protocol = protocol.to_ascii_lowercase();
+    let mut id = external_user_id.trim();
+    for prefix in ["whatsapp:", "viber:", "sms:", "tel:"] {
+        if id.len() > prefix.len() && id[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            id = &id[prefix.len()..];
+        }
+    }
+    for suffix in ["@s.whatsapp.net", "@c.us"] {
+        id = id.strip_suffix(suffix).unwrap_or(id);
+    }
+    let digits = id.chars().filter(char::is_ascii_digit).count();
+    let number_like = id
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'))
+        && (6..=17).contains(&digits);
+    if !number_like {
+        return None;
+    }
+    match protocol.as_str() {
+        "whatsapp" | "viber" if id.starts_with('+') => Some(id.to_owned()),
+        "whatsapp" | "viber" if id.chars().all(|c| c.is_ascii_digit()) => Some(format!("+{id}")),
+        "sms" => Some(id.to_owned()),
+        _ if id.starts_with('+') => Some(id.to_owned()),
+        _ => None,
     }
 }
 
@@ -520,6 +561,40 @@ mod tests {
         );
         assert_eq!(two.outcome, Outcome::Ambiguous);
         assert_eq!(two.autolink_target(ON), None);
+    }
+
+    #[test]
+    fn chat_identities_carry_numbers_where_their_protocol_puts_them() {
+        let n = |p: &str, id: &str| carried_number(p, id);
+        assert_eq!(
+            n("whatsapp", "447400123456").as_deref(),
+            Some("+447400123456")
+        );
+        assert_eq!(
+            n("WhatsApp", "447400123456@s.whatsapp.net").as_deref(),
+            Some("+447400123456")
+        );
+        assert_eq!(
+            n("whatsapp", "whatsapp:+447400123456").as_deref(),
+            Some("+447400123456")
+        );
+        assert_eq!(
+            n("viber", "+44 7400 123456").as_deref(),
+            Some("+44 7400 123456")
+        );
+        assert_eq!(n("sms", "07400 123456").as_deref(), Some("07400 123456"));
+        assert_eq!(
+            n("telegram", "+447400123456").as_deref(),
+            Some("+447400123456")
+        );
+        // A Telegram user id is no number; nor is a name, nor a short code.
+        assert_eq!(n("telegram", "123456789"), None);
+        assert_eq!(n("whatsapp", "ann.lee"), None);
+        assert_eq!(n("sms", "12345"), None);
+        assert_eq!(
+            n("webchat", "+447400123456").as_deref(),
+            Some("+447400123456")
+        );
     }
 
     #[test]

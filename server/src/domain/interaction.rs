@@ -201,6 +201,12 @@ impl Interaction {
         ))
     }
 
+    /// A chat whose identity nobody held, identified by the phone number it carries: binding
+    /// it links the identity to the contact bound (as a relink would).
+    pub fn chat_identified_by_number(&self) -> bool {
+        matches!(self.destination, Destination::Chat(_)) && self.identification.matched_by_phone()
+    }
+
     /// The candidates `offset..offset+size` of a panel page.
     pub fn candidate_page(&self, offset: usize, size: usize) -> &[Candidate] {
         let page: &[Candidate] = self.identification.candidates.get(offset..).unwrap_or(&[]);

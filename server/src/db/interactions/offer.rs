@@ -8,9 +8,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::bindings::{bind, bind_record};
 use super::rows::{find, not_found};
-use crate::db::identification;
+use crate::db::communications::LinkOutcome;
 use crate::db::schema::interactions;
 use crate::db::tx::{Announce, Tx};
+use crate::db::{contacts, identification};
 use crate::domain::ids::{ContactId, DomainId, UserId};
 use crate::domain::interaction::{Destination, Interaction, InteractionState, Offer, Variable};
 use crate::domain::session::Session;
@@ -29,6 +30,9 @@ pub struct OfferResult {
     pub created: bool,
     /// False when the same offer had been made before.
     pub changed: bool,
+    /// A chat autolinked by the number its identity carries: how its identity was linked to
+    /// the contact.
+    pub identity_link: Option<LinkOutcome>,
 }
 
 impl OfferResult {
@@ -40,6 +44,7 @@ impl OfferResult {
             previous_agent: None,
             created: true,
             changed: true,
+            identity_link: None,
         }
     }
 }
@@ -113,6 +118,7 @@ pub async fn offer(
                 .await
                 .optional()?;
             let Some(id) = inserted else { continue };
+            let mut identity_link = None;
             if let Some(contact) = identification.autolink_target(domain.autolink_policy()) {
                 bind(
                     tx,
@@ -125,11 +131,30 @@ pub async fn offer(
                     None,
                 )
                 .await?;
+                // A chat found by the number its identity carries: binding links the identity.
+                if let Destination::Chat(identity) = &offer.destination
+                    && identification.matched_by_phone()
+                {
+                    identity_link = Some(
+                        contacts::link_chat_identity(
+                            tx,
+                            domain.id,
+                            actor,
+                            ContactId(contact),
+                            identity,
+                            &offer.external_id,
+                        )
+                        .await?,
+                    );
+                }
             }
             let interaction = find(tx, domain.id, &offer.external_id, false)
                 .await?
                 .ok_or_else(|| not_found(&offer.external_id))?;
-            return Ok(OfferResult::first(interaction));
+            return Ok(OfferResult {
+                identity_link,
+                ..OfferResult::first(interaction)
+            });
         }
         Err(Error::concurrent(
             "the interaction was offered concurrently; retry",
@@ -176,6 +201,7 @@ async fn reoffer(
             previous_agent: None,
             created: false,
             changed: false,
+            identity_link: None,
         });
     }
     let previous_agent = transferred.then_some(existing.agent);
@@ -210,6 +236,7 @@ async fn reoffer(
         previous_agent,
         created: false,
         changed: true,
+        identity_link: None,
     })
 }
 
