@@ -103,17 +103,23 @@ impl Client {
         &self,
         link: impl Into<String>,
     ) -> Result<pb::Contact, SdkError> {
+        crate::contacts::card(self.read_only_card(link).await?.contact)
+    }
+
+    /// Opens a read-only card from a link, with the contact's recent history.
+    pub async fn read_only_card(
+        &self,
+        link: impl Into<String>,
+    ) -> Result<pb::GetContactByLinkResponse, SdkError> {
         let request = pb::GetContactByLinkRequest { link: link.into() };
-        crate::contacts::card(
-            self.run(Idempotent::Yes, || {
+        Ok(self
+            .run(Idempotent::Yes, || {
                 let mut stub = self.contact_binding();
                 let request = request.clone();
                 async move { stub.get_contact_by_link(request).await }
             })
             .await?
-            .into_inner()
-            .contact,
-        )
+            .into_inner())
     }
 
     /// One page of the links made for a contact, newest first (revoked and expired ones

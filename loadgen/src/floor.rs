@@ -41,6 +41,25 @@ COALESCE((SELECT jsonb_agg(jsonb_build_array(m.id, m.protocol, m.external_user_i
 FROM contacts c WHERE c.domain_id = :d AND c.id = ANY(ARRAY[:cid]);
 ";
 
+/// The client's recent history (`db::history::HISTORY_SQL`) of contact `{contact}` of domain
+/// `:d`, interaction `{exclude}` left out.
+fn history(contact: &str, exclude: &str) -> String {
+    format!(
+        "SELECT (SELECT jsonb_build_object('interaction_id', i.external_id, 'kind', i.kind, \
+'direction', i.direction, 'state', i.state, 'queue_id', i.queue_id, 'queue_name', i.queue_name, 'agent_id', i.agent_id, \
+'agent_name', (SELECT name FROM users WHERE id = i.agent_id), 'offered_at', i.offered_at, 'closed_at', i.closed_at) \
+FROM interactions i WHERE i.domain_id = :d AND i.bound_contact_id = {contact} AND i.state = 'closed' AND i.external_id <> {exclude} \
+ORDER BY i.offered_at DESC LIMIT 1) AS last_closed, \
+(SELECT count(*) FROM interactions i WHERE i.domain_id = :d AND i.bound_contact_id = {contact} AND i.state = 'closed' \
+AND i.offered_at >= now() - interval '30 days' AND i.external_id <> {exclude}) \
++ (SELECT count(*) FROM interactions i WHERE i.bound_contact_id = {contact} AND i.state <> 'closed' AND i.domain_id = :d \
+AND i.offered_at >= now() - interval '30 days' AND i.external_id <> {exclude}) AS last_30_days, \
+(SELECT coalesce(jsonb_agg(o ORDER BY o.offered_at), '[]') FROM (SELECT i.external_id AS interaction_id, i.kind, i.direction, i.state, \
+i.queue_id, i.queue_name, i.agent_id, (SELECT name FROM users WHERE id = i.agent_id) AS agent_name, i.offered_at, i.closed_at \
+FROM interactions i WHERE i.bound_contact_id = {contact} AND i.state <> 'closed' AND i.domain_id = :d AND i.external_id <> {exclude} LIMIT 10) o) AS open_now;\n"
+    )
+}
+
 /// A first offer as the server runs it (`app::interactions::offer`): the session; the offer's
 /// context and the identification (the exact and national tiers in one statement, the fallback
 /// gated off when the exact number matches; the suffix tier runs only when both found nothing)
@@ -60,10 +79,11 @@ WHERE domain_id = :d AND key = 'crm_id' AND value = 'CRM-' || lpad(:i::text, 7, 
     };
     let phone = "SELECT p.contact_id, p.id AS link_id, p.e164 AS matched, \
 (SELECT last_active_at FROM contacts WHERE id = p.contact_id) AS last_active_at FROM (SELECT contact_id, id, e164 FROM contact_phones";
-    let card = CARD.replace(
-        "ANY(ARRAY[:cid])",
-        &format!("ANY(ARRAY[(SELECT contact_id FROM contact_phones WHERE domain_id = :d AND e164 = {E164} LIMIT 1)])"),
+    let found = format!(
+        "(SELECT contact_id FROM contact_phones WHERE domain_id = :d AND e164 = {E164} LIMIT 1)"
     );
+    let card =
+        CARD.replace("ANY(ARRAY[:cid])", &format!("ANY(ARRAY[{found}])")) + &history(&found, ext);
     let insert = insert_offer(ext, "call", E164, "NULL, NULL, NULL", "'[]'");
     format!(
         "{PICK}\\set r random(1, 1000000000)
@@ -341,7 +361,8 @@ pub fn script(scenario: Scenario) -> Option<String> {
         Scenario::ClientInfo => format!(
             "\\set k random(0, :offered - 1)
 SELECT i.*, coalesce(i.bound_contact_id, (i.candidates->0->>'contact_id')::bigint, 0) AS cid FROM interactions i WHERE i.domain_id = :d AND i.external_id = 'ci-' || :stamp || '-' || :k \\gset
-{CARD}"
+{CARD}{}",
+            history(":cid", "'ci-' || :stamp || '-' || :k")
         ),
         Scenario::CreateRelink => create_relink(),
         Scenario::Watch | Scenario::Changes => return None,

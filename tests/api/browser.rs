@@ -494,6 +494,20 @@ async fn the_agent_panel_works_in_a_real_browser() {
         .expect("relink back to Dora while the browser is cut off");
     proxy.restore();
     b.see(main, &article("call-4"), "Ann Lee").await;
+    // Ann called before (call-1, bound to her and closed): the Recent history block says so.
+    b.see(main, &article("call-4"), "Recent history").await;
+    b.see(main, &article("call-4"), "Support, with Alice Martin")
+        .await;
+    let count = b
+        .run(json!({"op": "text", "page": main, "selector": format!("{} [data-history=count]", article("call-4"))}))
+        .await;
+    assert!(
+        count
+            .as_str()
+            .is_some_and(|t| t.ends_with("interactions") || t.ends_with("interaction")),
+        "{count}"
+    );
+    b.shot(main, "history").await;
     b.see(
         main,
         &four,

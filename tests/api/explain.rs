@@ -698,3 +698,65 @@ async fn duplicate_finding_reads_slices_of_indexes() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_clients_history_reads_indexes_whatever_the_interactions() {
+    use client_info_server::db::history::HISTORY_SQL;
+    let app = TestApp::start().await;
+    let d = app.domain("big", "GB").await;
+    let u = app.user(d, "Agent").await;
+    let mut conn = app.db().await;
+    seed(&mut conn, d.0, u.0, 20_000).await;
+    // 300,000 interactions bound to the 20,000 contacts over 100 days, one in twenty open.
+    conn.batch_execute(&format!(
+        "INSERT INTO interactions (domain_id, external_id, kind, direction, state, agent_id,
+                                   outcome, candidates, offered_at, closed_at, bound_contact_id,
+                                   queue_id, queue_name)
+           SELECT {d}, 'h-' || g, 'call', 'inbound',
+                  CASE WHEN g % 20 = 0 THEN 'accepted' ELSE 'closed' END, {u}, 'identified', '[]',
+                  now() - (g % 100) * interval '1 day',
+                  CASE WHEN g % 20 = 0 THEN NULL ELSE now() - (g % 100) * interval '1 day' END,
+                  f.first + g % 20000, 'q1', 'Support'
+           FROM generate_series(1, 300000) g,
+                (SELECT min(id) AS first FROM contacts WHERE domain_id = {d}) f",
+        d = d.0,
+        u = u.0
+    ))
+    .await
+    .expect("seed interactions");
+    conn.batch_execute("VACUUM ANALYZE interactions")
+        .await
+        .expect("vacuum");
+    let contact: i64 = {
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        diesel::sql_query(format!(
+            "SELECT min(id) + 777 AS id FROM contacts WHERE domain_id = {}",
+            d.0
+        ))
+        .get_result::<Id>(&mut conn)
+        .await
+        .expect("a contact")
+        .id
+    };
+    let plans = custom_and_generic(
+        &mut conn,
+        "history",
+        HISTORY_SQL,
+        &[
+            ("bigint", d.0.to_string()),
+            ("bigint", contact.to_string()),
+            ("text", "h-now".to_owned()),
+        ],
+    )
+    .await;
+    for p in &plans {
+        assert!(!p.contains("Seq Scan on interactions"), "{p}");
+        assert!(p.contains("interactions_contact_history_idx"), "{p}");
+        assert!(p.contains("interactions_open_bound_idx"), "{p}");
+    }
+    assert_generic_kept("history", &plans);
+}

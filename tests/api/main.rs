@@ -12,6 +12,7 @@ mod erase;
 mod errors;
 mod explain;
 mod ha;
+mod history;
 mod hostile;
 mod idp;
 mod import;

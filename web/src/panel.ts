@@ -1,19 +1,23 @@
 // One interaction's Client info panel, after the user guide: the queue name, then the Client,
 // Member description and Call variables blocks, each expandable and collapsible. The Client
 // block shows the bound contact, or the candidates one by one (Next, a counter, why each
-// matched), or that nobody was found; Search and Add tools; Select, Unbind and Open card.
+// matched), or that nobody was found; Search and Add tools; Select, Unbind and Open card. The
+// Recent history block (when a contact is identified) shows the last interaction that ended,
+// the count of the last 30 days and the others open now.
 // Every action button is enabled exactly when the panel's allowed_actions says so.
 
 import type { ContactView } from "../gen/clientinfo/v1/contact_pb";
 import {
   type Candidate,
   type CandidateMatch,
+  type ClientHistory,
   type ClientInfoPanel,
   IdentificationOutcome,
   InteractionDirection,
   InteractionKind,
   InteractionState,
   MatchRule,
+  type RecentInteraction,
 } from "../gen/clientinfo/v1/interaction_pb";
 import { type FoundBy, SearchField, type SearchHit } from "../gen/clientinfo/v1/search_pb";
 import { type Api, Code, codeOf, describe } from "./api";
@@ -30,7 +34,7 @@ export interface PanelContext {
   announce(text: string): void;
 }
 
-type Block = "client" | "member" | "variables";
+type Block = "client" | "history" | "member" | "variables";
 type Tool = "none" | "search" | "add";
 
 const CANDIDATE_PAGE = 20;
@@ -72,6 +76,32 @@ function matchText(m: CandidateMatch): string {
               ? "Contact"
               : "Communication";
   return `${what}: ${RULES[m.rule] ?? "match"}, ${m.exact ? "exact" : "fallback"}`;
+}
+
+/** One interaction of the history in words: "Call, inbound, 5 Dec 14:02, Support, with Alice". */
+function recentText(r: RecentInteraction): string {
+  const kind = r.kind === InteractionKind.CHAT ? "Chat" : "Call";
+  const direction = r.direction === InteractionDirection.OUTBOUND ? "outbound" : "inbound";
+  const at = r.closedAt ?? r.offeredAt;
+  const when = at ? new Date(Number(at.seconds) * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
+  return [`${kind}, ${direction}`, when, r.queue?.name ?? "", r.agent?.name ? `with ${r.agent.name}` : ""].filter(Boolean).join(", ");
+}
+
+/** The Recent history block's body. */
+function historyBody(hist: ClientHistory): Child[] {
+  const n = hist.interactionsLast30Days;
+  return [
+    h(
+      "dl",
+      { class: "history" },
+      h("dt", {}, "Last contact"),
+      h("dd", { "data-history": "last" }, hist.lastClosed ? recentText(hist.lastClosed) : "No earlier interaction"),
+      h("dt", {}, "Last 30 days"),
+      h("dd", { "data-history": "count" }, n === 1 ? "1 interaction" : `${n} interactions`),
+      h("dt", {}, "Open now"),
+      h("dd", { "data-history": "open" }, hist.openNow.length === 0 ? "None" : hist.openNow.map(recentText).join("; ")),
+    ),
+  ];
 }
 
 function foundByText(f: FoundBy): string {
@@ -637,6 +667,7 @@ export class InteractionView {
       this.notice ? h("p", { class: "notice", role: "status" }, this.notice) : null,
       this.error ? h("p", { class: "error", role: "alert" }, this.error) : null,
       this.block("client", "Client", this.clientBlock()),
+      p.history ? this.block("history", "Recent history", historyBody(p.history)) : null,
       this.block("member", "Member description", member),
       this.block("variables", "Call variables", variables),
     ]);

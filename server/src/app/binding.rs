@@ -13,9 +13,10 @@ use crate::db::card_links::{self, LinkRow};
 use crate::db::changes::ChangeOut;
 use crate::db::contacts::{self, CreateRequestKey};
 use crate::db::interactions::{self, Binding};
-use crate::db::{binding, tx, users};
+use crate::db::{binding, history, tx, users};
 use crate::domain::contact::{CommunicationDraft, ContactCard, ContactDraft, NewContact, UserRef};
 use crate::domain::ids::ContactId;
+use crate::domain::interaction::ClientHistory;
 use crate::domain::permission::Permission;
 use crate::domain::phone::parse_phone;
 use crate::domain::session::Session;
@@ -425,7 +426,11 @@ pub async fn read_only_link(
 
 /// The card a read-only link opens (a link of another domain opens nothing; a revoked one is
 /// LINK_REVOKED). Read on the primary, so that a revocation holds at once everywhere.
-pub async fn card_by_link(state: &AppState, call: &Call, link: &str) -> Result<ContactCard, Error> {
+pub async fn card_by_link(
+    state: &AppState,
+    call: &Call,
+    link: &str,
+) -> Result<(ContactCard, ClientHistory), Error> {
     let link = state
         .keys
         .verify_card_link(link)
@@ -442,7 +447,9 @@ pub async fn card_by_link(state: &AppState, call: &Call, link: &str) -> Result<C
         return Err(Error::contact_not_found(contact));
     }
     card_links::check(&mut conn, link.domain, contact, link.id, link.issued_at).await?;
-    contacts::load_card(&mut conn, link.domain, contact).await
+    let card = contacts::load_card(&mut conn, link.domain, contact).await?;
+    let history = history::load(&conn, link.domain, contact, "").await?;
+    Ok((card, history))
 }
 
 /// ListReadOnlyLinks: a page of a contact's recorded links, newest first.

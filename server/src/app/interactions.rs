@@ -5,7 +5,7 @@ use diesel_async::AsyncPgConnection;
 use super::{AppState, Call, loaders};
 use crate::db::communications::LinkOutcome;
 use crate::db::interactions::{self, OfferResult};
-use crate::db::{contacts, identification, tx};
+use crate::db::{contacts, history, identification, tx};
 use crate::domain::contact::UserRef;
 use crate::domain::ids::{ContactId, UserId};
 use crate::domain::interaction::{Interaction, InteractionState, Offer};
@@ -90,11 +90,24 @@ pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferR
             .into_iter()
             .map(|c| (c.id.0, c))
             .collect();
+        let history = match interaction.history_contact() {
+            Some(contact) => {
+                Some(history::load(&conn, domain.id, contact, &interaction.external_id).await?)
+            }
+            None => None,
+        };
         let agent = UserRef {
             id: offer.agent,
             name: agent_name,
         };
-        let events = events::first_offer(&session, &state.keys, &interaction, &cards, &agent)?;
+        let events = events::first_offer(
+            &session,
+            &state.keys,
+            &interaction,
+            &cards,
+            &agent,
+            history.as_ref(),
+        )?;
         let payloads = events.into_iter().map(|o| o.payload).collect();
         let change = interaction
             .bound_contact

@@ -9,7 +9,7 @@ use diesel_async::AsyncPgConnection;
 
 use crate::auth::TokenKeys;
 use crate::db::outbox::Outgoing;
-use crate::db::{contacts, users};
+use crate::db::{contacts, history, users};
 use crate::domain::contact::{ChannelLink, ContactCard, UserRef};
 use crate::domain::ids::{ContactId, DomainId};
 use crate::domain::interaction::Interaction;
@@ -45,6 +45,12 @@ pub async fn panel(
     let domain = viewer.domain;
     let ids = interaction.contacts_shown(offset, size);
     let cards = cards(conn, domain, &ids).await?;
+    let history = match interaction.history_contact() {
+        Some(contact) => {
+            Some(history::load(conn, domain, contact, &interaction.external_id).await?)
+        }
+        None => None,
+    };
     let known = agent
         .filter(|s| s.caller.user_id == interaction.agent)
         .map(|s| UserRef {
@@ -57,7 +63,15 @@ pub async fn panel(
             .await?
             .remove(&interaction.agent.0),
     };
-    panel::render(viewer, interaction, &cards, agent.as_ref(), offset, size)
+    panel::render(
+        viewer,
+        interaction,
+        &cards,
+        agent.as_ref(),
+        history.as_ref(),
+        offset,
+        size,
+    )
 }
 
 /// The panel's first page as the caller sees it after an action of theirs.

@@ -21,6 +21,7 @@ pub mod contacts;
 pub mod domains;
 pub mod duplicates;
 pub mod erase;
+pub mod history;
 pub mod identification;
 pub mod import;
 pub mod interactions;

@@ -291,3 +291,57 @@ mod tests {
         assert_eq!(InteractionKind::parse("fax"), None);
     }
 }
+
+/// One interaction of a client's recent history, as the history query reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentInteraction {
+    /// Routing's interaction id.
+    pub interaction_id: String,
+    /// Call or chat.
+    pub kind: InteractionKind,
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// Its state.
+    pub state: InteractionState,
+    /// The queue's id, when it came from one.
+    pub queue_id: Option<String>,
+    /// The queue's name.
+    pub queue_name: Option<String>,
+    /// The agent who had it.
+    pub agent_id: i64,
+    /// The agent's name.
+    pub agent_name: Option<String>,
+    /// When it was offered.
+    pub offered_at: DateTime<Utc>,
+    /// When it ended.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// What happened with a client recently: from the interactions bound to its contact, one
+/// interaction (the one on screen) left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientHistory {
+    /// The contact.
+    pub contact: ContactId,
+    /// The latest interaction that has ended.
+    pub last_closed: Option<RecentInteraction>,
+    /// Interactions offered in the last 30 days.
+    pub last_30_days: i64,
+    /// Other interactions open now (at most 10).
+    pub open_now: Vec<RecentInteraction>,
+}
+
+impl Interaction {
+    /// Whose history the panel shows: the bound contact, else the one candidate of an
+    /// identified outcome.
+    pub fn history_contact(&self) -> Option<ContactId> {
+        let identified = match (
+            self.identification.outcome,
+            self.identification.candidates.as_slice(),
+        ) {
+            (super::identify::Outcome::Identified, [only]) => Some(ContactId(only.contact_id)),
+            _ => None,
+        };
+        self.bound_contact.or(identified)
+    }
+}

@@ -157,9 +157,10 @@ impl pb::contact_binding_service_server::ContactBindingService for ContactBindin
         let call = call(&request)?;
         let link = decode::binding::get_contact_by_link(request.get_ref())?;
         // The link itself is the permission.
-        let card = app::binding::card_by_link(&self.state, &call, &link).await?;
+        let (card, history) = app::binding::card_by_link(&self.state, &call, &link).await?;
         Ok(Response::new(pb::GetContactByLinkResponse {
             contact: Some(encode::contact(&card, true)),
+            history: Some(encode::history(&history)),
         }))
     }
 

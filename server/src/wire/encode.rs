@@ -16,7 +16,8 @@ use crate::db::merge::{ArchivedLink, Conflict, ConflictKind};
 use crate::domain::contact::{ChannelLink, ContactCard, EmailLink, PhoneLink, UserRef};
 use crate::domain::identify::{Identification, MatchRule, Outcome};
 use crate::domain::interaction::{
-    Destination, Direction, InteractionKind, InteractionState, Queue,
+    ClientHistory, Destination, Direction, InteractionKind, InteractionState, Queue,
+    RecentInteraction,
 };
 use crate::domain::merge::NAME_SIMILARITY_THRESHOLD;
 
@@ -310,5 +311,35 @@ pub fn read_only_link(l: &LinkRow, users: &HashMap<i64, UserRef>) -> pb::ReadOnl
         expires_at: Some(timestamp(l.expires_at)),
         revoked_at: l.revoked_at.map(timestamp),
         revoked_by: l.revoked_by.map(|u| user_in(users, u)),
+    }
+}
+
+/// One interaction of a client's recent history.
+pub fn recent(r: &RecentInteraction) -> pb::RecentInteraction {
+    pb::RecentInteraction {
+        interaction_id: r.interaction_id.clone(),
+        kind: kind(r.kind) as i32,
+        direction: direction(r.direction) as i32,
+        state: state(r.state) as i32,
+        queue: r.queue_id.as_ref().map(|id| pb::Queue {
+            id: id.clone(),
+            name: r.queue_name.clone().unwrap_or_default(),
+        }),
+        agent: Some(pb::UserRef {
+            id: r.agent_id,
+            name: r.agent_name.clone().unwrap_or_default(),
+        }),
+        offered_at: Some(timestamp(r.offered_at)),
+        closed_at: r.closed_at.map(timestamp),
+    }
+}
+
+/// A client's recent history.
+pub fn history(h: &ClientHistory) -> pb::ClientHistory {
+    pb::ClientHistory {
+        contact_id: h.contact.0,
+        last_closed: h.last_closed.as_ref().map(recent),
+        interactions_last_30_days: i32::try_from(h.last_30_days).unwrap_or(i32::MAX),
+        open_now: h.open_now.iter().map(recent).collect(),
     }
 }

@@ -18,7 +18,7 @@ use crate::db::merge::{Merged, Touched, Unmerged};
 use crate::db::outbox::{Outgoing, Recipients, StoredEvent};
 use crate::domain::contact::{ChannelLink, ContactCard, UserRef};
 use crate::domain::ids::{ContactId, UserId};
-use crate::domain::interaction::Interaction;
+use crate::domain::interaction::{ClientHistory, Interaction};
 use crate::domain::session::Session;
 use crate::error::Error;
 
@@ -73,13 +73,22 @@ pub fn first_offer(
     interaction: &Interaction,
     cards: &HashMap<i64, ContactCard>,
     agent: &UserRef,
+    history: Option<&ClientHistory>,
 ) -> Result<Vec<Outgoing>, Error> {
     let viewer = Viewer {
         full: true,
         keys,
         domain: session.domain.id,
     };
-    let (panel, _) = panel::render(viewer, interaction, cards, Some(agent), 0, EVENT_CANDIDATES)?;
+    let (panel, _) = panel::render(
+        viewer,
+        interaction,
+        cards,
+        Some(agent),
+        history,
+        0,
+        EVENT_CANDIDATES,
+    )?;
     let mut events = offered(interaction, panel);
     let bound_card = interaction.bound_contact.and_then(|c| cards.get(&c.0));
     events.extend(bound_card.map(|card| bound(interaction, card, None)));

@@ -12,7 +12,7 @@ use crate::auth::{READ_ONLY_LINK_TTL, TokenKeys};
 use crate::domain::contact::{ContactCard, UserRef};
 use crate::domain::identify::{Candidate, LinkKind};
 use crate::domain::ids::DomainId;
-use crate::domain::interaction::{AllowedActions, Interaction};
+use crate::domain::interaction::{AllowedActions, ClientHistory, Interaction};
 use crate::domain::permission::Permission;
 use crate::domain::session::Session;
 use crate::error::Error;
@@ -118,12 +118,13 @@ fn candidate(
 }
 
 /// The panel from loaded contacts (the interaction's [`Interaction::contacts_shown`], by
-/// id) and the agent's name.
+/// id), the agent's name and the client's history (of [`Interaction::history_contact`]).
 pub fn render(
     viewer: Viewer<'_>,
     interaction: &Interaction,
     cards: &HashMap<i64, ContactCard>,
     agent: Option<&UserRef>,
+    history: Option<&ClientHistory>,
     offset: usize,
     size: usize,
 ) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
@@ -173,6 +174,7 @@ pub fn render(
         accepted_at: interaction.accepted_at.map(encode::timestamp),
         closed_at: interaction.closed_at.map(encode::timestamp),
         agent: agent.map(encode::user_ref),
+        history: history.map(encode::history),
     };
     Ok((panel, next))
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clientinfo/v1/interaction.proto.
  */
 export const file_clientinfo_v1_interaction: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jbGllbnRpbmZvL3YxL2ludGVyYWN0aW9uLnByb3RvEg1jbGllbnRpbmZvLnYxIi4KDENhbGxlck51bWJlchIOCgZudW1iZXIYASABKAkSDgoGaGlkZGVuGAIgASgIIlAKDENoYXRJZGVudGl0eRIQCghwcm90b2NvbBgBIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSJ8ChFDbGllbnREZXN0aW5hdGlvbhIrCgRjYWxsGAEgASgLMhsuY2xpZW50aW5mby52MS5DYWxsZXJOdW1iZXJIABIrCgRjaGF0GAIgASgLMhsuY2xpZW50aW5mby52MS5DaGF0SWRlbnRpdHlIAEINCgtkZXN0aW5hdGlvbiIhCgVRdWV1ZRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJIi4KC1F1ZXVlTWVtYmVyEgoKAmlkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIiYKCFZhcmlhYmxlEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCSKTAgoOQ2FuZGlkYXRlTWF0Y2gSJgoEcnVsZRgBIAEoDjIYLmNsaWVudGluZm8udjEuTWF0Y2hSdWxlEg0KBWV4YWN0GAIgASgIEiUKBXBob25lGAMgASgLMhQuY2xpZW50aW5mby52MS5QaG9uZUgAEjwKEW1lc3NhZ2luZ19jaGFubmVsGAQgASgLMh8uY2xpZW50aW5mby52MS5NZXNzYWdpbmdDaGFubmVsSAASJQoFZW1haWwYBSABKAsyFC5jbGllbnRpbmZvLnYxLkVtYWlsSAASLQoJYXR0cmlidXRlGAYgASgLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGVIAEIPCg1jb21tdW5pY2F0aW9uIqsBCglDYW5kaWRhdGUSKwoHY29udGFjdBgBIAEoCzIaLmNsaWVudGluZm8udjEuQ29udGFjdFZpZXcSDQoFZXhhY3QYAiABKAgSLgoHbWF0Y2hlcxgDIAMoCzIdLmNsaWVudGluZm8udjEuQ2FuZGlkYXRlTWF0Y2gSMgoObGFzdF9hY3RpdmVfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIosBCg5JZGVudGlmaWNhdGlvbhI1CgdvdXRjb21lGAEgASgOMiQuY2xpZW50aW5mby52MS5JZGVudGlmaWNhdGlvbk91dGNvbWUSDgoGcmVhc29uGAIgASgJEhkKEW5vcm1hbGl6ZWRfbnVtYmVyGAMgASgJEhcKD2NhbmRpZGF0ZV9jb3VudBgEIAEoBSJNCg5BbGxvd2VkQWN0aW9ucxIOCgZzZWFyY2gYASABKAgSCwoDYWRkGAIgASgIEg4KBnNlbGVjdBgDIAEoCBIOCgZ1bmJpbmQYBCABKAgi6gUKD0NsaWVudEluZm9QYW5lbBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIsCgRraW5kGAIgASgOMh4uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbktpbmQSNgoJZGlyZWN0aW9uGAMgASgOMiMuY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbkRpcmVjdGlvbhIuCgVzdGF0ZRgEIAEoDjIfLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25TdGF0ZRIjCgVxdWV1ZRgFIAEoCzIULmNsaWVudGluZm8udjEuUXVldWUSGgoSbWVtYmVyX2Rlc2NyaXB0aW9uGAYgASgJEioKCXZhcmlhYmxlcxgHIAMoCzIXLmNsaWVudGluZm8udjEuVmFyaWFibGUSNQoLZGVzdGluYXRpb24YCCABKAsyIC5jbGllbnRpbmZvLnYxLkNsaWVudERlc3RpbmF0aW9uEjEKDWJvdW5kX2NvbnRhY3QYCSABKAsyGi5jbGllbnRpbmZvLnYxLkNvbnRhY3RWaWV3EjUKDmlkZW50aWZpY2F0aW9uGAogASgLMh0uY2xpZW50aW5mby52MS5JZGVudGlmaWNhdGlvbhIsCgpjYW5kaWRhdGVzGAsgAygLMhguY2xpZW50aW5mby52MS5DYW5kaWRhdGUSNgoPYWxsb3dlZF9hY3Rpb25zGAwgASgLMh0uY2xpZW50aW5mby52MS5BbGxvd2VkQWN0aW9ucxIuCgpvZmZlcmVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthY2NlcHRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgVhZ2VudBgQIAEoCzIWLmNsaWVudGluZm8udjEuVXNlclJlZiKhBAoSQ29udGFjdEludGVyYWN0aW9uEhYKDmludGVyYWN0aW9uX2lkGAEgASgJEiwKBGtpbmQYAiABKA4yHi5jbGllbnRpbmZvLnYxLkludGVyYWN0aW9uS2luZBI2CglkaXJlY3Rpb24YAyABKA4yIy5jbGllbnRpbmZvLnYxLkludGVyYWN0aW9uRGlyZWN0aW9uEi4KBXN0YXRlGAQgASgOMh8uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvblN0YXRlEiMKBXF1ZXVlGAUgASgLMhQuY2xpZW50aW5mby52MS5RdWV1ZRIlCgVhZ2VudBgGIAEoCzIWLmNsaWVudGluZm8udjEuVXNlclJlZhIuCgpvZmZlcmVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKCGJvdW5kX2J5GAkgASgLMhYuY2xpZW50aW5mby52MS5Vc2VyUmVmEiwKCGJvdW5kX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1bmJvdW5kX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgp1bmJvdW5kX2J5GAwgASgLMhYuY2xpZW50aW5mby52MS5Vc2VyUmVmKmkKD0ludGVyYWN0aW9uS2luZBIgChxJTlRFUkFDVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVSU5URVJBQ1RJT05fS0lORF9DQUxMEAESGQoVSU5URVJBQ1RJT05fS0lORF9DSEFUEAIqhAEKFEludGVyYWN0aW9uRGlyZWN0aW9uEiUKIUlOVEVSQUNUSU9OX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEiEKHUlOVEVSQUNUSU9OX0RJUkVDVElPTl9JTkJPVU5EEAESIgoeSU5URVJBQ1RJT05fRElSRUNUSU9OX09VVEJPVU5EEAIqkgEKEEludGVyYWN0aW9uU3RhdGUSIQodSU5URVJBQ1RJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIdChlJTlRFUkFDVElPTl9TVEFURV9PRkZFUkVEEAESHgoaSU5URVJBQ1RJT05fU1RBVEVfQUNDRVBURUQQAhIcChhJTlRFUkFDVElPTl9TVEFURV9DTE9TRUQQAyqyAQoVSWRlbnRpZmljYXRpb25PdXRjb21lEiYKIklERU5USUZJQ0FUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIkCiBJREVOVElGSUNBVElPTl9PVVRDT01FX05PVF9GT1VORBABEiUKIUlERU5USUZJQ0FUSU9OX09VVENPTUVfSURFTlRJRklFRBACEiQKIElERU5USUZJQ0FUSU9OX09VVENPTUVfQU1CSUdVT1VTEAMqhwIKCU1hdGNoUnVsZRIaChZNQVRDSF9SVUxFX1VOU1BFQ0lGSUVEEAASEwoPTUFUQ0hfUlVMRV9FMTY0EAESHwobTUFUQ0hfUlVMRV9OQVRJT05BTF9WQVJJQU5UEAISHgoaTUFUQ0hfUlVMRV9OQVRJT05BTF9OVU1CRVIQAxIaChZNQVRDSF9SVUxFX0xBU1RfRElHSVRTEAQSIQodTUFUQ0hfUlVMRV9NRVNTQUdJTkdfSURFTlRJVFkQBRIZChVNQVRDSF9SVUxFX0NPTlRBQ1RfSUQQBhIYChRNQVRDSF9SVUxFX0FUVFJJQlVURRAHEhQKEE1BVENIX1JVTEVfRU1BSUwQCEJrChFjb20uY2xpZW50aW5mby52MVABWkRnaXRodWIuY29tL2NsaWVudC1pbmZvL2NsaWVudC1pbmZvL2dlbi9nby9jbGllbnRpbmZvL3YxO2NsaWVudGluZm92MaoCDUNsaWVudEluZm8uVjFiBnByb3RvMw", [file_clientinfo_v1_contact, file_google_protobuf_timestamp]);
+  fileDesc("Ch9jbGllbnRpbmZvL3YxL2ludGVyYWN0aW9uLnByb3RvEg1jbGllbnRpbmZvLnYxIi4KDENhbGxlck51bWJlchIOCgZudW1iZXIYASABKAkSDgoGaGlkZGVuGAIgASgIIlAKDENoYXRJZGVudGl0eRIQCghwcm90b2NvbBgBIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSJ8ChFDbGllbnREZXN0aW5hdGlvbhIrCgRjYWxsGAEgASgLMhsuY2xpZW50aW5mby52MS5DYWxsZXJOdW1iZXJIABIrCgRjaGF0GAIgASgLMhsuY2xpZW50aW5mby52MS5DaGF0SWRlbnRpdHlIAEINCgtkZXN0aW5hdGlvbiIhCgVRdWV1ZRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJIi4KC1F1ZXVlTWVtYmVyEgoKAmlkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIiYKCFZhcmlhYmxlEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCSKTAgoOQ2FuZGlkYXRlTWF0Y2gSJgoEcnVsZRgBIAEoDjIYLmNsaWVudGluZm8udjEuTWF0Y2hSdWxlEg0KBWV4YWN0GAIgASgIEiUKBXBob25lGAMgASgLMhQuY2xpZW50aW5mby52MS5QaG9uZUgAEjwKEW1lc3NhZ2luZ19jaGFubmVsGAQgASgLMh8uY2xpZW50aW5mby52MS5NZXNzYWdpbmdDaGFubmVsSAASJQoFZW1haWwYBSABKAsyFC5jbGllbnRpbmZvLnYxLkVtYWlsSAASLQoJYXR0cmlidXRlGAYgASgLMhguY2xpZW50aW5mby52MS5BdHRyaWJ1dGVIAEIPCg1jb21tdW5pY2F0aW9uIqsBCglDYW5kaWRhdGUSKwoHY29udGFjdBgBIAEoCzIaLmNsaWVudGluZm8udjEuQ29udGFjdFZpZXcSDQoFZXhhY3QYAiABKAgSLgoHbWF0Y2hlcxgDIAMoCzIdLmNsaWVudGluZm8udjEuQ2FuZGlkYXRlTWF0Y2gSMgoObGFzdF9hY3RpdmVfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIosBCg5JZGVudGlmaWNhdGlvbhI1CgdvdXRjb21lGAEgASgOMiQuY2xpZW50aW5mby52MS5JZGVudGlmaWNhdGlvbk91dGNvbWUSDgoGcmVhc29uGAIgASgJEhkKEW5vcm1hbGl6ZWRfbnVtYmVyGAMgASgJEhcKD2NhbmRpZGF0ZV9jb3VudBgEIAEoBSJNCg5BbGxvd2VkQWN0aW9ucxIOCgZzZWFyY2gYASABKAgSCwoDYWRkGAIgASgIEg4KBnNlbGVjdBgDIAEoCBIOCgZ1bmJpbmQYBCABKAgimQYKD0NsaWVudEluZm9QYW5lbBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIsCgRraW5kGAIgASgOMh4uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbktpbmQSNgoJZGlyZWN0aW9uGAMgASgOMiMuY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbkRpcmVjdGlvbhIuCgVzdGF0ZRgEIAEoDjIfLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25TdGF0ZRIjCgVxdWV1ZRgFIAEoCzIULmNsaWVudGluZm8udjEuUXVldWUSGgoSbWVtYmVyX2Rlc2NyaXB0aW9uGAYgASgJEioKCXZhcmlhYmxlcxgHIAMoCzIXLmNsaWVudGluZm8udjEuVmFyaWFibGUSNQoLZGVzdGluYXRpb24YCCABKAsyIC5jbGllbnRpbmZvLnYxLkNsaWVudERlc3RpbmF0aW9uEjEKDWJvdW5kX2NvbnRhY3QYCSABKAsyGi5jbGllbnRpbmZvLnYxLkNvbnRhY3RWaWV3EjUKDmlkZW50aWZpY2F0aW9uGAogASgLMh0uY2xpZW50aW5mby52MS5JZGVudGlmaWNhdGlvbhIsCgpjYW5kaWRhdGVzGAsgAygLMhguY2xpZW50aW5mby52MS5DYW5kaWRhdGUSNgoPYWxsb3dlZF9hY3Rpb25zGAwgASgLMh0uY2xpZW50aW5mby52MS5BbGxvd2VkQWN0aW9ucxIuCgpvZmZlcmVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthY2NlcHRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgVhZ2VudBgQIAEoCzIWLmNsaWVudGluZm8udjEuVXNlclJlZhItCgdoaXN0b3J5GBEgASgLMhwuY2xpZW50aW5mby52MS5DbGllbnRIaXN0b3J5IrEBCg1DbGllbnRIaXN0b3J5EhIKCmNvbnRhY3RfaWQYASABKAMSNQoLbGFzdF9jbG9zZWQYAiABKAsyIC5jbGllbnRpbmZvLnYxLlJlY2VudEludGVyYWN0aW9uEiEKGWludGVyYWN0aW9uc19sYXN0XzMwX2RheXMYAyABKAUSMgoIb3Blbl9ub3cYBCADKAsyIC5jbGllbnRpbmZvLnYxLlJlY2VudEludGVyYWN0aW9uIuwCChFSZWNlbnRJbnRlcmFjdGlvbhIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIsCgRraW5kGAIgASgOMh4uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbktpbmQSNgoJZGlyZWN0aW9uGAMgASgOMiMuY2xpZW50aW5mby52MS5JbnRlcmFjdGlvbkRpcmVjdGlvbhIuCgVzdGF0ZRgEIAEoDjIfLmNsaWVudGluZm8udjEuSW50ZXJhY3Rpb25TdGF0ZRIjCgVxdWV1ZRgFIAEoCzIULmNsaWVudGluZm8udjEuUXVldWUSJQoFYWdlbnQYBiABKAsyFi5jbGllbnRpbmZvLnYxLlVzZXJSZWYSLgoKb2ZmZXJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKhBAoSQ29udGFjdEludGVyYWN0aW9uEhYKDmludGVyYWN0aW9uX2lkGAEgASgJEiwKBGtpbmQYAiABKA4yHi5jbGllbnRpbmZvLnYxLkludGVyYWN0aW9uS2luZBI2CglkaXJlY3Rpb24YAyABKA4yIy5jbGllbnRpbmZvLnYxLkludGVyYWN0aW9uRGlyZWN0aW9uEi4KBXN0YXRlGAQgASgOMh8uY2xpZW50aW5mby52MS5JbnRlcmFjdGlvblN0YXRlEiMKBXF1ZXVlGAUgASgLMhQuY2xpZW50aW5mby52MS5RdWV1ZRIlCgVhZ2VudBgGIAEoCzIWLmNsaWVudGluZm8udjEuVXNlclJlZhIuCgpvZmZlcmVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKCGJvdW5kX2J5GAkgASgLMhYuY2xpZW50aW5mby52MS5Vc2VyUmVmEiwKCGJvdW5kX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1bmJvdW5kX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgp1bmJvdW5kX2J5GAwgASgLMhYuY2xpZW50aW5mby52MS5Vc2VyUmVmKmkKD0ludGVyYWN0aW9uS2luZBIgChxJTlRFUkFDVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVSU5URVJBQ1RJT05fS0lORF9DQUxMEAESGQoVSU5URVJBQ1RJT05fS0lORF9DSEFUEAIqhAEKFEludGVyYWN0aW9uRGlyZWN0aW9uEiUKIUlOVEVSQUNUSU9OX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEiEKHUlOVEVSQUNUSU9OX0RJUkVDVElPTl9JTkJPVU5EEAESIgoeSU5URVJBQ1RJT05fRElSRUNUSU9OX09VVEJPVU5EEAIqkgEKEEludGVyYWN0aW9uU3RhdGUSIQodSU5URVJBQ1RJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIdChlJTlRFUkFDVElPTl9TVEFURV9PRkZFUkVEEAESHgoaSU5URVJBQ1RJT05fU1RBVEVfQUNDRVBURUQQAhIcChhJTlRFUkFDVElPTl9TVEFURV9DTE9TRUQQAyqyAQoVSWRlbnRpZmljYXRpb25PdXRjb21lEiYKIklERU5USUZJQ0FUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIkCiBJREVOVElGSUNBVElPTl9PVVRDT01FX05PVF9GT1VORBABEiUKIUlERU5USUZJQ0FUSU9OX09VVENPTUVfSURFTlRJRklFRBACEiQKIElERU5USUZJQ0FUSU9OX09VVENPTUVfQU1CSUdVT1VTEAMqhwIKCU1hdGNoUnVsZRIaChZNQVRDSF9SVUxFX1VOU1BFQ0lGSUVEEAASEwoPTUFUQ0hfUlVMRV9FMTY0EAESHwobTUFUQ0hfUlVMRV9OQVRJT05BTF9WQVJJQU5UEAISHgoaTUFUQ0hfUlVMRV9OQVRJT05BTF9OVU1CRVIQAxIaChZNQVRDSF9SVUxFX0xBU1RfRElHSVRTEAQSIQodTUFUQ0hfUlVMRV9NRVNTQUdJTkdfSURFTlRJVFkQBRIZChVNQVRDSF9SVUxFX0NPTlRBQ1RfSUQQBhIYChRNQVRDSF9SVUxFX0FUVFJJQlVURRAHEhQKEE1BVENIX1JVTEVfRU1BSUwQCEJrChFjb20uY2xpZW50aW5mby52MVABWkRnaXRodWIuY29tL2NsaWVudC1pbmZvL2NsaWVudC1pbmZvL2dlbi9nby9jbGllbnRpbmZvL3YxO2NsaWVudGluZm92MaoCDUNsaWVudEluZm8uVjFiBnByb3RvMw", [file_clientinfo_v1_contact, file_google_protobuf_timestamp]);
 
 /**
  * The client's phone number on a call, as the network delivered it.
@@ -512,6 +512,14 @@ export type ClientInfoPanel = Message<"clientinfo.v1.ClientInfoPanel"> & {
    * @generated from field: clientinfo.v1.UserRef agent = 16;
    */
   agent?: UserRef | undefined;
+
+  /**
+   * What happened with the identified client recently: for the bound contact, else for the one
+   * candidate of an IDENTIFIED outcome; absent when nobody is identified.
+   *
+   * @generated from field: clientinfo.v1.ClientHistory history = 17;
+   */
+  history?: ClientHistory | undefined;
 };
 
 /**
@@ -520,6 +528,118 @@ export type ClientInfoPanel = Message<"clientinfo.v1.ClientInfoPanel"> & {
  */
 export const ClientInfoPanelSchema: GenMessage<ClientInfoPanel> = /*@__PURE__*/
   messageDesc(file_clientinfo_v1_interaction, 10);
+
+/**
+ * A contact's recent interactions, from the interaction records (this interaction left out).
+ *
+ * @generated from message clientinfo.v1.ClientHistory
+ */
+export type ClientHistory = Message<"clientinfo.v1.ClientHistory"> & {
+  /**
+   * The contact.
+   *
+   * @generated from field: int64 contact_id = 1;
+   */
+  contactId: bigint;
+
+  /**
+   * The latest interaction with the contact that has ended; absent when none has.
+   *
+   * @generated from field: clientinfo.v1.RecentInteraction last_closed = 2;
+   */
+  lastClosed?: RecentInteraction | undefined;
+
+  /**
+   * Interactions with the contact offered in the last 30 days.
+   *
+   * @generated from field: int32 interactions_last_30_days = 3;
+   */
+  interactionsLast30Days: number;
+
+  /**
+   * Other interactions with the contact open right now (at most 10, oldest first).
+   *
+   * @generated from field: repeated clientinfo.v1.RecentInteraction open_now = 4;
+   */
+  openNow: RecentInteraction[];
+};
+
+/**
+ * Describes the message clientinfo.v1.ClientHistory.
+ * Use `create(ClientHistorySchema)` to create a new message.
+ */
+export const ClientHistorySchema: GenMessage<ClientHistory> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_interaction, 11);
+
+/**
+ * One interaction of a client's recent history.
+ *
+ * @generated from message clientinfo.v1.RecentInteraction
+ */
+export type RecentInteraction = Message<"clientinfo.v1.RecentInteraction"> & {
+  /**
+   * The routing system's interaction id.
+   *
+   * @generated from field: string interaction_id = 1;
+   */
+  interactionId: string;
+
+  /**
+   * Call or chat.
+   *
+   * @generated from field: clientinfo.v1.InteractionKind kind = 2;
+   */
+  kind: InteractionKind;
+
+  /**
+   * Inbound or outbound.
+   *
+   * @generated from field: clientinfo.v1.InteractionDirection direction = 3;
+   */
+  direction: InteractionDirection;
+
+  /**
+   * Offered, accepted or closed.
+   *
+   * @generated from field: clientinfo.v1.InteractionState state = 4;
+   */
+  state: InteractionState;
+
+  /**
+   * The queue, absent when it did not come from a queue.
+   *
+   * @generated from field: clientinfo.v1.Queue queue = 5;
+   */
+  queue?: Queue | undefined;
+
+  /**
+   * The agent who had it.
+   *
+   * @generated from field: clientinfo.v1.UserRef agent = 6;
+   */
+  agent?: UserRef | undefined;
+
+  /**
+   * When it was offered.
+   *
+   * @generated from field: google.protobuf.Timestamp offered_at = 7;
+   */
+  offeredAt?: Timestamp | undefined;
+
+  /**
+   * When it ended; absent while open.
+   *
+   * @generated from field: google.protobuf.Timestamp closed_at = 8;
+   */
+  closedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message clientinfo.v1.RecentInteraction.
+ * Use `create(RecentInteractionSchema)` to create a new message.
+ */
+export const RecentInteractionSchema: GenMessage<RecentInteraction> = /*@__PURE__*/
+  messageDesc(file_clientinfo_v1_interaction, 12);
 
 /**
  * One interaction in a contact's history.
@@ -617,7 +737,7 @@ export type ContactInteraction = Message<"clientinfo.v1.ContactInteraction"> & {
  * Use `create(ContactInteractionSchema)` to create a new message.
  */
 export const ContactInteractionSchema: GenMessage<ContactInteraction> = /*@__PURE__*/
-  messageDesc(file_clientinfo_v1_interaction, 11);
+  messageDesc(file_clientinfo_v1_interaction, 13);
 
 /**
  * Whether an interaction is a call or a chat.
