@@ -233,6 +233,26 @@ async fn every_change_reaches_the_feed_once_in_order_across_servers_and_a_restar
         .await
         .expect("import");
     assert_eq!(imported.imported, 60);
+    // Each imported contact's position is its change's, set as it was inserted.
+    {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = a.db().await;
+        let matched: Count = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM contacts c JOIN contact_changes ch \
+             ON ch.domain_id = c.domain_id AND ch.contact_id = c.id \
+             AND ch.sequence = c.change_position \
+             WHERE c.domain_id = {} AND c.display_name LIKE 'Imported %'",
+            d.0
+        ))
+        .get_result(&mut conn)
+        .await
+        .expect("positions");
+        assert_eq!(matched.n, 60);
+    }
     let ann = crm.client.get_contact(ann.id).await.expect("ann");
     crm.client
         .delete_contact(ann.id, ann.version)

@@ -250,6 +250,7 @@ WITH a AS (INSERT INTO audit_log (domain_id, actor_id, action, contact_id, inter
      cp AS (UPDATE contacts t SET change_position = m.position \
             FROM (SELECT contact_id, max(sequence) AS position FROM c GROUP BY contact_id) m \
             WHERE t.domain_id = $1 AND t.id = m.contact_id \
+              AND t.change_position <> m.position \
             RETURNING 1) \
 SELECT (SELECT count(*) FROM a) AS audited, \
        (SELECT count(*) FROM e) + (SELECT count(*) FROM c) + 0 * (SELECT count(*) FROM cp) \
