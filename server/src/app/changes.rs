@@ -333,7 +333,7 @@ pub async fn list(state: &AppState, call: &Call, cmd: List) -> Result<ListPage, 
     let has_more = rows.len() > cmd.limit;
     rows.truncate(cmd.limit);
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut cards = contacts::load_cards(&mut conn, domain, &ids).await?;
+    let mut cards = contacts::load_cards(&conn, domain, &ids).await?;
     let contacts = rows
         .iter()
         .filter_map(|r| {

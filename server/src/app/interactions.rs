@@ -33,7 +33,8 @@ pub struct Close {
 /// panel (and the binding, when it was autolinked), a transfer tells the previous agent.
 ///
 /// A first offer, the hot path, takes three round trips: the agent, whether the interaction
-/// exists and the identification, pipelined; the cards the panel shows; then one statement
+/// exists and the identification, pipelined; the cards the panel shows and the client's
+/// history, pipelined; then one statement
 /// that writes the interaction, its autolink binding, the audit record and the events
 /// ([`interactions::insert_first_offer`]). A re-offer, a transfer, or a first offer that loses
 /// a race with a concurrent one takes the transactional path: a re-offer (a no-op when nothing
@@ -84,18 +85,13 @@ pub async fn offer(state: &AppState, call: &Call, offer: Offer) -> Result<OfferR
             accepted_at: None,
             closed_at: None,
         };
+        // The cards the panel shows and the client's history, pipelined.
         let shown = interaction.contacts_shown(0, EVENT_CANDIDATES);
-        let cards = contacts::load_cards(&mut conn, domain.id, &shown)
-            .await?
-            .into_iter()
-            .map(|c| (c.id.0, c))
-            .collect();
-        let history = match interaction.history_contact() {
-            Some(contact) => {
-                Some(history::load(&conn, domain.id, contact, &interaction.external_id).await?)
-            }
-            None => None,
-        };
+        let (cards, history) = tokio::try_join!(
+            contacts::load_cards(&conn, domain.id, &shown),
+            history::load_for(&conn, domain.id, &interaction),
+        )?;
+        let cards = cards.into_iter().map(|c| (c.id.0, c)).collect();
         let agent = UserRef {
             id: offer.agent,
             name: agent_name,

@@ -44,13 +44,12 @@ pub async fn panel(
 ) -> Result<(pb::ClientInfoPanel, Option<usize>), Error> {
     let domain = viewer.domain;
     let ids = interaction.contacts_shown(offset, size);
-    let cards = cards(conn, domain, &ids).await?;
-    let history = match interaction.history_contact() {
-        Some(contact) => {
-            Some(history::load(conn, domain, contact, &interaction.external_id).await?)
-        }
-        None => None,
-    };
+    // The cards and the client's history, pipelined.
+    let (cards, history) = tokio::try_join!(
+        contacts::load_cards(conn, domain, &ids),
+        history::load_for(conn, domain, interaction),
+    )?;
+    let cards: HashMap<i64, ContactCard> = cards.into_iter().map(|c| (c.id.0, c)).collect();
     let known = agent
         .filter(|s| s.caller.user_id == interaction.agent)
         .map(|s| UserRef {

@@ -126,15 +126,7 @@ pub async fn since(
         .bind::<BigInt, _>(limit)
         .load(conn)
         .await?;
-    let mut changes = Vec::with_capacity(rows.len());
-    let mut held = false;
-    for r in rows {
-        if !r.ready {
-            held = true;
-            break;
-        }
-        changes.push(r.change);
-    }
+    let (changes, held) = super::outbox::deliverable(rows.into_iter().map(|r| (r.ready, r.change)));
     Ok(SinceChanges { changes, held })
 }
 

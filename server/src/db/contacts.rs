@@ -159,9 +159,10 @@ impl CardRow {
 }
 
 /// Loads the full cards of `ids` in `domain`, in the order of `ids`; missing ids are skipped.
-/// One statement, whatever the number of contacts ([`CARDS_SELECT`]).
+/// One statement, whatever the number of contacts ([`CARDS_SELECT`]). Takes a shared
+/// connection, so it can be pipelined with other reads.
 pub async fn load_cards(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     domain: DomainId,
     ids: &[i64],
 ) -> Result<Vec<ContactCard>, Error> {
@@ -169,7 +170,7 @@ pub async fn load_cards(
         return Ok(Vec::new());
     }
     let rows: Vec<CardRow> = positional::<CardSql, _>(cards_statement(domain, ids))
-        .load(conn)
+        .load(&mut conn)
         .await?;
     let mut by_id: HashMap<i64, ContactCard> =
         rows.into_iter().map(|r| (r.id, r.into_card())).collect();

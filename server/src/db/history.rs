@@ -10,7 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::cached::JsonOf;
 use crate::domain::ids::{ContactId, DomainId};
-use crate::domain::interaction::{ClientHistory, RecentInteraction};
+use crate::domain::interaction::{ClientHistory, Interaction, RecentInteraction};
 use crate::error::Error;
 
 /// The history of contact `$2` of domain `$1`, interaction `$3` left out.
@@ -78,4 +78,19 @@ pub async fn load(
         last_30_days: row.last_30_days,
         open_now: row.open_now.0,
     })
+}
+
+/// The history the panel of `interaction` shows (of [`Interaction::history_contact`], the
+/// interaction itself left out); `None` when nobody is identified.
+pub async fn load_for(
+    conn: &AsyncPgConnection,
+    domain: DomainId,
+    interaction: &Interaction,
+) -> Result<Option<ClientHistory>, Error> {
+    match interaction.history_contact() {
+        Some(contact) => Ok(Some(
+            load(conn, domain, contact, &interaction.external_id).await?,
+        )),
+        None => Ok(None),
+    }
 }

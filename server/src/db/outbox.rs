@@ -323,16 +323,21 @@ pub async fn since(
             .await?
         }
     };
-    let mut events = Vec::with_capacity(rows.len());
-    let mut held = false;
-    for r in rows {
-        if !r.ready {
-            held = true;
-            break;
-        }
-        events.push(r.event);
-    }
+    let (events, held) = deliverable(rows.into_iter().map(|r| (r.ready, r.event)));
     Ok(Since { events, held })
+}
+
+/// The rows up to the first one not ready to deliver (an older transaction still runs), and
+/// whether one was held back: what a read of the outbox or the change feed may hand out.
+pub fn deliverable<T>(rows: impl IntoIterator<Item = (bool, T)>) -> (Vec<T>, bool) {
+    let mut out = Vec::new();
+    for (ready, row) in rows {
+        if !ready {
+            return (out, true);
+        }
+        out.push(row);
+    }
+    (out, false)
 }
 
 /// [`since`]'s statement for every agent (the hub's read): events of `$1` after `$2` in
