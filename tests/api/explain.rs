@@ -6,7 +6,7 @@ use client_info_server::db::identification::{
     phone_tiers_statement,
 };
 use client_info_server::db::outbox::{CONCERNED_AGENTS_SQL, SINCE_SQL};
-use client_info_server::db::search::{LABELS_SQL, explainable};
+use client_info_server::db::search::{LABELS_SQL, WordMatches, explainable, lookup};
 use client_info_server::db::tx::FLUSH_SQL;
 use client_info_server::domain::ids::{DomainId, UserId};
 use client_info_server::domain::search::{Condition, DestinationQuery, SearchQuery};
@@ -311,9 +311,13 @@ async fn search_queries_use_indexes_at_scale() {
             labels: vec!["VIP".into()],
             owner,
         };
+        let words = match query.conditions.as_slice() {
+            [Condition::Name(q), ..] => lookup(&mut conn, DomainId(d.0), q).await.expect("lookup"),
+            _ => WordMatches::default(),
+        };
         // Prepared statements switch to the generic plan once it looks no dearer than the
         // custom ones: check it too whenever it could be chosen.
-        for s in explainable(DomainId(d.0), &query, 21, "nakamura") {
+        for s in explainable(DomainId(d.0), &query, 21, &words) {
             let n = s.label;
             let mut custom_cost = f64::MAX;
             for generic in [false, true] {
@@ -344,7 +348,7 @@ async fn search_queries_use_indexes_at_scale() {
         labels: vec![],
         owner: None,
     };
-    let [s] = explainable(DomainId(d.0), &by_phone, 21, "")
+    let [s] = explainable(DomainId(d.0), &by_phone, 21, &WordMatches::default())
         .try_into()
         .expect("one statement");
     let plans = custom_and_generic(&mut conn, "by_phone", &s.sql, &s.args).await;
@@ -357,8 +361,9 @@ async fn search_queries_use_indexes_at_scale() {
     }
     assert_generic_kept("by phone", &plans);
     // A first name alone (30,000 names start with it), a surname alone (a later word of
-    // 18,750 names), one with punctuation, and a typo of that surname each read their first
-    // page off a btree in result order, with custom and generic plans: no sort of the matches.
+    // 18,750 names), the start of one, one with punctuation, and a typo of that surname each
+    // read their first page off a btree in result order, with custom and generic plans: no
+    // sort of the matches.
     let broad = |q: &str| SearchQuery {
         conditions: vec![name(q)],
         any: false,
@@ -366,16 +371,20 @@ async fn search_queries_use_indexes_at_scale() {
         owner: None,
     };
     for (q, band, index) in [
-        ("anna", "prefix", "contacts_name_order_idx"),
-        ("kowalski", "word", "contact_name_words_pkey"),
+        ("anna", "first_word", "contacts_name_order_idx"),
+        ("ann", "prefix", "contacts_name_order_idx"),
+        ("kowalski", "later_word", "contact_name_words_pkey"),
+        ("kowal", "word", "contact_name_words_pkey"),
         ("o'kowalski", "word", "contact_name_words_pkey"),
-        ("kowalsky", "similar_word", "contact_name_words_pkey"),
+        ("kowalsky", "term", "contact_name_words_pkey"),
+        ("kowlaski", "term", "contact_name_words_pkey"),
     ] {
-        let statements = explainable(DomainId(d.0), &broad(q), 21, "kowalski");
+        let words = lookup(&mut conn, DomainId(d.0), q).await.expect("lookup");
+        let statements = explainable(DomainId(d.0), &broad(q), 21, &words);
         let s = statements
             .iter()
             .find(|s| s.label == band)
-            .expect("the band's statement");
+            .unwrap_or_else(|| panic!("{q}: no {band} statement"));
         for generic in [false, true] {
             let p = plan_with_args(
                 &mut conn,
@@ -404,30 +413,39 @@ async fn search_queries_use_indexes_at_scale() {
             );
         }
     }
-    // The typo's words come from the vocabulary through its trigram index; a query matching
-    // nothing runs no statement that scans a table.
-    let typo = explainable(DomainId(d.0), &broad("kowalsky"), 21, "kowalski");
-    let terms = typo.iter().find(|s| s.label == "terms").expect("terms");
-    let p = plan_with_args(&mut conn, "b_terms", &terms.sql, &terms.args, false).await;
-    assert!(
-        p.contains("contact_name_vocabulary_trgm_idx"),
-        "terms:\n{p}"
+    // The typo's words come from the deletion variants' index, and are the intended ones; a
+    // full name with a typo in each word intersects index scans; a query matching nothing
+    // runs no statement that scans a table.
+    let words = lookup(&mut conn, DomainId(d.0), "kowlaski").await.expect("lookup");
+    assert_eq!(
+        words.terms.iter().map(|t| t.word.as_str()).collect::<Vec<_>>(),
+        ["kowalski"]
     );
-    for s in explainable(DomainId(d.0), &broad("xyzzy"), 21, "xyzzy") {
-        for generic in [false, true] {
-            let label = s.label;
-            let p = plan_with_args(
-                &mut conn,
-                &format!("n_{label}_{generic}"),
-                &s.sql,
-                &s.args,
-                generic,
-            )
-            .await;
-            assert!(
-                !p.contains("Seq Scan"),
-                "xyzzy ({label}, generic: {generic}):\n{p}"
-            );
+    let typo = explainable(DomainId(d.0), &broad("kowlaski"), 21, &words);
+    let l = typo.iter().find(|s| s.label == "lookup").expect("lookup");
+    for generic in [false, true] {
+        let p = plan_with_args(&mut conn, &format!("b_lookup_{generic}"), &l.sql, &l.args, generic).await;
+        assert!(p.contains("contact_name_variants_pkey"), "lookup:\n{p}");
+        assert!(!p.contains("Seq Scan"), "lookup:\n{p}");
+    }
+    for q in ["xyzzy", "anan kowlaski", "kowalski anna", "greta nakamura 4242", "xyzzy anna"] {
+        let words = lookup(&mut conn, DomainId(d.0), q).await.expect("lookup");
+        for s in explainable(DomainId(d.0), &broad(q), 21, &words) {
+            for generic in [false, true] {
+                let label = s.label;
+                let p = plan_with_args(
+                    &mut conn,
+                    &format!("n_{label}_{generic}"),
+                    &s.sql,
+                    &s.args,
+                    generic,
+                )
+                .await;
+                assert!(
+                    !p.contains("Seq Scan"),
+                    "{q} ({label}, generic: {generic}):\n{p}"
+                );
+            }
         }
     }
     // A full name shared by thousands of contacts pages straight off the exact-name index,
@@ -447,7 +465,9 @@ async fn search_queries_use_indexes_at_scale() {
         labels: vec![],
         owner: None,
     };
-    let exact = &explainable(DomainId(d.0), &common, 21, "")[0];
+    let words = lookup(&mut conn, DomainId(d.0), "Greta Nakamura").await.expect("lookup");
+    let statements = explainable(DomainId(d.0), &common, 21, &words);
+    let exact = statements.iter().find(|s| s.label == "exact").expect("exact");
     let p = plan_with_args(&mut conn, "s_common_exact", &exact.sql, &exact.args, true).await;
     assert!(p.contains("contacts_name_order_idx"), "common name:\n{p}");
     assert!(!p.contains("Sort"), "common name sorts its matches:\n{p}");

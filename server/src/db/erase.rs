@@ -139,25 +139,32 @@ pub async fn forget_requests(
     .await?)
 }
 
-/// Drops from the domain's name vocabulary the words of `names` that no contact holds any
-/// more (run after the delete, whose trigger dropped the contact's own words).
+/// Drops from the domain's name vocabulary, and from its typo index, the words of `names` that
+/// no contact holds any more (run after the delete, whose trigger dropped the contact's own
+/// words).
 pub async fn forget_words(
     conn: &mut AsyncPgConnection,
     domain: DomainId,
     names: &[String],
-) -> Result<usize, Error> {
-    Ok(diesel::sql_query(
-        "DELETE FROM contact_name_vocabulary v \
-         WHERE v.domain_id = $1 \
-           AND v.word IN (SELECT unnest(name_words(lower(immutable_unaccent(n)))) \
-                          FROM unnest($2::text[]) n) \
-           AND NOT EXISTS (SELECT 1 FROM contact_name_words w \
-                           WHERE w.domain_id = $1 AND w.word = v.word)",
+) -> Result<(), Error> {
+    diesel::sql_query(
+        "WITH gone AS (DELETE FROM contact_name_vocabulary v \
+           WHERE v.domain_id = $1 \
+             AND v.word IN (SELECT unnest(name_words(lower(immutable_unaccent(n)))) \
+                            FROM unnest($2::text[]) n) \
+             AND NOT EXISTS (SELECT 1 FROM contact_name_words w \
+                             WHERE w.domain_id = $1 AND w.word = v.word) \
+           RETURNING v.word), \
+         variants AS (DELETE FROM contact_name_variants x \
+           USING gone g, unnest(name_word_variants(g.word)) AS y (variant) \
+           WHERE x.domain_id = $1 AND x.variant = y.variant AND x.word = g.word) \
+         SELECT count(*) FROM gone",
     )
     .bind::<BigInt, _>(domain.0)
     .bind::<Array<Text>, _>(names)
     .execute(conn)
-    .await?)
+    .await?;
+    Ok(())
 }
 
 /// Replaces the values of the contact's own audit entries (the entries stay: who, when,

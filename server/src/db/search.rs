@@ -1,24 +1,34 @@
 //! Contact search.
 //!
 //! A name alone, the common search and the one that can match a large part of a domain, runs
-//! band by band (equal names, names starting with the query, names with a later word starting
-//! with it, other substrings, then similar names), each band one statement, stopping once the
-//! page is full. The bands that can be broad page straight off a btree in their result order
-//! with a LIMIT (`contacts_name_order_idx`, `contact_name_words`): a first name alone, a
-//! surname alone or a typo of a common name reads a page of index entries, not every match.
-//! The two bands that rank every match they hold are the rare ones: a fragment from inside
-//! words, and names that are only similar as a whole.
+//! band by band, each band one statement, stopping once the page is full: the equal name, names
+//! whose first word is the query, names with a later word equal to it, names starting with it,
+//! names with a later word starting with it, other substrings, then names whose every query
+//! word is one of their words, exactly, as a prefix (the last word) or within its typos
+//! ([`WordMatch`]), in any order. The bands that can be broad page straight off a btree in
+//! their result order with a LIMIT (`contacts_name_order_idx`, `contact_name_words`): a first
+//! name alone, a surname alone or a typo of a common name reads a page of index entries, not
+//! every match. The substring band ranks every match it holds (a fragment from inside words is
+//! rare), and so does the words band of a query of several words (the contacts holding a
+//! match of every word, an intersection of index scans).
+//!
+//! Typos are found by the symmetric-deletion method over the domain's vocabulary of name words
+//! (`contact_name_variants`, see its migration): one statement looks the query words' deletion
+//! variants up and returns the few words sharing one; their exact distance is checked here
+//! ([`WordMatch::of`]), as no PostgreSQL module computes a Damerau distance (fuzzystrmatch's
+//! is Levenshtein's, where a swap costs two).
 //!
 //! Any other query is one statement: each condition is an index-backed branch of a UNION ALL
 //! that yields (contact, condition, sort key, tiebreak, reason); the branches are grouped per
 //! contact, combined with AND (every condition) or OR (any), filtered by labels and owner, and
 //! paged by keyset on (sort key, tiebreak, id). Its name branch ranks each match exactly as the
-//! bands do, so a name gets the same order and reasons alone or combined. The filters are
-//! scalar subqueries on primary keys, which the planner keeps as per-hit index lookups instead
-//! of hashing a whole label's or owner's contacts. The page's cards come back in the same
-//! statement (the card read of [`contacts::CARDS_SELECT`] joined laterally to each hit): one
-//! round trip for a destination, attribute or messaging search, and one snapshot, so a hit
-//! always has its card. A name alone loads the cards of its page after its bands.
+//! bands do, so a name gets the same order and reasons alone or combined (a typo-tolerant name
+//! looks its words up first). The filters are scalar subqueries on primary keys, which the
+//! planner keeps as per-hit index lookups instead of hashing a whole label's or owner's
+//! contacts. The page's cards come back in the same statement (the card read of
+//! [`contacts::CARDS_SELECT`] joined laterally to each hit): one round trip for a destination,
+//! attribute or messaging search, and one snapshot, so a hit always has its card. A name alone
+//! loads the cards of its page after its bands.
 
 use std::collections::HashMap;
 
@@ -30,13 +40,10 @@ use super::contacts::{self, CardRow};
 use crate::domain::contact::ContactCard;
 use crate::domain::ids::DomainId;
 use crate::domain::search::{
-    Condition, DestinationQuery, Position, SearchQuery, escape_like, one_word, typo_tolerant,
+    Condition, DestinationQuery, Position, SearchQuery, WordMatch, escape_like, one_word,
+    typo_tolerant,
 };
 use crate::error::Error;
-
-/// Most vocabulary words a one-word query's typo is matched against, best first; names that
-/// only resemble it through another word still come, in the last band.
-pub const MAX_SIMILAR_WORDS: i64 = 20;
 
 /// One hit of a page.
 #[derive(Debug, Clone, diesel::QueryableByName)]
@@ -50,7 +57,10 @@ pub struct SearchRow {
     /// Orders hits of one sort key before their id (byte order).
     #[diesel(sql_type = Text)]
     pub tiebreak: String,
-    /// Why it matched: `[{"f": field, "e": exact, "v": value}, ...]`.
+    /// Why it matched: `[{"f": field, "e": exact, "v": value, "m": words}, ...]`, where the
+    /// words of a name matched word by word are `[[query word, position of the name's word
+    /// (from 1), rank of the match ([`WordMatch::rank`]), number of the name's words, the
+    /// name's word], ...]`.
     #[diesel(sql_type = Jsonb)]
     pub found_by: serde_json::Value,
 }
@@ -66,13 +76,119 @@ impl SearchRow {
     }
 }
 
-/// A vocabulary word that a one-word query resembles, and the sort key of the names it brings.
+/// A vocabulary word that a word of the query matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// The query word (its index in [`WordMatches::words`]).
+    pub qi: usize,
+    /// The vocabulary word.
+    pub word: String,
+    /// How it matches.
+    pub how: WordMatch,
+}
+
+/// The words of a typo-tolerant name query and the vocabulary words each matches exactly or
+/// within its typos (prefixes of the last word are matched by the statements).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordMatches {
+    /// The query's words, normalised as names are (`name_words(lower(immutable_unaccent()))`).
+    pub words: Vec<String>,
+    /// The matching words, by query word, then match, then word (byte order).
+    pub terms: Vec<Term>,
+}
+
+impl WordMatches {
+    /// For tests and EXPLAIN: `words` matched by `terms` (query word index, word, match).
+    pub fn new(words: &[&str], terms: &[(usize, &str, WordMatch)]) -> Self {
+        let mut terms: Vec<Term> = terms
+            .iter()
+            .map(|(qi, w, how)| Term {
+                qi: *qi,
+                word: (*w).to_owned(),
+                how: *how,
+            })
+            .collect();
+        terms.sort_by(|a, b| (a.qi, a.how, &a.word).cmp(&(b.qi, b.how, &b.word)));
+        Self {
+            words: words.iter().map(|w| (*w).to_owned()).collect(),
+            terms,
+        }
+    }
+
+    /// The typo terms of a one-word query, best first (its exact word and prefixes are
+    /// substrings, in earlier bands).
+    fn typos(&self) -> impl Iterator<Item = &Term> {
+        self.terms.iter().filter(|t| t.how != WordMatch::Exact)
+    }
+
+    /// The terms of one query word.
+    fn of(&self, qi: usize) -> impl Iterator<Item = &Term> {
+        self.terms.iter().filter(move |t| t.qi == qi)
+    }
+}
+
+/// A row of the vocabulary lookup: a query word, and a word sharing a deletion variant with
+/// it (empty when none does).
 #[derive(Debug, Clone, diesel::QueryableByName)]
-struct Term {
+struct LookupRow {
+    #[diesel(sql_type = BigInt)]
+    qi: i64,
+    #[diesel(sql_type = Text)]
+    qword: String,
     #[diesel(sql_type = Text)]
     word: String,
-    #[diesel(sql_type = BigInt)]
-    key: i64,
+}
+
+/// The statement finding, for each word of `q`, the vocabulary words that share a deletion
+/// variant with it (one probe of `contact_name_variants` per variant).
+fn lookup_statement(domain: DomainId, q: &str) -> Dynamic {
+    let mut sql = Dynamic::default();
+    let d = sql.int(domain.0);
+    let n = NameSql::bind(&mut sql, q);
+    sql.text = format!(
+        "SELECT q.ord AS qi, q.word AS qword, coalesce(v.word, '') AS word \
+         FROM unnest(name_words({norm})) WITH ORDINALITY AS q (word, ord) \
+         LEFT JOIN LATERAL (SELECT DISTINCT x.word::text AS word FROM contact_name_variants x \
+             WHERE x.domain_id = {d} \
+               AND x.variant = ANY (name_word_deletions(q.word, name_query_deletions(q.word)))) v \
+           ON true \
+         ORDER BY 1, 3",
+        norm = n.norm
+    );
+    sql
+}
+
+/// The words of `q` and what each matches in the domain's vocabulary.
+pub async fn lookup(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    q: &str,
+) -> Result<WordMatches, Error> {
+    let rows: Vec<LookupRow> = lookup_statement(domain, q).load(conn).await?;
+    let mut m = WordMatches::default();
+    for r in rows {
+        let qi = usize::try_from(r.qi - 1).unwrap_or_default();
+        if m.words.len() <= qi {
+            m.words.resize(qi + 1, String::new());
+            m.words[qi] = r.qword.clone();
+        }
+        if let Some(how) = WordMatch::of(&r.qword, &r.word).filter(|_| !r.word.is_empty()) {
+            m.terms.push(Term {
+                qi,
+                word: r.word,
+                how,
+            });
+        }
+    }
+    m.terms
+        .sort_by(|a, b| (a.qi, a.how, &a.word).cmp(&(b.qi, b.how, &b.word)));
+    Ok(m)
+}
+
+/// True when a name query has a words band: it is typo-tolerant, and either has several words
+/// (found in any order) or is one word long enough to be a typo of a word of 5 letters.
+fn has_words_band(q: &str) -> bool {
+    typo_tolerant(q) && (!one_word(q) || q.trim().chars().count() >= 4)
 }
 
 /// The SQL of a name query inside one statement (its value bound once), about contact `c`.
@@ -102,6 +218,14 @@ impl NameSql {
         )
     }
 
+    /// The reason of a hit of the words band, whose words matched as `how` says.
+    fn found_by_words(how: &str) -> String {
+        format!(
+            "jsonb_build_array(jsonb_build_object('f', 'name', 'e', false, \
+             'v', c.display_name, 'm', {how}))"
+        )
+    }
+
     /// Sort key `band + 0..=999` of a name in a ranked band: the more similar, the lower.
     fn ranked(&self, band: NameBand, similarity: &str) -> String {
         format!(
@@ -121,62 +245,171 @@ impl NameSql {
         )
     }
 
+    /// True when the name's first word is the query's (it starts with the query followed by
+    /// a separator): [`NameBand::FirstWord`], a range of `contacts_name_order_idx`.
+    fn first_word(&self) -> String {
+        format!(
+            "(c.name_search COLLATE \"C\" > {norm} AND c.name_search COLLATE \"C\" < {norm} || '0')",
+            norm = self.norm
+        )
+    }
+
     /// The contact's similarity to the query (pg_trgm's word similarity).
     fn similarity(&self) -> String {
         format!("word_similarity({}, c.name_search)", self.norm)
     }
+}
 
-    /// The vocabulary words the query resembles, best first, as (word, key).
-    fn terms(&self, sql: &mut Dynamic, d: &str) -> String {
-        let limit = sql.int(MAX_SIMILAR_WORDS);
+/// The SQL of a query's word matches inside one statement (bound once).
+struct WordsSql {
+    /// The number of query words, bound.
+    count: String,
+    /// The last query word, bound.
+    last: String,
+    /// The terms' query word index (from 1), word and rank, as text arrays.
+    qi: String,
+    word: String,
+    rank: String,
+    /// The query words, as a text array.
+    words: String,
+}
+
+impl WordsSql {
+    fn bind(sql: &mut Dynamic, m: &WordMatches) -> Self {
+        let join = |f: &dyn Fn(&Term) -> String| {
+            m.terms.iter().map(f).collect::<Vec<_>>().join(" ")
+        };
+        let qi = join(&|t| (t.qi + 1).to_string());
+        let word = join(&|t| t.word.clone());
+        let rank = join(&|t| t.how.rank().to_string());
+        Self {
+            count: sql.int(m.words.len() as i64),
+            last: sql.text(m.words.last().cloned().unwrap_or_default()),
+            qi: format!("string_to_array({}, ' ')::int[]", sql.text(qi)),
+            word: format!("string_to_array({}, ' ')", sql.text(word)),
+            rank: format!("string_to_array({}, ' ')::int[]", sql.text(rank)),
+            words: format!("string_to_array({}, ' ')", sql.text(m.words.join(" "))),
+        }
+    }
+
+    /// The contacts holding a match of every query word (`contact_id`), as an intersection
+    /// of `contact_name_words` scans; `None` when a word matches nothing. A last word of one
+    /// letter is left out (all the words starting with it are a large part of the index) and
+    /// checked per contact by [`WordsSql::matched`].
+    fn candidates(&self, sql: &mut Dynamic, d: &str, m: &WordMatches) -> Option<String> {
+        let mut parts = Vec::new();
+        for (qi, w) in m.words.iter().enumerate() {
+            let last = qi + 1 == m.words.len();
+            let words: Vec<&str> = m.of(qi).map(|t| t.word.as_str()).collect();
+            let mut scans = Vec::new();
+            if !words.is_empty() {
+                let list = sql.text(words.join(" "));
+                scans.push(format!(
+                    "SELECT w.contact_id FROM contact_name_words w \
+                     WHERE w.domain_id = {d} AND w.word = ANY (string_to_array({list}, ' '))"
+                ));
+            }
+            if last {
+                if w.chars().count() < 2 {
+                    continue;
+                }
+                scans.push(format!(
+                    "SELECT w.contact_id FROM contact_name_words w \
+                     WHERE w.domain_id = {d} AND w.word > {l} AND w.word < {l} || chr(1114111)",
+                    l = self.last
+                ));
+            }
+            if scans.is_empty() {
+                return None;
+            }
+            parts.push(format!(
+                "SELECT s{qi}.contact_id FROM ({}) s{qi}",
+                scans.join(" UNION ALL ")
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join(" INTERSECT "))
+    }
+
+    /// A lateral subquery `m` about contact `c`: `matched` (query words with a match among
+    /// the name's words), `worst` (the worst of their best matches' ranks), `exact` (query
+    /// words matched exactly), `word` (the best matching word of the first query word) and
+    /// `how` (the reason's `[[query word, position, rank], ...]`).
+    fn matched(&self) -> String {
         format!(
-            "SELECT v.word::text AS word, {key} AS key FROM contact_name_vocabulary v \
-             WHERE v.domain_id = {d} AND {norm} <% v.word ORDER BY 2, v.word LIMIT {limit}",
-            key = self.ranked(
-                NameBand::SimilarWord,
-                &format!("word_similarity({}, v.word)", self.norm)
-            ),
-            norm = self.norm,
+            "LATERAL (SELECT count(*) AS matched, coalesce(max(b.rank), 0) AS worst, \
+                 count(*) FILTER (WHERE b.rank = 0) AS exact, \
+                 (array_agg(b.word ORDER BY b.qi))[1] AS word, \
+                 jsonb_agg(jsonb_build_array(({words})[b.qi], \
+                     array_position(name_words(c.name_search), b.word), b.rank, \
+                     cardinality(name_words(c.name_search)), b.word) ORDER BY b.qi) AS how \
+               FROM (SELECT DISTINCT ON (t.qi) t.qi, t.word, t.rank \
+                     FROM (SELECT t.qi, t.word, t.rank \
+                           FROM unnest({qi}, {word}, {rank}) AS t (qi, word, rank) \
+                           WHERE t.word = ANY (name_words(c.name_search)) \
+                           UNION ALL \
+                           SELECT {count}::int, nw.w, 1 FROM unnest(name_words(c.name_search)) AS nw (w) \
+                           WHERE starts_with(nw.w, {last}) AND nw.w <> {last}) t \
+                     ORDER BY t.qi, t.rank, t.word COLLATE \"C\") b) m",
+            words = self.words,
+            qi = self.qi,
+            word = self.word,
+            rank = self.rank,
+            count = self.count,
+            last = self.last,
+        )
+    }
+
+    /// The sort key of a name all of whose query words matched: the words band's first key,
+    /// 1,000 per rank of the worst match, plus the query words not matched exactly.
+    fn key(&self) -> String {
+        format!(
+            "({} + 1000 * m.worst + {} - m.exact)::bigint",
+            NameBand::Words.first_key(),
+            self.count
         )
     }
 }
 
-/// The bands of a name search, in result order; each owns 1,000 sort keys.
+/// The bands of a name search, in result order; each owns 1,000 sort keys (the words band
+/// 4,000: one per rank of [`WordMatch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NameBand {
     /// The whole name equals the query; by id.
     Exact,
+    /// The name's first word(s) are the query (it follows with a separator); by name.
+    FirstWord,
+    /// (One-word queries) a later word is the query; by id.
+    LaterWord,
     /// The name starts with the query; by name.
     Prefix,
     /// A later word starts with it; by that word.
     Word,
     /// The query is elsewhere in the name; by similarity, then name (ranks every match).
     Substring,
-    /// A word of the name is a vocabulary word that a one-word query resembles; by how much
-    /// (the word's sort key), then the word, then id.
-    SimilarWord,
-    /// The rest of the similar names; by similarity, then name (ranks every match).
-    Similar,
+    /// Every query word matches a word of the name, exactly, as a prefix (the last) or within
+    /// its typos, in any order: by the worst match, then the words not matched exactly, then
+    /// (one word) the word and id, (several) the name and id.
+    Words,
 }
 
 impl NameBand {
-    const ALL: [NameBand; 6] = [
+    const ALL: [NameBand; 7] = [
         Self::Exact,
+        Self::FirstWord,
+        Self::LaterWord,
         Self::Prefix,
         Self::Word,
         Self::Substring,
-        Self::SimilarWord,
-        Self::Similar,
+        Self::Words,
     ];
 
-    /// The bands a name query is searched in: similar names only when it is typo-tolerant,
-    /// similar words only when it is also one word.
+    /// The bands a name query is searched in.
     fn of(q: &str) -> impl Iterator<Item = NameBand> {
-        let fuzzy = typo_tolerant(q);
-        let word = fuzzy && one_word(q);
+        let one = one_word(q);
+        let words = has_words_band(q);
         Self::ALL.into_iter().filter(move |b| match b {
-            Self::SimilarWord => word,
-            Self::Similar => fuzzy,
+            Self::LaterWord => one,
+            Self::Words => words,
             _ => true,
         })
     }
@@ -185,17 +418,21 @@ impl NameBand {
     fn first_key(self) -> i64 {
         match self {
             Self::Exact => 0,
-            Self::Prefix => 1000,
-            Self::Word => 2000,
-            Self::Substring => 3000,
-            Self::SimilarWord => 4000,
-            Self::Similar => 5000,
+            Self::FirstWord => 1000,
+            Self::LaterWord => 2000,
+            Self::Prefix => 3000,
+            Self::Word => 4000,
+            Self::Substring => 5000,
+            Self::Words => 6000,
         }
     }
 
     /// The last sort key of the band.
     fn last_key(self) -> i64 {
-        self.first_key() + 999
+        match self {
+            Self::Words => self.first_key() + 3999,
+            _ => self.first_key() + 999,
+        }
     }
 
     fn holds(self, key: i64) -> bool {
@@ -205,73 +442,92 @@ impl NameBand {
     fn label(self) -> &'static str {
         match self {
             Self::Exact => "exact",
+            Self::FirstWord => "first_word",
+            Self::LaterWord => "later_word",
             Self::Prefix => "prefix",
             Self::Word => "word",
             Self::Substring => "substring",
-            Self::SimilarWord => "similar_word",
-            Self::Similar => "similar",
+            Self::Words => "words",
         }
     }
 }
 
 /// The name branch of the general statement: every contact the name matches, with the sort
-/// key, tiebreak and reason its band gives it (the bands' predicates, evaluated per row).
-fn name_branch(sql: &mut Dynamic, domain: &str, cond: usize, q: &str) -> (String, String) {
+/// key, tiebreak, reason and word matches its band gives it (the bands' predicates, evaluated
+/// per row). `m`: the query's word matches when it has a words band.
+fn name_branch(
+    sql: &mut Dynamic,
+    domain: &str,
+    cond: usize,
+    q: &str,
+    m: Option<&WordMatches>,
+) -> String {
     let n = NameSql::bind(sql, q);
     let (norm, pattern) = (&n.norm, &n.pattern);
-    let fuzzy = typo_tolerant(q);
-    let terms_cte = if fuzzy && one_word(q) {
+    let one = one_word(q);
+    let like = format!("c.name_search LIKE '%' || {pattern} || '%' ESCAPE '\\'");
+    let mut union = String::new();
+    let mut lateral = String::new();
+    let mut matched = "false".to_owned();
+    let mut words_key = "NULL".to_owned();
+    let mut words_tiebreak = "NULL".to_owned();
+    let mut how = "NULL::jsonb".to_owned();
+    // A name matched word by word is among the candidates; without any (a word matches
+    // nothing), only substrings match.
+    let words = m.and_then(|m| {
+        let w = WordsSql::bind(sql, m);
+        Some((w.candidates(sql, domain, m)?, w))
+    });
+    if let Some((cands, w)) = words {
+        union = format!(" UNION SELECT k.contact_id FROM ({cands}) k");
+        lateral = format!(" CROSS JOIN {}", w.matched());
+        matched = format!("m.matched = {}", w.count);
+        words_key = w.key();
+        words_tiebreak = if one { "m.word" } else { "c.name_search" }.to_owned();
+        how = format!("CASE WHEN strpos(c.name_search, {norm}) = 0 THEN m.how END");
+    }
+    let later_word = if one {
         format!(
-            "terms_{cond} (list) AS (SELECT coalesce(string_agg(t.word, ' ' ORDER BY t.key, \
-             t.word COLLATE \"C\"), '') FROM ({}) t)",
-            n.terms(sql, domain)
+            "WHEN x.later = {norm} THEN {} ",
+            NameBand::LaterWord.first_key()
         )
-    } else {
-        format!("terms_{cond} (list) AS (SELECT ''::text)")
-    };
-    let terms = format!("string_to_array((SELECT list FROM terms_{cond}), ' ')");
-    let fuzzy = if fuzzy {
-        format!("OR {norm} <% c.name_search")
     } else {
         String::new()
     };
-    let sim = "x.sim";
-    let branch = format!(
+    let later_word_tiebreak = if one {
+        format!("WHEN x.later = {norm} THEN x.later ")
+    } else {
+        String::new()
+    };
+    format!(
         "SELECT c.id, {cond}, \
            (CASE WHEN c.name_search = {norm} THEN 0 \
+                 WHEN {first_word} THEN {first} \
+                 {later_word}\
                  WHEN starts_with(c.name_search, {norm}) THEN {prefix} \
                  WHEN x.later IS NOT NULL THEN {word} \
                  WHEN strpos(c.name_search, {norm}) > 0 THEN {substring} \
-                 WHEN x.term IS NOT NULL THEN {similar_word} \
-                 ELSE {similar} END)::bigint, \
+                 ELSE {words_key} END)::bigint, \
            CASE WHEN c.name_search = {norm} THEN '' \
+                WHEN {first_word} THEN c.name_search \
+                {later_word_tiebreak}\
                 WHEN starts_with(c.name_search, {norm}) THEN c.name_search \
                 WHEN x.later IS NOT NULL THEN x.later \
                 WHEN strpos(c.name_search, {norm}) > 0 THEN c.name_search \
-                WHEN x.term IS NOT NULL THEN x.term \
-                ELSE c.name_search END, \
-           'name', c.name_search = {norm}, c.display_name \
-         FROM contacts c CROSS JOIN LATERAL (SELECT {similarity} AS sim, \
-             CASE WHEN {starts_later_word} \
-                  THEN name_word_starting(c.name_search, {norm}) END AS later, \
-             CASE WHEN name_words(c.name_search) && {terms} \
-                  THEN (SELECT t.w FROM unnest({terms}) WITH ORDINALITY AS t (w, o) \
-                        WHERE t.w = ANY (name_words(c.name_search)) ORDER BY t.o LIMIT 1) \
-             END AS term) x \
-         WHERE c.domain_id = {domain} \
-           AND (c.name_search LIKE '%' || {pattern} || '%' ESCAPE '\\' {fuzzy})",
+                ELSE {words_tiebreak} END, \
+           'name', c.name_search = {norm}, c.display_name, {how} \
+         FROM (SELECT c.id FROM contacts c WHERE c.domain_id = {domain} AND {like}{union}) k \
+         JOIN contacts c ON c.domain_id = {domain} AND c.id = k.id \
+         CROSS JOIN LATERAL (SELECT CASE WHEN {starts_later_word} \
+                  THEN name_word_starting(c.name_search, {norm}) END AS later) x{lateral} \
+         WHERE {like} OR {matched}",
+        first_word = n.first_word(),
+        first = NameBand::FirstWord.first_key(),
         prefix = NameBand::Prefix.first_key(),
         word = NameBand::Word.first_key(),
-        substring = n.ranked(NameBand::Substring, sim),
-        similar_word = n.ranked(
-            NameBand::SimilarWord,
-            &format!("word_similarity({norm}, x.term)")
-        ),
-        similar = n.ranked(NameBand::Similar, sim),
-        similarity = n.similarity(),
+        substring = n.ranked(NameBand::Substring, &n.similarity()),
         starts_later_word = n.starts_later_word(),
-    );
-    (terms_cte, branch)
+    )
 }
 
 /// The branch of a condition other than a name: `SELECT contact, cond, sort key, field,
@@ -346,8 +602,14 @@ fn branch(
 
 /// The general statement: any conditions, AND or OR, one page after `after`, each hit with its
 /// card.
-fn build(domain: DomainId, query: &SearchQuery, after: Option<&Position>, limit: i64) -> Dynamic {
-    let (mut sql, order) = general(domain, query, after, limit);
+fn build(
+    domain: DomainId,
+    query: &SearchQuery,
+    words: Option<&WordMatches>,
+    after: Option<&Position>,
+    limit: i64,
+) -> Dynamic {
+    let (mut sql, order) = general(domain, query, words, after, limit);
     let d = sql.int(domain.0);
     sql.text = format!(
         "{CARDED_HIT_SELECT}({}) agg \
@@ -360,10 +622,11 @@ fn build(domain: DomainId, query: &SearchQuery, after: Option<&Position>, limit:
 }
 
 /// The hits of the general statement (columns id, sort_key, tiebreak, found_by) and their
-/// order (on `agg`).
+/// order (on `agg`). `words`: the word matches of its name, when it has a words band.
 fn general(
     domain: DomainId,
     query: &SearchQuery,
+    words: Option<&WordMatches>,
     after: Option<&Position>,
     limit: i64,
 ) -> (Dynamic, &'static str) {
@@ -381,12 +644,12 @@ fn general(
         .iter()
         .enumerate()
         .map(|(i, c)| match c {
-            Condition::Name(q) => {
-                let (terms, branch) = name_branch(&mut sql, &d, i, q);
-                ctes.push(terms);
-                branch
-            }
-            other => branch(&mut sql, &d, i, other, named),
+            Condition::Name(q) => name_branch(&mut sql, &d, i, q, words),
+            other if named => format!(
+                "SELECT b.*, NULL::jsonb FROM ({}) b",
+                branch(&mut sql, &d, i, other, true)
+            ),
+            other => branch(&mut sql, &d, i, other, false),
         })
         .collect();
     let needed = if query.any { 1 } else { query.conditions.len() };
@@ -403,17 +666,19 @@ fn general(
         });
     }
     let lim = sql.int(limit);
-    let (columns, tiebreak, order) = if named {
+    let (columns, tiebreak, order, reason) = if named {
         (
-            "id, cond, sort_key, tiebreak, field, exact, value",
+            "id, cond, sort_key, tiebreak, field, exact, value, how",
             "(array_agg(tiebreak ORDER BY sort_key, tiebreak COLLATE \"C\"))[1]",
             "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
+            "jsonb_strip_nulls(jsonb_build_object('f', field, 'e', exact, 'v', value, 'm', how))",
         )
     } else {
         (
             "id, cond, sort_key, field, exact, value",
             "''::text",
             "agg.sort_key, agg.id",
+            "jsonb_build_object('f', field, 'e', exact, 'v', value)",
         )
     };
     ctes.push(format!(
@@ -424,8 +689,7 @@ fn general(
         "WITH {}, \
          agg AS (SELECT id, min(sort_key) AS sort_key, {tiebreak} AS tiebreak, \
                    count(DISTINCT cond) AS n, \
-                   jsonb_agg(jsonb_build_object('f', field, 'e', exact, 'v', value) \
-                             ORDER BY cond, sort_key) AS found_by \
+                   jsonb_agg({reason} ORDER BY cond, sort_key) AS found_by \
                  FROM hits GROUP BY id) \
          SELECT agg.id, agg.sort_key, agg.tiebreak, agg.found_by \
          FROM agg \
@@ -506,9 +770,8 @@ fn text_cursor(sql: &mut Dynamic, after: Option<&Position>, columns: &str) -> St
 }
 
 /// The statement of one band of a name-only search, continuing after `after` when the cursor
-/// lies in that band. `terms`: the words that [`NameBand::SimilarWord`] searched (their names
-/// are not among the [`NameBand::Similar`] ones). [`NameBand::SimilarWord`] itself runs one
-/// [`similar_word_statement`] per word.
+/// lies in that band. The words band of a one-word query runs one [`term_statement`] per
+/// typo term instead; of a query of several words, [`words_statement`].
 fn band_statement(
     domain: DomainId,
     query: &SearchQuery,
@@ -516,7 +779,6 @@ fn band_statement(
     band: NameBand,
     after: Option<&Position>,
     limit: i64,
-    terms: &str,
 ) -> Dynamic {
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
@@ -526,6 +788,7 @@ fn band_statement(
     let key = band.first_key();
     let by_name = "agg.tiebreak COLLATE \"C\", agg.id";
     let ranked = "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id";
+    let one = one_word(q);
     let (inner, outer, order) = match band {
         NameBand::Exact => {
             let cursor = after
@@ -538,26 +801,60 @@ fn band_statement(
             );
             (inner, None, "agg.id")
         }
-        NameBand::Prefix => {
+        NameBand::FirstWord => {
             let cursor = text_cursor(&mut sql, after, "c.name_search COLLATE \"C\", c.id");
             let inner = format!(
                 "SELECT c.id, {key}::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
-                 FROM contacts c WHERE c.domain_id = {d} \
-                   AND c.name_search COLLATE \"C\" > {norm} \
-                   AND c.name_search COLLATE \"C\" < {norm} || chr(1114111) {cursor}"
+                 FROM contacts c WHERE c.domain_id = {d} AND {} {cursor}",
+                n.first_word()
             );
             (inner, None, by_name)
         }
-        NameBand::Word => {
-            // The later words starting with a one-word query, or equal to the first word of a
-            // longer one ("o" for "o'b"). A contact comes once, through its least matching
-            // word (`>=`: an equality would be taken for a join key and misestimated).
-            let cursor = text_cursor(&mut sql, after, "w.word, w.contact_id");
+        NameBand::LaterWord => {
+            // The names holding the query as a later word, by id off `contact_name_words`,
+            // but those whose first word it is (the band before).
+            let cursor = after
+                .map(|at| format!("AND w.contact_id > {}", sql.int(at.id)))
+                .unwrap_or_default();
             let inner = format!(
                 "SELECT c.id, {key}::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
                  FROM contact_name_words w \
                  JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
-                 WHERE w.domain_id = {d} AND w.word >= (name_words({norm}))[1] \
+                 WHERE w.domain_id = {d} AND w.word = {norm} AND w.later {cursor} \
+                   AND c.name_search <> {norm} AND NOT {}",
+                n.first_word()
+            );
+            (inner, None, "agg.id")
+        }
+        NameBand::Prefix => {
+            // Names starting with the query followed by a letter or digit; for one word, not
+            // those holding it as a later word too (the band before).
+            let cursor = text_cursor(&mut sql, after, "c.name_search COLLATE \"C\", c.id");
+            let not_later = if one {
+                format!("AND NOT ({norm} = ANY ((name_words(c.name_search))[2:]))")
+            } else {
+                String::new()
+            };
+            let inner = format!(
+                "SELECT c.id, {key}::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
+                 FROM contacts c WHERE c.domain_id = {d} \
+                   AND c.name_search COLLATE \"C\" >= {norm} || '0' \
+                   AND c.name_search COLLATE \"C\" < {norm} || chr(1114111) {not_later} {cursor}"
+            );
+            (inner, None, by_name)
+        }
+        NameBand::Word => {
+            // The later words starting with a one-word query (but the query itself, the later
+            // word band), or equal to the first word of a longer one ("o" for "o'b"). A
+            // contact comes once, through its least matching word (`>=`: an equality would be
+            // taken for a join key and misestimated).
+            let cursor = text_cursor(&mut sql, after, "w.word, w.contact_id");
+            let from = if one { ">" } else { ">=" };
+            let inner = format!(
+                "SELECT c.id, {key}::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
+                 FROM contact_name_words w \
+                 JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
+                 WHERE w.domain_id = {d} AND w.word {from} (name_words({norm}))[1] \
                    AND w.word < CASE WHEN {norm} ~ '[\\x01-\\x2f]' THEN (name_words({norm}))[1] || chr(1) \
                                      ELSE {norm} || chr(1114111) END \
                    AND w.later {cursor} \
@@ -578,29 +875,17 @@ fn band_statement(
             );
             (inner, ranked_cursor(&mut sql, after), ranked)
         }
-        NameBand::SimilarWord | NameBand::Similar => {
-            let terms = sql.text(terms.to_owned());
-            let inner = format!(
-                "SELECT c.id, {} AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
-                 FROM contacts c WHERE c.domain_id = {d} \
-                   AND {norm} <% c.name_search \
-                   AND c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\' \
-                   AND NOT (name_words(c.name_search) && string_to_array({terms}, ' '))",
-                n.ranked(NameBand::Similar, &n.similarity())
-            );
-            (inner, ranked_cursor(&mut sql, after), ranked)
-        }
+        NameBand::Words => unreachable!("the words band has its own statements"),
     };
     page_of(sql, &d, query, &inner, outer, order, limit)
 }
 
-/// One word of [`NameBand::SimilarWord`]: the names holding `term` and none of the `better`
-/// words (whose statements came first), in id order after `after_id`, straight off
-/// `contact_name_words`. The similarity test is a function call, not the operator, so that
-/// the planner never trades this ordered scan for the trigram index; "not a substring" is a
-/// NOT LIKE, which the planner estimates as the near-certainty it is (as `strpos() = 0` it
-/// was taken for a rare match, and the scan planned in parallel).
-fn similar_word_statement(
+/// One typo term of a one-word query (the words band): the names holding `term` and none of
+/// the `better` terms (whose statements came first), in id order after `after_id`, straight
+/// off `contact_name_words`. "Not a substring" (the earlier bands) is a NOT LIKE, which the
+/// planner estimates as the near-certainty it is (as `strpos() = 0` it was taken for a rare
+/// match, and the scan planned in parallel).
+fn term_statement(
     domain: DomainId,
     query: &SearchQuery,
     q: &str,
@@ -612,32 +897,76 @@ fn similar_word_statement(
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
     let n = NameSql::bind(&mut sql, q);
-    let (norm, pattern, found) = (&n.norm, &n.pattern, n.found_by());
-    let key = sql.int(term.key);
+    let pattern = &n.pattern;
+    let key = sql.int(term_key(term));
     let word = sql.text(term.word.clone());
+    let rank = sql.int(term.how.rank());
     let better = sql.text(better.to_owned());
     let cursor = after_id
         .map(|i| format!("AND w.contact_id > {}", sql.int(i)))
         .unwrap_or_default();
+    let how = format!(
+        "jsonb_build_array(jsonb_build_array((name_words({norm}))[1], \
+           array_position(name_words(c.name_search), w.word::text), {rank}, \
+           cardinality(name_words(c.name_search)), w.word::text))",
+        norm = n.norm
+    );
+    let found = NameSql::found_by_words(&how);
     let inner = format!(
         "SELECT c.id, {key}::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
          FROM contact_name_words w \
          JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
          WHERE w.domain_id = {d} AND w.word = {word} {cursor} \
            AND c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\' \
-           AND word_similarity_op({norm}, c.name_search) \
            AND NOT (name_words(c.name_search) && string_to_array({better}, ' '))"
     );
     page_of(sql, &d, query, &inner, None, "agg.id", limit)
 }
 
-/// The statement listing the vocabulary words a one-word query resembles.
-fn terms_statement(domain: DomainId, q: &str) -> Dynamic {
+/// The sort key of the names a one-word query's typo term brings ([`WordsSql::key`] with one
+/// word, matched with a typo).
+fn term_key(term: &Term) -> i64 {
+    NameBand::Words.first_key() + 1000 * term.how.rank() + 1
+}
+
+/// The words band of a query of several words: the contacts holding a match of every word
+/// and not holding the query as a substring (the earlier bands), ranked.
+fn words_statement(
+    domain: DomainId,
+    query: &SearchQuery,
+    q: &str,
+    m: &WordMatches,
+    after: Option<&Position>,
+    limit: i64,
+) -> Option<Dynamic> {
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
     let n = NameSql::bind(&mut sql, q);
-    sql.text = n.terms(&mut sql, &d);
-    sql
+    let w = WordsSql::bind(&mut sql, m);
+    let cands = w.candidates(&mut sql, &d, m)?;
+    let inner = format!(
+        "SELECT c.id, {key} AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
+         FROM ({cands}) k \
+         JOIN contacts c ON c.domain_id = {d} AND c.id = k.contact_id \
+         CROSS JOIN {matched} \
+         WHERE m.matched = {count} \
+           AND c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\'",
+        key = w.key(),
+        found = NameSql::found_by_words("m.how"),
+        matched = w.matched(),
+        count = w.count,
+        pattern = n.pattern,
+    );
+    let cursor = ranked_cursor(&mut sql, after);
+    Some(page_of(
+        sql,
+        &d,
+        query,
+        &inner,
+        cursor,
+        "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
+        limit,
+    ))
 }
 
 /// The name of a query that is one name condition (owner and label filters allowed).
@@ -648,11 +977,20 @@ fn name_only(query: &SearchQuery) -> Option<&str> {
     }
 }
 
+/// The name condition of a query, when it has a words band.
+fn words_name(query: &SearchQuery) -> Option<&str> {
+    query.conditions.iter().find_map(|c| match c {
+        Condition::Name(q) if has_words_band(q) => Some(q.as_str()),
+        _ => None,
+    })
+}
+
 /// A statement a search may run, for EXPLAIN in tests.
 #[derive(Debug, Clone)]
 pub struct Explainable {
-    /// What it is: `general`, `terms`, or the band of a name alone (`exact`, `prefix`, `word`,
-    /// `substring`, `similar_word`, `similar`).
+    /// What it is: `general`, `lookup`, or the band of a name alone (`exact`, `first_word`,
+    /// `later_word`, `prefix`, `word`, `substring`, `words`; `term` for a one-word query's
+    /// typo term).
     pub label: &'static str,
     /// The SQL, with `$n` placeholders.
     pub sql: String,
@@ -660,35 +998,42 @@ pub struct Explainable {
     pub args: Vec<(&'static str, String)>,
 }
 
-/// Each statement a first page of `query` may run: one for most queries; for a name alone one
-/// per band, the vocabulary lookup, and the similar-word statement of `word` (one of the
-/// words the lookup would return).
+/// Each statement a first page of `query` may run, given that its name's words match as
+/// `words` says (what [`lookup`] would find): the lookup, then one statement for most
+/// queries; for a name alone one per band (its first typo term's for a one-word query).
 pub fn explainable(
     domain: DomainId,
     query: &SearchQuery,
     limit: i64,
-    word: &str,
+    words: &WordMatches,
 ) -> Vec<Explainable> {
     let of = |label, sql: Dynamic| Explainable {
         label,
         args: sql.args(),
         sql: sql.text,
     };
-    let Some(q) = name_only(query) else {
-        return vec![of("general", build(domain, query, None, limit))];
-    };
     let mut out = Vec::new();
+    let wq = words_name(query);
+    if let Some(q) = wq {
+        out.push(of("lookup", lookup_statement(domain, q)));
+    }
+    let Some(q) = name_only(query) else {
+        out.push(of(
+            "general",
+            build(domain, query, wq.map(|_| words), None, limit),
+        ));
+        return out;
+    };
     for band in NameBand::of(q) {
-        if band == NameBand::SimilarWord {
-            out.push(of("terms", terms_statement(domain, q)));
-            let term = Term {
-                word: word.to_owned(),
-                key: band.first_key(),
-            };
-            let sql = similar_word_statement(domain, query, q, &term, "", None, limit);
+        if band != NameBand::Words {
+            let sql = band_statement(domain, query, q, band, None, limit);
             out.push(of(band.label(), sql));
-        } else {
-            let sql = band_statement(domain, query, q, band, None, limit, word);
+        } else if one_word(q) {
+            if let Some(term) = words.typos().next() {
+                let sql = term_statement(domain, query, q, term, "", None, limit);
+                out.push(of("term", sql));
+            }
+        } else if let Some(sql) = words_statement(domain, query, q, words, None, limit) {
             out.push(of(band.label(), sql));
         }
     }
@@ -722,8 +1067,12 @@ pub async fn search(
     limit: i64,
 ) -> Result<Vec<(SearchRow, Option<ContactCard>)>, Error> {
     let Some(q) = name_only(query) else {
+        let words = match words_name(query) {
+            Some(q) => Some(lookup(conn, domain, q).await?),
+            None => None,
+        };
         let rows: Vec<CardedHit> =
-            positional::<CardedHitSql, _>(build(domain, query, after, limit))
+            positional::<CardedHitSql, _>(build(domain, query, words.as_ref(), after, limit))
                 .load(conn)
                 .await?;
         return Ok(rows
@@ -766,44 +1115,22 @@ async fn search_name(
     limit: i64,
 ) -> Result<Vec<SearchRow>, Error> {
     let mut rows: Vec<SearchRow> = Vec::new();
-    // The words a one-word typo resembles, read once they are needed.
-    let mut terms: Option<Vec<Term>> = None;
     for band in NameBand::of(q) {
         if after.is_some_and(|at| at.sort_key > band.last_key()) {
             continue;
         }
         let at = after.filter(|at| band.holds(at.sort_key));
-        let terms = match band {
-            NameBand::SimilarWord | NameBand::Similar if one_word(q) => match &terms {
-                Some(t) => t.as_slice(),
-                None => terms.insert(terms_statement(domain, q).load(conn).await?),
-            },
-            _ => &[],
-        };
-        if band == NameBand::SimilarWord {
-            for (i, term) in terms.iter().enumerate() {
-                let after_id = match at {
-                    None => None,
-                    Some(at) => match (term.key, term.word.as_str())
-                        .cmp(&(at.sort_key, at.tiebreak.as_str()))
-                    {
-                        std::cmp::Ordering::Less => continue,
-                        std::cmp::Ordering::Equal => Some(at.id),
-                        std::cmp::Ordering::Greater => None,
-                    },
-                };
-                let better = words(&terms[..i]);
-                let want = limit - rows.len() as i64;
-                let sql = similar_word_statement(domain, query, q, term, &better, after_id, want);
-                rows.extend(sql.load::<SearchRow>(conn).await?);
-                if rows.len() as i64 >= limit {
-                    break;
-                }
-            }
-        } else {
-            let want = limit - rows.len() as i64;
-            let sql = band_statement(domain, query, q, band, at, want, &words(terms));
+        let want = limit - rows.len() as i64;
+        if band != NameBand::Words {
+            let sql = band_statement(domain, query, q, band, at, want);
             rows.extend(sql.load::<SearchRow>(conn).await?);
+        } else {
+            let words = lookup(conn, domain, q).await?;
+            if one_word(q) {
+                search_terms(conn, domain, query, q, &words, at, limit, &mut rows).await?;
+            } else if let Some(sql) = words_statement(domain, query, q, &words, at, want) {
+                rows.extend(sql.load::<SearchRow>(conn).await?);
+            }
         }
         if rows.len() as i64 >= limit {
             break;
@@ -812,13 +1139,43 @@ async fn search_name(
     Ok(rows)
 }
 
-/// Words as one space-separated text (words never hold a space).
-fn words(terms: &[Term]) -> String {
-    terms
-        .iter()
-        .map(|t| t.word.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The words band of a one-word query: term by term, best first, each term's names by id.
+#[allow(clippy::too_many_arguments)]
+async fn search_terms(
+    conn: &mut AsyncPgConnection,
+    domain: DomainId,
+    query: &SearchQuery,
+    q: &str,
+    words: &WordMatches,
+    at: Option<&Position>,
+    limit: i64,
+    rows: &mut Vec<SearchRow>,
+) -> Result<(), Error> {
+    let terms: Vec<&Term> = words.typos().collect();
+    for (i, term) in terms.iter().enumerate() {
+        let after_id = match at {
+            None => None,
+            Some(at) => match (term_key(term), term.word.as_str())
+                .cmp(&(at.sort_key, at.tiebreak.as_str()))
+            {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => Some(at.id),
+                std::cmp::Ordering::Greater => None,
+            },
+        };
+        let better = terms[..i]
+            .iter()
+            .map(|t| t.word.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let want = limit - rows.len() as i64;
+        let sql = term_statement(domain, query, q, term, &better, after_id, want);
+        rows.extend(sql.load::<SearchRow>(conn).await?);
+        if rows.len() as i64 >= limit {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Labels starting with `prefix` (case-insensitive), most used first.

@@ -6,11 +6,41 @@ use tonic::{Request, Response, Status};
 use super::{call, decode, scope};
 use crate::app::{self, AppState};
 use crate::domain::permission::Permission;
+use crate::domain::search::{WordMatch, display_words};
 use crate::error::Error;
 use crate::wire::encode;
 use crate::wire::panel::Viewer;
 
-/// Why a hit matched, from its `found_by` JSON (`[{"f": field, "e": exact, "v": value}]`).
+/// How a name's words matched, for the agent ("Amelia ~ amlia, 1 typo; Smith"), from the
+/// `m` list of a hit's reason ([`crate::db::search::SearchRow::found_by`]): each word as
+/// displayed when the displayed name splits into as many words as the normalised one.
+fn explanation(display_name: &str, words: &serde_json::Value) -> String {
+    let shown = display_words(display_name);
+    words
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|m| {
+                    let query_word = m[0].as_str()?;
+                    let how = WordMatch::from_rank(m[2].as_i64()?)?;
+                    let position = m[1].as_u64().unwrap_or(0) as usize;
+                    let name_word = match m[3].as_u64() {
+                        Some(n) if n as usize == shown.len() && (1..=shown.len()).contains(&position) => {
+                            shown[position - 1]
+                        }
+                        _ => m[4].as_str()?,
+                    };
+                    Some(how.explain(name_word, query_word))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+/// Why a hit matched, from its `found_by` JSON (`[{"f": field, "e": exact, "v": value,
+/// "m": words}]`).
 fn found_by(json: &serde_json::Value) -> Vec<pb::FoundBy> {
     json.as_array()
         .map(|items| {
@@ -27,6 +57,10 @@ fn found_by(json: &serde_json::Value) -> Vec<pb::FoundBy> {
                     } as i32,
                     exact: item["e"].as_bool().unwrap_or(false),
                     value: item["v"].as_str().unwrap_or_default().to_owned(),
+                    explanation: explanation(
+                        item["v"].as_str().unwrap_or_default(),
+                        &item["m"],
+                    ),
                 })
                 .collect()
         })

@@ -215,6 +215,7 @@ pub fn duplicate_group(
         field: field as i32,
         exact,
         value,
+        ..Default::default()
     };
     let mut found_by = match g.kind {
         Kind::Email => vec![found(pb::SearchField::Email, true, g.key.clone())],
