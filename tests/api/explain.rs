@@ -416,19 +416,38 @@ async fn search_queries_use_indexes_at_scale() {
     // The typo's words come from the deletion variants' index, and are the intended ones; a
     // full name with a typo in each word intersects index scans; a query matching nothing
     // runs no statement that scans a table.
-    let words = lookup(&mut conn, DomainId(d.0), "kowlaski").await.expect("lookup");
+    let words = lookup(&mut conn, DomainId(d.0), "kowlaski")
+        .await
+        .expect("lookup");
     assert_eq!(
-        words.terms.iter().map(|t| t.word.as_str()).collect::<Vec<_>>(),
+        words
+            .terms
+            .iter()
+            .map(|t| t.word.as_str())
+            .collect::<Vec<_>>(),
         ["kowalski"]
     );
     let typo = explainable(DomainId(d.0), &broad("kowlaski"), 21, &words);
     let l = typo.iter().find(|s| s.label == "lookup").expect("lookup");
     for generic in [false, true] {
-        let p = plan_with_args(&mut conn, &format!("b_lookup_{generic}"), &l.sql, &l.args, generic).await;
+        let p = plan_with_args(
+            &mut conn,
+            &format!("b_lookup_{generic}"),
+            &l.sql,
+            &l.args,
+            generic,
+        )
+        .await;
         assert!(p.contains("contact_name_variants_pkey"), "lookup:\n{p}");
         assert!(!p.contains("Seq Scan"), "lookup:\n{p}");
     }
-    for q in ["xyzzy", "anan kowlaski", "kowalski anna", "greta nakamura 4242", "xyzzy anna"] {
+    for q in [
+        "xyzzy",
+        "anan kowlaski",
+        "kowalski anna",
+        "greta nakamura 4242",
+        "xyzzy anna",
+    ] {
         let words = lookup(&mut conn, DomainId(d.0), q).await.expect("lookup");
         for s in explainable(DomainId(d.0), &broad(q), 21, &words) {
             for generic in [false, true] {
@@ -465,9 +484,14 @@ async fn search_queries_use_indexes_at_scale() {
         labels: vec![],
         owner: None,
     };
-    let words = lookup(&mut conn, DomainId(d.0), "Greta Nakamura").await.expect("lookup");
+    let words = lookup(&mut conn, DomainId(d.0), "Greta Nakamura")
+        .await
+        .expect("lookup");
     let statements = explainable(DomainId(d.0), &common, 21, &words);
-    let exact = statements.iter().find(|s| s.label == "exact").expect("exact");
+    let exact = statements
+        .iter()
+        .find(|s| s.label == "exact")
+        .expect("exact");
     let p = plan_with_args(&mut conn, "s_common_exact", &exact.sql, &exact.args, true).await;
     assert!(p.contains("contacts_name_order_idx"), "common name:\n{p}");
     assert!(!p.contains("Sort"), "common name sorts its matches:\n{p}");

@@ -31,5 +31,6 @@ mod server;
 mod sessions;
 mod tenancy;
 mod transport;
+mod typos;
 mod validation;
 mod watch;

@@ -426,14 +426,20 @@ async fn a_name_alone_is_ranked_and_paged_like_any_other_query() {
         by["Anna Lee"][..],
         "equal names first, oldest first"
     );
-    assert_eq!(order[3], by["Anna Lee Jones"][0], "the first words, exactly");
+    assert_eq!(
+        order[3], by["Anna Lee Jones"][0],
+        "the first words, exactly"
+    );
     assert_eq!(order[4], by["Anna Leeds"][0], "then as a prefix");
     assert_eq!(
         sorted(order[5..7].to_vec()),
         sorted(vec![by["Joanna Lee"][0], by["Hanna Lee"][0]]),
         "substrings"
     );
-    assert_eq!(order[7], by["Lee Anna"][0], "the words in another order last");
+    assert_eq!(
+        order[7], by["Lee Anna"][0],
+        "the words in another order last"
+    );
     for size in [1, 2, 3, 100] {
         assert_eq!(walk(c, &alone, size).await, expected, "page size {size}");
     }

@@ -276,9 +276,8 @@ struct WordsSql {
 
 impl WordsSql {
     fn bind(sql: &mut Dynamic, m: &WordMatches) -> Self {
-        let join = |f: &dyn Fn(&Term) -> String| {
-            m.terms.iter().map(f).collect::<Vec<_>>().join(" ")
-        };
+        let join =
+            |f: &dyn Fn(&Term) -> String| m.terms.iter().map(f).collect::<Vec<_>>().join(" ");
         let qi = join(&|t| (t.qi + 1).to_string());
         let word = join(&|t| t.word.clone());
         let rank = join(&|t| t.how.rank().to_string());

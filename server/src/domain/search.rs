@@ -285,32 +285,70 @@ mod tests {
     fn words_forgive_one_typo_from_5_letters_and_two_from_9() {
         use WordMatch::*;
         assert_eq!(WordMatch::of("amelia", "amelia"), Some(Exact));
-        assert_eq!(WordMatch::of("amlia", "amelia"), Some(Typos(1)), "a dropped letter");
+        assert_eq!(
+            WordMatch::of("amlia", "amelia"),
+            Some(Typos(1)),
+            "a dropped letter"
+        );
         assert_eq!(WordMatch::of("ameila", "amelia"), Some(Typos(1)), "a swap");
         assert_eq!(WordMatch::of("amelai", "amelia"), Some(Typos(1)));
-        assert_eq!(WordMatch::of("ameliia", "amelia"), Some(Typos(1)), "a doubled letter");
-        assert_eq!(WordMatch::of("amxlia", "amelia"), Some(Typos(1)), "a changed letter");
+        assert_eq!(
+            WordMatch::of("ameliia", "amelia"),
+            Some(Typos(1)),
+            "a doubled letter"
+        );
+        assert_eq!(
+            WordMatch::of("amxlia", "amelia"),
+            Some(Typos(1)),
+            "a changed letter"
+        );
         assert_eq!(WordMatch::of("olivr", "oliveira"), None);
         assert_eq!(WordMatch::of("olivr", "oliver"), Some(Typos(1)));
         assert_eq!(WordMatch::of("jonh", "john"), None, "4 letters: exact only");
         assert_eq!(WordMatch::of("amela", "amelia"), Some(Typos(1)));
-        assert_eq!(WordMatch::of("amila", "amelia"), None, "two typos in 6 letters");
+        assert_eq!(
+            WordMatch::of("amila", "amelia"),
+            None,
+            "two typos in 6 letters"
+        );
         assert_eq!(WordMatch::of("amil", "amelia"), None);
-        assert_eq!(WordMatch::of("shcnieder", "schneider"), Some(Typos(2)), "9 letters: two");
-        assert_eq!(WordMatch::of("kowlasky", "kowalski"), None, "8 letters: one typo");
-        assert_eq!(WordMatch::of("lcas", "lucas"), Some(Typos(1)), "4 letters left of 5");
-        assert_eq!(WordMatch::of("jackk", "jack"), None, "Jack: exact or prefix only");
+        assert_eq!(
+            WordMatch::of("shcnieder", "schneider"),
+            Some(Typos(2)),
+            "9 letters: two"
+        );
+        assert_eq!(
+            WordMatch::of("kowlasky", "kowalski"),
+            None,
+            "8 letters: one typo"
+        );
+        assert_eq!(
+            WordMatch::of("lcas", "lucas"),
+            Some(Typos(1)),
+            "4 letters left of 5"
+        );
+        assert_eq!(
+            WordMatch::of("jackk", "jack"),
+            None,
+            "Jack: exact or prefix only"
+        );
         assert_eq!(WordMatch::of("ολυμπια", "ολυμπία"), Some(Typos(1)));
         assert!(Exact < Prefix && Prefix < Typos(1) && Typos(1) < Typos(2));
         for m in [Exact, Prefix, Typos(1), Typos(2)] {
             assert_eq!(WordMatch::from_rank(m.rank()), Some(m));
         }
-        assert_eq!(Typos(1).explain("Amelia", "amlia"), "Amelia ~ amlia, 1 typo");
+        assert_eq!(
+            Typos(1).explain("Amelia", "amlia"),
+            "Amelia ~ amlia, 1 typo"
+        );
     }
 
     #[test]
     fn display_words_split_like_the_database() {
-        assert_eq!(display_words("Jean-Pierre O'Brien"), ["Jean", "Pierre", "O", "Brien"]);
+        assert_eq!(
+            display_words("Jean-Pierre O'Brien"),
+            ["Jean", "Pierre", "O", "Brien"]
+        );
         assert_eq!(display_words(" (Anna)  Lee "), ["Anna", "Lee"]);
         assert_eq!(display_words("Zoë Müller"), ["Zoë", "Müller"]);
     }

@@ -26,7 +26,10 @@ fn explanation(display_name: &str, words: &serde_json::Value) -> String {
                     let how = WordMatch::from_rank(m[2].as_i64()?)?;
                     let position = m[1].as_u64().unwrap_or(0) as usize;
                     let name_word = match m[3].as_u64() {
-                        Some(n) if n as usize == shown.len() && (1..=shown.len()).contains(&position) => {
+                        Some(n)
+                            if n as usize == shown.len()
+                                && (1..=shown.len()).contains(&position) =>
+                        {
                             shown[position - 1]
                         }
                         _ => m[4].as_str()?,
@@ -57,10 +60,7 @@ fn found_by(json: &serde_json::Value) -> Vec<pb::FoundBy> {
                     } as i32,
                     exact: item["e"].as_bool().unwrap_or(false),
                     value: item["v"].as_str().unwrap_or_default().to_owned(),
-                    explanation: explanation(
-                        item["v"].as_str().unwrap_or_default(),
-                        &item["m"],
-                    ),
+                    explanation: explanation(item["v"].as_str().unwrap_or_default(), &item["m"]),
                 })
                 .collect()
         })
