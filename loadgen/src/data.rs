@@ -97,13 +97,63 @@ pub fn surname(i: u64) -> &'static str {
     LAST[(i % 24) as usize]
 }
 
-/// A typo of a first name: its last letter doubled ("Ameliaa", "Miaa").
-pub fn first_name_typo(i: u64) -> String {
-    let first = first_name(i);
-    first
-        .chars()
-        .last()
-        .map_or_else(String::new, |c| format!("{first}{c}"))
+/// The words of the names that forgive a typo (5 letters or more; not O'Brien's "Brien"),
+/// first names then surnames.
+pub fn typo_words() -> Vec<&'static str> {
+    FIRST
+        .iter()
+        .chain(LAST.iter())
+        .copied()
+        .filter(|w| w.chars().count() >= 5 && !w.contains('\''))
+        .collect()
+}
+
+/// A typo of a name word ([`typo_words`]) and that word: in turn two middle letters swapped
+/// ("Ameila"), a middle letter dropped ("Amlia"), changed ("Amxlia") or one added ("Amexlia"),
+/// so that no typo is a piece of a name (the literal bands find nothing).
+pub fn name_typo(i: u64) -> (String, &'static str) {
+    let words = typo_words();
+    let n = words.len() as u64;
+    let word = words[(i % n) as usize];
+    let mut c: Vec<char> = word.chars().collect();
+    let p = c.len() / 2;
+    match (i / n) % 4 {
+        0 => c.swap(p - 1, p),
+        1 => {
+            c.remove(p);
+        }
+        2 => c[p] = if c[p] == 'x' { 'q' } else { 'x' },
+        _ => c.insert(p, 'x'),
+    }
+    (c.into_iter().collect(), word)
+}
+
+/// How many distinct [`name_typo`]s there are.
+pub fn name_typos() -> u64 {
+    typo_words().len() as u64 * 4
+}
+
+/// A full name with a typo in each word that forgives one ("Amlia Smiht"; a short first name
+/// as it is: "Mia Smiht").
+pub fn full_name_typo(i: u64) -> String {
+    let first = FIRST[(i % 24) as usize];
+    let last = LAST[((i / 24) % 24) as usize];
+    let typo = |w: &'static str, k: u64| {
+        let words = typo_words();
+        match words.iter().position(|x| *x == w) {
+            Some(at) => name_typo(at as u64 + words.len() as u64 * (k % 4)).0,
+            None => w.to_owned(),
+        }
+    };
+    format!("{} {}", typo(first, i), typo(last, i / 7))
+}
+
+/// A name query that matches nobody: 6 consonants no name holds, none a typo of a name word.
+pub fn nobody(i: u64) -> String {
+    const LETTERS: [char; 8] = ['q', 'x', 'z', 'v', 'k', 'w', 'f', 'p'];
+    (0..6)
+        .map(|k| LETTERS[((i >> (3 * k)) % 8) as usize])
+        .collect()
 }
 
 /// The messaging identity of contact `i`, which every third contact has.

@@ -220,23 +220,53 @@ CROSS JOIN LATERAL ({card}) card ORDER BY agg.sort_key, agg.id;\n"
     )
 }
 
-/// The bands of a name search (server `db::search`), in the order the server runs them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The bands of a name search (server `db::search`), in the order the server runs them, and
+/// its vocabulary lookup and first typo term.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum NameBand {
     Exact,
+    FirstWord,
+    LaterWord,
     Prefix,
     Word,
     Substring,
-    SimilarWord,
+    /// The lookup of the query words' deletion variants (`contact_name_variants`).
+    Lookup,
+    /// The names holding one typo term (the SQL expression of the word the typo was made
+    /// from: the server picks it after checking the lookup's words' distances).
+    Term(String),
+}
+
+/// One statement of a name search: its band, whether the query is one word (the bands'
+/// SQL differs), and a condition on the script's variables that must hold for it to run (a
+/// one-time filter: the surname scenario's O'Brien has other bands than its other names).
+#[derive(Debug, Clone)]
+struct Step {
+    band: NameBand,
+    one_word: bool,
+    guard: String,
+}
+
+fn steps(bands: &[NameBand], one_word: bool, guard: &str) -> Vec<Step> {
+    bands
+        .iter()
+        .map(|band| Step {
+            band: band.clone(),
+            one_word,
+            guard: guard.to_owned(),
+        })
+        .collect()
 }
 
 /// The statements of a name search for the query `q` (an SQL expression) that runs `bands`
 /// until the last fills the page of 20 (21 fetched to know whether more follow), then the
 /// cards of the 20.
-fn name_search(q: &str, bands: &[NameBand]) -> String {
+fn name_search(q: &str, bands: &[Step]) -> String {
     let found = format!(
         "jsonb_build_array(jsonb_build_object('f', 'name', 'e', c.name_search = {q}, 'v', c.display_name))"
     );
+    let first_word =
+        format!("(c.name_search COLLATE \"C\" > {q} AND c.name_search COLLATE \"C\" < {q} || '0')");
     let page = |inner: String, order: &str| {
         format!(
             "SELECT string_agg(id::text, ',') AS ids FROM (SELECT agg.id FROM ({inner}) agg \
@@ -244,57 +274,94 @@ fn name_search(q: &str, bands: &[NameBand]) -> String {
         )
     };
     let mut script = String::from(PICK);
-    for band in bands {
-        script += &match band {
+    for step in bands {
+        let g = if step.guard.is_empty() {
+            String::new()
+        } else {
+            format!(" AND {}", step.guard)
+        };
+        script += &match &step.band {
             NameBand::Exact => page(
                 format!(
                     "SELECT c.id, 0::bigint AS sort_key, ''::text AS tiebreak, {found} AS found_by \
-                     FROM contacts c WHERE c.domain_id = :d AND c.name_search COLLATE \"C\" = {q}"
+                     FROM contacts c WHERE c.domain_id = :d AND c.name_search COLLATE \"C\" = {q}{g}"
                 ),
                 "agg.id",
             ),
-            NameBand::Prefix => page(
+            NameBand::FirstWord => page(
                 format!(
                     "SELECT c.id, 1000::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
-                     FROM contacts c WHERE c.domain_id = :d AND c.name_search COLLATE \"C\" > {q} \
-                     AND c.name_search COLLATE \"C\" < {q} || chr(1114111)"
+                     FROM contacts c WHERE c.domain_id = :d AND {first_word}{g}"
                 ),
                 "agg.tiebreak COLLATE \"C\", agg.id",
             ),
-            NameBand::Word => page(
+            NameBand::LaterWord => page(
                 format!(
                     "SELECT c.id, 2000::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
                      FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
-                     WHERE w.domain_id = :d AND w.word >= (name_words({q}))[1] \
-                     AND w.word < CASE WHEN {q} ~ '[\\x01-\\x2f]' THEN (name_words({q}))[1] || chr(1) ELSE {q} || chr(1114111) END \
-                     AND w.later AND NOT starts_with(c.name_search, {q}) \
-                     AND name_word_starting(c.name_search, {q}) >= w.word"
+                     WHERE w.domain_id = :d AND w.word = {q} AND w.later \
+                     AND c.name_search <> {q} AND NOT {first_word}{g}"
                 ),
-                "agg.tiebreak COLLATE \"C\", agg.id",
+                "agg.id",
             ),
+            NameBand::Prefix => {
+                let not_later = if step.one_word {
+                    format!(" AND NOT ({q} = ANY ((name_words(c.name_search))[2:]))")
+                } else {
+                    String::new()
+                };
+                page(
+                    format!(
+                        "SELECT c.id, 3000::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
+                         FROM contacts c WHERE c.domain_id = :d AND c.name_search COLLATE \"C\" >= {q} || '0' \
+                         AND c.name_search COLLATE \"C\" < {q} || chr(1114111){not_later}{g}"
+                    ),
+                    "agg.tiebreak COLLATE \"C\", agg.id",
+                )
+            }
+            NameBand::Word => {
+                let from = if step.one_word { ">" } else { ">=" };
+                page(
+                    format!(
+                        "SELECT c.id, 4000::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
+                         FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
+                         WHERE w.domain_id = :d AND w.word {from} (name_words({q}))[1] \
+                         AND w.word < CASE WHEN {q} ~ '[\\x01-\\x2f]' THEN (name_words({q}))[1] || chr(1) ELSE {q} || chr(1114111) END \
+                         AND w.later AND NOT starts_with(c.name_search, {q}) \
+                         AND name_word_starting(c.name_search, {q}) >= w.word{g}"
+                    ),
+                    "agg.tiebreak COLLATE \"C\", agg.id",
+                )
+            }
             NameBand::Substring => page(
                 format!(
-                    "SELECT c.id, (3000 + 999 - floor(word_similarity({q}, c.name_search) * 999))::bigint AS sort_key, \
+                    "SELECT c.id, (5000 + 999 - floor(word_similarity({q}, c.name_search) * 999))::bigint AS sort_key, \
                      c.name_search AS tiebreak, {found} AS found_by FROM contacts c WHERE c.domain_id = :d \
                      AND c.name_search LIKE '%' || {q} || '%' AND NOT starts_with(c.name_search, {q}) \
                      AND NOT (c.name_search ~ (SELECT name_word_pattern({q})) \
-                     AND name_word_starting(c.name_search, {q}) IS NOT NULL)"
+                     AND name_word_starting(c.name_search, {q}) IS NOT NULL){g}"
                 ),
                 "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
             ),
-            NameBand::SimilarWord => format!(
-                "SELECT v.word::text AS word, (4000 + 999 - floor(word_similarity({q}, v.word) * 999))::bigint AS key \
-                 FROM contact_name_vocabulary v WHERE v.domain_id = :d AND {q} <% v.word ORDER BY 2, v.word LIMIT 1 \\gset\n{}",
-                page(
-                    format!(
-                        "SELECT c.id, :key::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
-                         FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
-                         WHERE w.domain_id = :d AND w.word = :word AND c.name_search NOT LIKE '%' || {q} || '%' \
-                         AND word_similarity_op({q}, c.name_search) \
-                         AND NOT (name_words(c.name_search) && string_to_array('', ' '))"
-                    ),
-                    "agg.id",
-                )
+            NameBand::Lookup => format!(
+                "SELECT count(*) AS found FROM (SELECT q.ord AS qi, q.word AS qword, coalesce(v.word, '') AS word \
+                 FROM unnest(name_words({q})) WITH ORDINALITY AS q (word, ord) \
+                 LEFT JOIN LATERAL (SELECT DISTINCT x.word::text AS word FROM contact_name_variants x \
+                 WHERE x.domain_id = :d AND x.variant = ANY (name_word_deletions(q.word, name_query_deletions(q.word)))) v \
+                 ON true ORDER BY 1, 3) found \\gset\n"
+            ),
+            NameBand::Term(word) => page(
+                format!(
+                    "SELECT c.id, 8001::bigint AS sort_key, w.word::text AS tiebreak, \
+                     jsonb_build_array(jsonb_build_object('f', 'name', 'e', false, 'v', c.display_name, 'm', \
+                       jsonb_build_array(jsonb_build_array((name_words({q}))[1], \
+                       array_position(name_words(c.name_search), w.word::text), 2, \
+                       cardinality(name_words(c.name_search)), w.word::text)))) AS found_by \
+                     FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
+                     WHERE w.domain_id = :d AND w.word = {word} AND c.name_search NOT LIKE '%' || {q} || '%' \
+                     AND NOT (name_words(c.name_search) && string_to_array('', ' ')){g}"
+                ),
+                "agg.id",
             ),
         };
     }
@@ -329,30 +396,79 @@ pub fn script(scenario: Scenario) -> Option<String> {
                 names(&FIRST),
                 names(&LAST)
             ),
-            &[NameBand::Exact],
+            &steps(&[NameBand::Exact], false, ""),
         ),
         Scenario::SearchFirstName => name_search(
             &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&FIRST)),
-            &[NameBand::Exact, NameBand::Prefix],
+            &steps(&[NameBand::Exact, NameBand::FirstWord], true, ""),
         ),
-        Scenario::SearchSurname => name_search(
-            &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&LAST)),
-            &[NameBand::Exact, NameBand::Prefix, NameBand::Word],
-        ),
-        Scenario::SearchTypo => {
-            let typos: Vec<String> = (0..24).map(data::first_name_typo).collect();
-            let typos: Vec<&str> = typos.iter().map(String::as_str).collect();
+        Scenario::SearchSurname => {
+            // A one-word surname fills its page in the later-word band; O'Brien, two words,
+            // in the word band.
+            let obrien = LAST.iter().position(|w| w.contains('\'')).unwrap_or(0);
+            let mut bands = steps(&[NameBand::Exact, NameBand::FirstWord], true, "");
+            bands.extend(steps(
+                &[NameBand::LaterWord],
+                true,
+                &format!(":i % 24 <> {obrien}"),
+            ));
+            bands.extend(steps(
+                &[NameBand::Prefix, NameBand::Word],
+                false,
+                &format!(":i % 24 = {obrien}"),
+            ));
             name_search(
-                &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&typos)),
-                &[
-                    NameBand::Exact,
-                    NameBand::Prefix,
-                    NameBand::Word,
-                    NameBand::Substring,
-                    NameBand::SimilarWord,
-                ],
+                &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&LAST)),
+                &bands,
             )
         }
+        Scenario::SearchTypo => {
+            let n = data::name_typos();
+            let (typos, words): (Vec<String>, Vec<&str>) = (0..n).map(data::name_typo).unzip();
+            let typos: Vec<&str> = typos.iter().map(String::as_str).collect();
+            let word =
+                format!("lower(immutable_unaccent((ARRAY[{}])[:i % {n} + 1]))", names(&words));
+            name_search(
+                &format!("lower(immutable_unaccent((ARRAY[{}])[:i % {n} + 1]))", names(&typos)),
+                &steps(
+                    &[
+                        NameBand::Exact,
+                        NameBand::FirstWord,
+                        NameBand::LaterWord,
+                        NameBand::Prefix,
+                        NameBand::Word,
+                        NameBand::Substring,
+                        NameBand::Lookup,
+                        NameBand::Term(word),
+                    ],
+                    true,
+                    "",
+                ),
+            )
+        }
+        Scenario::SearchNothing => {
+            let nobody: Vec<String> = (0..4096).map(data::nobody).collect();
+            let nobody: Vec<&str> = nobody.iter().map(String::as_str).collect();
+            name_search(
+                &format!("(ARRAY[{}])[:i % 4096 + 1]", names(&nobody)),
+                &steps(
+                    &[
+                        NameBand::Exact,
+                        NameBand::FirstWord,
+                        NameBand::LaterWord,
+                        NameBand::Prefix,
+                        NameBand::Word,
+                        NameBand::Substring,
+                        NameBand::Lookup,
+                    ],
+                    true,
+                    "",
+                ),
+            )
+        }
+        // The words band of a full name with typos is checked word by word in the server
+        // (the distances of the lookup's words) before its statement: no SQL floor.
+        Scenario::SearchNameTypo => return None,
         Scenario::Offer => offer(false),
         Scenario::OfferKeys => offer(true),
         // GetClientInfo of one of the interactions the run offered (`ci-<stamp>-<k>`, set by

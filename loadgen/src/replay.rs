@@ -340,6 +340,7 @@ mod tests {
             Scenario::SearchFirstName,
             Scenario::SearchSurname,
             Scenario::SearchTypo,
+            Scenario::SearchNothing,
         ] {
             let script = crate::floor::script(scenario).expect("a script");
             let parsed = parse(&crate::floor::typed(&script))

@@ -22,8 +22,15 @@ pub enum Scenario {
     SearchFirstName,
     /// SearchContacts by a surname alone (a later word; O'Brien with punctuation).
     SearchSurname,
-    /// SearchContacts by a typo of a first name alone (its last letter doubled: "Ameliaa").
+    /// SearchContacts by a typo of a first name or a surname alone (a swap, a dropped, a
+    /// changed or an added letter: "Ameila", "Amlia", "Amxlia", "Amexlia").
     SearchTypo,
+    /// SearchContacts by a full name with a typo in each word of 5 letters or more ("Amlia
+    /// Smiht"): the contacts holding a match of each word, intersected and ranked.
+    SearchNameTypo,
+    /// SearchContacts by a name that matches nobody ("qxzvkw"): every band, the vocabulary
+    /// lookup, nothing found.
+    SearchNothing,
     /// CreateContact from an accepted chat whose identity another contact holds (relink);
     /// closed loop times only the create, open loop the whole offer-accept-create cycle from
     /// its intended start.

@@ -192,12 +192,16 @@ pub(super) async fn op(
         Scenario::SearchName
         | Scenario::SearchFirstName
         | Scenario::SearchSurname
-        | Scenario::SearchTypo => {
+        | Scenario::SearchTypo
+        | Scenario::SearchNameTypo
+        | Scenario::SearchNothing => {
             let i = random_index(&ctx.state);
             let name = match scenario {
                 Scenario::SearchFirstName => data::first_name(i).to_owned(),
                 Scenario::SearchSurname => data::surname(i).to_owned(),
-                Scenario::SearchTypo => data::first_name_typo(i),
+                Scenario::SearchTypo => data::name_typo(i).0,
+                Scenario::SearchNameTypo => data::full_name_typo(i),
+                Scenario::SearchNothing => data::nobody(i % 4096),
                 _ => data::name(i),
             };
             ctx.lane(worker)
