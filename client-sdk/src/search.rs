@@ -99,7 +99,8 @@ pub struct Search {
 call_options!(Search);
 
 impl Search {
-    /// A name: case- and accent-insensitive substring, typo-tolerant from 4 letters.
+    /// A name: case- and accent-insensitive substring, or word by word in any order forgiving
+    /// typos (one in a word of 5 letters, two from 9).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.request.name = name.into();
         self

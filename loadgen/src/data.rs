@@ -110,7 +110,8 @@ pub fn typo_words() -> Vec<&'static str> {
 
 /// A typo of a name word ([`typo_words`]) and that word: in turn two middle letters swapped
 /// ("Ameila"), a middle letter dropped ("Amlia"), changed ("Amxlia") or one added ("Amexlia"),
-/// so that no typo is a piece of a name (the literal bands find nothing).
+/// so that no typo is a piece of a name (the literal bands find nothing). Every one differs
+/// from its word (a unit test checks it).
 pub fn name_typo(i: u64) -> (String, &'static str) {
     let words = typo_words();
     let n = words.len() as u64;
@@ -118,7 +119,11 @@ pub fn name_typo(i: u64) -> (String, &'static str) {
     let mut c: Vec<char> = word.chars().collect();
     let p = c.len() / 2;
     match (i / n) % 4 {
-        0 => c.swap(p - 1, p),
+        0 => {
+            // Two different letters ("Müller" swaps "le", not "ll").
+            let at = (p..c.len()).find(|&k| c[k - 1] != c[k]).unwrap_or(p);
+            c.swap(at - 1, at);
+        }
         1 => {
             c.remove(p);
         }
@@ -201,5 +206,26 @@ pub fn record(i: u64) -> pb::ImportContactsRequest {
             },
         ],
         communications,
+    }
+}
+
+#[cfg(test)]
+mod typo_tests {
+    #[test]
+    fn every_typo_is_one_edit_from_its_word_and_no_name_word() {
+        let words: Vec<String> = super::FIRST
+            .iter()
+            .chain(super::LAST.iter())
+            .map(|w| w.to_lowercase())
+            .collect();
+        for i in 0..super::name_typos() {
+            let (typo, word) = super::name_typo(i);
+            let typo = typo.to_lowercase();
+            assert_ne!(typo, word.to_lowercase(), "{i}");
+            assert!(
+                !words.iter().any(|w| w.contains(typo.as_str())),
+                "{typo} is a piece of a name"
+            );
+        }
     }
 }

@@ -222,7 +222,7 @@ CROSS JOIN LATERAL ({card}) card ORDER BY agg.sort_key, agg.id;\n"
 
 /// The bands of a name search (server `db::search`), in the order the server runs them, and
 /// its vocabulary lookup and first typo term.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NameBand {
     Exact,
     FirstWord,
@@ -232,9 +232,9 @@ enum NameBand {
     Substring,
     /// The lookup of the query words' deletion variants (`contact_name_variants`).
     Lookup,
-    /// The names holding one typo term (the SQL expression of the word the typo was made
-    /// from: the server picks it after checking the lookup's words' distances).
-    Term(String),
+    /// The names holding one typo term (`:word`, the word the typo was made from: the
+    /// server picks it after checking the distances of the lookup's words).
+    Term,
 }
 
 /// One statement of a name search: its band, whether the query is one word (the bands'
@@ -251,17 +251,41 @@ fn steps(bands: &[NameBand], one_word: bool, guard: &str) -> Vec<Step> {
     bands
         .iter()
         .map(|band| Step {
-            band: band.clone(),
+            band: *band,
             one_word,
             guard: guard.to_owned(),
         })
         .collect()
 }
 
-/// The statements of a name search for the query `q` (an SQL expression) that runs `bands`
-/// until the last fills the page of 20 (21 fetched to know whether more follow), then the
-/// cards of the 20.
-fn name_search(q: &str, bands: &[Step]) -> String {
+/// The statements of a name search for the query `pick` (an SQL expression of the script's
+/// variables) that runs `bands` until the last fills the page of 20 (21 fetched to know
+/// whether more follow), then the cards of the 20. The first statement also returns the
+/// query (and `word`, the other columns of `pick_word`) as variables, so that the next ones
+/// bind it as the server does (`lower(immutable_unaccent($n))`), instead of computing it from
+/// an array literal at every row they filter.
+fn name_search(pick: &str, pick_word: Option<&str>, bands: &[Step]) -> String {
+    let bound = "lower(immutable_unaccent(:q))".to_owned();
+    let first = format!("lower(immutable_unaccent({pick}))");
+    let mut picked = format!(", {pick} AS q");
+    if let Some(w) = pick_word {
+        picked += &format!(", {w} AS word");
+    }
+    let mut script = String::from(PICK);
+    for (k, step) in bands.iter().enumerate() {
+        let q = if k == 0 { &first } else { &bound };
+        let extra = if k == 0 { picked.as_str() } else { "" };
+        script += &band_sql(q, step, extra);
+    }
+    script
+        + &CARD.replace(
+            "c.id = ANY(ARRAY[:cid])",
+            "c.id = ANY((string_to_array(:ids, ','))[1:20]::bigint[])",
+        )
+}
+
+/// One statement of [`name_search`] for the query `q` (SQL), with `extra` columns.
+fn band_sql(q: &str, step: &Step, extra: &str) -> String {
     let found = format!(
         "jsonb_build_array(jsonb_build_object('f', 'name', 'e', c.name_search = {q}, 'v', c.display_name))"
     );
@@ -269,107 +293,99 @@ fn name_search(q: &str, bands: &[Step]) -> String {
         format!("(c.name_search COLLATE \"C\" > {q} AND c.name_search COLLATE \"C\" < {q} || '0')");
     let page = |inner: String, order: &str| {
         format!(
-            "SELECT string_agg(id::text, ',') AS ids FROM (SELECT agg.id FROM ({inner}) agg \
+            "SELECT coalesce(string_agg(id::text, ','), '') AS ids{extra} FROM (SELECT agg.id FROM ({inner}) agg \
              ORDER BY {order} LIMIT 21) page \\gset\n"
         )
     };
-    let mut script = String::from(PICK);
-    for step in bands {
-        let g = if step.guard.is_empty() {
-            String::new()
-        } else {
-            format!(" AND {}", step.guard)
-        };
-        script += &match &step.band {
-            NameBand::Exact => page(
-                format!(
-                    "SELECT c.id, 0::bigint AS sort_key, ''::text AS tiebreak, {found} AS found_by \
+    let g = if step.guard.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {}", step.guard)
+    };
+    match step.band {
+        NameBand::Exact => page(
+            format!(
+                "SELECT c.id, 0::bigint AS sort_key, ''::text AS tiebreak, {found} AS found_by \
                      FROM contacts c WHERE c.domain_id = :d AND c.name_search COLLATE \"C\" = {q}{g}"
-                ),
-                "agg.id",
             ),
-            NameBand::FirstWord => page(
-                format!(
-                    "SELECT c.id, 1000::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
+            "agg.id",
+        ),
+        NameBand::FirstWord => page(
+            format!(
+                "SELECT c.id, 1000::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
                      FROM contacts c WHERE c.domain_id = :d AND {first_word}{g}"
-                ),
-                "agg.tiebreak COLLATE \"C\", agg.id",
             ),
-            NameBand::LaterWord => page(
-                format!(
-                    "SELECT c.id, 2000::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
+            "agg.tiebreak COLLATE \"C\", agg.id",
+        ),
+        NameBand::LaterWord => page(
+            format!(
+                "SELECT c.id, 2000::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
                      FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
                      WHERE w.domain_id = :d AND w.word = {q} AND w.later \
                      AND c.name_search <> {q} AND NOT {first_word}{g}"
-                ),
-                "agg.id",
             ),
-            NameBand::Prefix => {
-                let not_later = if step.one_word {
-                    format!(" AND NOT ({q} = ANY ((name_words(c.name_search))[2:]))")
-                } else {
-                    String::new()
-                };
-                page(
-                    format!(
-                        "SELECT c.id, 3000::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
+            "agg.id",
+        ),
+        NameBand::Prefix => {
+            let not_later = if step.one_word {
+                format!(" AND NOT ({q} = ANY ((name_words(c.name_search))[2:]))")
+            } else {
+                String::new()
+            };
+            page(
+                format!(
+                    "SELECT c.id, 3000::bigint AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
                          FROM contacts c WHERE c.domain_id = :d AND c.name_search COLLATE \"C\" >= {q} || '0' \
                          AND c.name_search COLLATE \"C\" < {q} || chr(1114111){not_later}{g}"
-                    ),
-                    "agg.tiebreak COLLATE \"C\", agg.id",
-                )
-            }
-            NameBand::Word => {
-                let from = if step.one_word { ">" } else { ">=" };
-                page(
-                    format!(
-                        "SELECT c.id, 4000::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
+                ),
+                "agg.tiebreak COLLATE \"C\", agg.id",
+            )
+        }
+        NameBand::Word => {
+            let from = if step.one_word { ">" } else { ">=" };
+            page(
+                format!(
+                    "SELECT c.id, 4000::bigint AS sort_key, w.word::text AS tiebreak, {found} AS found_by \
                          FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
                          WHERE w.domain_id = :d AND w.word {from} (name_words({q}))[1] \
                          AND w.word < CASE WHEN {q} ~ '[\\x01-\\x2f]' THEN (name_words({q}))[1] || chr(1) ELSE {q} || chr(1114111) END \
                          AND w.later AND NOT starts_with(c.name_search, {q}) \
                          AND name_word_starting(c.name_search, {q}) >= w.word{g}"
-                    ),
-                    "agg.tiebreak COLLATE \"C\", agg.id",
-                )
-            }
-            NameBand::Substring => page(
-                format!(
-                    "SELECT c.id, (5000 + 999 - floor(word_similarity({q}, c.name_search) * 999))::bigint AS sort_key, \
+                ),
+                "agg.tiebreak COLLATE \"C\", agg.id",
+            )
+        }
+        NameBand::Substring => page(
+            format!(
+                "SELECT c.id, (5000 + 999 - floor(word_similarity({q}, c.name_search) * 999))::bigint AS sort_key, \
                      c.name_search AS tiebreak, {found} AS found_by FROM contacts c WHERE c.domain_id = :d \
                      AND c.name_search LIKE '%' || {q} || '%' AND NOT starts_with(c.name_search, {q}) \
                      AND NOT (c.name_search ~ (SELECT name_word_pattern({q})) \
                      AND name_word_starting(c.name_search, {q}) IS NOT NULL){g}"
-                ),
-                "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
             ),
-            NameBand::Lookup => format!(
-                "SELECT count(*) AS found FROM (SELECT q.ord AS qi, q.word AS qword, coalesce(v.word, '') AS word \
-                 FROM unnest(name_words({q})) WITH ORDINALITY AS q (word, ord) \
-                 LEFT JOIN LATERAL (SELECT DISTINCT x.word::text AS word FROM contact_name_variants x \
-                 WHERE x.domain_id = :d AND x.variant = ANY (name_word_deletions(q.word, name_query_deletions(q.word)))) v \
-                 ON true ORDER BY 1, 3) found \\gset\n"
-            ),
-            NameBand::Term(word) => page(
-                format!(
-                    "SELECT c.id, 8001::bigint AS sort_key, w.word::text AS tiebreak, \
+            "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
+        ),
+        NameBand::Term => page(
+            format!(
+                "SELECT c.id, 8001::bigint AS sort_key, w.word::text AS tiebreak, \
                      jsonb_build_array(jsonb_build_object('f', 'name', 'e', false, 'v', c.display_name, 'm', \
                        jsonb_build_array(jsonb_build_array((name_words({q}))[1], \
                        array_position(name_words(c.name_search), w.word::text), 2, \
                        cardinality(name_words(c.name_search)), w.word::text)))) AS found_by \
                      FROM contact_name_words w JOIN contacts c ON c.domain_id = w.domain_id AND c.id = w.contact_id \
-                     WHERE w.domain_id = :d AND w.word = {word} AND c.name_search NOT LIKE '%' || {q} || '%' \
+                     WHERE w.domain_id = :d AND w.word = lower(immutable_unaccent(:word)) AND c.name_search NOT LIKE '%' || {q} || '%' \
                      AND NOT (name_words(c.name_search) && string_to_array('', ' ')){g}"
-                ),
-                "agg.id",
             ),
-        };
+            "agg.id",
+        ),
+        NameBand::Lookup => format!(
+            "SELECT count(*) AS found{extra} FROM (SELECT q.ord AS qi, q.word AS qword, coalesce(v.word, '') AS word \
+             FROM unnest(name_words({q})) WITH ORDINALITY AS q (word, ord) \
+             LEFT JOIN LATERAL (SELECT DISTINCT x.word::text AS word FROM contact_name_variants x \
+             WHERE x.domain_id = :d AND x.variant = ANY (name_word_deletions(q.word, name_query_deletions(q.word)))) v \
+             ON true ORDER BY 1, 3) found \\gset\n"
+        ),
     }
-    script
-        + &CARD.replace(
-            "c.id = ANY(ARRAY[:cid])",
-            "c.id = ANY((string_to_array(:ids, ','))[1:20]::bigint[])",
-        )
 }
 
 /// The pgbench script of a scenario, if it has one.
@@ -392,14 +408,16 @@ pub fn script(scenario: Scenario) -> Option<String> {
         ),
         Scenario::SearchName => name_search(
             &format!(
-                "lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1] || ' ' || (ARRAY[{}])[(:i / 24) % 24 + 1]))",
+                "(ARRAY[{}])[:i % 24 + 1] || ' ' || (ARRAY[{}])[(:i / 24) % 24 + 1]",
                 names(&FIRST),
                 names(&LAST)
             ),
+            None,
             &steps(&[NameBand::Exact], false, ""),
         ),
         Scenario::SearchFirstName => name_search(
-            &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&FIRST)),
+            &format!("(ARRAY[{}])[:i % 24 + 1]", names(&FIRST)),
+            None,
             &steps(&[NameBand::Exact, NameBand::FirstWord], true, ""),
         ),
         Scenario::SearchSurname => {
@@ -417,19 +435,15 @@ pub fn script(scenario: Scenario) -> Option<String> {
                 false,
                 &format!(":i % 24 = {obrien}"),
             ));
-            name_search(
-                &format!("lower(immutable_unaccent((ARRAY[{}])[:i % 24 + 1]))", names(&LAST)),
-                &bands,
-            )
+            name_search(&format!("(ARRAY[{}])[:i % 24 + 1]", names(&LAST)), None, &bands)
         }
         Scenario::SearchTypo => {
             let n = data::name_typos();
             let (typos, words): (Vec<String>, Vec<&str>) = (0..n).map(data::name_typo).unzip();
             let typos: Vec<&str> = typos.iter().map(String::as_str).collect();
-            let word =
-                format!("lower(immutable_unaccent((ARRAY[{}])[:i % {n} + 1]))", names(&words));
             name_search(
-                &format!("lower(immutable_unaccent((ARRAY[{}])[:i % {n} + 1]))", names(&typos)),
+                &format!("(ARRAY[{}])[:i % {n} + 1]", names(&typos)),
+                Some(&format!("(ARRAY[{}])[:i % {n} + 1]", names(&words))),
                 &steps(
                     &[
                         NameBand::Exact,
@@ -439,7 +453,7 @@ pub fn script(scenario: Scenario) -> Option<String> {
                         NameBand::Word,
                         NameBand::Substring,
                         NameBand::Lookup,
-                        NameBand::Term(word),
+                        NameBand::Term,
                     ],
                     true,
                     "",
@@ -451,6 +465,7 @@ pub fn script(scenario: Scenario) -> Option<String> {
             let nobody: Vec<&str> = nobody.iter().map(String::as_str).collect();
             name_search(
                 &format!("(ARRAY[{}])[:i % 4096 + 1]", names(&nobody)),
+                None,
                 &steps(
                     &[
                         NameBand::Exact,
@@ -538,6 +553,13 @@ pub(crate) fn typed(script: &str) -> String {
         + "\n"
 }
 
+/// The session settings of the server's connections (server `db::build_pool_setting`), which
+/// the floor's connections take too: the same SQL, planned and run the same way.
+pub const SESSION_SETTINGS: &str = "SET jit = off; SET max_parallel_workers_per_gather = 0;";
+
+/// [`SESSION_SETTINGS`] as libpq's `PGOPTIONS`, for pgbench.
+const PGOPTIONS: &str = "-c jit=off -c max_parallel_workers_per_gather=0";
+
 /// Runs pgbench with `script` and returns its transactions per second, and the latency of its
 /// transactions in microseconds when its per-transaction log could be read.
 pub fn pgbench(
@@ -554,6 +576,7 @@ pub fn pgbench(
     eprintln!("running pgbench for {} s ...", duration.as_secs());
     let jobs = concurrency.clamp(1, 2);
     let out = std::process::Command::new("pgbench")
+        .env("PGOPTIONS", PGOPTIONS)
         .args(["-n", "-M", "prepared"])
         .args(["-c", &concurrency.to_string(), "-j", &jobs.to_string()])
         .args(["-T", &duration.as_secs().max(1).to_string()])

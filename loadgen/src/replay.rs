@@ -248,6 +248,10 @@ async fn connect(state: &State, script: &Script, connections: usize) -> Result<V
         tokio::spawn(async move {
             let _ = connection.await;
         });
+        client
+            .batch_execute(crate::floor::SESSION_SETTINGS)
+            .await
+            .map_err(|e| format!("cannot set the server's session settings: {e}"))?;
         let mut statements = Vec::with_capacity(script.steps.len());
         for step in &script.steps {
             statements.push(

@@ -103,7 +103,7 @@ async fn run(
             let hit = first_hit(client, &q).await;
             let ok = hit
                 .as_ref()
-                .is_some_and(|(id, _)| words_of[id].iter().any(|x| *x == w));
+                .is_some_and(|(id, _)| words_of[id].contains(&w));
             (q, w, amb, ok)
         })
         .buffer_unordered(8)

@@ -33,7 +33,15 @@ pub(super) async fn closed_with_floor(
     report: &mut Report,
 ) -> Result<(), String> {
     let Some(script) = floor::script(args.scenario) else {
-        println!("{NO_WATCH_FLOOR}");
+        if args.scenario.streams() {
+            println!("{NO_WATCH_FLOOR}");
+        } else {
+            println!(
+                "pgbench: none for {}, whose statements depend on what the server checks between \
+                 them (the distances of the words the lookup found); run it without --pgbench",
+                args.scenario.name()
+            );
+        }
         return Ok(());
     };
     let vars = ctx.floor_vars();

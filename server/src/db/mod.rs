@@ -61,10 +61,6 @@ pub type Conn = Object<AsyncPgConnection>;
 /// The connection pool type.
 pub type DbPool = Pool<AsyncPgConnection>;
 
-/// How similar a word of a name must be to the query for a typo-tolerant match (pg_trgm's
-/// default of 0.6 misses one-letter typos in short names: "smiht" vs "smith" is 0.5).
-pub const WORD_SIMILARITY_THRESHOLD: f32 = 0.45;
-
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -77,7 +73,7 @@ pub struct PoolSettings {
 }
 
 /// Builds the pool. Connections are opened lazily; each sets `statement_timeout`, turns JIT
-/// compilation off and sets the trigram threshold of name search.
+/// compilation and parallel workers off.
 pub fn build_pool(url: &str, settings: &PoolSettings) -> Result<DbPool, Error> {
     build_pool_setting(url, settings, "")
 }
@@ -110,10 +106,12 @@ fn build_pool_setting(
             // `jit = off`: every statement here is a short lookup or write, and PostgreSQL
             // compiles a plan whose estimated cost passes `jit_above_cost` (over-estimates
             // of bounded scans do) at 50-100 ms a time: a FindDuplicates page took 55 ms of
-            // compiling for 0.1 ms of work.
+            // compiling for 0.1 ms of work. No parallel workers, for the same reason: the
+            // generic plan of a name's substring band (its pattern unknown, estimated at 5,000
+            // rows) started two workers, 10 ms, to read none.
             conn.batch_execute(&format!(
-                "SET statement_timeout = {timeout_ms}; SET jit = off; {extra} \
-                 SET pg_trgm.word_similarity_threshold = {WORD_SIMILARITY_THRESHOLD}"
+                "SET statement_timeout = {timeout_ms}; SET jit = off; \
+                 SET max_parallel_workers_per_gather = 0; {extra}"
             ))
             .await
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;

@@ -387,7 +387,7 @@ enum NameBand {
     Substring,
     /// Every query word matches a word of the name, exactly, as a prefix (the last) or within
     /// its typos, in any order: by the worst match, then the words not matched exactly, then
-    /// (one word) the word and id, (several) the name and id.
+    /// (one word) the word and id, (several) id.
     Words,
 }
 
@@ -482,7 +482,7 @@ fn name_branch(
         lateral = format!(" CROSS JOIN {}", w.matched());
         matched = format!("m.matched = {}", w.count);
         words_key = w.key();
-        words_tiebreak = if one { "m.word" } else { "c.name_search" }.to_owned();
+        words_tiebreak = if one { "m.word" } else { "''" }.to_owned();
         how = format!("CASE WHEN strpos(c.name_search, {norm}) = 0 THEN m.how END");
     }
     let later_word = if one {
@@ -929,7 +929,10 @@ fn term_key(term: &Term) -> i64 {
 }
 
 /// The words band of a query of several words: the contacts holding a match of every word
-/// and not holding the query as a substring (the earlier bands), ranked.
+/// and not holding the query as a substring (the earlier bands), ranked by their worst match
+/// and the words not matched exactly, then by id. The ranks come from `contact_name_words`
+/// alone (the matching words of each contact, grouped), so that contacts are read in rank
+/// order only until the page is full, and the reasons built for the page alone.
 fn words_statement(
     domain: DomainId,
     query: &SearchQuery,
@@ -938,26 +941,39 @@ fn words_statement(
     after: Option<&Position>,
     limit: i64,
 ) -> Option<Dynamic> {
+    let last = m.words.len().checked_sub(1)?;
+    if (0..last).any(|qi| m.of(qi).next().is_none()) {
+        return None;
+    }
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
     let n = NameSql::bind(&mut sql, q);
     let w = WordsSql::bind(&mut sql, m);
-    let cands = w.candidates(&mut sql, &d, m)?;
     let inner = format!(
-        "SELECT c.id, {key} AS sort_key, c.name_search AS tiebreak, {found} AS found_by \
-         FROM ({cands}) k \
+        "SELECT c.id, ({first} + 1000 * k.worst + {count} - k.exact)::bigint AS sort_key, \
+           ''::text AS tiebreak, NULL::jsonb AS found_by \
+         FROM (SELECT h.contact_id, max(h.r) AS worst, count(*) FILTER (WHERE h.r = 0) AS exact \
+               FROM (SELECT x.contact_id, x.qi, min(x.r) AS r \
+                     FROM (SELECT w.contact_id, t.qi, t.rank AS r \
+                           FROM unnest({qi}, {word}, {rank}) AS t (qi, word, rank) \
+                           JOIN contact_name_words w ON w.domain_id = {d} AND w.word = t.word \
+                           UNION ALL \
+                           SELECT w.contact_id, {count}::int, 1 FROM contact_name_words w \
+                           WHERE w.domain_id = {d} AND w.word > {l} AND w.word < {l} || chr(1114111)) x \
+                     GROUP BY 1, 2) h \
+               GROUP BY h.contact_id HAVING count(*) = {count}) k \
          JOIN contacts c ON c.domain_id = {d} AND c.id = k.contact_id \
-         CROSS JOIN {matched} \
-         WHERE m.matched = {count} \
-           AND c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\'",
-        key = w.key(),
-        found = NameSql::found_by_words("m.how"),
-        matched = w.matched(),
+         WHERE c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\'",
+        first = NameBand::Words.first_key(),
         count = w.count,
+        qi = w.qi,
+        word = w.word,
+        rank = w.rank,
+        l = w.last,
         pattern = n.pattern,
     );
     let cursor = ranked_cursor(&mut sql, after);
-    Some(page_of(
+    let mut page = page_of(
         sql,
         &d,
         query,
@@ -965,7 +981,16 @@ fn words_statement(
         cursor,
         "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
         limit,
-    ))
+    );
+    page.text = format!(
+        "SELECT p.id, p.sort_key, p.tiebreak, {found} AS found_by FROM ({paged}) p \
+         JOIN contacts c ON c.domain_id = {d} AND c.id = p.id CROSS JOIN {matched} \
+         ORDER BY p.sort_key, p.id",
+        found = NameSql::found_by_words("m.how"),
+        paged = page.text,
+        matched = w.matched(),
+    );
+    Some(page)
 }
 
 /// The name of a query that is one name condition (owner and label filters allowed).

@@ -105,7 +105,7 @@ impl WordMatch {
             return None;
         }
         let d = strsim::osa_distance(query_word, word);
-        (d <= allowed).then(|| Self::Typos(d as u8))
+        (d <= allowed).then_some(Self::Typos(d as u8))
     }
 
     /// Its rank (lower is better), as the statements compute it: 0 exact, 1 prefix, 2 one

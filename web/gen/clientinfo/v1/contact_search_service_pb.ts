@@ -30,7 +30,9 @@ export type SearchContactsRequest = Message<"clientinfo.v1.SearchContactsRequest
   interactionId: string;
 
   /**
-   * Name condition: case- and accent-insensitive, substring and typo-tolerant; 2 to 200 characters.
+   * Name condition: case- and accent-insensitive; a substring, or every word matching a word of
+   * the name in any order (the last as a prefix), a word of 5+ letters forgiving one typo and of
+   * 9+ two; 2 to 200 characters.
    *
    * @generated from field: string name = 2;
    */
