@@ -412,7 +412,16 @@ async fn filters_masks_a_full_resync_and_refusals() {
         Some("Later Lead")
     );
     assert_eq!(first.contact.as_ref().map(|c| c.phones.len()), Some(1));
-    let s = scrape(app.metrics_addr()).await;
+    // The counter moves once the stream has handed a change on, which may be just after the
+    // client read it: wait for it (up to 5 s) rather than race it.
+    let mut s = scrape(app.metrics_addr()).await;
+    for _ in 0..50 {
+        if metric(&s, "client_info_changes_delivered_total") >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        s = scrape(app.metrics_addr()).await;
+    }
     assert!(
         metric(&s, "client_info_changes_delivered_total") >= 3.0,
         "{s}"
