@@ -441,6 +441,22 @@ async fn search_queries_use_indexes_at_scale() {
         assert!(p.contains("contact_name_variants_pkey"), "lookup:\n{p}");
         assert!(!p.contains("Seq Scan"), "lookup:\n{p}");
     }
+    // A misspelt full name whose words each match one word pages the join of their postings
+    // in id order: no grouping of the contacts holding both.
+    let words = lookup(&mut conn, DomainId(d.0), "anna kowlaski")
+        .await
+        .expect("lookup");
+    let s = explainable(DomainId(d.0), &broad("anna kowlaski"), 21, &words)
+        .into_iter()
+        .find(|s| s.label == "words")
+        .expect("words");
+    for generic in [false, true] {
+        let p = plan_with_args(&mut conn, &format!("w_{generic}"), &s.sql, &s.args, generic).await;
+        assert!(p.contains("contact_name_words_pkey"), "anna kowlaski:\n{p}");
+        assert!(!p.contains("Seq Scan"), "anna kowlaski:\n{p}");
+        assert!(!p.contains("HashAggregate"), "anna kowlaski groups:\n{p}");
+        assert!(p.contains("Merge Join"), "anna kowlaski:\n{p}");
+    }
     for q in [
         "xyzzy",
         "anan kowlaski",

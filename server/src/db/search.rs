@@ -95,6 +95,8 @@ pub struct WordMatches {
     pub words: Vec<String>,
     /// The matching words, by query word, then match, then word (byte order).
     pub terms: Vec<Term>,
+    /// The last query word starts a longer word of the vocabulary (it may match as a prefix).
+    pub last_is_a_prefix: bool,
 }
 
 impl WordMatches {
@@ -112,6 +114,7 @@ impl WordMatches {
         Self {
             words: words.iter().map(|w| (*w).to_owned()).collect(),
             terms,
+            last_is_a_prefix: true,
         }
     }
 
@@ -137,16 +140,21 @@ struct LookupRow {
     qword: String,
     #[diesel(sql_type = Text)]
     word: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    longer: bool,
 }
 
 /// The statement finding, for each word of `q`, the vocabulary words that share a deletion
-/// variant with it (one probe of `contact_name_variants` per variant).
+/// variant with it (one probe of `contact_name_variants` per variant), and whether some
+/// vocabulary word is longer and starts with it (one probe of the vocabulary's key).
 fn lookup_statement(domain: DomainId, q: &str) -> Dynamic {
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
     let n = NameSql::bind(&mut sql, q);
     sql.text = format!(
-        "SELECT q.ord AS qi, q.word AS qword, coalesce(v.word, '') AS word \
+        "SELECT q.ord AS qi, q.word AS qword, coalesce(v.word, '') AS word, \
+           EXISTS (SELECT 1 FROM contact_name_vocabulary y WHERE y.domain_id = {d} \
+                   AND y.word > q.word AND y.word < q.word || chr(1114111)) AS longer \
          FROM unnest(name_words({norm})) WITH ORDINALITY AS q (word, ord) \
          LEFT JOIN LATERAL (SELECT DISTINCT x.word::text AS word FROM contact_name_variants x \
              WHERE x.domain_id = {d} \
@@ -171,6 +179,7 @@ pub async fn lookup(
         if m.words.len() <= qi {
             m.words.resize(qi + 1, String::new());
             m.words[qi] = r.qword.clone();
+            m.last_is_a_prefix = r.longer;
         }
         if let Some(how) = WordMatch::of(&r.qword, &r.word).filter(|_| !r.word.is_empty()) {
             m.terms.push(Term {
@@ -945,6 +954,9 @@ fn words_statement(
     if (0..last).any(|qi| m.of(qi).next().is_none()) {
         return None;
     }
+    if let Some(sql) = one_combination(domain, query, q, m, after, limit) {
+        return Some(sql);
+    }
     let mut sql = Dynamic::default();
     let d = sql.int(domain.0);
     let n = NameSql::bind(&mut sql, q);
@@ -986,6 +998,67 @@ fn words_statement(
         "SELECT p.id, p.sort_key, p.tiebreak, {found} AS found_by FROM ({paged}) p \
          JOIN contacts c ON c.domain_id = {d} AND c.id = p.id CROSS JOIN {matched} \
          ORDER BY p.sort_key, p.id",
+        found = NameSql::found_by_words("m.how"),
+        paged = page.text,
+        matched = w.matched(),
+    );
+    Some(page)
+}
+
+/// The words band of a query of several words when each word matches exactly one word of the
+/// vocabulary and the last starts no longer one (a misspelt full name, typically): every
+/// contact of the band has the same rank, so the band is the contacts holding all those words,
+/// by id, and is paged by a join of their postings in id order (`contact_name_words` keeps
+/// each word's contacts in id order), stopping at the page instead of grouping every posting.
+fn one_combination(
+    domain: DomainId,
+    query: &SearchQuery,
+    q: &str,
+    m: &WordMatches,
+    after: Option<&Position>,
+    limit: i64,
+) -> Option<Dynamic> {
+    let single = m.terms.len() == m.words.len()
+        && (0..m.words.len()).all(|qi| m.of(qi).count() == 1)
+        && !m.last_is_a_prefix;
+    if !single || m.words.len() < 2 {
+        return None;
+    }
+    let n = m.words.len() as i64;
+    let worst = m.terms.iter().map(|t| t.how.rank()).max().unwrap_or(0);
+    let exact = m.terms.iter().filter(|t| t.how == WordMatch::Exact).count() as i64;
+    let key_value = NameBand::Words.first_key() + 1000 * worst + n - exact;
+    let mut sql = Dynamic::default();
+    let d = sql.int(domain.0);
+    let name = NameSql::bind(&mut sql, q);
+    let w = WordsSql::bind(&mut sql, m);
+    let key = sql.int(key_value);
+    let cursor = match after {
+        Some(at) if at.sort_key == key_value => format!("AND w0.contact_id > {}", sql.int(at.id)),
+        _ => String::new(),
+    };
+    let mut joins = String::new();
+    for (i, t) in m.terms.iter().enumerate().skip(1) {
+        let word = sql.text(t.word.clone());
+        joins += &format!(
+            " JOIN contact_name_words w{i} ON w{i}.domain_id = w0.domain_id \
+               AND w{i}.word = {word} AND w{i}.contact_id = w0.contact_id"
+        );
+    }
+    let first = sql.text(m.terms[0].word.clone());
+    let inner = format!(
+        "SELECT c.id, {key}::bigint AS sort_key, ''::text AS tiebreak, NULL::jsonb AS found_by \
+         FROM contact_name_words w0{joins} \
+         JOIN contacts c ON c.domain_id = w0.domain_id AND c.id = w0.contact_id \
+         WHERE w0.domain_id = {d} AND w0.word = {first} {cursor} \
+           AND c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\'",
+        pattern = name.pattern,
+    );
+    let mut page = page_of(sql, &d, query, &inner, None, "agg.id", limit);
+    page.text = format!(
+        "SELECT p.id, p.sort_key, p.tiebreak, {found} AS found_by FROM ({paged}) p \
+         JOIN contacts c ON c.domain_id = {d} AND c.id = p.id CROSS JOIN {matched} \
+         ORDER BY p.id",
         found = NameSql::found_by_words("m.how"),
         paged = page.text,
         matched = w.matched(),
