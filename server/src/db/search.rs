@@ -100,24 +100,6 @@ pub struct WordMatches {
 }
 
 impl WordMatches {
-    /// For tests and EXPLAIN: `words` matched by `terms` (query word index, word, match).
-    pub fn new(words: &[&str], terms: &[(usize, &str, WordMatch)]) -> Self {
-        let mut terms: Vec<Term> = terms
-            .iter()
-            .map(|(qi, w, how)| Term {
-                qi: *qi,
-                word: (*w).to_owned(),
-                how: *how,
-            })
-            .collect();
-        terms.sort_by(|a, b| (a.qi, a.how, &a.word).cmp(&(b.qi, b.how, &b.word)));
-        Self {
-            words: words.iter().map(|w| (*w).to_owned()).collect(),
-            terms,
-            last_is_a_prefix: true,
-        }
-    }
-
     /// The typo terms of a one-word query, best first (its exact word and prefixes are
     /// substrings, in earlier bands).
     fn typos(&self) -> impl Iterator<Item = &Term> {
@@ -985,7 +967,7 @@ fn words_statement(
         pattern = n.pattern,
     );
     let cursor = ranked_cursor(&mut sql, after);
-    let mut page = page_of(
+    let page = page_of(
         sql,
         &d,
         query,
@@ -994,6 +976,12 @@ fn words_statement(
         "agg.sort_key, agg.tiebreak COLLATE \"C\", agg.id",
         limit,
     );
+    Some(with_reasons(page, &d, &w))
+}
+
+/// A page of the words band (its `found_by` NULL) with each hit's reason, built for the page's
+/// contacts alone.
+fn with_reasons(mut page: Dynamic, d: &str, w: &WordsSql) -> Dynamic {
     page.text = format!(
         "SELECT p.id, p.sort_key, p.tiebreak, {found} AS found_by FROM ({paged}) p \
          JOIN contacts c ON c.domain_id = {d} AND c.id = p.id CROSS JOIN {matched} \
@@ -1002,7 +990,7 @@ fn words_statement(
         paged = page.text,
         matched = w.matched(),
     );
-    Some(page)
+    page
 }
 
 /// The words band of a query of several words when each word matches exactly one word of the
@@ -1054,16 +1042,8 @@ fn one_combination(
            AND c.name_search NOT LIKE '%' || {pattern} || '%' ESCAPE '\\'",
         pattern = name.pattern,
     );
-    let mut page = page_of(sql, &d, query, &inner, None, "agg.id", limit);
-    page.text = format!(
-        "SELECT p.id, p.sort_key, p.tiebreak, {found} AS found_by FROM ({paged}) p \
-         JOIN contacts c ON c.domain_id = {d} AND c.id = p.id CROSS JOIN {matched} \
-         ORDER BY p.id",
-        found = NameSql::found_by_words("m.how"),
-        paged = page.text,
-        matched = w.matched(),
-    );
-    Some(page)
+    let page = page_of(sql, &d, query, &inner, None, "agg.id", limit);
+    Some(with_reasons(page, &d, &w))
 }
 
 /// The name of a query that is one name condition (owner and label filters allowed).
