@@ -681,6 +681,45 @@ impl TestPki {
     }
 }
 
+/// A database name no test uses, dropped when the guard goes.
+pub struct FreshDatabase(String);
+
+impl FreshDatabase {
+    /// A name starting `client_info_{tag}_`.
+    pub fn new(tag: &str) -> FreshDatabase {
+        FreshDatabase(format!(
+            "client_info_{tag}_{}_{}",
+            std::process::id(),
+            unshared_port()
+        ))
+    }
+
+    /// Its URL (the database is created by whoever connects first, as the server does).
+    pub fn url(&self) -> String {
+        database_url(&self.0)
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url()).await {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// The client-info server binary, built for the tests (the real command line: flags, start-up
 /// checks, logs, traces), run as a child process with JSON logs captured.
 pub struct ServerProcess {
@@ -713,15 +752,21 @@ impl ServerProcess {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> ServerProcess {
-        use std::io::BufRead as _;
         let mut cmd = server_command(binary);
         cmd.args(["--listen", "127.0.0.1:0", "--log-json", "--jwt-secret"])
             .arg(std::str::from_utf8(TEST_SECRET).expect("utf-8 secret"))
             .arg("--database-url")
             .arg(database_url(db_name))
             .args(args)
-            .envs(envs.iter().copied())
-            .stdin(std::process::Stdio::null())
+            .envs(envs.iter().copied());
+        ServerProcess::spawn(cmd)
+    }
+
+    /// Starts `cmd`, a server command line of the caller's (it must log JSON), and waits until
+    /// it serves.
+    pub fn spawn(mut cmd: std::process::Command) -> ServerProcess {
+        use std::io::BufRead as _;
+        cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("start the server binary");

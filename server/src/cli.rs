@@ -22,7 +22,7 @@ use crate::{admin, auth, demo, server, telemetry};
 
 /// Tells a contact-center agent who is on the line: a gRPC service over PostgreSQL.
 #[derive(Parser)]
-#[command(name = "client-info-server", version, about)]
+#[command(name = "client-info-server", version = crate::version::TEXT, about)]
 struct Cli {
     /// PostgreSQL URL; the database is created when it does not exist.
     #[arg(
@@ -478,6 +478,11 @@ fn replicas(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> {
 }
 
 async fn serve(cli: Cli) -> Result<(), String> {
+    tracing::info!(
+        version = crate::version::VERSION,
+        commit = crate::version::COMMIT,
+        "starting"
+    );
     let bearer = identity_provider(&cli.serve.idp)?;
     let jwt_secret = cli
         .jwt_secret

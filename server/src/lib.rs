@@ -20,5 +20,6 @@ pub mod server;
 pub mod sessions;
 pub mod telemetry;
 pub mod transport;
+pub mod version;
 pub mod web;
 pub mod wire;

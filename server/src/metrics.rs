@@ -32,7 +32,7 @@
 //! | `client_info_db_replica_fallbacks_total` | counter | `reason` (`lagging`, `down`, `behind`): such reads the primary served instead |
 //! | `client_info_db_replica_lag_seconds` | gauge | `replica`: the age of the oldest write the standby may miss, at its last probe |
 //! | `client_info_db_replica_up` | gauge | `replica`: 1 while it answers and is in recovery |
-//! | `client_info_build_info` | gauge (1) | `version` |
+//! | `client_info_build_info` | gauge (1) | `version`, `commit` (the git commit, `unknown` in debug builds) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -370,7 +370,10 @@ impl Metrics {
         r.register(
             "client_info_build",
             "The running build",
-            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+            Info::new(vec![
+                ("version", crate::version::VERSION),
+                ("commit", crate::version::COMMIT),
+            ]),
         );
         r.register_collector(Box::new(LiveGauges {
             read: Box::new(live),

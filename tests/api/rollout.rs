@@ -1,47 +1,10 @@
 //! Rollouts: `client-info-server migrate` as a deploy step (alone, and by two replicas at
 //! once), servers started with `--no-migrate`, and a schema newer than the build refused.
 
-use client_info_tests::{admin_url, database_url, server_command, unshared_port};
+use client_info_tests::{FreshDatabase, server_command, unshared_port};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_client-info-server-under-test");
-
-/// A database name no test uses, dropped when the guard goes.
-struct FreshDatabase(String);
-
-impl FreshDatabase {
-    fn new(tag: &str) -> FreshDatabase {
-        FreshDatabase(format!(
-            "client_info_rollout_{tag}_{}_{}",
-            std::process::id(),
-            unshared_port()
-        ))
-    }
-
-    fn url(&self) -> String {
-        database_url(&self.0)
-    }
-}
-
-impl Drop for FreshDatabase {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url()).await {
-                    let _ = admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// Runs the binary with `args` on `url` to completion: (success, stdout, stderr).
 fn run(url: &str, args: &[&str]) -> (bool, String, String) {
@@ -93,7 +56,7 @@ fn start_expecting_refusal(url: &str, args: &[&str]) -> Option<String> {
 
 #[tokio::test]
 async fn migrate_is_a_deploy_step_that_two_replicas_may_run_at_once() {
-    let db = FreshDatabase::new("migrate");
+    let db = FreshDatabase::new("rollout_migrate");
     let url = db.url();
     // Before: a server told not to migrate refuses the empty schema, saying what to run.
     let refusal = tokio::task::spawn_blocking({
@@ -153,7 +116,7 @@ async fn migrate_is_a_deploy_step_that_two_replicas_may_run_at_once() {
 
 #[tokio::test]
 async fn a_schema_newer_than_the_build_is_refused() {
-    let db = FreshDatabase::new("newer");
+    let db = FreshDatabase::new("rollout_newer");
     let url = db.url();
     let migrated = run(&url, &["migrate"]);
     assert!(migrated.0, "{migrated:?}");
