@@ -600,6 +600,338 @@ impl TcpProxy {
     }
 }
 
+/// Which way bytes cross a [`FaultProxy`]: `Up` from the client (the server under test) to the
+/// upstream (PostgreSQL), `Down` back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to upstream (statements).
+    Up,
+    /// Upstream to client (results).
+    Down,
+}
+
+/// A TCP proxy that injects the faults of a network between a server and its database, each
+/// switched on and off by the test while traffic flows:
+/// - **latency** added per direction (bytes are delayed, not reordered: a link with a longer
+///   path), and a **bandwidth** limit per connection and direction;
+/// - **resets**: every live connection at once, or the one connection that carries the n-th
+///   next byte in a direction (that byte forwarded, the rest of its chunk not: a statement or
+///   a result cut in the middle), each with `SO_LINGER` 0, so both ends get a real RST and
+///   no FIN;
+/// - a **freeze** of every connection open now (nothing more is forwarded either way, the
+///   sockets stay open: a half-open connection); later connections are not affected;
+/// - **refusal** of new connections (accepted and reset at once, as by a full or restarting
+///   PostgreSQL or a firewall), while the live ones go on.
+///
+/// It counts the connections it proxied, the live ones, the resets it sent and the
+/// connections it refused.
+pub struct FaultProxy {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    state: std::sync::Arc<FaultState>,
+}
+
+#[derive(Default)]
+struct FaultState {
+    /// Added latency in microseconds, client to upstream and back.
+    latency_up: std::sync::atomic::AtomicU64,
+    latency_down: std::sync::atomic::AtomicU64,
+    /// Bytes per second per connection and direction (0: no limit).
+    bandwidth: std::sync::atomic::AtomicU64,
+    refuse: std::sync::atomic::AtomicBool,
+    /// Armed byte-count resets: bytes left before the reset, per direction.
+    reset_after: std::sync::Mutex<[Option<u64>; 2]>,
+    opened: std::sync::atomic::AtomicU64,
+    live: std::sync::atomic::AtomicU64,
+    resets: std::sync::atomic::AtomicU64,
+    refused: std::sync::atomic::AtomicU64,
+    /// Counts of `reset_all` and `freeze` calls: a connection acts on those made after it
+    /// opened.
+    epochs: std::sync::OnceLock<tokio::sync::watch::Sender<(u64, u64)>>,
+}
+
+impl FaultState {
+    fn epochs(&self) -> &tokio::sync::watch::Sender<(u64, u64)> {
+        self.epochs
+            .get_or_init(|| tokio::sync::watch::channel((0, 0)).0)
+    }
+
+    fn latency(&self, direction: Direction) -> Duration {
+        let micros = match direction {
+            Direction::Up => &self.latency_up,
+            Direction::Down => &self.latency_down,
+        };
+        Duration::from_micros(micros.load(Ordering::SeqCst))
+    }
+
+    /// How many bytes of a chunk of `n` to forward, and whether to reset after them.
+    fn take_reset(&self, direction: Direction, n: usize) -> (usize, bool) {
+        let mut armed = self
+            .reset_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = &mut armed[direction as usize];
+        match *slot {
+            Some(left) if (n as u64) >= left => {
+                *slot = None;
+                (usize::try_from(left).unwrap_or(n), true)
+            }
+            Some(left) => {
+                *slot = Some(left - n as u64);
+                (n, false)
+            }
+            None => (n, false),
+        }
+    }
+}
+
+/// Reads what `from` has (0 at its end).
+async fn read_some(from: &tokio::net::TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        from.readable().await?;
+        match from.try_read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+    }
+}
+
+/// Writes all of `bytes` to `to`.
+async fn write_all(to: &tokio::net::TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        to.writable().await?;
+        match to.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One direction of a proxied connection: a reader that stamps each chunk with the time it
+/// may leave, and a writer that sends it then, paced to the bandwidth. Returns when `from`
+/// ends or either socket fails; stays pending for good once frozen; notifies `reset` after
+/// forwarding the byte an armed reset counts to.
+async fn fault_pipe(
+    from: &tokio::net::TcpStream,
+    to: &tokio::net::TcpStream,
+    direction: Direction,
+    state: &FaultState,
+    epoch: (u64, u64),
+    reset: &tokio::sync::Notify,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>, bool)>(256);
+    let frozen = |e: &(u64, u64)| e.1 > epoch.1;
+    let reading = async {
+        let mut epochs = state.epochs().subscribe();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let read = tokio::select! {
+                r = read_some(from, &mut buf) => Some(r),
+                _ = async { epochs.wait_for(frozen).await.map(|_| ()) } => None,
+            };
+            let n = match read {
+                // Frozen: hold both sockets open and forward nothing, for good.
+                None => std::future::pending().await,
+                Some(Ok(0) | Err(_)) => return,
+                Some(Ok(n)) => n,
+            };
+            if frozen(&epochs.borrow()) {
+                std::future::pending::<()>().await;
+            }
+            let (n, then_reset) = state.take_reset(direction, n);
+            let due = tokio::time::Instant::now() + state.latency(direction);
+            if tx.send((due, buf[..n].to_vec(), then_reset)).await.is_err() {
+                return;
+            }
+            if then_reset {
+                // Nothing after the cut goes through.
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let writing = async {
+        let epochs = state.epochs().subscribe();
+        while let Some((due, chunk, then_reset)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if frozen(&epochs.borrow()) {
+                std::future::pending::<()>().await;
+            }
+            let rate = state.bandwidth.load(Ordering::SeqCst);
+            let piece = if rate == 0 { chunk.len().max(1) } else { 1024 };
+            for part in chunk.chunks(piece) {
+                if write_all(to, part).await.is_err() {
+                    return;
+                }
+                if rate > 0 {
+                    tokio::time::sleep(Duration::from_secs_f64(part.len() as f64 / rate as f64))
+                        .await;
+                }
+            }
+            if then_reset {
+                reset.notify_one();
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    // The first to end ends the direction (the reader at EOF, the writer on a failed write).
+    tokio::select! {
+        () = reading => {},
+        () = writing => {},
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream`, forwarding faithfully until told otherwise.
+    pub async fn start(upstream: std::net::SocketAddr) -> FaultProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let state = std::sync::Arc::new(FaultState::default());
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = shared.clone();
+                if state.refuse.load(Ordering::SeqCst) {
+                    let _ = client.set_zero_linger();
+                    state.refused.fetch_add(1, Ordering::SeqCst);
+                    drop(client);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let epoch = *state.epochs().borrow();
+                    let Ok(upstream) = tokio::net::TcpStream::connect(upstream).await else {
+                        let _ = client.set_zero_linger();
+                        return;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = upstream.set_nodelay(true);
+                    state.opened.fetch_add(1, Ordering::SeqCst);
+                    state.live.fetch_add(1, Ordering::SeqCst);
+                    let reset = tokio::sync::Notify::new();
+                    let mut epochs = state.epochs().subscribe();
+                    let rst = tokio::select! {
+                        () = fault_pipe(&client, &upstream, Direction::Up, &state, epoch, &reset) => false,
+                        () = fault_pipe(&upstream, &client, Direction::Down, &state, epoch, &reset) => false,
+                        () = reset.notified() => true,
+                        _ = async { epochs.wait_for(|e| e.0 > epoch.0).await.map(|_| ()) } => true,
+                    };
+                    if rst {
+                        // SO_LINGER 0: closing sends RST, and no FIN first.
+                        let _ = client.set_zero_linger();
+                        let _ = upstream.set_zero_linger();
+                        state.resets.fetch_add(1, Ordering::SeqCst);
+                    }
+                    state.live.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        FaultProxy { port, state }
+    }
+
+    /// A proxy to the PostgreSQL of [`admin_url`] (127.0.0.1:5432).
+    pub async fn postgres() -> FaultProxy {
+        FaultProxy::start("127.0.0.1:5432".parse().expect("address")).await
+    }
+
+    /// The URL of database `name` through the proxy.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Delays every byte going `direction` by `latency` from now on (zero: none).
+    pub fn set_latency(&self, direction: Direction, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        match direction {
+            Direction::Up => &self.state.latency_up,
+            Direction::Down => &self.state.latency_down,
+        }
+        .store(micros, Ordering::SeqCst);
+    }
+
+    /// Limits each connection to `bytes_per_second` each way (0: no limit).
+    pub fn set_bandwidth(&self, bytes_per_second: u64) {
+        self.state
+            .bandwidth
+            .store(bytes_per_second, Ordering::SeqCst);
+    }
+
+    /// Resets (RST) every connection live now.
+    pub fn reset_all(&self) {
+        self.state.epochs().send_modify(|e| e.0 += 1);
+    }
+
+    /// Resets the connection that carries the `bytes`-th next byte going `direction`, right
+    /// after forwarding that byte (1: the next byte; the rest of its chunk is dropped).
+    pub fn reset_after(&self, direction: Direction, bytes: u64) {
+        self.state
+            .reset_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[direction as usize] =
+            Some(bytes.max(1));
+    }
+
+    /// True while an armed [`FaultProxy::reset_after`] has not fired.
+    pub fn reset_armed(&self, direction: Direction) -> bool {
+        self.state
+            .reset_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[direction as usize]
+            .is_some()
+    }
+
+    /// Freezes every connection open now: they forward nothing more but stay open (a
+    /// half-open connection, until reset); later connections are not affected.
+    pub fn freeze(&self) {
+        self.state.epochs().send_modify(|e| e.1 += 1);
+    }
+
+    /// Refuses new connections (accepted, then reset at once) or accepts them again; live
+    /// connections go on either way.
+    pub fn refuse(&self, refuse: bool) {
+        self.state.refuse.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Ends every fault that is switched on (latency, bandwidth, refusal, armed resets);
+    /// frozen connections stay frozen until reset.
+    pub fn heal(&self) {
+        self.set_latency(Direction::Up, Duration::ZERO);
+        self.set_latency(Direction::Down, Duration::ZERO);
+        self.set_bandwidth(0);
+        self.refuse(false);
+        *self
+            .state
+            .reset_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = [None, None];
+    }
+
+    /// Connections proxied so far.
+    pub fn opened(&self) -> u64 {
+        self.state.opened.load(Ordering::SeqCst)
+    }
+
+    /// Connections proxied now.
+    pub fn live(&self) -> u64 {
+        self.state.live.load(Ordering::SeqCst)
+    }
+
+    /// Connections reset so far.
+    pub fn resets(&self) -> u64 {
+        self.state.resets.load(Ordering::SeqCst)
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> u64 {
+        self.state.refused.load(Ordering::SeqCst)
+    }
+}
+
 /// Certificates and keys generated at run time (rcgen): a CA, a server certificate for
 /// `localhost` and `127.0.0.1` signed by it, a client certificate signed by it, and a client
 /// certificate of an unrelated CA. Nothing is committed.

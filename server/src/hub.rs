@@ -37,6 +37,10 @@ use crate::sessions::{self, SessionCache};
 
 /// How often every watched domain is re-read even without a notification.
 pub const SAFETY_POLL: Duration = Duration::from_secs(2);
+/// Longest wait for one of the hub's statements (an event read, an announcement; each takes
+/// milliseconds): past it the connection is taken for half-open (nothing answers, nothing
+/// closes: PostgreSQL's own `statement_timeout` cannot reach us through it) and replaced.
+const HUB_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Events read per outbox query.
 const FETCH_BATCH: i64 = 500;
 /// Domain activity notes buffered per change feed (one that falls behind reads anyway).
@@ -442,7 +446,15 @@ impl EventHub {
                 return Ok(false);
             };
             let mut conn = db::conn(&self.inner.reader).await?;
-            let batch = outbox::since(&mut conn, domain, after, None, FETCH_BATCH).await?;
+            // Bounded: on a half-open connection the read would wait for ever, and with it
+            // every stream of this server. Given up, the connection goes back to the pool with
+            // the read in flight and is dropped there; the next read takes a new one.
+            let batch = tokio::time::timeout(
+                HUB_STATEMENT_TIMEOUT,
+                outbox::since(&mut conn, domain, after, None, FETCH_BATCH),
+            )
+            .await
+            .map_err(|_| Error::database_unavailable("the event read did not answer in time"))??;
             drop(conn);
             let n = batch.events.len();
             let held = batch.held;
@@ -511,9 +523,24 @@ impl EventHub {
                 );
                 continue;
             };
-            if let Err(e) = outbox::notify(c, &domains, &self.inner.origin).await {
-                tracing::warn!(error = %e, "cannot announce committed events to the other servers");
-                conn = None;
+            // Bounded, as the reads are: a half-open connection would stop announcing for good.
+            let notified = tokio::time::timeout(
+                HUB_STATEMENT_TIMEOUT,
+                outbox::notify(c, &domains, &self.inner.origin),
+            )
+            .await;
+            match notified {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot announce committed events to the other servers");
+                    conn = None;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "announcing committed events did not answer in time; reconnecting"
+                    );
+                    conn = None;
+                }
             }
             if self.inner.holding.load(Ordering::SeqCst) {
                 let _ = self.inner.wake.send(first);

@@ -131,9 +131,23 @@ pub fn init(
 /// nothing unless traces are exported), child of whatever span is current when the statement
 /// starts: the RPC's. The span carries the SQL text, never its bound values (which hold
 /// phone numbers and names). Pipelined statements finish in the order they started.
+///
+/// It also tells whether a statement is still in flight: started, and never finished because
+/// the future running it was dropped ([`QuerySpans::in_flight`]; the pool drops such a
+/// connection, see [`crate::db`]).
 #[derive(Debug, Default)]
 pub struct QuerySpans {
     open: VecDeque<tracing::Span>,
+}
+
+impl QuerySpans {
+    /// True while a statement started on the connection has not finished: between its start
+    /// and its end, or for good once the future running it was dropped (a request's deadline
+    /// passed, its client went away). Such a connection may still owe that statement's answer,
+    /// or never answer again (a half-open connection).
+    pub fn in_flight(&self) -> bool {
+        !self.open.is_empty()
+    }
 }
 
 impl Instrumentation for QuerySpans {

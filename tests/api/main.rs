@@ -11,6 +11,7 @@ mod duplicates;
 mod erase;
 mod errors;
 mod explain;
+mod faults;
 mod ha;
 mod history;
 mod hostile;

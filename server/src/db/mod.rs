@@ -72,8 +72,8 @@ pub struct PoolSettings {
     pub statement_timeout: Duration,
 }
 
-/// Builds the pool. Connections are opened lazily; each sets `statement_timeout`, turns JIT
-/// compilation and parallel workers off.
+/// Builds the pool. Connections are opened lazily; each sets `statement_timeout` and
+/// `idle_in_transaction_session_timeout`, turns JIT compilation and parallel workers off.
 pub fn build_pool(url: &str, settings: &PoolSettings) -> Result<DbPool, Error> {
     build_pool_setting(url, settings, "")
 }
@@ -109,8 +109,18 @@ fn build_pool_setting(
             // compiling for 0.1 ms of work. No parallel workers, for the same reason: the
             // generic plan of a name's substring band (its pattern unknown, estimated at 5,000
             // rows) started two workers, 10 ms, to read none.
+            //
+            // `idle_in_transaction_session_timeout` (the statement timeout's length): a
+            // transaction left open by a connection that went half-open (nothing answers,
+            // nothing closes) keeps its PostgreSQL session, and its locks, for as long as the
+            // network lets it, hours; PostgreSQL ends it after this long instead. Its locks
+            // block the retries of the very request it was serving (the same request id's
+            // row, the same interaction's): without it a CRM's retries waited for ever
+            // (`tests/api/faults.rs`, half-open connections). No request of this server
+            // keeps a transaction idle between statements for anything like that long.
             conn.batch_execute(&format!(
-                "SET statement_timeout = {timeout_ms}; SET jit = off; \
+                "SET statement_timeout = {timeout_ms}; \
+                 SET idle_in_transaction_session_timeout = {timeout_ms}; SET jit = off; \
                  SET max_parallel_workers_per_gather = 0; {extra}"
             ))
             .await
@@ -130,12 +140,40 @@ fn build_pool_setting(
         // times PostgreSQL's CPU per search of the closed loop, and most of the open-loop
         // latency (BENCHMARKS.md, run N).
         .queue_mode(deadpool::managed::QueueMode::Lifo)
+        // A connection given back with a statement still in flight is dropped, not handed
+        // out again: see [`abandoned`].
+        .pre_recycle(deadpool::managed::Hook::sync_fn(|conn, _| {
+            if abandoned(conn) {
+                Err(deadpool::managed::HookError::message(
+                    "a statement was abandoned on this connection",
+                ))
+            } else {
+                Ok(())
+            }
+        }))
         .wait_timeout(Some(settings.wait_timeout))
         .create_timeout(Some(settings.wait_timeout))
         .recycle_timeout(Some(settings.wait_timeout))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))
+}
+
+/// True when a statement started on `conn` never finished: the future running it was dropped
+/// (the request's deadline passed, or its client went away) and the connection went back to
+/// the pool as it was. Such a connection is not reused. It may still owe that statement's
+/// answer, or never answer again: a half-open connection (a NAT or a proxy that stopped
+/// forwarding, a host gone without a FIN) answers nothing and closes never, and PostgreSQL's
+/// own `statement_timeout` cannot help, as its error would not arrive either. Handed out
+/// again (first, since the pool is LIFO), it held every later request until its deadline,
+/// and the pool never recovered (`tests/api/faults.rs`, half-open connections). Dropping it
+/// costs one new connection per abandoned statement, which a deadline or a departed client
+/// already made rare. (A statement inside a transaction was already covered: diesel-async
+/// marks that connection broken.)
+fn abandoned(conn: &mut AsyncPgConnection) -> bool {
+    conn.instrumentation()
+        .downcast_ref::<crate::telemetry::QuerySpans>()
+        .is_some_and(crate::telemetry::QuerySpans::in_flight)
 }
 
 /// Takes a connection from the pool (UNAVAILABLE when none comes in time).
@@ -205,15 +243,25 @@ impl std::ops::DerefMut for RequestConn {
     }
 }
 
+/// How long restoring a connection's `statement_timeout` may take before the connection is
+/// given up (it goes back to the pool with the `SET` in flight, and the pool drops it).
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Drop for RequestConn {
     fn drop(&mut self) {
         if let (Some(ms), Some(mut conn)) = (self.restore_ms, self.conn.take()) {
-            // Back to the pool once the default is restored (Drop cannot await).
+            // Back to the pool once the default is restored (Drop cannot await), bounded: a
+            // `SET` queued behind a statement that never ends (the request was dropped with
+            // it in flight on a half-open connection) would otherwise hold the connection,
+            // and its place in the pool, for good. Given up, it goes back with the `SET` in
+            // flight, and the pool drops it ([`abandoned`]).
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
-                    let _ = conn
-                        .batch_execute(&format!("SET statement_timeout = {ms}"))
-                        .await;
+                    let _ = tokio::time::timeout(
+                        RESTORE_TIMEOUT,
+                        conn.batch_execute(&format!("SET statement_timeout = {ms}")),
+                    )
+                    .await;
                 });
             } else {
                 let _ = deadpool::managed::Object::take(conn);
