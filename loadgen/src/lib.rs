@@ -17,6 +17,7 @@ pub mod report;
 pub mod run;
 mod scenario;
 pub mod seed;
+pub mod soak;
 
 use std::path::PathBuf;
 
@@ -52,6 +53,11 @@ enum Command {
     /// Runs one scenario (closed loop, open loop at a rate, a sweep of rates, or beside a bulk
     /// update of another domain) and reports throughput and latency percentiles.
     Run(Box<run::RunArgs>),
+    /// Soaks the server: a realistic mix at half the closed-loop maximum (or --rate) beside
+    /// held session streams for a long time, reported every minute (throughput, latency,
+    /// errors, server RSS and descriptors, database connections, event delivery), with the
+    /// slopes per hour; fails when there were errors or something grew.
+    Soak(Box<run::SoakArgs>),
     /// Draws latency against rate from the JSON of one or more `run --sweep --json` runs.
     Chart(chart::ChartArgs),
 }
@@ -90,6 +96,7 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Seed(args) => seed::seed(&target, &cli.state, args).await,
         Command::Run(args) => run::run(&target, &cli.state, *args).await,
+        Command::Soak(args) => run::soak(&target, &cli.state, *args).await,
         Command::Chart(args) => chart::chart(args),
     }
 }

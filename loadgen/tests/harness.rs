@@ -1,7 +1,7 @@
 //! The harness against a real server (the integration tests' `TestApp`: the server in-process
 //! on its own database): an open-loop run, a sweep with its JSON and chart, a closed-loop run
-//! with JSON, and a two-domain run whose bulk edits are checked in the database through the
-//! SDK. Only counts are asserted, never timings: the machine is shared.
+//! with JSON, a two-domain run whose bulk edits are checked in the database through the SDK,
+//! and a soak of a few seconds. Only counts are asserted, never timings: the machine is shared.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -311,5 +311,62 @@ async fn open_loop_sweep_and_two_domain_runs_against_a_real_server() {
         r.results
     );
 
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A soak of a few seconds with tiny numbers: the closed-loop run that sets the rate, one
+/// interval a second with every series sampled (this process is the server), the summary and
+/// the chart. The limits are lifted: a slope per hour from three seconds says nothing, and
+/// the machine is shared; the verdict's logic is unit-tested in `soak.rs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_against_a_real_server() {
+    use client_info_loadgen::soak::SoakReport;
+
+    let app = TestApp::start().await;
+    let dir = scratch().join("soak");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let state = dir.join("state.json");
+    StateFile {
+        default: seed(&app, "lg-soak", 60).await,
+        domains: BTreeMap::new(),
+    }
+    .save(&state)
+    .expect("state file");
+    let (json, chart) = (dir.join("soak.json"), dir.join("soak.svg"));
+    loadgen(
+        &app,
+        &state,
+        &format!(
+            "soak --duration 4s --interval 1s --find-max 1s --concurrency 2 --streams 6 \
+             --server-pid {} --rss-limit 1e9 --fd-limit 1e9 --p99-growth-limit 1e9 --no-vacuum \
+             --json {} --chart {}",
+            std::process::id(),
+            json.display(),
+            chart.display()
+        ),
+    )
+    .await;
+    let r = SoakReport::read(&json).expect("summary");
+    assert!(r.passed, "{:?}", r.failures);
+    assert_eq!((r.streams, r.streams_open), (6, 6));
+    assert_eq!(r.rate_source.closed_concurrency, Some(2));
+    let closed = r
+        .rate_source
+        .closed_throughput
+        .expect("closed-loop maximum");
+    assert_eq!(r.rate, ((closed / 2.0).round() as u64).max(1));
+    assert_eq!(r.minutes.len(), 4);
+    assert_eq!(r.warmup_intervals, 1);
+    for m in &r.minutes {
+        assert_eq!(m.error_count(), 0, "{m:?}");
+        assert_eq!(m.ok, m.scheduled, "{m:?}");
+        assert!(m.rss_mib.is_some() && m.fds.is_some(), "{m:?}");
+        assert!(m.db_connections.is_some_and(|c| c >= 1), "{m:?}");
+    }
+    // The offers, accepts and closes of the watched agents arrived on their streams.
+    assert!(r.minutes.iter().any(|m| m.delivery_ms.count > 0), "{r:?}");
+    assert!(r.slopes.rss_mib_per_hour.is_some() && r.slopes.fds_per_hour.is_some());
+    let svg = std::fs::read_to_string(&chart).expect("chart written");
+    assert!(svg.starts_with("<svg") && svg.contains("server RSS"));
     let _ = std::fs::remove_dir_all(&dir);
 }

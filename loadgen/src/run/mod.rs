@@ -9,6 +9,8 @@
 //!   turn and, with `--p99-limit`, finds where p99 crosses the limit;
 //! - changes (`run changes`): a CRM's consumers of WatchContactChanges following a bulk
 //!   import (see [`changes`]);
+//! - the soak (`soak`, its own command): a mix of requests at a fixed rate for a long time
+//!   beside held session streams, reported every minute (see [`soak`]);
 //! - two domains (`--bulk-domain NAME`): the scenario alone (baseline), then again while a
 //!   bulk update runs flat out in another domain (loaded), to see whether one tenant's writes
 //!   slow another's (see [`crate::bulk`]).
@@ -19,7 +21,7 @@
 //! The files, each importing only those listed after it (and the crate's shared modules):
 //! this entry (`run`: the flags' plan, the connections, the report's settings, then watch or
 //! the phases) → `phases` (the plan's phases) → `two_domain`, `with_floor` (the runs made of
-//! several phases), `watch` and `changes` → `measure` (one phase) → `ops` (the run's context and one
+//! several phases), `watch`, `changes` and `soak` → `measure` (one phase) → `ops` (the run's context and one
 //! request) → `vacuum` → `args` (the flags, their parsers and defaults) → the shared
 //! [`Scenario`] (`crate::scenario`).
 
@@ -28,6 +30,7 @@ mod changes;
 mod measure;
 mod ops;
 mod phases;
+mod soak;
 mod two_domain;
 mod vacuum;
 mod watch;
@@ -57,6 +60,7 @@ pub use self::args::{
     DEFAULT_SLOW_RATE, DEFAULT_WATCH_RATE, Rates, RunArgs, parse_duration, parse_latency,
     parse_rate, parse_sweep,
 };
+pub use self::soak::{SoakArgs, soak};
 pub use self::with_floor::FLOOR_CONNECTIONS;
 pub use crate::scenario::Scenario;
 
