@@ -11,7 +11,8 @@
 //! For each, [`run`] proves that every acknowledged write is in the database exactly once (and
 //! no write is there twice), that no call outlives its deadline, that every failure is
 //! UNAVAILABLE or DEADLINE_EXCEEDED with its reason (never INTERNAL), that every offer
-//! committed for an agent reaches that agent's session stream exactly once and in order, and
+//! committed for an agent reaches that agent's session stream exactly once and in order (each
+//! agent's desktop also reconnects while the fault lasts, resuming after its last event), and
 //! that the server recovers by itself when the fault ends; it prints the time from the end of
 //! the fault to the first acknowledged write.
 
@@ -31,7 +32,7 @@ use tonic::Code;
 /// The writers' per-call deadline (the SDK's timeout), and what a call may take beyond it: the
 /// SDK's own timer fires at the deadline; the margin is for a loaded 2-core machine.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
-const MARGIN: Duration = Duration::from_secs(1);
+const MARGIN: Duration = Duration::from_secs(2);
 /// Agents watching their sessions; routing writers; CRM writers.
 const AGENTS: usize = 3;
 const ROUTERS: usize = 2;
@@ -165,10 +166,38 @@ where
 /// An event a watcher received: its sequence and the interaction it offers ("" for others).
 type Received = Arc<Mutex<Vec<(i64, String)>>>;
 
-fn watch(client: Client, into: Received, problems: Problems) -> tokio::task::JoinHandle<()> {
+/// Watches the agent's session into `into`. When `resume` turns true (during the fault) it
+/// drops its stream and opens a new one after the last sequence it received, as a desktop
+/// that restarted would: the replay goes through the faulty database connections.
+fn watch(
+    client: Client,
+    into: Received,
+    problems: Problems,
+    mut resume: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let options = |resume_after| WatchOptions {
+        resume_after,
+        // The test server's heartbeat: a stream (or its opening) silent for 6 s is dropped
+        // and opened again.
+        heartbeat_interval: Duration::from_millis(500),
+        ..WatchOptions::default()
+    };
     tokio::spawn(async move {
-        let mut stream = Box::pin(client.watch_session(WatchOptions::default()));
-        while let Some(event) = stream.next().await {
+        let mut stream = Box::pin(client.watch_session(options(0)));
+        let mut last = 0;
+        let mut resumed = false;
+        loop {
+            let event = tokio::select! {
+                e = stream.next() => match e {
+                    Some(e) => e,
+                    None => return,
+                },
+                _ = resume.wait_for(|r| *r), if !resumed => {
+                    resumed = true;
+                    stream = Box::pin(client.watch_session(options(last)));
+                    continue;
+                }
+            };
             let event = match event {
                 Ok(e) => e,
                 Err(e) => {
@@ -178,6 +207,9 @@ fn watch(client: Client, into: Received, problems: Problems) -> tokio::task::Joi
                     continue;
                 }
             };
+            if event.sequence > 0 {
+                last = event.sequence;
+            }
             let offered = match &event.event {
                 Some(pb::agent_event::Event::InteractionOffered(o)) => o
                     .panel
@@ -231,10 +263,11 @@ async fn run(fault: Fault) -> Outcome {
     let failures = Failures::default();
 
     let received: Vec<Received> = (0..AGENTS).map(|_| Received::default()).collect();
+    let (resume, resumes) = tokio::sync::watch::channel(false);
     let mut watchers = Vec::new();
     for (token, r) in rig.agent_tokens.iter().zip(&received) {
         let client = rig.app.client(Some(token)).await;
-        watchers.push(watch(client, r.clone(), problems.clone()));
+        watchers.push(watch(client, r.clone(), problems.clone(), resumes.clone()));
     }
 
     let offers = Acked::default();
@@ -308,12 +341,14 @@ async fn run(fault: Fault) -> Outcome {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = acked();
-    // Connections are reused: at most the pool's and the hub's three, whatever the number of
-    // requests (a pool that dropped every connection after use would have opened one per
-    // request).
+    // Connections are reused: at most the pool's and the hub's three, and one more for each
+    // call that failed (a deadline on a loaded machine drops its connection), whatever the
+    // number of requests (a pool that dropped every connection after use would have opened
+    // one per request).
     let opened = rig.proxy.opened();
+    let failed_before: usize = failures.lock().expect("lock").values().sum();
     assert!(
-        opened <= (client_info_server::config::DEFAULT_POOL_SIZE + 3) as u64,
+        opened <= (client_info_server::config::DEFAULT_POOL_SIZE + 3 + failed_before) as u64,
         "{}: {opened} connections opened for {before} writes",
         fault.name
     );
@@ -323,8 +358,14 @@ async fn run(fault: Fault) -> Outcome {
     while started.elapsed() < fault.lasts {
         (fault.during)(&rig.proxy, tick);
         tick += 1;
+        if started.elapsed() >= fault.lasts / 2 {
+            // The agents' desktops reconnect while the fault lasts (halfway).
+            resume.send_replace(true);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // (At once for a fault that ends as it starts.)
+    resume.send_replace(true);
     let during = acked() - before;
     (fault.end)(&rig.proxy);
     let ended = Instant::now();
