@@ -190,7 +190,10 @@ fn watch(
             let event = tokio::select! {
                 e = stream.next() => match e {
                     Some(e) => e,
-                    None => return,
+                    None => {
+                        problems.lock().expect("lock").push("watch: the stream ended".into());
+                        return;
+                    }
                 },
                 _ = resume.wait_for(|r| *r), if !resumed => {
                     resumed = true;
@@ -330,10 +333,13 @@ async fn run(fault: Fault) -> Outcome {
         }));
     }
 
-    // Writes flow, then the fault, then its end.
+    // Writes flow and reach the streams, then the fault, then its end. (A stream resumed
+    // before its first event would start over with a snapshot, which shows the offers as
+    // open interactions rather than as events.)
     let acked = || offers.lock().expect("lock").len() + contacts.lock().expect("lock").len();
+    let streaming = || received.iter().all(|r| !r.lock().expect("lock").is_empty());
     let warm = Instant::now();
-    while acked() < 40 {
+    while acked() < 40 || !streaming() {
         assert!(
             warm.elapsed() < Duration::from_secs(30),
             "writes flow before the fault"
@@ -497,11 +503,36 @@ async fn run(fault: Fault) -> Outcome {
             if expected[i].is_subset(&got) {
                 break;
             }
+            if waited.elapsed() >= Duration::from_secs(60) {
+                // What the agent missed, by sequence, and what it got around it.
+                let stored = counts(
+                    &mut conn,
+                    &format!(
+                        "SELECT sequence::text AS key, xid::text::bigint AS n FROM events \
+                         WHERE {} = ANY(agent_ids)",
+                        rig.agents[i]
+                    ),
+                )
+                .await;
+                let got: BTreeSet<i64> = r.lock().expect("lock").iter().map(|e| e.0).collect();
+                let missing: Vec<_> = stored
+                    .keys()
+                    .filter_map(|k| k.parse::<i64>().ok())
+                    .filter(|k| !got.contains(k))
+                    .collect();
+                eprintln!(
+                    "agent {i}: missing sequences {missing:?}; received {:?}",
+                    r.lock().expect("lock")
+                );
+            }
             assert!(
                 waited.elapsed() < Duration::from_secs(60),
-                "{}: agent {i} misses {:?}",
+                "{}: agent {i} misses {:?} (of {}; got {}); problems {:?}",
                 fault.name,
-                expected[i].difference(&got).take(5).collect::<Vec<_>>()
+                expected[i].difference(&got).take(5).collect::<Vec<_>>(),
+                expected[i].len(),
+                got.len(),
+                problems.lock().expect("lock")
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
