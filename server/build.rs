@@ -8,7 +8,7 @@
 //!   pipeline): that value is used as is.
 //! - Release profile (`cargo build --release`, the Debian package): `git rev-parse HEAD` of the
 //!   checkout, with `-modified` when tracked files differ from it; `unknown` outside a checkout
-//!   or without git. Rerun when HEAD, the branch it points at, the index, or the sources change.
+//!   or without git. Rerun when HEAD, the branch it points at, or the sources change.
 //! - Debug profile: not recorded (`--version` says so), so that a commit does not rebuild the
 //!   server and everything above it during development.
 
@@ -48,11 +48,9 @@ fn from_git() -> Option<String> {
     let common_dir = git(&["rev-parse", "--path-format=absolute", "--git-common-dir"])
         .map(PathBuf::from)
         .unwrap_or_else(|| git_dir.clone());
-    let mut watched = vec![
-        git_dir.join("HEAD"),
-        git_dir.join("index"),
-        common_dir.join("packed-refs"),
-    ];
+    // Not the index: `git status` (ours included) rewrites it, which would rebuild the server
+    // at every build; edits are seen through the source folders below instead.
+    let mut watched = vec![git_dir.join("HEAD"), common_dir.join("packed-refs")];
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
         watched.push(common_dir.join(branch));
     }
@@ -66,8 +64,13 @@ fn from_git() -> Option<String> {
         println!("cargo::rerun-if-changed={dir}");
     }
     let commit = git(&["rev-parse", "HEAD"])?;
-    let modified =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let modified = git(&[
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+    ])
+    .is_some_and(|s| !s.is_empty());
     Some(if modified {
         format!("{commit}-modified")
     } else {

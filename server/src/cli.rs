@@ -478,11 +478,6 @@ fn replicas(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> {
 }
 
 async fn serve(cli: Cli) -> Result<(), String> {
-    tracing::info!(
-        version = crate::version::VERSION,
-        commit = crate::version::COMMIT,
-        "starting"
-    );
     let bearer = identity_provider(&cli.serve.idp)?;
     let jwt_secret = cli
         .jwt_secret
@@ -542,6 +537,12 @@ async fn serve(cli: Cli) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(cli.serve.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cli.serve.listen))?;
+    // After the flags are checked: a refused start says one line, and nothing else.
+    tracing::info!(
+        version = crate::version::VERSION,
+        commit = crate::version::COMMIT,
+        "starting"
+    );
     let running = server::start(config, listener)
         .await
         .map_err(|e| format!("cannot start: {}", startup_message(e)))?;

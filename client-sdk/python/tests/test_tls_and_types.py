@@ -121,3 +121,16 @@ def test_the_installed_package_passes_mypy_strict(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_reasons_are_exactly_the_readmes_table() -> None:
+    """`Reason` holds every reason the README documents, and no other (but UNRECOGNIZED)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("<summary>Every reason</summary>") :]
+    table = table[: table.index("</details>")]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE))
+    assert len(documented) > 40, "the README's table of reasons was found"
+    known = {r.name for r in client_info.Reason if r is not client_info.Reason.UNRECOGNIZED}
+    assert known == documented
