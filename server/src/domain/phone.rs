@@ -178,7 +178,13 @@ pub fn parse_phone(input: &str, default_region: Region) -> Result<ParsedPhone, P
 
     let mut first_parsed: Option<phonenumber::PhoneNumber> = None;
     for candidate in candidates {
-        let Ok(number) = phonenumber::parse(Some(default_region.0), &candidate) else {
+        // A number with `+` is read without the default region: the crate would otherwise
+        // strip the default region's trunk prefix from its national number, losing the
+        // leading zero of an Italian fixed line (`+39 0471 123456` in GB read as
+        // +39471123456, not a number), so the E.164 form a domain of one region stores would
+        // not read back in a domain of another.
+        let region = (!candidate.starts_with('+')).then_some(default_region.0);
+        let Ok(number) = phonenumber::parse(region, &candidate) else {
             continue;
         };
         // The region comes with validity: the crate's `country().id()` would match the
@@ -295,6 +301,26 @@ mod tests {
         assert_eq!(e164("00 33 6 28 23 04 55", "GB"), "+33628230455");
         assert_eq!(e164("011 33 6 28 23 04 55", "US"), "+33628230455");
         assert_eq!(e164("00 33 6 28 23 04 55", "US"), "+33628230455");
+    }
+
+    #[test]
+    fn international_numbers_read_the_same_in_every_region() {
+        // Found by fuzz/ (target `phone`): the leading zero of an Italian fixed line was lost
+        // when the default region has a trunk prefix of its own.
+        for (raw, expected) in [
+            ("+39 0471 123456", "+390471123456"),
+            ("+390612345678", "+390612345678"),
+            ("0039 0471 123456", "+390471123456"),
+        ] {
+            for default_region in ["IT", "GB", "FR", "DE", "BR"] {
+                assert_eq!(
+                    e164(raw, default_region),
+                    expected,
+                    "{raw} in {default_region}"
+                );
+            }
+        }
+        assert_eq!(e164("011 39 0471 123456", "US"), "+390471123456");
     }
 
     #[test]
