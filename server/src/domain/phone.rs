@@ -13,6 +13,10 @@ use phonenumber::country;
 /// Longest raw input accepted.
 pub const MAX_PHONE_INPUT_LEN: usize = 64;
 
+/// Most digits of an E.164 number (country code and national number), as ITU-T E.164 and
+/// the database's check on stored numbers say.
+pub const MAX_E164_DIGITS: usize = 15;
+
 /// A region (ISO 3166-1 alpha-2) that libphonenumber knows, used to parse national numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region(country::Id);
@@ -191,7 +195,13 @@ pub fn parse_phone(input: &str, default_region: Region) -> Result<ParsedPhone, P
         // region patterns again, through its regex cache (a third of the parse's CPU).
         let check = super::phone_validity::check(&number);
         if check.valid {
-            return Ok(build(&number, check.region, false));
+            // Some regions' patterns allow national numbers too long for E.164 (a French
+            // `974...` of 14 digits): such a number is not one, and would break the stored
+            // numbers' check (a FAILED_PRECONDITION for a bad input).
+            let parsed = build(&number, check.region, false);
+            if parsed.e164.len() <= MAX_E164_DIGITS + 1 {
+                return Ok(parsed);
+            }
         }
         if let Some(fixed) = brazil_with_ninth_digit(&number) {
             return Ok(fixed);
@@ -321,6 +331,17 @@ mod tests {
             }
         }
         assert_eq!(e164("011 39 0471 123456", "US"), "+390471123456");
+    }
+
+    #[test]
+    fn numbers_longer_than_e164_allows_are_invalid() {
+        // Found by fuzz/ (target `phone`): valid by the French patterns, 16 digits in E.164,
+        // refused by the database's check when stored.
+        let fr = region("FR");
+        assert!(matches!(
+            parse_phone("974  0)6 20-26527-57", fr),
+            Err(PhoneError::Invalid { .. })
+        ));
     }
 
     #[test]
