@@ -116,6 +116,16 @@ fn e164_of(number: &phonenumber::PhoneNumber, national_number: &str) -> String {
     format!("+{}{national_number}", number.code().value())
 }
 
+/// The region a number written with `+` is read in first. The crate strips a trunk prefix
+/// from the national number even after a country code: the default region's (`+39 0471
+/// 123456` in GB lost the leading zero of an Italian fixed line), or with no default region
+/// the number's own (`+7 800 000 59 41` lost Russia's `8`), so the E.164 form one domain stores
+/// did not read back as itself in another. Italy has no trunk prefix: read in it, the digits
+/// after the country code stay as written, as E.164 has them. A number that is not valid so
+/// is then read with its own trunk prefix stripped (`+44 (0)20 7946 0018`), then in the
+/// default region.
+const AS_WRITTEN: country::Id = country::Id::IT;
+
 /// The parsed form of `number`, whose region (`country().id()`, empty when none) is `region`.
 fn build(
     number: &phonenumber::PhoneNumber,
@@ -181,14 +191,18 @@ pub fn parse_phone(input: &str, default_region: Region) -> Result<ParsedPhone, P
     }
 
     let mut first_parsed: Option<phonenumber::PhoneNumber> = None;
-    for candidate in candidates {
-        // A number with `+` is read without the default region: the crate would otherwise
-        // strip the default region's trunk prefix from its national number, losing the
-        // leading zero of an Italian fixed line (`+39 0471 123456` in GB read as
-        // +39471123456, not a number), so the E.164 form a domain of one region stores would
-        // not read back in a domain of another.
-        let region = (!candidate.starts_with('+')).then_some(default_region.0);
-        let Ok(number) = phonenumber::parse(region, &candidate) else {
+    let national = [Some(default_region.0)];
+    let international = [Some(AS_WRITTEN), None, Some(default_region.0)];
+    let readings = candidates.iter().flat_map(|candidate| {
+        let regions = if candidate.starts_with('+') {
+            &international[..]
+        } else {
+            &national[..]
+        };
+        regions.iter().map(move |r| (*r, candidate))
+    });
+    for (reading_region, candidate) in readings {
+        let Ok(number) = phonenumber::parse(reading_region, candidate) else {
             continue;
         };
         // The region comes with validity: the crate's `country().id()` would match the
@@ -222,7 +236,7 @@ pub fn parse_phone(input: &str, default_region: Region) -> Result<ParsedPhone, P
 /// is still returned, so that it can match stored numbers.
 pub fn parse_caller_number(input: &str, default_region: Region) -> Result<ParsedPhone, PhoneError> {
     match parse_phone(input, default_region) {
-        Err(PhoneError::Invalid { e164, .. }) => phonenumber::parse(None, &e164)
+        Err(PhoneError::Invalid { e164, .. }) => phonenumber::parse(Some(AS_WRITTEN), &e164)
             .map(|n| build(&n, super::phone_validity::check(&n).region, false))
             .map_err(|_| PhoneError::Unparseable),
         other => other,
@@ -331,6 +345,12 @@ mod tests {
             }
         }
         assert_eq!(e164("011 39 0471 123456", "US"), "+390471123456");
+        // A Russian toll-free number starts with the digit that is Russia's trunk prefix.
+        for default_region in ["RU", "GB", "IT"] {
+            assert_eq!(e164("+7 800 000 59 41", default_region), "+78000005941");
+        }
+        // A trunk prefix written in brackets after the country code is still dropped.
+        assert_eq!(e164("+44 (0)20 7946 0018", "FR"), "+442079460018");
     }
 
     #[test]
