@@ -97,6 +97,9 @@ fuzz_target!(|data: &[u8]| {
         req.update_mask = Some(prost_types::FieldMask {
             paths: paths.clone(),
         });
+    } else {
+        // No mask at all: it names nothing.
+        paths.clear();
     }
 
     match patch(&req) {
