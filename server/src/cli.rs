@@ -264,25 +264,38 @@ enum AdminCommand {
     },
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled: `serve` calls it before it starts serving, so that a SIGTERM sent as
+/// soon as the server says "serving" (an orchestrator, a test) stops it gracefully instead of
+/// killing it by the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            match handlers {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -478,6 +491,7 @@ fn replicas(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> {
 }
 
 async fn serve(cli: Cli) -> Result<(), String> {
+    let stop = shutdown_signal();
     let bearer = identity_provider(&cli.serve.idp)?;
     let jwt_secret = cli
         .jwt_secret
@@ -568,7 +582,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
             );
         }
     }
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     running.shutdown().await.map_err(|e| e.to_string())
 }
