@@ -41,17 +41,14 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use client_info_sdk::interactions::call;
-
 use self::args::{Plan, plan};
 use self::changes::changes;
-use self::ops::{Ctx, Lane, close_all, connect, random_index};
+use self::ops::{Ctx, Lane, close_all, connect};
 use self::phases::measure_all;
 use self::vacuum::vacuum_if_needed;
 use self::watch::watch;
 use self::with_floor::NO_WATCH_FLOOR;
 use crate::Target;
-use crate::data;
 use crate::report::{self, Report, Settings};
 use crate::seed::{DEFAULT_DOMAIN, StateFile};
 
@@ -227,19 +224,7 @@ pub async fn run(target: &Target, state_path: &Path, args: RunArgs) -> Result<()
     let mut offered = Vec::new();
     if args.scenario == Scenario::ClientInfo {
         let count = (args.concurrency.unwrap_or(DEFAULT_CONCURRENCY) * 8).max(32);
-        for k in 0..count {
-            let agent = k % agents.len();
-            let iid = format!("ci-{stamp}-{k}");
-            routing
-                .offer_interaction(call(
-                    &iid,
-                    data::written(random_index(&state), k as u64),
-                    state.agents[agent].id,
-                ))
-                .await
-                .map_err(|e| format!("setup offer: {e}"))?;
-            offered.push((iid, agent));
-        }
+        offered = ops::offer_open_calls(&routing, &state, "ci", stamp, count).await?;
     }
     let ctx = Arc::new(Ctx {
         state,

@@ -131,6 +131,32 @@ pub(super) async fn close_all(routing: &Client, ids: Vec<String>) {
     );
 }
 
+/// Offers `count` calls (ids `PREFIX-STAMP-K`) to the domain's agents in turn, to be read as
+/// panels and kept open to the end of the run; each call's id and agent index.
+pub(super) async fn offer_open_calls(
+    routing: &Client,
+    state: &State,
+    prefix: &str,
+    stamp: u64,
+    count: usize,
+) -> Result<Vec<(String, usize)>, String> {
+    let mut offered = Vec::with_capacity(count);
+    for k in 0..count {
+        let agent = k % state.agents.len();
+        let iid = format!("{prefix}-{stamp}-{k}");
+        routing
+            .offer_interaction(call(
+                &iid,
+                data::written(random_index(state), k as u64),
+                state.agents[agent].id,
+            ))
+            .await
+            .map_err(|e| format!("setup offer: {e}"))?;
+        offered.push((iid, agent));
+    }
+    Ok(offered)
+}
+
 /// A random contact index of the domain.
 pub(super) fn random_index(state: &State) -> u64 {
     rand::rng().random_range(0..state.contacts.max(1))

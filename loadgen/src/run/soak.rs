@@ -512,20 +512,7 @@ pub async fn soak(target: &Target, state_path: &Path, args: SoakArgs) -> Result<
     let now = super::unix_now()?;
     let stamp = now.as_millis() as u64;
     // The panels read: calls offered now and kept open to the end, as `run client-info`.
-    let mut offered = Vec::new();
-    for k in 0..128usize {
-        let agent = k % agents.len();
-        let iid = format!("si-{stamp}-{k}");
-        routing
-            .offer_interaction(call(
-                &iid,
-                data::written(random_index(&state), k as u64),
-                state.agents[agent].id,
-            ))
-            .await
-            .map_err(|e| format!("setup offer: {e}"))?;
-        offered.push((iid, agent));
-    }
+    let offered = super::ops::offer_open_calls(&routing, &state, "si", stamp, 128).await?;
     if !args.no_vacuum {
         vacuum_if_needed(&state);
     }
