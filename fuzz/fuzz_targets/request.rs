@@ -2,7 +2,9 @@
 //! runs (`grpc::decode`) to the typed command.
 //!
 //! Input: one byte that picks the RPC ([`RPCS`]), then the message's bytes.
-//! Properties: nothing panics; a refusal is INVALID_ARGUMENT naming each field at fault with a
+//! Properties: nothing panics; bytes that are not the message are refused by the server's codec
+//! (`client_info_proto::codec`) with INVALID_ARGUMENT, reason MALFORMED_MESSAGE, naming one field;
+//! a refusal is INVALID_ARGUMENT naming each field at fault with a
 //! reason (never INTERNAL or another kind); a valid command is deterministic and survives the
 //! wire: the message re-encoded and decoded is the same message and validates to the same
 //! command; the phones of a valid new contact, read in the domain's region as the application
@@ -11,7 +13,8 @@
 
 use std::fmt::Debug;
 
-use client_info_fuzz::{REGIONS, assert_precise};
+use client_info_fuzz::{REGIONS, assert_malformed, assert_precise};
+use client_info_proto::codec::{WireMessage, refusal};
 use client_info_proto::pb;
 use client_info_server::domain::contact::CommunicationDraft;
 use client_info_server::domain::phone::parse_phone;
@@ -28,12 +31,13 @@ fn check<M, C>(
     validate: impl Fn(&M) -> Result<C, Violations>,
     then: impl FnOnce(&C),
 ) where
-    M: Message + Default + PartialEq + Debug,
+    M: WireMessage + PartialEq + Debug,
     C: Debug,
 {
-    // Bytes that are not the message never reach a handler (tonic answers them itself).
-    let Ok(msg) = M::decode(bytes) else {
-        return;
+    // Bytes that are not the message never reach a handler: the codec refuses them.
+    let msg = match M::decode(bytes) {
+        Ok(msg) => msg,
+        Err(e) => return assert_malformed(rpc, &refusal::<M>(&e)),
     };
     match validate(&msg) {
         Ok(command) => {

@@ -58,6 +58,34 @@ pub fn assert_precise(what: &str, err: Error) {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{what}");
 }
 
+/// Asserts that the codec's refusal of bytes that are not a request message is precise:
+/// INVALID_ARGUMENT, `ErrorInfo` reason MALFORMED_MESSAGE, one BadRequest violation with a field
+/// and a reason.
+pub fn assert_malformed(what: &str, status: &tonic::Status) {
+    use tonic_types::StatusExt as _;
+    assert_eq!(
+        status.code(),
+        tonic::Code::InvalidArgument,
+        "{what}: {status:?}"
+    );
+    let details = status.get_error_details();
+    assert_eq!(
+        details.error_info().map(|i| i.reason.as_str()),
+        Some(client_info_proto::codec::MALFORMED_MESSAGE),
+        "{what}: {status:?}"
+    );
+    let violations = details
+        .bad_request()
+        .map(|b| b.field_violations.clone())
+        .unwrap_or_default();
+    assert!(
+        violations.len() == 1
+            && !violations[0].field.is_empty()
+            && !violations[0].description.is_empty(),
+        "{what}: {violations:?}"
+    );
+}
+
 /// Reads fixed-size values off the front of an input, zero when it runs out.
 pub struct Reader<'a>(pub &'a [u8]);
 

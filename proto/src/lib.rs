@@ -13,6 +13,13 @@ pub mod pb {
     pub use generated::*;
 }
 
+pub mod codec;
+
+#[rustfmt::skip]
+mod wire_roles {
+    include!(concat!(env!("OUT_DIR"), "/wire_roles.rs"));
+}
+
 /// The encoded `FileDescriptorSet` of every `clientinfo.v1` file, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/clientinfo_descriptor.bin"));

@@ -169,7 +169,7 @@ all_valid_tuples! {
 }
 
 /// The `domain` of every `google.rpc.ErrorInfo` this server sends.
-pub const ERROR_DOMAIN: &str = "client-info";
+pub const ERROR_DOMAIN: &str = client_info_proto::codec::ERROR_DOMAIN;
 
 /// How long a client should wait before retrying an UNAVAILABLE or RESOURCE_EXHAUSTED answer
 /// (`google.rpc.RetryInfo`).
@@ -202,6 +202,10 @@ macro_rules! reasons {
 reasons! {
     /// INVALID_ARGUMENT: fields are named in `google.rpc.BadRequest`.
     InvalidFields = "INVALID_FIELDS",
+    /// INVALID_ARGUMENT: the request's bytes are not its protobuf message; the field prost was
+    /// reading is named in `google.rpc.BadRequest` (`(message)` when it cannot tell), metadata
+    /// `message_type`. Sent by the codec (`client_info_proto::codec`), before any handler.
+    MalformedMessage = "MALFORMED_MESSAGE",
     /// NOT_FOUND: no such contact in the caller's domain.
     ContactNotFound = "CONTACT_NOT_FOUND",
     /// NOT_FOUND: no such interaction (or not the caller's).
@@ -755,6 +759,14 @@ mod tests {
         assert!(
             s.get_details_retry_info().is_some(),
             "RetryInfo on UNAVAILABLE"
+        );
+    }
+
+    #[test]
+    fn the_codec_refuses_malformed_requests_with_a_listed_reason() {
+        assert_eq!(
+            Reason::MalformedMessage.as_str(),
+            client_info_proto::codec::MALFORMED_MESSAGE
         );
     }
 

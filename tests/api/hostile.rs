@@ -440,3 +440,128 @@ async fn control_characters_in_every_string_field_are_named_never_internal() {
         failures.join("\n")
     );
 }
+
+/// Bytes that are not the request's message (not protobuf at all, a wrong wire type, a string
+/// that is not UTF-8, a message cut short) are refused by the server's codec before any handler:
+/// INVALID_ARGUMENT, reason MALFORMED_MESSAGE with the expected `message_type`, and a BadRequest
+/// violation naming the field being read. tonic's own codec answered INTERNAL.
+#[tokio::test]
+async fn bytes_that_are_not_the_request_message_are_malformed_never_internal() {
+    let app = TestApp::start().await;
+    let d = app.domain("acme", "GB").await;
+    let me = app.actor(d, "Alice", ALL).await;
+    let pool = DescriptorPool::decode(client_info_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let channel = tonic::transport::Endpoint::from_shared(app.url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let bases = bases();
+    const MARK: &str = "NOT-UTF-8-HERE";
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for service in pool
+        .services()
+        .filter(|s| s.package_name() == "clientinfo.v1")
+    {
+        for method in service.methods() {
+            let rpc = format!("/{}/{}", service.full_name(), method.name());
+            let input = method.input();
+            // (what, bytes, the field the refusal must name: exactly, or only its first part)
+            let mut cases: Vec<(&str, Vec<u8>, String)> = vec![
+                (
+                    "a varint that never ends",
+                    vec![0xff; 11],
+                    "(message)".into(),
+                ),
+                ("wire type 7", vec![0x0f, 0x00], "(message)".into()),
+                ("field number 0", vec![0x02, 0x00], "(message)".into()),
+            ];
+            if let (Some(base), Some(path)) = (
+                bases.get(rpc.as_str()),
+                string_paths(&input, Vec::new(), 0).first(),
+            ) {
+                let json = base
+                    .replace("$ME", &me.user.0.to_string())
+                    .replace("$C", "1")
+                    .replace("$LINK", "link")
+                    .replace("$N", "1");
+                let mut de = serde_json::Deserializer::from_str(&json);
+                let mut message = DynamicMessage::deserialize(input.clone(), &mut de)
+                    .unwrap_or_else(|e| panic!("{rpc}: base request: {e}"));
+                inject(&mut message, path, MARK);
+                let mut bytes = message.encode_to_vec();
+                let at = bytes
+                    .windows(MARK.len())
+                    .position(|w| w == MARK.as_bytes())
+                    .expect("marker encoded");
+                bytes[at..at + MARK.len()].fill(0xff);
+                let field = path_name(path).replace("[0]", "");
+                cases.push(("a string that is not UTF-8", bytes, field));
+                // The same message cut off inside its last field.
+                let whole = message.encode_to_vec();
+                cases.push((
+                    "a message cut short",
+                    whole[..whole.len() - 1].to_vec(),
+                    String::new(),
+                ));
+            }
+            for (what, body, field) in cases {
+                checked += 1;
+                let mut grpc = tonic::client::Grpc::new(channel.clone());
+                grpc.ready().await.expect("ready");
+                let path: http::uri::PathAndQuery = rpc.parse().expect("path");
+                let auth: tonic::metadata::MetadataValue<_> =
+                    format!("Bearer {}", me.token).parse().expect("header");
+                let result = if method.is_client_streaming() {
+                    let mut request = tonic::Request::new(tokio_stream::iter([body]));
+                    request.metadata_mut().insert("authorization", auth);
+                    grpc.client_streaming(request, path, RawCodec).await
+                } else {
+                    let mut request = tonic::Request::new(body);
+                    request.metadata_mut().insert("authorization", auth);
+                    grpc.unary(request, path, RawCodec).await
+                };
+                let Err(status) = result else {
+                    failures.push(format!("{rpc} with {what}: accepted"));
+                    continue;
+                };
+                let details = status.get_error_details();
+                let info = details.error_info();
+                let named: Vec<String> = details
+                    .bad_request()
+                    .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+                    .unwrap_or_default();
+                let first = |f: &str| f.split('.').next().unwrap_or_default().to_owned();
+                let field_ok = match field.as_str() {
+                    "" => named.len() == 1 && !named[0].is_empty(),
+                    "(message)" => named == ["(message)"],
+                    f => named.len() == 1 && first(&named[0]) == first(f),
+                };
+                let ok = status.code() == Code::InvalidArgument
+                    && info.is_some_and(|i| {
+                        i.reason == "MALFORMED_MESSAGE"
+                            && i.domain == "client-info"
+                            && i.metadata.get("message_type").map(String::as_str)
+                                == Some(input.full_name())
+                    })
+                    && field_ok;
+                if !ok {
+                    failures.push(format!(
+                        "{rpc} with {what}: {:?} {:?}, reason {:?}, fields {named:?} (want {field:?})",
+                        status.code(),
+                        status.message(),
+                        info.map(|i| i.reason.clone()),
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} cases ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
