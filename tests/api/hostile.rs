@@ -565,3 +565,75 @@ async fn bytes_that_are_not_the_request_message_are_malformed_never_internal() {
         failures.join("\n")
     );
 }
+
+/// An import stream with a malformed record: the records before it are written (as if the
+/// stream had ended there), none after it, and the refusal says where it stopped.
+#[tokio::test]
+async fn an_import_stops_at_a_malformed_record_and_says_where() {
+    let app = TestApp::start().await;
+    let d = app.domain("acme", "GB").await;
+    let me = app.actor(d, "Alice", ALL).await;
+    let record = |name: &str| {
+        pb::ImportContactsRequest {
+            display_name: name.into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let bad = pb::ImportContactsRequest::default(); // an empty name: rejected, not malformed
+    let records = vec![
+        record("Ann"),
+        bad.encode_to_vec(),
+        record("Bea"),
+        vec![0xff; 11],
+        record("Cy"),
+    ];
+    let channel = tonic::transport::Endpoint::from_shared(app.url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let mut request = tonic::Request::new(tokio_stream::iter(records));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", me.token).parse().expect("header"),
+    );
+    let path = "/clientinfo.v1.ContactsService/ImportContacts"
+        .parse()
+        .expect("path");
+    let status = grpc
+        .client_streaming(request, path, RawCodec)
+        .await
+        .expect_err("malformed record");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("ErrorInfo");
+    assert_eq!(info.reason, "MALFORMED_MESSAGE");
+    let meta = |k: &str| info.metadata.get(k).map(String::as_str);
+    assert_eq!(meta("record_index"), Some("3"));
+    assert_eq!(meta("imported"), Some("2"));
+    assert_eq!(meta("rejected"), Some("1"));
+    assert!(
+        status.message().starts_with("record 3: "),
+        "{}",
+        status.message()
+    );
+    let listed = me
+        .client
+        .list_contacts(&Default::default(), 100, "")
+        .await
+        .expect("list");
+    let mut names: Vec<&str> = listed
+        .contacts
+        .iter()
+        .filter_map(|c| c.contact.as_ref())
+        .map(|c| c.display_name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Ann", "Bea"]);
+}

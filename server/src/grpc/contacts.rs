@@ -165,8 +165,22 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             let record = match stream.message().await {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
+                Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                    // A record that is not a record (the codec's MALFORMED_MESSAGE): the
+                    // records before it are written as if the stream had ended there, and the
+                    // refusal says where it stopped, so the sender resumes after it.
+                    let summary = import.finish(&self.state).await?;
+                    tracing::warn!(
+                        received = summary.received,
+                        imported = summary.imported,
+                        error = %status,
+                        "import stopped at a malformed record"
+                    );
+                    return Err(stopped_at(&status, &summary));
+                }
                 Err(status) => {
-                    // What was written is kept; report how far the import got.
+                    // The stream broke off (the client went away): the batches written are
+                    // kept; report how far the import got.
                     let (received, imported) = import.progress();
                     tracing::warn!(received, imported, error = %status, "import stream broke off");
                     return Err(status);
@@ -275,4 +289,31 @@ impl pb::contacts_service_server::ContactsService for ContactsApi {
             next_page_token: page.next_page_token,
         }))
     }
+}
+
+/// The codec's refusal of a malformed import record, with where the import stopped: the
+/// record's 0-based index (`record_index`), how many records before it were imported and how
+/// many rejected (ErrorInfo metadata), and the record named in the message.
+fn stopped_at(status: &Status, summary: &app::contacts::ImportSummary) -> Status {
+    use tonic_types::StatusExt as _;
+    let mut details = status.get_error_details();
+    let Some(info) = details.error_info().cloned() else {
+        return status.clone();
+    };
+    let mut metadata = info.metadata;
+    metadata.insert("record_index".into(), summary.received.to_string());
+    metadata.insert("imported".into(), summary.imported.to_string());
+    let rejected = summary.received - summary.imported;
+    metadata.insert("rejected".into(), rejected.to_string());
+    details.set_error_info(info.reason, info.domain, metadata);
+    Status::with_error_details(
+        status.code(),
+        format!(
+            "record {}: {} ({} records before it imported, {rejected} rejected)",
+            summary.received,
+            status.message(),
+            summary.imported,
+        ),
+        details,
+    )
 }
