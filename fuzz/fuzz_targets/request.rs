@@ -21,7 +21,6 @@ use client_info_server::domain::phone::parse_phone;
 use client_info_server::error::Violations;
 use client_info_server::grpc::decode;
 use libfuzzer_sys::fuzz_target;
-use prost::Message;
 
 /// Decodes `bytes` as `M`, validates it with `validate` and checks the properties; hands a
 /// valid command to `then`.
