@@ -399,6 +399,16 @@ impl TestApp {
         b.connect().await.expect("connect to test server")
     }
 
+    /// A plain gRPC channel to the server, for clients other than the SDK (tonic's generated
+    /// health client, raw bytes).
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to test server")
+    }
+
     /// A new user of `domain` with `permissions`, and a client acting as that user.
     pub async fn actor(&self, domain: DomainId, name: &str, permissions: &[Permission]) -> Actor {
         let user = self.user(domain, name).await;

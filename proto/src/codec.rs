@@ -30,6 +30,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 pub const MALFORMED_MESSAGE: &str = "MALFORMED_MESSAGE";
 /// The `ErrorInfo` domain of the server's errors.
 pub const ERROR_DOMAIN: &str = "client-info";
+/// How the text of every prost `DecodeError` starts.
+pub const DECODE_ERROR_PREFIX: &str = "failed to decode Protobuf message: ";
 /// The field named when prost cannot tell which field the bytes went wrong in.
 pub const WHOLE_MESSAGE: &str = "(message)";
 
@@ -41,10 +43,17 @@ pub trait WireMessage: Message + Default {
 
 /// What a decoding error of `U` is answered with (see the module doc).
 pub fn refusal<U: WireMessage>(error: &prost::DecodeError) -> Status {
-    let Some(message_type) = U::REQUEST else {
-        return Status::internal(error.to_string());
-    };
-    let (field, cause) = located(error);
+    match U::REQUEST {
+        Some(message_type) => malformed(message_type, &error.to_string()),
+        None => Status::internal(error.to_string()),
+    }
+}
+
+/// The refusal of a request of type `message_type` (full protobuf name) whose bytes did not
+/// decode, from prost's description of why (`DecodeError`'s text). Also used by the server for
+/// the health and reflection services, whose generated code uses tonic's codec.
+pub fn malformed(message_type: &str, decode_error: &str) -> Status {
+    let (field, cause) = located(decode_error);
     let mut details = ErrorDetails::new();
     details.add_bad_request_violation(field.clone(), cause.clone());
     details.set_error_info(
@@ -63,11 +72,8 @@ pub fn refusal<U: WireMessage>(error: &prost::DecodeError) -> Status {
 ///
 /// prost keeps the location as a stack of (message, field) pairs, innermost first, that only its
 /// `Display` shows: `failed to decode Protobuf message: Inner.f: Outer.g: <cause>`.
-fn located(error: &prost::DecodeError) -> (String, String) {
-    let text = error.to_string();
-    let mut rest = text
-        .strip_prefix("failed to decode Protobuf message: ")
-        .unwrap_or(&text);
+fn located(text: &str) -> (String, String) {
+    let mut rest = text.strip_prefix(DECODE_ERROR_PREFIX).unwrap_or(text);
     let mut fields = Vec::new();
     while let Some((head, tail)) = rest.split_once(": ") {
         // A location is `Message.field`, both identifiers; anything else is the cause.

@@ -10,11 +10,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 #[tokio::test]
 async fn health_reports_serving_without_a_token() {
     let app = TestApp::start().await;
-    let channel = tonic::transport::Endpoint::from_shared(app.url.clone())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = app.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for service in std::iter::once("").chain(SERVICE_NAMES) {
         let r = health

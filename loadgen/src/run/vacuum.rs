@@ -11,12 +11,7 @@ use crate::seed::State;
 /// and analyzes it before measuring, as autovacuum would have between runs: otherwise each run
 /// measures the dead rows and unset visibility maps the previous ones left.
 pub(super) fn vacuum_if_needed(state: &State) {
-    let psql = |sql: &str| {
-        std::process::Command::new("psql")
-            .args(["-Atq", "-c", sql])
-            .arg(&state.database_url)
-            .output()
-    };
+    let psql = |sql: &str| psql(state, sql);
     match psql("SHOW autovacuum") {
         Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "off" => {
             let started = Instant::now();
@@ -35,4 +30,20 @@ pub(super) fn vacuum_if_needed(state: &State) {
         Ok(_) => {}
         Err(e) => eprintln!("cannot run psql to check autovacuum: {e}"),
     }
+}
+
+/// Runs one statement with `psql` against the state's database.
+fn psql(state: &State, sql: &str) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("psql")
+        .args(["-Atq", "-c", sql])
+        .arg(&state.database_url)
+        .output()
+}
+
+/// Whether the database server runs with autovacuum off (`None` when psql cannot tell).
+pub(super) fn autovacuum_off(state: &State) -> Option<bool> {
+    let out = psql(state, "SHOW autovacuum").ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim() == "off")
 }
