@@ -289,6 +289,45 @@ fn bases() -> BTreeMap<&'static str, &'static str> {
     ])
 }
 
+/// Calls `path` with raw message bytes as `token`: `bodies[0]` as a unary request, or every
+/// body as the messages of a client stream.
+async fn call_raw(
+    channel: &tonic::transport::Channel,
+    token: &str,
+    path: &str,
+    client_streaming: bool,
+    bodies: Vec<Vec<u8>>,
+) -> Result<tonic::Response<Vec<u8>>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.expect("ready");
+    let path: http::uri::PathAndQuery = path.parse().expect("path");
+    let auth: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().expect("header");
+    if client_streaming {
+        let mut request = tonic::Request::new(tokio_stream::iter(bodies));
+        request.metadata_mut().insert("authorization", auth);
+        request.set_timeout(Duration::from_secs(10));
+        grpc.client_streaming(request, path, RawCodec).await
+    } else {
+        let body = bodies.into_iter().next().unwrap_or_default();
+        let mut request = tonic::Request::new(body);
+        request.metadata_mut().insert("authorization", auth);
+        request.set_timeout(Duration::from_secs(10));
+        grpc.unary(request, path, RawCodec).await
+    }
+}
+
+/// Fails with every failed case when there are any, or when fewer than `min` cases ran.
+fn assert_no_failures(checked: usize, min: usize, failures: &[String]) {
+    assert!(checked > min, "only {checked} cases ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// What the server answered: the code and the fields its BadRequest (or, for an import, its
 /// per-record errors) names.
 async fn send(
@@ -298,22 +337,7 @@ async fn send(
     client_streaming: bool,
     body: Vec<u8>,
 ) -> (Code, Vec<String>) {
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.expect("ready");
-    let path: http::uri::PathAndQuery = path.parse().expect("path");
-    let auth: tonic::metadata::MetadataValue<_> =
-        format!("Bearer {token}").parse().expect("header");
-    let result = if client_streaming {
-        let mut request = tonic::Request::new(tokio_stream::iter([body]));
-        request.metadata_mut().insert("authorization", auth);
-        request.set_timeout(Duration::from_secs(10));
-        grpc.client_streaming(request, path, RawCodec).await
-    } else {
-        let mut request = tonic::Request::new(body);
-        request.metadata_mut().insert("authorization", auth);
-        request.set_timeout(Duration::from_secs(10));
-        grpc.unary(request, path, RawCodec).await
-    };
+    let result = call_raw(channel, token, path, client_streaming, vec![body]).await;
     match result {
         Ok(response) if client_streaming => {
             let summary = pb::ImportContactsResponse::decode(response.into_inner().as_slice())
@@ -431,13 +455,7 @@ async fn control_characters_in_every_string_field_are_named_never_internal() {
             }
         }
     }
-    assert!(checked > 150, "only {checked} cases ran");
-    assert!(
-        failures.is_empty(),
-        "{} of {checked} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(checked, 150, &failures);
 }
 
 /// Bytes that are not the request's message (not protobuf at all, a wrong wire type, a string
@@ -503,20 +521,14 @@ async fn bytes_that_are_not_the_request_message_are_malformed_never_internal() {
             }
             for (what, body, field) in cases {
                 checked += 1;
-                let mut grpc = tonic::client::Grpc::new(channel.clone());
-                grpc.ready().await.expect("ready");
-                let path: http::uri::PathAndQuery = rpc.parse().expect("path");
-                let auth: tonic::metadata::MetadataValue<_> =
-                    format!("Bearer {}", me.token).parse().expect("header");
-                let result = if method.is_client_streaming() {
-                    let mut request = tonic::Request::new(tokio_stream::iter([body]));
-                    request.metadata_mut().insert("authorization", auth);
-                    grpc.client_streaming(request, path, RawCodec).await
-                } else {
-                    let mut request = tonic::Request::new(body);
-                    request.metadata_mut().insert("authorization", auth);
-                    grpc.unary(request, path, RawCodec).await
-                };
+                let result = call_raw(
+                    &channel,
+                    &me.token,
+                    &rpc,
+                    method.is_client_streaming(),
+                    vec![body],
+                )
+                .await;
                 let Err(status) = result else {
                     failures.push(format!("{rpc} with {what}: accepted"));
                     continue;
@@ -552,13 +564,7 @@ async fn bytes_that_are_not_the_request_message_are_malformed_never_internal() {
             }
         }
     }
-    assert!(checked > 100, "only {checked} cases ran");
-    assert!(
-        failures.is_empty(),
-        "{} of {checked} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(checked, 100, &failures);
 }
 
 /// An import stream with a malformed record: the records before it are written (as if the
@@ -584,18 +590,8 @@ async fn an_import_stops_at_a_malformed_record_and_says_where() {
         record("Cy"),
     ];
     let channel = app.channel().await;
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
-    let mut request = tonic::Request::new(tokio_stream::iter(records));
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", me.token).parse().expect("header"),
-    );
-    let path = "/clientinfo.v1.ContactsService/ImportContacts"
-        .parse()
-        .expect("path");
-    let status = grpc
-        .client_streaming(request, path, RawCodec)
+    let path = "/clientinfo.v1.ContactsService/ImportContacts";
+    let status = call_raw(&channel, &me.token, path, true, records)
         .await
         .expect_err("malformed record");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
