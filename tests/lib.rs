@@ -1067,7 +1067,11 @@ pub struct ServerProcess {
 pub fn server_command(binary: &str) -> std::process::Command {
     let mut cmd = std::process::Command::new(binary);
     for (key, _) in std::env::vars() {
-        if key.starts_with("CLIENT_INFO_") || key.starts_with("OTEL_") || key == "DATABASE_URL" {
+        if key.starts_with("CLIENT_INFO_")
+            || key.starts_with("OTEL_")
+            || key.starts_with("MIMALLOC_")
+            || key == "DATABASE_URL"
+        {
             cmd.env_remove(key);
         }
     }
@@ -1156,6 +1160,11 @@ impl ServerProcess {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its URL.

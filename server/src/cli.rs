@@ -490,7 +490,8 @@ fn replicas(args: &ServeArgs, config: &mut ServerConfig) -> Result<(), String> {
     Ok(())
 }
 
-async fn serve(cli: Cli) -> Result<(), String> {
+async fn serve(cli: Cli, huge_pages: crate::hugepages::Outcome) -> Result<(), String> {
+    huge_pages.log();
     let stop = shutdown_signal();
     let bearer = identity_provider(&cli.serve.idp)?;
     let jwt_secret = cli
@@ -746,6 +747,7 @@ async fn run_admin(cli: &Cli, command: &AdminCommand) -> Result<String, String> 
 /// Runs the command line: parses the flags, sets up logs and traces, serves or runs the admin
 /// command. Every error is one line on stderr.
 pub fn main() -> ExitCode {
+    let huge_pages = crate::hugepages::apply_from_env();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -771,7 +773,7 @@ pub fn main() -> ExitCode {
             Some(Command::Migrate) => migrate(&cli.database_url)
                 .await
                 .map(|out| println!("{out}")),
-            None => serve(cli).await,
+            None => serve(cli, huge_pages).await,
         }
     });
     match result {

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod hub;
+pub mod hugepages;
 pub mod metrics;
 pub mod rpc;
 pub mod server;

@@ -709,6 +709,34 @@ async fn the_plaintext_warning_is_logged_once_and_pipes_get_no_colour() {
     assert!(!text.contains('\u{1b}'), "colour codes on a pipe: {text:?}");
 }
 
+/// The kernel's `THP_enabled` line of a process's status (1: transparent huge pages allowed).
+fn thp_enabled(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no THP_enabled line in {status}"))
+}
+
+#[tokio::test]
+async fn the_server_turns_transparent_huge_pages_off_unless_told_to_keep_them() {
+    let app = TestApp::start().await;
+    let server = ServerProcess::start(SERVER, &app.db_name, &[], &[]);
+    assert_eq!(thp_enabled(server.pid()), "0");
+    assert!(server.terminate().await.success());
+
+    let server = ServerProcess::start(SERVER, &app.db_name, &[], &[("MIMALLOC_ALLOW_THP", "1")]);
+    assert_eq!(thp_enabled(server.pid()), "1");
+    let said = server.log().into_iter().any(|l| {
+        l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("MIMALLOC_ALLOW_THP is set"))
+    });
+    assert!(said, "{:?}", server.log());
+    assert!(server.terminate().await.success());
+}
+
 #[derive(diesel::QueryableByName)]
 struct BackendPid {
     #[diesel(sql_type = diesel::sql_types::Integer)]
