@@ -4,13 +4,15 @@
 //! (`madvise(MADV_HUGEPAGE)`), so on a kernel whose THP setting is `madvise` (Debian's default)
 //! or `always`, every 2 MiB of the arena the server touches becomes a huge page: whole at the
 //! first fault, or later when `khugepaged` collapses a range that holds as little as one used
-//! 4 KiB page. With 1,000 session streams that was 44 MiB more RSS at start (115 against
-//! 71 MiB), and a step of 7 to 25 MiB some 10 to 25 minutes later, when khugepaged reached the
-//! arena (BENCHMARKS runs W, X and Y), while the live heap stayed flat. A server with tens of
-//! megabytes of small allocations gains little from huge pages and its operator wants a memory
-//! figure that does not move by itself, so the server turns them off for itself at start with
-//! `prctl(PR_SET_THP_DISABLE)`, which the kernel also applies to mappings made before it (the
-//! arena is reserved before `main`).
+//! 4 KiB page. With 1,000 session streams that was 130 MiB of RSS against 84 without, while
+//! the live heap was 70 MiB (heaptrack), and on busy machines a step of 7 to 25 MiB some 10
+//! to 25 minutes after start (probably faults that had found no free huge page, collapsed
+//! later: BENCHMARKS.md, runs U to Y). A server of about a hundred megabytes of small
+//! allocations gains little from huge pages, and its operator wants a memory figure that does
+//! not move by itself, so the server turns them off for itself first thing at start with
+//! `prctl(PR_SET_THP_DISABLE)`, which the kernel also applies to the mappings made before it
+//! (the arena is reserved before `main`). It is a flag of the process, not of the machine:
+//! PostgreSQL and other programs beside it are not touched.
 //!
 //! `MIMALLOC_ALLOW_THP` in the environment leaves the choice to mimalloc, which reads it: `1`
 //! keeps huge pages, `0` turns them off as this module does.
